@@ -1,0 +1,196 @@
+//! Every setting: its flag, its environment variable, its default, and its validation.
+//!
+//! The API key is the one setting without a flag: a flag would show it to anyone who can
+//! list processes. It is read from `HANDINGER_API_KEY` straight into a secret type.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+use crate::handinger::{Budget, ClientOptions};
+use crate::tools::TaskPolicy;
+
+pub const API_KEY_VAR: &str = "HANDINGER_API_KEY";
+
+const AFTER_HELP: &str = "\
+Environment:
+  HANDINGER_API_KEY   Your Handinger API key (hdg_live_…). Required. Read only from the
+                      environment, never from a flag, so it cannot show up in process lists.
+  HTTPS_PROXY, NO_PROXY
+                      Proxy settings for reaching the Handinger API.
+  RUST_LOG            Log filter (default: warn,handinger_mcp=info). Logs go to stderr;
+                      stdout carries only MCP messages.
+
+Example (Claude Code):
+  claude mcp add handinger --env HANDINGER_API_KEY=hdg_live_… -- handinger-mcp";
+
+/// An MCP server that hands tasks to Handinger AI workers.
+#[derive(Debug, Parser)]
+#[command(name = "handinger-mcp", version, about, long_about = None, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve MCP over stdin/stdout, for a local client (the default).
+    Stdio,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// Base URL of the Handinger API.
+    #[arg(
+        long,
+        env = "HANDINGER_BASE_URL",
+        default_value = "https://handinger.com",
+        global = true
+    )]
+    pub base_url: String,
+
+    /// Budget of a call that does not choose one.
+    #[arg(long, env = "HANDINGER_MCP_DEFAULT_BUDGET", value_enum, default_value_t = Budget::Standard, global = true)]
+    pub default_budget: Budget,
+
+    /// Highest budget a call may ask for; calls above it are refused before anything is sent.
+    /// `unlimited` has no spend cap, so it must be allowed explicitly.
+    #[arg(long, env = "HANDINGER_MCP_MAX_BUDGET", value_enum, default_value_t = Budget::High, global = true)]
+    pub max_budget: Budget,
+
+    /// Worker to run a call on when the call names none. Without it, Handinger sets up a
+    /// worker from the call's input.
+    #[arg(long, env = "HANDINGER_MCP_WORKER_ID", global = true)]
+    pub worker_id: Option<String>,
+
+    /// Longest a tool call waits for a worker's answer, in seconds, before handing back the
+    /// taskId to collect it with get_task. Keep it below your client's tool timeout.
+    #[arg(long, env = "HANDINGER_MCP_MAX_WAIT", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub max_wait: u64,
+
+    /// Seconds between progress notifications while a worker runs (for calls that ask for
+    /// progress).
+    #[arg(long, env = "HANDINGER_MCP_PROGRESS_INTERVAL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600), global = true)]
+    pub progress_interval: u64,
+
+    /// Largest answer accepted from Handinger, in bytes.
+    #[arg(long, env = "HANDINGER_MCP_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024), global = true)]
+    pub max_response_bytes: u64,
+
+    /// Timeout of each lookup request (GET) to Handinger, in seconds.
+    #[arg(long, env = "HANDINGER_MCP_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600), global = true)]
+    pub request_timeout: u64,
+
+    /// Log format on stderr.
+    #[arg(long, env = "HANDINGER_MCP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// Validated settings, ready to run with.
+#[derive(Debug)]
+pub struct Settings {
+    pub api_key: SecretString,
+    pub client: ClientOptions,
+    pub policy: TaskPolicy,
+    pub log_format: LogFormat,
+}
+
+impl SettingsArgs {
+    /// Checks the settings together with the API key from the environment.
+    pub fn validate(self, api_key: Option<String>) -> Result<Settings, String> {
+        let api_key = api_key
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| format!("{API_KEY_VAR} is not set: export {API_KEY_VAR}=hdg_live_… (your Handinger API key) and start handinger-mcp again"))?;
+        let base_url = validate_base_url(&self.base_url)?;
+        if self.default_budget > self.max_budget {
+            return Err(format!(
+                "--default-budget {} is above --max-budget {}: lower the default or raise the limit",
+                self.default_budget, self.max_budget
+            ));
+        }
+        if let Some(worker) = &self.worker_id {
+            crate::task_id::validate_id(worker, "--worker-id")?;
+        }
+        Ok(Settings {
+            api_key: SecretString::from(api_key),
+            client: ClientOptions {
+                base_url,
+                max_response_bytes: usize::try_from(self.max_response_bytes).unwrap_or(usize::MAX),
+                get_timeout: Duration::from_secs(self.request_timeout),
+            },
+            policy: TaskPolicy {
+                default_budget: self.default_budget,
+                max_budget: self.max_budget,
+                default_worker: self.worker_id,
+                max_wait: Duration::from_secs(self.max_wait),
+                progress_interval: Duration::from_secs(self.progress_interval),
+            },
+            log_format: self.log_format,
+        })
+    }
+}
+
+/// An `http(s)://host[:port][/prefix]` URL, returned without a trailing slash.
+fn validate_base_url(raw: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(raw.trim())
+        .map_err(|e| format!("HANDINGER_BASE_URL / --base-url {raw:?} is not a URL ({e}); use e.g. https://handinger.com"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "HANDINGER_BASE_URL / --base-url {raw:?} must be an http(s) URL such as https://handinger.com"
+        ));
+    }
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(format!(
+            "HANDINGER_BASE_URL / --base-url {raw:?} must not carry credentials, a query or a fragment"
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> SettingsArgs {
+        let mut argv = vec!["handinger-mcp"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).unwrap().settings
+    }
+
+    #[test]
+    fn missing_key_names_the_variable() {
+        let err = args(&[]).validate(None).unwrap_err();
+        assert!(err.contains(API_KEY_VAR), "{err}");
+    }
+
+    #[test]
+    fn default_above_max_is_refused() {
+        let err = args(&["--default-budget", "high", "--max-budget", "low"])
+            .validate(Some("k".into()))
+            .unwrap_err();
+        assert!(err.contains("--max-budget"), "{err}");
+    }
+
+    #[test]
+    fn base_url_is_normalised_and_checked() {
+        assert_eq!(
+            validate_base_url("http://127.0.0.1:9/").unwrap(),
+            "http://127.0.0.1:9"
+        );
+        assert!(validate_base_url("ftp://x").is_err());
+        assert!(validate_base_url("https://u:p@x").is_err());
+    }
+}

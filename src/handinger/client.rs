@@ -1,0 +1,318 @@
+//! The HTTP client for Handinger's API: auth, body caps, the retry policy, typed answers.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::{Method, header};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::types::{ErrorBody, TaskRecord, TaskRequest, WorkerAnswer};
+use crate::task_id::TaskId;
+
+/// How long to wait for a TCP/TLS connection before calling the request unsent.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Resends of a POST that certainly did not reach Handinger (no connection, or 429).
+const POST_RESENDS: u32 = 2;
+/// Attempts of an idempotent GET.
+const GET_ATTEMPTS: u32 = 3;
+/// The longest `Retry-After` we sleep through inside one call; longer ones go back to
+/// the caller as a rate-limit error that says when to come back.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
+
+/// Settings of the client that come from the command line.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub base_url: String,
+    pub max_response_bytes: usize,
+    /// Per-attempt timeout of GETs. POSTs have none: a turn legitimately takes minutes,
+    /// and how long to wait for one is the task runner's decision.
+    pub get_timeout: Duration,
+}
+
+/// A cheap-to-clone handle on the Handinger API for one key.
+#[derive(Clone)]
+pub struct HandingerClient {
+    http: reqwest::Client,
+    /// `Bearer <key>`, built once and marked sensitive so no `Debug` output shows it.
+    auth: header::HeaderValue,
+    tasks_url: String,
+    options: std::sync::Arc<ClientOptions>,
+}
+
+impl std::fmt::Debug for HandingerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandingerClient")
+            .field("base_url", &self.options.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HandingerClient {
+    pub fn new(key: &SecretString, options: ClientOptions) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("handinger-mcp/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| format!("could not set up the HTTP client: {e}"))?;
+        Self::with_http(http, key, options)
+    }
+
+    /// Shares one connection pool across keys (used when each HTTP client brings its own).
+    pub fn with_http(
+        http: reqwest::Client,
+        key: &SecretString,
+        options: ClientOptions,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            http,
+            auth: bearer(key)?,
+            tasks_url: format!("{}/api/tasks", options.base_url),
+            options: std::sync::Arc::new(options),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.options.base_url
+    }
+
+    /// `POST /api/tasks`: runs one turn and waits for its answer.
+    ///
+    /// Resent only when Handinger certainly did not take it and asked for, or will accept, a
+    /// second try (see [`ApiError::post_may_be_resent`]): a blind resend with the same task id
+    /// would add a second turn.
+    pub async fn create_task(&self, request: &TaskRequest) -> Result<WorkerAnswer, ApiError> {
+        let mut resends = 0;
+        loop {
+            let attempt = self
+                .send(self.http.post(&self.tasks_url).json(request), None)
+                .await;
+            match attempt {
+                Err(error) if resends < POST_RESENDS && error.post_may_be_resent() => {
+                    let Some(pause) = resend_pause(&error, resends) else {
+                        return Err(error);
+                    };
+                    resends += 1;
+                    tracing::info!(task_id = %request.task_id, %error, ?pause, "request not taken by Handinger; resending");
+                    tokio::time::sleep(pause).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// `GET /api/tasks/{taskId}`: the task and its turns. Retried with backoff.
+    pub async fn get_task(&self, task_id: &TaskId) -> Result<TaskRecord, ApiError> {
+        let url = format!("{}/{}", self.tasks_url, task_id.path_segment());
+        self.get_json(&url).await
+    }
+
+    /// An authenticated GET of any API path, retried with backoff on transient failures.
+    pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, ApiError> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .send(self.http.get(url), Some(self.options.get_timeout))
+                .await;
+            match result {
+                Err(error) if attempt + 1 < GET_ATTEMPTS && error.is_transient() => {
+                    let Some(pause) = resend_pause(&error, attempt) else {
+                        return Err(error);
+                    };
+                    attempt += 1;
+                    tracing::debug!(%error, ?pause, "GET failed; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        builder: reqwest::RequestBuilder,
+        timeout: Option<Duration>,
+    ) -> Result<T, ApiError> {
+        let mut builder = builder.header(header::AUTHORIZATION, self.auth.clone());
+        if let Some(timeout) = timeout {
+            builder = builder.timeout(timeout);
+        }
+        let request = builder.build().map_err(|e| self.transport_error(&e))?;
+        let (method, path) = (request.method().clone(), request.url().path().to_owned());
+        let started = Instant::now();
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| self.transport_error(&e));
+        let outcome = match response {
+            Ok(response) => self.read_answer(response).await,
+            Err(error) => Err(error),
+        };
+        log_exchange(&method, &path, started.elapsed(), &outcome);
+        outcome
+    }
+
+    async fn read_answer<T: DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<T, ApiError> {
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let body = read_capped(response, self.options.max_response_bytes).await?;
+        if !status.is_success() {
+            return Err(ApiError::Status {
+                status: status.as_u16(),
+                message: error_message(&body),
+                retry_after,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| ApiError::Malformed {
+            status: status.as_u16(),
+            detail: e.to_string(),
+        })
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> ApiError {
+        let detail = error_chain(error);
+        if error.is_connect() || error.is_builder() {
+            ApiError::NotSent {
+                base_url: self.options.base_url.clone(),
+                detail,
+            }
+        } else if error.is_timeout() {
+            ApiError::Interrupted {
+                detail: format!("no answer within the timeout ({detail})"),
+            }
+        } else {
+            ApiError::Interrupted { detail }
+        }
+    }
+}
+
+fn bearer(key: &SecretString) -> Result<header::HeaderValue, String> {
+    let key = key.expose_secret().trim();
+    if key.is_empty() {
+        return Err(
+            "HANDINGER_API_KEY is empty: set it to your Handinger API key (hdg_live_…)".into(),
+        );
+    }
+    let mut value = header::HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+        "HANDINGER_API_KEY contains characters that cannot go in an HTTP header (a stray newline or quote?): paste the key again".to_string()
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Reads the body, refusing to buffer more than `limit` bytes.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = response.content_length().unwrap_or(0);
+    if declared > limit as u64 {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let mut body = BytesMut::with_capacity(declared as usize);
+    while let Some(chunk) = response.chunk().await.map_err(|e| ApiError::Interrupted {
+        detail: format!("the answer was cut off ({})", error_chain(&e)),
+    })? {
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Handinger's `{"error": "..."}` message, if the body is one (bounded: it ends up in results).
+fn error_message(body: &[u8]) -> Option<String> {
+    const MAX_CHARS: usize = 500;
+    let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
+    let message = match parsed.error? {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    Some(message.chars().take(MAX_CHARS).collect())
+}
+
+fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+/// How long to pause before resend number `attempt` (0-based), or `None` when Handinger
+/// asked for a longer pause than one call should sit through.
+fn resend_pause(error: &ApiError, attempt: u32) -> Option<Duration> {
+    let backoff = Duration::from_millis(250 * 4u64.pow(attempt));
+    match error {
+        ApiError::Status {
+            retry_after: Some(wait),
+            ..
+        } => (*wait <= MAX_RETRY_AFTER).then_some(*wait),
+        ApiError::Status { status: 429, .. } => Some(backoff.max(Duration::from_secs(1))),
+        _ => Some(backoff),
+    }
+}
+
+/// The error and its causes on one line, without the URL reqwest puts in front.
+fn error_chain(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = String::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if text.is_empty() {
+        text = error.to_string();
+    }
+    text
+}
+
+fn log_exchange<T>(method: &Method, path: &str, elapsed: Duration, outcome: &Result<T, ApiError>) {
+    match outcome {
+        Ok(_) => tracing::debug!(%method, path, ?elapsed, "handinger call succeeded"),
+        Err(error) => tracing::warn!(%method, path, ?elapsed, %error, "handinger call failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_is_sensitive_and_hidden_from_debug() {
+        let value = bearer(&SecretString::from("hdg_live_secret")).unwrap();
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("hdg_live_secret"));
+    }
+
+    #[test]
+    fn bearer_refuses_empty_and_unprintable_keys_without_echoing_them() {
+        assert!(
+            bearer(&SecretString::from("  "))
+                .unwrap_err()
+                .contains("empty")
+        );
+        let err = bearer(&SecretString::from("hdg\nlive")).unwrap_err();
+        assert!(!err.contains("hdg"));
+    }
+
+    #[test]
+    fn long_retry_after_is_left_to_the_caller() {
+        let error = ApiError::Status {
+            status: 429,
+            message: None,
+            retry_after: Some(Duration::from_secs(120)),
+        };
+        assert_eq!(resend_pause(&error, 0), None);
+    }
+}

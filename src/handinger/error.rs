@@ -1,0 +1,109 @@
+//! What can go wrong talking to Handinger, and what the caller should do about it.
+//!
+//! The split that matters is whether Handinger may have *taken* a `POST /api/tasks`:
+//! a repeated POST with the same task id adds a second turn and spends credits twice, so
+//! [`ApiError::request_was_taken`] decides between "safe to resend" and "look the task up
+//! first". Messages never carry the API key: it lives only in a sensitive header value.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// Handinger answered with a non-success status.
+    #[error("Handinger answered HTTP {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Status {
+        status: u16,
+        /// Handinger's own `error` string, when the body had one.
+        message: Option<String>,
+        /// From `Retry-After`, when present.
+        retry_after: Option<Duration>,
+    },
+    /// The connection could not be made (refused, DNS, TLS): the request was never sent.
+    #[error("could not connect to Handinger at {base_url}: {detail}")]
+    NotSent { base_url: String, detail: String },
+    /// The request went out but no complete answer came back (timeout, reset).
+    #[error("the connection to Handinger failed after the request was sent: {detail}")]
+    Interrupted { detail: String },
+    /// The answer was bigger than the configured cap.
+    #[error("Handinger's answer was larger than the {limit}-byte cap (--max-response-bytes)")]
+    TooLarge { limit: usize },
+    /// The answer was not the JSON we expected.
+    #[error("Handinger answered HTTP {status} with a body that is not valid JSON ({detail})")]
+    Malformed { status: u16, detail: String },
+}
+
+impl ApiError {
+    /// Whether Handinger may have accepted the request (and so, for a POST, added a turn).
+    /// `false` only where it certainly did not: no connection, a rate limit, or a 4xx
+    /// rejection of the request itself.
+    pub fn request_was_taken(&self) -> bool {
+        match self {
+            ApiError::NotSent { .. } => false,
+            ApiError::Status { status, .. } => !(400..500).contains(status) || *status == 408,
+            ApiError::Interrupted { .. }
+            | ApiError::TooLarge { .. }
+            | ApiError::Malformed { .. } => true,
+        }
+    }
+
+    /// Whether a `POST /api/tasks` that failed this way may be sent again as it is: only when
+    /// nothing reached Handinger, or Handinger refused it for the rate limit (and so did not
+    /// start a turn). Other 4xx answers would fail the same way again.
+    pub fn post_may_be_resent(&self) -> bool {
+        matches!(
+            self,
+            ApiError::NotSent { .. } | ApiError::Status { status: 429, .. }
+        )
+    }
+
+    /// A status that says "try again later" rather than "this request is wrong".
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            ApiError::NotSent { .. } | ApiError::Interrupted { .. } => true,
+            ApiError::TooLarge { .. } | ApiError::Malformed { .. } => false,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } | ApiError::Malformed { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// What a person (or a model) should do next, in one sentence.
+    pub fn hint(&self) -> String {
+        match self {
+            ApiError::Status { status: 401, .. } => {
+                "The API key was refused: check that HANDINGER_API_KEY holds a valid, unrevoked key (hdg_live_…) and restart the server.".into()
+            }
+            ApiError::Status { status: 403, .. } => {
+                "The key has no access to that worker or task: check the workerId/taskId, or use a key of the organization that owns it.".into()
+            }
+            ApiError::Status { status: 404, .. } => {
+                "Handinger does not know that id: check the taskId/workerId for typos.".into()
+            }
+            ApiError::Status { status: 400 | 422, .. } => {
+                "Handinger rejected the arguments: fix them as the message says and call again.".into()
+            }
+            ApiError::Status { status: 429, retry_after, .. } => match retry_after {
+                Some(wait) => format!("Rate limited: wait {} s before calling again.", wait.as_secs().max(1)),
+                None => "Rate limited: wait a little (30 s or so) before calling again.".into(),
+            },
+            ApiError::Status { status: 500..=599, .. } | ApiError::Interrupted { .. } => {
+                "Handinger had trouble; the task may still be running there.".into()
+            }
+            ApiError::Status { .. } => "Unexpected answer from Handinger.".into(),
+            ApiError::NotSent { .. } => {
+                "Check HANDINGER_BASE_URL, the network and any proxy settings (HTTPS_PROXY/NO_PROXY); nothing reached Handinger, so calling again is safe.".into()
+            }
+            ApiError::TooLarge { .. } => {
+                "Raise --max-response-bytes (HANDINGER_MCP_MAX_RESPONSE_BYTES) if answers this large are expected.".into()
+            }
+            ApiError::Malformed { .. } => {
+                "Check HANDINGER_BASE_URL points at the Handinger API (not a proxy or login page).".into()
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The Handinger API: typed requests and answers, the HTTP client, and its errors.
+
+pub mod client;
+pub mod error;
+pub mod types;
+
+pub use client::{ClientOptions, HandingerClient};
+pub use error::ApiError;
+pub use types::{Budget, TaskRecord, TaskRequest, WorkerAnswer};

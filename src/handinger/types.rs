@@ -1,0 +1,250 @@
+//! The shapes Handinger sends and accepts.
+//!
+//! Every answer field is optional and unknown fields are ignored: the public spec marks
+//! little as required, and a bridge that rejects a whole answer because one field went
+//! missing would lose a finished task's result. `null` and "absent" decode the same way.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+// Variants are ordered cheapest first, so `Ord` answers "is this above the cap?". They
+// carry no doc comments on purpose: those would turn the schema's plain `enum` into a
+// `oneOf` that some clients render poorly; the argument's description explains them.
+/// Compute budget of a task.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+#[schemars(inline)]
+pub enum Budget {
+    Low,
+    Standard,
+    High,
+    Unlimited,
+}
+
+impl Budget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Budget::Low => "low",
+            Budget::Standard => "standard",
+            Budget::High => "high",
+            Budget::Unlimited => "unlimited",
+        }
+    }
+}
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Body of `POST /api/tasks`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskRequest {
+    pub input: String,
+    pub budget: Budget,
+    /// Always set: the answer carries no task id, so the id we send is the only handle.
+    pub task_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+}
+
+/// The answer of `POST /api/tasks` (Handinger calls it a Worker object).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct WorkerAnswer {
+    /// The worker's id.
+    #[serde(deserialize_with = "null_as_default")]
+    pub id: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub status: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub running: Option<bool>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub output_text: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub structured_output: Option<Value>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub sources: Vec<Source>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub files: Vec<AnswerFile>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub usage: Option<Usage>,
+    /// Dashboard link of the worker.
+    #[serde(deserialize_with = "null_as_default")]
+    pub url: Option<String>,
+    /// Unspecified shape; anything but `null` means the turn failed.
+    #[serde(deserialize_with = "null_as_default")]
+    pub error: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Source {
+    #[serde(deserialize_with = "null_as_default")]
+    pub title: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AnswerFile {
+    #[serde(deserialize_with = "null_as_default")]
+    pub filename: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub media_type: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub url: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub size: Option<f64>,
+}
+
+/// Credits and time a turn (or a whole task) consumed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Usage {
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credits: Option<f64>,
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub duration_ms: Option<f64>,
+}
+
+/// The answer of `GET /api/tasks/{taskId}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TaskRecord {
+    #[serde(deserialize_with = "null_as_default")]
+    pub task: TaskSummary,
+    #[serde(deserialize_with = "null_as_default")]
+    pub turns: Vec<Turn>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TaskSummary {
+    #[serde(deserialize_with = "null_as_default")]
+    pub id: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub status: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub title: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub worker_id: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub url: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub totals: Option<TaskTotals>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub created_at: Option<Value>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub completed_at: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TaskTotals {
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credits: Option<f64>,
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub duration_ms: Option<f64>,
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub turn_count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Turn {
+    #[serde(deserialize_with = "null_as_default")]
+    pub seq: Option<i64>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub role: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub status: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub input: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub output_text: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub structured_output: Option<Value>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub credits: Option<f64>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub duration_ms: Option<f64>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub started_at: Option<Value>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub completed_at: Option<Value>,
+}
+
+/// Handinger's error body: `{"error": "..."}`.
+#[derive(Debug, Deserialize)]
+pub struct ErrorBody {
+    pub error: Option<Value>,
+}
+
+/// Reads `null` as the field's default, and a value of the wrong type too: one odd field
+/// must not cost the caller a finished answer.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + serde::de::DeserializeOwned,
+{
+    let value = Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_answer_tolerates_nulls_and_wrong_types() {
+        let answer: WorkerAnswer = serde_json::from_str(
+            r#"{"id":"wrk_1","output_text":null,"sources":null,"files":"nope",
+                "usage":{"credits":"x","durationMs":12},"extra":{"a":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(answer.id.as_deref(), Some("wrk_1"));
+        assert!(answer.output_text.is_none());
+        assert!(answer.sources.is_empty());
+        assert!(answer.files.is_empty());
+        assert_eq!(answer.usage.unwrap().duration_ms, Some(12.0));
+        assert_eq!(answer.usage.unwrap().credits, None);
+    }
+
+    #[test]
+    fn budgets_order_by_cost() {
+        assert!(Budget::Low < Budget::Standard);
+        assert!(Budget::High < Budget::Unlimited);
+    }
+}

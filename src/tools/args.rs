@@ -1,0 +1,78 @@
+//! Tool arguments: the Rust structs the tools' input schemas are derived from.
+//!
+//! Arguments are decoded by [`decode`] rather than by rmcp's `Parameters<T>` so that a bad
+//! argument comes back as a tool error the model can read and correct (as the MCP spec
+//! recommends), not as an opaque protocol error.
+
+use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::handinger::Budget;
+
+/// Arguments of `create_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateTaskArgs {
+    /// What the worker should do, in plain language, with everything it needs to know. For a
+    /// follow-up turn, just the follow-up message: the worker keeps the task's context.
+    pub input: String,
+    /// Compute budget. low: quick lookups; standard: most tasks; high: multi-step research;
+    /// unlimited: long-running work with no spend cap. Omit it to use the server's default.
+    #[serde(default)]
+    pub budget: Option<Budget>,
+    /// Continue an earlier task: pass the taskId of a previous create_task result to add a
+    /// follow-up turn that keeps the conversation. Omit it to start a new task.
+    #[serde(default)]
+    pub task_id: Option<String>,
+    /// Run on a specific Handinger worker (an id like wrk_vk81XUHKHG-qr4). Omit it to use the
+    /// server's configured worker, or to let Handinger set up a worker from the input.
+    #[serde(default)]
+    pub worker_id: Option<String>,
+}
+
+/// Arguments of `get_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GetTaskArgs {
+    /// The taskId returned by create_task.
+    pub task_id: String,
+}
+
+/// Decodes a tool's arguments, or says in one sentence what is wrong with them.
+pub fn decode<T: DeserializeOwned>(tool: &str, arguments: JsonObject) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::Object(arguments)).map_err(|e| {
+        format!("Invalid arguments for {tool}: {e}. Fix the arguments and call {tool} again.")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: serde_json::Value) -> JsonObject {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn unknown_budget_and_unknown_field_are_explained() {
+        let err = decode::<CreateTaskArgs>(
+            "create_task",
+            object(json!({"input": "x", "budget": "huge"})),
+        )
+        .unwrap_err();
+        assert!(err.contains("huge") && err.contains("standard"), "{err}");
+        let err =
+            decode::<CreateTaskArgs>("create_task", object(json!({"input": "x", "task_id": "t"})))
+                .unwrap_err();
+        assert!(err.contains("taskId"), "{err}");
+    }
+
+    #[test]
+    fn missing_input_is_explained() {
+        let err = decode::<CreateTaskArgs>("create_task", object(json!({}))).unwrap_err();
+        assert!(err.contains("input"), "{err}");
+    }
+}

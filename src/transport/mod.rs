@@ -1,0 +1,3 @@
+//! The ways a client reaches the server.
+
+pub mod stdio;
