@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::handinger::{Budget, ClientOptions};
+use crate::tasks::Retention;
 use crate::tools::TaskPolicy;
 
 pub const API_KEY_VAR: &str = "HANDINGER_API_KEY";
@@ -82,6 +83,15 @@ pub struct SettingsArgs {
     #[arg(long, env = "HANDINGER_MCP_PROGRESS_INTERVAL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600), global = true)]
     pub progress_interval: u64,
 
+    /// Seconds a finished answer stays available to get_task after the call that started
+    /// it stopped waiting.
+    #[arg(long, env = "HANDINGER_MCP_RESULT_TTL", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600), global = true)]
+    pub result_ttl: u64,
+
+    /// Most finished answers kept for get_task; the oldest go first.
+    #[arg(long, env = "HANDINGER_MCP_MAX_RESULTS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
+    pub max_results: u64,
+
     /// Largest answer accepted from Handinger, in bytes.
     #[arg(long, env = "HANDINGER_MCP_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024), global = true)]
     pub max_response_bytes: u64,
@@ -101,6 +111,7 @@ pub struct Settings {
     pub api_key: SecretString,
     pub client: ClientOptions,
     pub policy: TaskPolicy,
+    pub retention: Retention,
     pub log_format: LogFormat,
 }
 
@@ -133,6 +144,10 @@ impl SettingsArgs {
                 default_worker: self.worker_id,
                 max_wait: Duration::from_secs(self.max_wait),
                 progress_interval: Duration::from_secs(self.progress_interval),
+            },
+            retention: Retention {
+                ttl: Duration::from_secs(self.result_ttl),
+                max_finished: usize::try_from(self.max_results).unwrap_or(usize::MAX),
             },
             log_format: self.log_format,
         })

@@ -6,6 +6,9 @@
 //! - [`tools`] — the MCP surface: `create_task` and `get_task`, their argument structs
 //!   (the tools' input schemas are derived from them), the task policy (default and
 //!   maximum budget, default worker) and the mapping of answers to MCP content.
+//! - [`tasks`] — turns in flight: each POST is owned by the server, not by the call that
+//!   started it, so an answer outlives a client's timeout, a cancellation or `--max-wait`
+//!   and is collected later with `get_task` (or MCP `tasks/get`).
 //! - [`handinger`] — the Handinger API client: auth, body caps, a retry policy that never
 //!   resends a POST Handinger may have taken, typed answers that tolerate missing fields.
 //! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped.
@@ -18,6 +21,7 @@ pub mod handinger;
 pub mod logging;
 pub mod shutdown;
 pub mod task_id;
+pub mod tasks;
 pub mod tools;
 pub mod transport;
 
@@ -25,13 +29,15 @@ use std::sync::Arc;
 
 use config::{Cli, Command, Settings};
 use handinger::HandingerClient;
+use tasks::TurnRegistry;
 use tools::HandingerServer;
 
 /// Runs the command line; the error is a message for the user.
 pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
     let api = HandingerClient::new(&settings.api_key, settings.client)?;
-    let server = HandingerServer::new(api, Arc::new(settings.policy));
+    let turns = Arc::new(TurnRegistry::new(settings.retention));
+    let server = HandingerServer::new(api, Arc::new(settings.policy), turns.clone());
     match cli.command.unwrap_or(Command::Stdio) {
-        Command::Stdio => transport::stdio::serve(server).await,
+        Command::Stdio => transport::stdio::serve(server, turns.shutdown_token().clone()).await,
     }
 }

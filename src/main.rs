@@ -21,7 +21,11 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("could not start the async runtime: {e}")),
     };
-    match runtime.block_on(handinger_mcp::run(cli, settings)) {
+    let outcome = runtime.block_on(handinger_mcp::run(cli, settings));
+    // The stdin reader sits in a blocking thread that only returns when the client writes
+    // or closes stdin; after a signal neither may happen, so do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&message),
     }

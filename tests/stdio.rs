@@ -268,9 +268,10 @@ async fn upstream_faults_become_actionable_errors_and_the_next_call_works() {
             &["429", "wait 120 s"],
             1,
         ),
+        // Not recorded upstream: the lookup after the 500 finds no task, so resending is safe.
         (
             status(500, "Internal error", None),
-            &["500", "Internal error", "get_task", "do not resend"],
+            &["500", "Internal error", "did not record", "safe"],
             1,
         ),
         (
@@ -281,11 +282,6 @@ async fn upstream_faults_become_actionable_errors_and_the_next_call_works() {
         (
             Fault::Huge(10_000),
             &["4096-byte cap", "--max-response-bytes"],
-            1,
-        ),
-        (
-            Fault::Cut,
-            &["after the request was sent", "get_task", "do not resend"],
             1,
         ),
     ];
@@ -455,4 +451,28 @@ async fn the_key_never_reaches_logs_or_results_even_at_trace() {
     for result in &results {
         assert!(!serde_json::to_string(result).unwrap().contains(API_KEY));
     }
+}
+
+/// When the POST fails after sending and the lookup fails too, nobody knows whether the turn
+/// exists: the error says not to resend and to check with get_task.
+#[tokio::test]
+async fn an_unresolvable_failure_says_not_to_resend() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start(&fake.base_url, &[]).await;
+    fake.push_fault(Fault::Status {
+        status: 503,
+        message: "Unavailable".into(),
+        retry_after: None,
+    });
+    fake.state.lock().unwrap().failing_lookups = 10;
+    let result = call(&bridge.client, "create_task", json!({"input": "x"})).await;
+    assert!(is_error(&result));
+    let message = text(&result);
+    for needle in ["503", "may have recorded", "do not resend", "get_task"] {
+        assert!(
+            message.contains(needle),
+            "{needle:?} missing from {message}"
+        );
+    }
+    assert_eq!(fake.posts().len(), 1);
 }

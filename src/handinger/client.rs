@@ -37,6 +37,9 @@ pub struct HandingerClient {
     http: reqwest::Client,
     /// `Bearer <key>`, built once and marked sensitive so no `Debug` output shows it.
     auth: header::HeaderValue,
+    /// Identifies the key without revealing it (a keyed hash, random per process), so
+    /// state kept per key (answers waiting for collection) never crosses keys.
+    scope: u64,
     tasks_url: String,
     options: std::sync::Arc<ClientOptions>,
 }
@@ -68,9 +71,15 @@ impl HandingerClient {
         Ok(Self {
             http,
             auth: bearer(key)?,
+            scope: key_scope(key),
             tasks_url: format!("{}/api/tasks", options.base_url),
             options: std::sync::Arc::new(options),
         })
+    }
+
+    /// Same value for the same key within this process; see the field's comment.
+    pub fn scope(&self) -> u64 {
+        self.scope
     }
 
     pub fn base_url(&self) -> &str {
@@ -203,6 +212,15 @@ fn bearer(key: &SecretString) -> Result<header::HeaderValue, String> {
     })?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+fn key_scope(key: &SecretString) -> u64 {
+    use std::hash::BuildHasher;
+    static HASHER: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    HASHER
+        .get_or_init(Default::default)
+        .hash_one(key.expose_secret().trim())
 }
 
 /// Reads the body, refusing to buffer more than `limit` bytes.

@@ -38,6 +38,10 @@ pub struct CreateTaskArgs {
 pub struct GetTaskArgs {
     /// The taskId returned by create_task.
     pub task_id: String,
+    /// Seconds to wait for a running task to finish before answering (capped by the
+    /// server's --max-wait). Use it to collect a task create_task reported as running.
+    #[serde(default)]
+    pub wait: Option<u64>,
 }
 
 /// Decodes a tool's arguments, or says in one sentence what is wrong with them.

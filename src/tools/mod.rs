@@ -1,9 +1,12 @@
 //! The MCP face of the bridge: the server handler, its instructions, and its tools.
 //!
-//! One file per tool family; this module holds what they share: the server type and the
-//! task policy (defaults and guards applied to every call before anything goes upstream).
+//! One file per concern: `args` (argument structs; the input schemas derive from them),
+//! `output` (the result struct and its content blocks), `tasks` (the task tools),
+//! `mcp_tasks` (the MCP Tasks extension mapped onto Handinger tasks). This module holds
+//! what they share: the server type and the task policy applied before anything is sent.
 
 mod args;
+mod mcp_tasks;
 mod output;
 mod tasks;
 
@@ -11,20 +14,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, tool_handler};
+use rmcp::model::{
+    CancelTaskParams, GetTaskParams, GetTaskResult, Implementation, ServerCapabilities,
+    ServerConfig, UpdateTaskParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
 use crate::handinger::{Budget, HandingerClient, TaskRequest};
 use crate::task_id::{TaskId, validate_id};
+use crate::tasks::TurnRegistry;
 
 pub use args::{CreateTaskArgs, GetTaskArgs};
-pub use output::{TaskAnswer, TaskStatus};
+pub use output::TaskResult;
 
 /// What the server tells a client's model about using it, once, at initialization.
 const INSTRUCTIONS: &str = "Hand work to Handinger AI workers. create_task runs a task and \
 returns the worker's answer with its sources and files, plus a taskId. To follow up on the \
-same task (keeping its context), call create_task again with that taskId. Use get_task with \
-the taskId to check on a task or read its turns.";
+same task (keeping its context), call create_task again with that taskId. Long tasks return \
+status \"running\" instead of an answer: then call get_task with the taskId and a wait to \
+collect it; the task keeps running meanwhile, so never start it again.";
 
 /// Defaults and guards applied to every call.
 #[derive(Debug, Clone)]
@@ -34,14 +43,23 @@ pub struct TaskPolicy {
     pub max_budget: Budget,
     /// Worker used when a call names none.
     pub default_worker: Option<String>,
+    /// Longest a tool call waits for an answer before returning the resumable taskId.
     pub max_wait: Duration,
     pub progress_interval: Duration,
+}
+
+/// A `create_task` call that passed the policy.
+pub struct PreparedTask {
+    pub task_id: TaskId,
+    pub request: TaskRequest,
+    /// The call named its worker (so a remembered one must not replace it).
+    pub explicit_worker: bool,
 }
 
 impl TaskPolicy {
     /// Applies defaults and guards to `create_task` arguments, choosing the task id.
     /// Refusals explain what to change.
-    pub fn prepare(&self, args: CreateTaskArgs) -> Result<(TaskId, TaskRequest), String> {
+    pub fn prepare(&self, args: CreateTaskArgs) -> Result<PreparedTask, String> {
         if args.input.trim().is_empty() {
             return Err(
                 "input is empty: describe the task for the worker in plain language.".into(),
@@ -58,33 +76,40 @@ impl TaskPolicy {
             Some(raw) => TaskId::parse(&raw)?,
             None => TaskId::generate(),
         };
+        let explicit_worker = args.worker_id.is_some();
         let worker_id = args.worker_id.or_else(|| self.default_worker.clone());
         if let Some(worker) = &worker_id {
             validate_id(worker, "workerId")?;
         }
-        let request = TaskRequest {
-            input: args.input,
-            budget,
-            task_id: task_id.to_string(),
-            worker_id,
-        };
-        Ok((task_id, request))
+        Ok(PreparedTask {
+            request: TaskRequest {
+                input: args.input,
+                budget,
+                task_id: task_id.to_string(),
+                worker_id,
+            },
+            task_id,
+            explicit_worker,
+        })
     }
 }
 
-/// The MCP server: one per client connection, cheap to clone.
+/// The MCP server: one per client connection, cheap to clone. The turn registry is shared
+/// by all connections, so an answer outlives the call (and the session) that started it.
 #[derive(Clone)]
 pub struct HandingerServer {
     api: HandingerClient,
     policy: Arc<TaskPolicy>,
+    turns: Arc<TurnRegistry>,
     tool_router: ToolRouter<Self>,
 }
 
 impl HandingerServer {
-    pub fn new(api: HandingerClient, policy: Arc<TaskPolicy>) -> Self {
+    pub fn new(api: HandingerClient, policy: Arc<TaskPolicy>, turns: Arc<TurnRegistry>) -> Self {
         Self {
             api,
             policy,
+            turns,
             tool_router: Self::task_tools(),
         }
     }
@@ -93,16 +118,54 @@ impl HandingerServer {
     pub fn tools(&self) -> Vec<rmcp::model::Tool> {
         self.tool_router.list_all()
     }
+
+    /// The Handinger client a call runs with.
+    fn api_for(&self, _context: &RequestContext<RoleServer>) -> Result<HandingerClient, String> {
+        Ok(self.api.clone())
+    }
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for HandingerServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new("handinger-mcp", env!("CARGO_PKG_VERSION"))
-                    .with_title("Handinger"),
-            )
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new("handinger-mcp", env!("CARGO_PKG_VERSION")).with_title("Handinger"),
+        )
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        self.mcp_get_task(&request.task_id, &context)
+            .await
+            .map(GetTaskResult::new)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.mcp_cancel_task(&request.task_id, &context)
+    }
+
+    async fn update_task(
+        &self,
+        _request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        Err(ErrorData::invalid_params(
+            "Handinger tasks never ask for input, so there is nothing to update",
+            None,
+        ))
     }
 }

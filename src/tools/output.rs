@@ -1,5 +1,5 @@
-//! Tool results: the structured shapes (output schemas are derived from them) and their
-//! mapping to MCP content blocks a model reads.
+//! Tool results: the structured shape both task tools return (their output schemas are
+//! derived from it) and its mapping to MCP content blocks a model reads.
 
 use rmcp::model::{CallToolResult, ContentBlock, Resource};
 use schemars::JsonSchema;
@@ -9,18 +9,19 @@ use serde_json::Value;
 use crate::handinger::types::{AnswerFile, Source, TaskRecord, TaskTotals, Turn, Usage};
 use crate::handinger::{ApiError, WorkerAnswer};
 use crate::task_id::TaskId;
+use crate::tasks::{Recorded, TurnOutcome};
 
-/// Structured result of `create_task` (and of `get_task` when it collects a full answer).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+/// A task as `create_task` and `get_task` report it.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct TaskAnswer {
+pub struct TaskResult {
     /// Pass this as taskId to create_task for a follow-up turn, or to get_task.
     pub task_id: String,
-    /// The Handinger worker that ran the task.
-    pub worker_id: Option<String>,
-    /// completed, running, pending, or failed.
+    /// completed, running or pending; failed, error or aborted when it went wrong.
     pub status: String,
-    /// The worker's answer.
+    /// The Handinger worker that runs the task.
+    pub worker_id: Option<String>,
+    /// The worker's answer (empty while it is still running).
     pub output_text: String,
     /// The worker's structured answer, when the worker has an output schema.
     pub structured_output: Option<Value>,
@@ -28,10 +29,18 @@ pub struct TaskAnswer {
     pub sources: Vec<SourceLink>,
     /// Files the worker produced.
     pub files: Vec<FileLink>,
-    /// Credits and time this turn consumed.
+    /// Credits and time the turn consumed.
     pub usage: Option<Usage>,
-    /// The worker's page in the Handinger dashboard.
+    /// The task's or worker's page in the Handinger dashboard.
     pub url: Option<String>,
+    /// What to do next, when the answer is not complete yet.
+    pub next_step: Option<String>,
+    /// The task's title (from a task lookup).
+    pub title: Option<String>,
+    /// Totals over all turns (from a task lookup).
+    pub totals: Option<TaskTotals>,
+    /// Every turn, oldest first (from a task lookup; answers there carry no sources or files).
+    pub turns: Option<Vec<TurnView>>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -49,40 +58,105 @@ pub struct FileLink {
     pub size: Option<u64>,
 }
 
-impl TaskAnswer {
-    pub fn from_worker(task_id: &TaskId, answer: WorkerAnswer) -> Self {
-        let failed = answer.error.is_some();
-        TaskAnswer {
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnView {
+    pub seq: Option<i64>,
+    pub status: Option<String>,
+    pub input: Option<String>,
+    pub output_text: Option<String>,
+    pub structured_output: Option<Value>,
+    pub credits: Option<f64>,
+    pub duration_ms: Option<f64>,
+    pub started_at: Option<Value>,
+    pub completed_at: Option<Value>,
+}
+
+impl TaskResult {
+    /// From the answer of `POST /api/tasks`.
+    pub fn from_answer(task_id: &TaskId, answer: &WorkerAnswer) -> Self {
+        TaskResult {
             task_id: task_id.to_string(),
-            worker_id: answer.id,
-            status: if failed {
+            status: if answer.error.is_some() {
                 "failed".into()
             } else {
-                answer.status.unwrap_or_else(|| "completed".into())
+                answer.status.clone().unwrap_or_else(|| "completed".into())
             },
-            output_text: answer.output_text.unwrap_or_default(),
-            structured_output: answer.structured_output,
+            worker_id: answer.id.clone(),
+            output_text: answer.output_text.clone().unwrap_or_default(),
+            structured_output: answer.structured_output.clone(),
             sources: answer
                 .sources
-                .into_iter()
+                .iter()
                 .filter_map(SourceLink::from_source)
                 .collect(),
             files: answer
                 .files
-                .into_iter()
+                .iter()
                 .filter_map(FileLink::from_file)
                 .collect(),
             usage: answer.usage,
-            url: answer.url,
+            url: answer.url.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// From `GET /api/tasks/{taskId}`: the latest turn's answer, and every turn.
+    pub fn from_record(task_id: &TaskId, record: &TaskRecord) -> Self {
+        let task = &record.task;
+        let mut turns: Vec<TurnView> = record.turns.iter().map(TurnView::from).collect();
+        turns.sort_by_key(|t| t.seq.unwrap_or(i64::MAX));
+        let latest = turns.last();
+        let status = task
+            .status
+            .clone()
+            .or_else(|| latest.and_then(|t| t.status.clone()))
+            .unwrap_or_else(|| "unknown".into());
+        let running = !crate::tasks::is_terminal_status(&status);
+        TaskResult {
+            task_id: task.id.clone().unwrap_or_else(|| task_id.to_string()),
+            worker_id: task.worker_id.clone(),
+            output_text: latest
+                .and_then(|t| t.output_text.clone())
+                .unwrap_or_default(),
+            structured_output: latest.and_then(|t| t.structured_output.clone()),
+            usage: latest.map(|t| Usage {
+                credits: t.credits,
+                duration_ms: t.duration_ms,
+            }),
+            url: task.url.clone(),
+            next_step: running.then(|| collect_hint(task_id)),
+            title: task.title.clone(),
+            totals: task.totals,
+            turns: Some(turns),
+            status,
+            ..Default::default()
+        }
+    }
+
+    /// For a turn still running when the wait ended.
+    pub fn running(task_id: &TaskId, elapsed_secs: u64) -> Self {
+        TaskResult {
+            task_id: task_id.to_string(),
+            status: "running".into(),
+            next_step: Some(format!(
+                "The worker is still running ({elapsed_secs} s so far) and keeps running on Handinger. {}",
+                collect_hint(task_id)
+            )),
+            ..Default::default()
         }
     }
 }
 
+fn collect_hint(task_id: &TaskId) -> String {
+    format!("Call get_task with taskId \"{task_id}\" and wait (seconds) to collect the answer.")
+}
+
 impl SourceLink {
-    fn from_source(source: Source) -> Option<Self> {
+    fn from_source(source: &Source) -> Option<Self> {
         Some(SourceLink {
-            url: source.url.filter(|u| !u.is_empty())?,
-            title: source.title,
+            url: source.url.clone().filter(|u| !u.is_empty())?,
+            title: source.title.clone(),
         })
     }
 
@@ -96,11 +170,11 @@ impl SourceLink {
 }
 
 impl FileLink {
-    fn from_file(file: AnswerFile) -> Option<Self> {
+    fn from_file(file: &AnswerFile) -> Option<Self> {
         Some(FileLink {
-            url: file.url.filter(|u| !u.is_empty())?,
-            filename: file.filename,
-            media_type: file.media_type,
+            url: file.url.clone().filter(|u| !u.is_empty())?,
+            filename: file.filename.clone(),
+            media_type: file.media_type.clone(),
             size: file.size.filter(|s| *s >= 0.0).map(|s| s as u64),
         })
     }
@@ -113,30 +187,49 @@ impl FileLink {
     }
 }
 
-/// `create_task`'s tool result: the answer text, a link per source and file, and the
-/// structured answer. A worker-reported error makes it an error result.
-pub fn answer_result(answer: &TaskAnswer, worker_error: Option<&Value>) -> CallToolResult {
-    let mut text = match worker_error {
-        Some(error) => format!("The worker reported an error: {}", compact(error)),
-        None if answer.output_text.is_empty() => {
-            "The worker finished without a text answer.".into()
+impl From<&Turn> for TurnView {
+    fn from(turn: &Turn) -> Self {
+        TurnView {
+            seq: turn.seq,
+            status: turn.status.clone(),
+            input: turn.input.clone(),
+            output_text: turn.output_text.clone(),
+            structured_output: turn.structured_output.clone(),
+            credits: turn.credits,
+            duration_ms: turn.duration_ms,
+            started_at: turn.started_at.clone(),
+            completed_at: turn.completed_at.clone(),
         }
-        None => answer.output_text.clone(),
+    }
+}
+
+/// The tool result for a task: a text block (the answer, or what is going on), a
+/// `resource_link` per source and file, and the structured result. `problem` makes it an
+/// error result whose text leads with the problem.
+pub fn task_result(result: &TaskResult, problem: Option<String>) -> CallToolResult {
+    let mut text = match (&problem, result.output_text.is_empty()) {
+        (Some(problem), true) => problem.clone(),
+        (Some(problem), false) => format!("{problem}\n\n{}", result.output_text),
+        (None, false) => result.output_text.clone(),
+        (None, true) => match &result.next_step {
+            Some(next) => format!("Task {} is {}. {next}", result.task_id, result.status),
+            None => format!(
+                "Task {} is {}; the worker gave no text answer.",
+                result.task_id, result.status
+            ),
+        },
     };
-    text.push_str(&format!(
-        "\n\n[taskId: {} — pass it as taskId to create_task for a follow-up, or to get_task]",
-        answer.task_id
-    ));
-    let mut content = Vec::with_capacity(1 + answer.sources.len() + answer.files.len());
+    text.push_str(&footer(result));
+    let mut content = Vec::with_capacity(1 + result.sources.len() + result.files.len());
     content.push(ContentBlock::text(text));
-    for source in &answer.sources {
+    for source in &result.sources {
         let mut link = Resource::new(source.url.clone(), source.name());
         if let Some(title) = &source.title {
             link = link.with_title(title.clone());
         }
         content.push(ContentBlock::resource_link(link));
     }
-    for file in &answer.files {
+    for file in &result.files {
         let mut link = Resource::new(file.url.clone(), file.name());
         if let Some(media_type) = &file.media_type {
             link = link.with_mime_type(media_type.clone());
@@ -146,119 +239,63 @@ pub fn answer_result(answer: &TaskAnswer, worker_error: Option<&Value>) -> CallT
         }
         content.push(ContentBlock::resource_link(link));
     }
-    let mut result = if worker_error.is_some() {
+    let mut call_result = if problem.is_some() {
         CallToolResult::error(content)
     } else {
         CallToolResult::success(content)
     };
-    result.structured_content = serde_json::to_value(answer).ok();
-    result
+    call_result.structured_content = serde_json::to_value(result).ok();
+    call_result
 }
 
-/// Structured result of `get_task` when it reports the task record.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskStatus {
-    pub task_id: String,
-    /// pending, running, completed, error, or aborted.
-    pub status: String,
-    pub title: Option<String>,
-    pub worker_id: Option<String>,
-    /// The task's page in the Handinger dashboard.
-    pub url: Option<String>,
-    pub totals: Option<TaskTotals>,
-    pub created_at: Option<Value>,
-    pub completed_at: Option<Value>,
-    /// The task's turns, oldest first.
-    pub turns: Vec<TurnView>,
-}
-
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TurnView {
-    pub seq: Option<i64>,
-    pub role: Option<String>,
-    pub status: Option<String>,
-    pub input: Option<String>,
-    pub output_text: Option<String>,
-    pub structured_output: Option<Value>,
-    pub credits: Option<f64>,
-    pub duration_ms: Option<f64>,
-    pub started_at: Option<Value>,
-    pub completed_at: Option<Value>,
-}
-
-impl TaskStatus {
-    pub fn from_record(task_id: &TaskId, record: TaskRecord) -> Self {
-        let task = record.task;
-        let mut turns: Vec<TurnView> = record.turns.into_iter().map(TurnView::from).collect();
-        turns.sort_by_key(|t| t.seq.unwrap_or(i64::MAX));
-        TaskStatus {
-            task_id: task.id.unwrap_or_else(|| task_id.to_string()),
-            status: task.status.unwrap_or_else(|| "unknown".into()),
-            title: task.title,
-            worker_id: task.worker_id,
-            url: task.url,
-            totals: task.totals,
-            created_at: task.created_at,
-            completed_at: task.completed_at,
-            turns,
-        }
+/// The bracketed last line: the handle for follow-ups, plus turn history and dashboard.
+fn footer(result: &TaskResult) -> String {
+    let mut footer = format!("\n\n[taskId: {}", result.task_id);
+    if let Some(turns) = result.turns.as_ref().filter(|t| t.len() > 1) {
+        footer.push_str(&format!(", {} turns", turns.len()));
     }
+    if let Some(url) = &result.url {
+        footer.push_str(&format!(", dashboard: {url}"));
+    }
+    footer.push_str(" — pass the taskId to create_task for a follow-up, or to get_task]");
+    footer
+}
 
-    /// A short report for the model: status, totals, and the latest answer.
-    pub fn summary(&self) -> String {
-        let mut text = format!("Task {} is {}", self.task_id, self.status);
-        if let Some(title) = self.title.as_deref().filter(|t| !t.is_empty()) {
-            text.push_str(&format!(" ({title})"));
+/// The tool result for a finished turn.
+pub fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult {
+    match outcome {
+        TurnOutcome::Answered(answer) => {
+            let result = TaskResult::from_answer(task_id, answer);
+            let problem = answer
+                .error
+                .as_ref()
+                .map(|e| format!("The worker reported an error: {}", compact(e)));
+            task_result(&result, problem)
         }
-        text.push('.');
-        if let Some(totals) = &self.totals {
-            if let Some(turns) = totals.turn_count {
-                text.push_str(&format!(" Turns: {turns}."));
-            }
-            if let Some(credits) = totals.credits {
-                text.push_str(&format!(" Credits: {credits}."));
+        TurnOutcome::Recovered { record, cause } => {
+            let mut result = TaskResult::from_record(task_id, record);
+            let failed = matches!(result.status.as_str(), "error" | "aborted" | "failed");
+            let note = format!(
+                "(The connection to Handinger failed while waiting ({cause}), but the turn ran: this is its answer from the task record, which carries no sources or files; see the dashboard for those.)"
+            );
+            if failed {
+                task_result(
+                    &result,
+                    Some(format!(
+                        "The task ended with status {}. {note}",
+                        result.status
+                    )),
+                )
+            } else {
+                result.output_text = format!("{}\n\n{note}", result.output_text);
+                task_result(&result, None)
             }
         }
-        if let Some(url) = &self.url {
-            text.push_str(&format!(" Dashboard: {url}"));
-        }
-        let latest = self.turns.iter().rev().find_map(|t| {
-            t.output_text
-                .as_deref()
-                .filter(|o| !o.is_empty())
-                .map(|o| (t.seq, o))
-        });
-        if let Some((seq, output)) = latest {
-            let seq = seq.map(|s| format!(" (turn {s})")).unwrap_or_default();
-            text.push_str(&format!("\n\nLatest answer{seq}:\n{output}"));
-        }
-        text
+        TurnOutcome::Failed { error, recorded } => match recorded {
+            Recorded::StillRunning => task_result(&TaskResult::running(task_id, 0), None),
+            _ => create_failed(task_id, error, *recorded),
+        },
     }
-}
-
-impl From<Turn> for TurnView {
-    fn from(turn: Turn) -> Self {
-        TurnView {
-            seq: turn.seq,
-            role: turn.role,
-            status: turn.status,
-            input: turn.input,
-            output_text: turn.output_text,
-            structured_output: turn.structured_output,
-            credits: turn.credits,
-            duration_ms: turn.duration_ms,
-            started_at: turn.started_at,
-            completed_at: turn.completed_at,
-        }
-    }
-}
-
-pub fn status_result(status: &TaskStatus) -> CallToolResult {
-    let mut result = CallToolResult::success(vec![ContentBlock::text(status.summary())]);
-    result.structured_content = serde_json::to_value(status).ok();
-    result
 }
 
 /// An error result: what failed, Handinger's reason, and what to do next.
@@ -266,16 +303,14 @@ pub fn error_result(message: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message.into())])
 }
 
-/// The error of a failed `POST /api/tasks`, with whether resending is safe.
-pub fn create_failed(task_id: &TaskId, error: &ApiError) -> CallToolResult {
-    let next = if error.request_was_taken() {
-        format!(
+fn create_failed(task_id: &TaskId, error: &ApiError, recorded: Recorded) -> CallToolResult {
+    let next = match recorded {
+        Recorded::No => format!(
+            "Handinger did not record this turn, so calling create_task again is safe (taskId {task_id})."
+        ),
+        _ => format!(
             "Handinger may have recorded this turn: do not resend it. Check it with get_task (taskId {task_id}) first."
-        )
-    } else {
-        format!(
-            "Handinger did not start the turn, so calling create_task again is safe (taskId {task_id})."
-        )
+        ),
     };
     error_result(format!(
         "create_task failed: {error}. {} {next}",

@@ -1,16 +1,25 @@
 //! `create_task` and `get_task`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use rmcp::handler::server::common::{schema_for_input, schema_for_output};
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, JsonObject};
-use rmcp::{ErrorData, tool, tool_router};
+use rmcp::model::{
+    CallToolResponse, CallToolResult, CreateTaskResult, JsonObject, ProgressNotificationParam,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, tool, tool_router};
 
 use super::HandingerServer;
 use super::args::{CreateTaskArgs, GetTaskArgs, decode};
-use super::output::{
-    TaskAnswer, TaskStatus, answer_result, create_failed, error_result, status_result,
-};
+use super::output::{TaskResult, error_result, outcome_result, task_result};
+use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;
+use crate::tasks::{StartRefused, Stop, Turn, TurnOutcome, WaitEnd, is_terminal_status};
+
+/// Between lookups of a task the server does not hold.
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 fn input_schema<T: schemars::JsonSchema + 'static>() -> std::sync::Arc<JsonObject> {
     // The argument structs are fixed at compile time and are objects; a failure here is a
@@ -25,10 +34,13 @@ impl HandingerServer {
         title = "Run a Handinger task",
         description = "Give a task to a Handinger AI worker and wait for its answer: the answer \
 text, the sources it used and the files it produced, plus a taskId. Pass that taskId back \
-(with a new input) to ask a follow-up on the same task. Each call spends Handinger credits \
-according to the budget.",
+(with a new input) to ask a follow-up on the same task. If the worker needs longer than this \
+server waits, the result has status \"running\" and the taskId: collect the answer with \
+get_task (taskId, wait) and do not call create_task again for it. Cancelling the call stops \
+the waiting, not the task: Handinger has no way to stop a task, and it still finishes. \
+Each call spends Handinger credits according to the budget.",
         input_schema = input_schema::<CreateTaskArgs>(),
-        output_schema = schema_for_output::<TaskAnswer>(),
+        output_schema = schema_for_output::<TaskResult>(),
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -36,35 +48,57 @@ according to the budget.",
             open_world_hint = true
         )
     )]
-    pub(super) async fn create_task(
+    pub(super) async fn create_task_tool(
         &self,
         Parameters(arguments): Parameters<JsonObject>,
-    ) -> Result<CallToolResult, ErrorData> {
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
         let prepared = decode::<CreateTaskArgs>("create_task", arguments)
             .and_then(|args| self.policy.prepare(args));
-        let (task_id, request) = match prepared {
-            Ok(prepared) => prepared,
-            Err(message) => return Ok(error_result(message)),
+        let (prepared, api) = match prepared.and_then(|p| Ok((p, self.api_for(&context)?))) {
+            Ok(ready) => ready,
+            Err(message) => return Ok(error_result(message).into()),
         };
-        tracing::info!(%task_id, budget = %request.budget, "create_task");
-        Ok(match self.api.create_task(&request).await {
-            Ok(mut answer) => {
-                let worker_error = answer.error.take();
-                let result = TaskAnswer::from_worker(&task_id, answer);
-                answer_result(&result, worker_error.as_ref())
+        let task_id = prepared.task_id.clone();
+        tracing::info!(%task_id, budget = %prepared.request.budget, "create_task");
+        let turn = match self.turns.start(
+            &api,
+            prepared.task_id,
+            prepared.request,
+            prepared.explicit_worker,
+        ) {
+            Ok(turn) => turn,
+            Err(StartRefused::Busy { running_for }) => {
+                return Ok(error_result(format!(
+                    "Task {task_id} already has a turn running ({} s so far) with a different input. Collect it first with get_task (taskId \"{task_id}\", wait), then send the follow-up.",
+                    running_for.as_secs()
+                ))
+                .into());
             }
-            Err(error) => create_failed(&task_id, &error),
-        })
+        };
+        if context
+            .client_capabilities()
+            .is_some_and(|caps| caps.supports_tasks())
+        {
+            let task = self.mcp_task_of(&turn).task;
+            return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
+        }
+        Ok(self
+            .await_turn(&turn, self.policy.max_wait, &context)
+            .await
+            .into())
     }
 
     #[tool(
         name = "get_task",
-        title = "Check a Handinger task",
-        description = "Look up a Handinger task by the taskId create_task returned: its status \
-(pending, running, completed, error, aborted), totals, dashboard link, and every turn with its \
-input and answer.",
+        title = "Check on or collect a Handinger task",
+        description = "Look up a Handinger task by the taskId create_task returned. With wait \
+(seconds), waits that long for a running task to finish and returns its answer, with sources \
+and files when this server started the turn. Otherwise returns the task's status (pending, \
+running, completed, error, aborted), totals, dashboard link and every turn with its input \
+and answer.",
         input_schema = input_schema::<GetTaskArgs>(),
-        output_schema = schema_for_output::<TaskStatus>(),
+        output_schema = schema_for_output::<TaskResult>(),
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -72,22 +106,149 @@ input and answer.",
             open_world_hint = true
         )
     )]
-    pub(super) async fn get_task(
+    pub(super) async fn get_task_tool(
         &self,
         Parameters(arguments): Parameters<JsonObject>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let task_id = match decode::<GetTaskArgs>("get_task", arguments)
-            .and_then(|args| TaskId::parse(&args.task_id))
-        {
-            Ok(id) => id,
+        let parsed = decode::<GetTaskArgs>("get_task", arguments).and_then(|args| {
+            let task_id = TaskId::parse(&args.task_id)?;
+            Ok((task_id, args.wait.unwrap_or(0), self.api_for(&context)?))
+        });
+        let (task_id, wait, api) = match parsed {
+            Ok(parsed) => parsed,
             Err(message) => return Ok(error_result(message)),
         };
-        Ok(match self.api.get_task(&task_id).await {
-            Ok(record) => status_result(&TaskStatus::from_record(&task_id, record)),
-            Err(error) => error_result(format!(
-                "get_task failed for taskId {task_id}: {error}. {}",
-                error.hint()
-            )),
-        })
+        let wait = Duration::from_secs(wait).min(self.policy.max_wait);
+        if let Some(turn) = self.turns.get(&api, &task_id) {
+            let Some(outcome) = self.await_outcome(&turn, wait, &context).await else {
+                return Ok(running_result(&turn));
+            };
+            // The held answer has the sources and files; the task record adds the title,
+            // totals and turn history. Without the record the answer alone still stands.
+            if let TurnOutcome::Answered(answer) = outcome.as_ref()
+                && answer.error.is_none()
+                && let Ok(record) = api.get_task(&task_id).await
+            {
+                let mut result = TaskResult::from_answer(&task_id, answer);
+                let overview = TaskResult::from_record(&task_id, &record);
+                result.url = overview.url.or(result.url);
+                result.title = overview.title;
+                result.totals = overview.totals;
+                result.turns = overview.turns;
+                return Ok(task_result(&result, None));
+            }
+            return Ok(outcome_result(&task_id, &outcome));
+        }
+        Ok(self.poll_task(&api, &task_id, wait, &context).await)
     }
+}
+
+impl HandingerServer {
+    /// Waits for a turn the server holds, sending progress, at most `limit`; the outcome,
+    /// or `None` while it still runs.
+    async fn await_outcome(
+        &self,
+        turn: &Turn,
+        limit: Duration,
+        context: &RequestContext<RoleServer>,
+    ) -> Option<Arc<TurnOutcome>> {
+        let stop = Stop {
+            request: &context.ct,
+            shutdown: self.turns.shutdown_token(),
+        };
+        let end = turn
+            .wait(limit, self.policy.progress_interval, &stop, |elapsed| {
+                let message = format!(
+                    "worker running, {} s elapsed, budget {}",
+                    elapsed.as_secs(),
+                    turn.budget
+                );
+                send_progress(context, elapsed, message)
+            })
+            .await;
+        match end {
+            WaitEnd::Finished(outcome) => Some(outcome),
+            WaitEnd::StillRunning | WaitEnd::ShuttingDown | WaitEnd::Cancelled => None,
+        }
+    }
+
+    /// The result of waiting for a turn: its answer, or the resumable "running" result.
+    async fn await_turn(
+        &self,
+        turn: &Turn,
+        limit: Duration,
+        context: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        match self.await_outcome(turn, limit, context).await {
+            Some(outcome) => outcome_result(&turn.task_id, &outcome),
+            None => running_result(turn),
+        }
+    }
+
+    /// Follows a task the server does not hold (started elsewhere, or before a restart)
+    /// through `GET /api/tasks/{id}` until it ends or `limit` passes.
+    async fn poll_task(
+        &self,
+        api: &HandingerClient,
+        task_id: &TaskId,
+        limit: Duration,
+        context: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let started = tokio::time::Instant::now();
+        let deadline = started + limit;
+        loop {
+            let record = match api.get_task(task_id).await {
+                Ok(record) => record,
+                Err(error) => return lookup_failed(task_id, &error),
+            };
+            let result = TaskResult::from_record(task_id, &record);
+            let now = tokio::time::Instant::now();
+            if is_terminal_status(&result.status) || now >= deadline {
+                let problem = matches!(result.status.as_str(), "error" | "aborted")
+                    .then(|| format!("Task {task_id} ended with status {}.", result.status));
+                return task_result(&result, problem);
+            }
+            let elapsed = now - started;
+            send_progress(
+                context,
+                elapsed,
+                format!("task {}, {} s waited", result.status, elapsed.as_secs()),
+            )
+            .await;
+            tokio::select! {
+                biased;
+                () = self.turns.shutdown_token().cancelled() => return task_result(&result, None),
+                () = context.ct.cancelled() => return task_result(&result, None),
+                () = tokio::time::sleep_until(deadline.min(now + POLL_INTERVAL)) => {}
+            }
+        }
+    }
+}
+
+fn running_result(turn: &Turn) -> CallToolResult {
+    task_result(
+        &TaskResult::running(&turn.task_id, turn.started.elapsed().as_secs()),
+        None,
+    )
+}
+
+/// A progress notification, when the call asked for them (its `progressToken`). Progress is
+/// the seconds waited so far: it only grows, and there is no known total.
+async fn send_progress(context: &RequestContext<RoleServer>, elapsed: Duration, message: String) {
+    let Some(token) = context.meta.get_progress_token() else {
+        return;
+    };
+    let mut param = ProgressNotificationParam::new(token, elapsed.as_secs_f64());
+    param.message = Some(message);
+    if let Err(error) = context.peer.notify_progress(param).await {
+        tracing::debug!(%error, "could not send a progress notification");
+    }
+}
+
+fn lookup_failed(task_id: &TaskId, error: &ApiError) -> CallToolResult {
+    error_result(format!(
+        "get_task failed for taskId {task_id}: {error}. {}",
+        error.hint()
+    ))
 }

@@ -57,6 +57,8 @@ pub struct FakeState {
     pub tasks: HashMap<String, Vec<TurnRecord>>,
     pub task_workers: HashMap<String, String>,
     pub faults: VecDeque<Fault>,
+    /// The next this many `GET /api/tasks/{id}` answer 503.
+    pub failing_lookups: u32,
     /// How long each turn "runs" before the POST answers.
     pub turn_duration: Duration,
 }
@@ -209,7 +211,7 @@ async fn create_task(
         });
         turns.len()
     };
-    tokio::time::sleep(duration).await;
+    tokio::time::sleep(duration + requested_sleep(input)).await;
     let output = format!("answer to: {input} (turn {turn})");
     {
         let mut s = state.lock().unwrap();
@@ -233,6 +235,17 @@ async fn create_task(
         }
         _ => axum::Json(worker_answer(&worker_id, &output)).into_response(),
     }
+}
+
+/// An input containing `sleep=<ms>` makes that turn run that much longer, so one test can
+/// mix slow and quick calls.
+fn requested_sleep(input: &str) -> Duration {
+    input
+        .split_once("sleep=")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or_default()
 }
 
 pub fn worker_answer(worker_id: &str, output: &str) -> Value {
@@ -274,7 +287,11 @@ async fn get_task(
     if !authorized(&headers) {
         return error(401, "Invalid API key");
     }
-    let s = state.lock().unwrap();
+    let mut s = state.lock().unwrap();
+    if s.failing_lookups > 0 {
+        s.failing_lookups -= 1;
+        return error(503, "Lookups unavailable");
+    }
     let Some(turns) = s.tasks.get(&id) else {
         return error(404, "Task not found");
     };
