@@ -12,8 +12,14 @@
 //!
 //! Around them: [`config`] (every flag and environment variable), [`logging`] (stderr
 //! only) and [`shutdown`] (signals).
+//!
+//! Two commands help a person set the server up rather than serve: [`doctor`] (checks the
+//! key, the base URL and proxy, the default worker; also `tools`, the tools/list JSON) and
+//! [`client_config`] (the ready-to-paste configuration `doctor` prints for each client).
 
+pub mod client_config;
 pub mod config;
+pub mod doctor;
 pub mod handinger;
 pub mod logging;
 pub mod shutdown;
@@ -30,8 +36,11 @@ use tools::HandingerServer;
 /// Runs the command line; the error is a message for the user.
 pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
     let api = HandingerClient::new(&settings.api_key, settings.client)?;
-    let server = HandingerServer::new(api, Arc::new(settings.policy));
+    let policy = Arc::new(settings.policy);
+    let server = HandingerServer::new(api.clone(), policy.clone());
     match cli.command.unwrap_or(Command::Stdio) {
         Command::Stdio => transport::stdio::serve(server).await,
+        Command::Doctor => doctor::run(&api, &settings.api_key, &policy).await,
+        Command::Tools => client_config::print_tools(&server),
     }
 }
