@@ -60,8 +60,9 @@ impl ClientConfig {
 
     /// `claude mcp add …`, one shell command.
     pub fn claude_code(&self) -> String {
-        let mut line =
-            format!("claude mcp add {SERVER_NAME} --env {API_KEY_VAR}={KEY_PLACEHOLDER}");
+        let mut line = format!(
+            "claude mcp add {SERVER_NAME} --scope user --env {API_KEY_VAR}={KEY_PLACEHOLDER}"
+        );
         for (name, value) in &self.env {
             line.push_str(&format!(
                 " --env {}",
@@ -222,7 +223,7 @@ mod tests {
         assert!(config.env.is_empty());
         assert_eq!(
             config.claude_code(),
-            "claude mcp add handinger --env HANDINGER_API_KEY=YOUR_HANDINGER_API_KEY -- /usr/local/bin/handinger-mcp stdio"
+            "claude mcp add handinger --scope user --env HANDINGER_API_KEY=YOUR_HANDINGER_API_KEY -- /usr/local/bin/handinger-mcp stdio"
         );
         let json: Value = serde_json::from_str(&config.mcp_servers_json()).unwrap();
         assert_eq!(
