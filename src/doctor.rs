@@ -242,6 +242,16 @@ pub fn classify_probe(
             ),
             unchecked("the API is not answering normally"),
         ),
+        Err(ApiError::Status { status: 407, .. }) => (
+            Finding::new(
+                Status::Problem,
+                REACH,
+                format!(
+                    "the proxy between here and {base_url} wants credentials (HTTP 407): put them in the proxy URL (http://user:password@host:port) or ask for a proxy exemption (NO_PROXY)"
+                ),
+            ),
+            unchecked("the proxy did not let the request through"),
+        ),
         Err(ApiError::Status {
             status, message, ..
         }) => (
@@ -528,6 +538,8 @@ mod tests {
             );
             assert_eq!(key.status, Status::Skipped);
         }
+        let (reach, _) = classify_probe("https://h", true, &status(407, None));
+        assert!(reach.detail.contains("proxy"), "{}", reach.detail);
         let (reach, _) = classify_probe(
             "https://h",
             true,
