@@ -20,9 +20,11 @@ check() { # check NAME COMMAND...: runs it, records a failure by name
 
 step "installing validators"
 # npm: @anthropic-ai/mcpb, pinned by .ci/node/package-lock.json.
-if ! cmp -s .ci/node/package-lock.json .ci/node/node_modules/.package-lock.json 2>/dev/null ||
+node_stamp=.ci/node/node_modules/.installed-package-lock.json
+if ! cmp -s .ci/node/package-lock.json "$node_stamp" 2>/dev/null ||
     [[ ! -x .ci/node/node_modules/.bin/mcpb ]]; then
-    npm ci --prefix .ci/node --no-audit --no-fund --loglevel=error || {
+    { npm ci --prefix .ci/node --no-audit --no-fund --loglevel=error &&
+        cp .ci/node/package-lock.json "$node_stamp"; } || {
         echo "FAILED: npm ci --prefix .ci/node"
         exit 1
     }
