@@ -13,9 +13,10 @@
 //! Around them: [`config`] (every flag and environment variable), [`logging`] (stderr
 //! only) and [`shutdown`] (signals).
 //!
-//! Two commands help a person set the server up rather than serve: [`doctor`] (checks the
-//! key, the base URL and proxy, the default worker; also `tools`, the tools/list JSON) and
-//! [`client_config`] (the ready-to-paste configuration `doctor` prints for each client).
+//! Two commands help a person set the server up rather than serve: `doctor` ([`doctor`]:
+//! checks the key, the base URL and proxy, the default worker) and `tools`; [`client_config`]
+//! holds what a client needs, the ready-to-paste configuration `doctor` ends with and the
+//! tools/list JSON `tools` prints.
 
 pub mod client_config;
 pub mod config;
