@@ -14,6 +14,10 @@ use crate::tools::TaskPolicy;
 
 pub const API_KEY_VAR: &str = "HANDINGER_API_KEY";
 
+/// Stands in for a missing key in the commands that start without one (see
+/// [`Command::needs_api_key`]). It is never a real key, so Handinger refuses it.
+pub const PLACEHOLDER_API_KEY: &str = "hdg_live_placeholder_not_a_key";
+
 const AFTER_HELP: &str = "\
 Environment:
   HANDINGER_API_KEY   Your Handinger API key (hdg_live_…). Required. Read only from the
@@ -40,6 +44,19 @@ pub struct Cli {
 pub enum Command {
     /// Serve MCP over stdin/stdout, for a local client (the default).
     Stdio,
+    /// Check the setup (API key, base URL and proxy, default worker), one line per check,
+    /// then print ready-to-paste client configuration. Exits non-zero on a problem.
+    Doctor,
+    /// Print the tools/list JSON that clients see with the current settings. Makes no call.
+    Tools,
+}
+
+impl Command {
+    /// Whether the command refuses to start without HANDINGER_API_KEY. `doctor` reports a
+    /// missing key as one of its findings and `tools` makes no call, so both run without one.
+    pub fn needs_api_key(&self) -> bool {
+        !matches!(self, Command::Doctor | Command::Tools)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

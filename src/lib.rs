@@ -15,8 +15,15 @@
 //!
 //! Around them: [`config`] (every flag and environment variable), [`logging`] (stderr
 //! only) and [`shutdown`] (signals).
+//!
+//! Two commands help a person set the server up rather than serve: `doctor` ([`doctor`]:
+//! checks the key, the base URL and proxy, the default worker) and `tools`; [`client_config`]
+//! holds what a client needs, the ready-to-paste configuration `doctor` ends with and the
+//! tools/list JSON `tools` prints.
 
+pub mod client_config;
 pub mod config;
+pub mod doctor;
 pub mod handinger;
 pub mod logging;
 pub mod shutdown;
@@ -36,8 +43,11 @@ use tools::HandingerServer;
 pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
     let api = HandingerClient::new(&settings.api_key, settings.client)?;
     let turns = Arc::new(TurnRegistry::new(settings.retention));
-    let server = HandingerServer::new(api, Arc::new(settings.policy), turns.clone());
+    let policy = Arc::new(settings.policy);
+    let server = HandingerServer::new(api.clone(), policy.clone(), turns.clone());
     match cli.command.unwrap_or(Command::Stdio) {
         Command::Stdio => transport::stdio::serve(server, turns.shutdown_token().clone()).await,
+        Command::Doctor => doctor::run(&api, &settings.api_key, &policy).await,
+        Command::Tools => client_config::print_tools(&server),
     }
 }

@@ -138,6 +138,33 @@ impl HandingerClient {
         }
     }
 
+    /// One authenticated GET of `{base_url}/{segments…}` (each segment path-escaped), with
+    /// no retry and no warning log: `doctor` reports how Handinger answers, and an expected
+    /// 404 is not worth a warning.
+    pub async fn probe(&self, segments: &[&str]) -> Result<serde_json::Value, ApiError> {
+        let not_sent = |detail: String| ApiError::NotSent {
+            base_url: self.options.base_url.clone(),
+            detail,
+        };
+        let mut url = reqwest::Url::parse(&self.options.base_url)
+            .map_err(|e| not_sent(format!("the base URL is not a URL ({e})")))?;
+        url.path_segments_mut()
+            .map_err(|()| not_sent("the base URL cannot carry a path".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        let request = self
+            .http
+            .get(url)
+            .header(header::AUTHORIZATION, self.auth.clone())
+            .timeout(self.options.get_timeout)
+            .build()
+            .map_err(|e| self.transport_error(&e))?;
+        match self.http.execute(request).await {
+            Ok(response) => self.read_answer(response).await,
+            Err(error) => Err(self.transport_error(&error)),
+        }
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         builder: reqwest::RequestBuilder,

@@ -1,7 +1,7 @@
 //! A stand-in for Handinger's HTTP API that behaves like the documented one (auth, tasks with
 //! turns, `GET /api/tasks/{id}`), records everything it receives, and injects faults on demand.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +61,8 @@ pub struct FakeState {
     pub failing_lookups: u32,
     /// How long each turn "runs" before the POST answers.
     pub turn_duration: Duration,
+    /// Workers `GET /api/workers/{id}` knows, besides those tasks ran on.
+    pub workers: HashSet<String>,
 }
 
 #[derive(Clone)]
@@ -76,6 +78,7 @@ impl FakeHandinger {
         let app = Router::new()
             .route("/api/tasks", post(create_task))
             .route("/api/tasks/{id}", get(get_task))
+            .route("/api/workers/{id}", get(get_worker))
             .fallback(unknown)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -84,6 +87,11 @@ impl FakeHandinger {
             axum::serve(listener, app).await.unwrap();
         });
         FakeHandinger { base_url, state }
+    }
+
+    /// Makes `GET /api/workers/{id}` find this worker.
+    pub fn add_worker(&self, id: &str) {
+        self.state.lock().unwrap().workers.insert(id.to_owned());
     }
 
     pub fn push_fault(&self, fault: Fault) {
@@ -323,6 +331,24 @@ async fn get_task(
         "turns": turns
     }))
     .into_response()
+}
+
+async fn get_worker(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, &uri, &headers, Value::Null);
+    if !authorized(&headers) {
+        return error(401, "Invalid API key");
+    }
+    let s = state.lock().unwrap();
+    if !s.workers.contains(&id) && !s.task_workers.values().any(|w| *w == id) {
+        return error(404, "Worker not found");
+    }
+    axum::Json(worker_answer(&id, "last answer")).into_response()
 }
 
 async fn unknown(

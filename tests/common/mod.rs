@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
+#[allow(unused_imports)] // not every test file injects faults
 pub use fake::{API_KEY, FakeHandinger, Fault};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_handinger-mcp");
