@@ -210,6 +210,12 @@ mod tests {
             default_worker: worker.map(str::to_owned),
             max_wait: Duration::from_secs(50),
             progress_interval: Duration::from_secs(5),
+            file_limits: crate::files::FileLimits {
+                max_files: 10,
+                max_file_bytes: 1024,
+                max_total_bytes: 2048,
+            },
+            local_roots: None,
         }
     }
 

@@ -3,11 +3,15 @@
 //! The API key is the one setting without a flag: a flag would show it to anyone who can
 //! list processes. It is read from `HANDINGER_API_KEY` straight into a secret type.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
+use crate::files::FileLimits;
+use crate::files::answer::AnswerFileOptions;
+use crate::files::upload::AllowedRoots;
 use crate::handinger::{Budget, ClientOptions};
 use crate::tasks::Retention;
 use crate::tools::TaskPolicy;
@@ -117,6 +121,47 @@ pub struct SettingsArgs {
     #[arg(long, env = "HANDINGER_MCP_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600), global = true)]
     pub request_timeout: u64,
 
+    /// Directory local files may be attached from (stdio mode; repeatable, or comma
+    /// separated in the variable). Clients that share their roots add those too.
+    #[arg(
+        long = "allow-dir",
+        env = "HANDINGER_MCP_ALLOW_DIRS",
+        value_name = "DIR",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allow_dirs: Vec<PathBuf>,
+
+    /// Most files one call may attach.
+    #[arg(long, env = "HANDINGER_MCP_MAX_FILES", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000), global = true)]
+    pub max_files: u64,
+
+    /// Largest single file attached or fetched, in bytes.
+    #[arg(long, env = "HANDINGER_MCP_MAX_FILE_BYTES", default_value_t = 128 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub max_file_bytes: u64,
+
+    /// Largest total of one call's attachments, in bytes.
+    #[arg(long, env = "HANDINGER_MCP_MAX_TOTAL_FILE_BYTES", default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub max_total_file_bytes: u64,
+
+    /// Save every file a worker produces into this directory (never overwriting) and link
+    /// the local copy in the result.
+    #[arg(
+        long,
+        env = "HANDINGER_MCP_DOWNLOAD_DIR",
+        value_name = "DIR",
+        global = true
+    )]
+    pub download_dir: Option<PathBuf>,
+
+    /// Return images the worker produces inline, for clients that show them.
+    #[arg(long, env = "HANDINGER_MCP_INLINE_IMAGES", global = true)]
+    pub inline_images: bool,
+
+    /// Largest image returned inline, in bytes.
+    #[arg(long, env = "HANDINGER_MCP_MAX_INLINE_IMAGE_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024), global = true)]
+    pub max_inline_image_bytes: u64,
+
     /// Log format on stderr.
     #[arg(long, env = "HANDINGER_MCP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -129,6 +174,7 @@ pub struct Settings {
     pub client: ClientOptions,
     pub policy: TaskPolicy,
     pub retention: Retention,
+    pub answer_files: AnswerFileOptions,
     pub log_format: LogFormat,
 }
 
@@ -148,6 +194,15 @@ impl SettingsArgs {
         if let Some(worker) = &self.worker_id {
             crate::task_id::validate_id(worker, "--worker-id")?;
         }
+        let local_roots = AllowedRoots::from_config(&self.allow_dirs)?;
+        if let Some(dir) = &self.download_dir
+            && !dir.is_dir()
+        {
+            return Err(format!(
+                "--download-dir {} is not an existing directory: create it first",
+                dir.display()
+            ));
+        }
         Ok(Settings {
             api_key: SecretString::from(api_key),
             client: ClientOptions {
@@ -161,6 +216,17 @@ impl SettingsArgs {
                 default_worker: self.worker_id,
                 max_wait: Duration::from_secs(self.max_wait),
                 progress_interval: Duration::from_secs(self.progress_interval),
+                file_limits: FileLimits {
+                    max_files: usize::try_from(self.max_files).unwrap_or(usize::MAX),
+                    max_file_bytes: self.max_file_bytes,
+                    max_total_bytes: self.max_total_file_bytes,
+                },
+                local_roots: Some(local_roots),
+            },
+            answer_files: AnswerFileOptions {
+                download_dir: self.download_dir,
+                inline_images_up_to: self.inline_images.then_some(self.max_inline_image_bytes),
+                max_file_bytes: self.max_file_bytes,
             },
             retention: Retention {
                 ttl: Duration::from_secs(self.result_ttl),

@@ -265,7 +265,7 @@ pub fn classify_probe(
             ),
             unchecked("the base URL does not look like the Handinger API"),
         ),
-        Err(error @ ApiError::NotSent { .. }) => (
+        Err(error @ (ApiError::NotSent { .. } | ApiError::LocalFile { .. })) => (
             Finding::new(
                 Status::Problem,
                 REACH,

@@ -9,6 +9,8 @@
 //! - [`tasks`] — turns in flight: each POST is owned by the server, not by the call that
 //!   started it, so an answer outlives a client's timeout, a cancellation or `--max-wait`
 //!   and is collected later with `get_task` (or MCP `tasks/get`).
+//! - [`files`] — attachments going up (checked against the allowed roots and limits, then
+//!   streamed) and answer files coming down (saved, inlined, served as resources).
 //! - [`handinger`] — the Handinger API client: auth, body caps, a retry policy that never
 //!   resends a POST Handinger may have taken, typed answers that tolerate missing fields.
 //! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped.
@@ -24,6 +26,7 @@
 pub mod client_config;
 pub mod config;
 pub mod doctor;
+pub mod files;
 pub mod handinger;
 pub mod logging;
 pub mod shutdown;
@@ -42,7 +45,7 @@ use tools::HandingerServer;
 /// Runs the command line; the error is a message for the user.
 pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
     let api = HandingerClient::new(&settings.api_key, settings.client)?;
-    let turns = Arc::new(TurnRegistry::new(settings.retention));
+    let turns = Arc::new(TurnRegistry::new(settings.retention, settings.answer_files));
     let policy = Arc::new(settings.policy);
     let server = HandingerServer::new(api.clone(), policy.clone(), turns.clone());
     match cli.command.unwrap_or(Command::Stdio) {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::files::answer::{AnswerFileOptions, LocalCopy, local_copies};
 use crate::handinger::types::TaskRecord;
 use crate::handinger::{ApiError, Budget, HandingerClient, TaskRequest, WorkerAnswer};
 use crate::task_id::TaskId;
@@ -37,8 +38,12 @@ pub struct Retention {
 /// How a turn ended.
 #[derive(Debug)]
 pub enum TurnOutcome {
-    /// Handinger answered the POST: the full answer, with sources and files.
-    Answered(WorkerAnswer),
+    /// Handinger answered the POST: the full answer, with sources and files, and what the
+    /// bridge did with those files (saved, inlined) when asked to.
+    Answered {
+        answer: WorkerAnswer,
+        copies: Vec<LocalCopy>,
+    },
     /// The POST failed after it was sent, but the turn was found upstream and followed to
     /// its end: the answer text and structured output, without sources or files.
     Recovered { record: TaskRecord, cause: ApiError },
@@ -96,7 +101,7 @@ impl Turn {
     /// The worker this task runs on, when the answer (or the request) says.
     pub fn known_worker(&self) -> Option<String> {
         match self.outcome().as_deref() {
-            Some(TurnOutcome::Answered(answer)) => answer.id.clone(),
+            Some(TurnOutcome::Answered { answer, .. }) => answer.id.clone(),
             Some(TurnOutcome::Recovered { record, .. }) => record.task.worker_id.clone(),
             _ => None,
         }
@@ -174,6 +179,7 @@ struct TurnKey {
 pub struct TurnRegistry {
     turns: Mutex<Registry>,
     retention: Retention,
+    answer_files: Arc<AnswerFileOptions>,
     shutdown: CancellationToken,
 }
 
@@ -183,8 +189,9 @@ struct Registry {
 }
 
 impl TurnRegistry {
-    pub fn new(retention: Retention) -> Self {
+    pub fn new(retention: Retention, answer_files: AnswerFileOptions) -> Self {
         Self {
+            answer_files: Arc::new(answer_files),
             turns: Mutex::new(Registry {
                 map: HashMap::new(),
                 last_prune: Instant::now(),
@@ -268,8 +275,9 @@ impl TurnRegistry {
         };
         let api = api.clone();
         let running = turn.clone();
+        let answer_files = self.answer_files.clone();
         tokio::spawn(async move {
-            let outcome = run_turn(&api, &running.task_id, &request).await;
+            let outcome = run_turn(&api, &running.task_id, &request, &answer_files).await;
             let _ = running
                 .finished
                 .set((Instant::now(), rmcp::task_manager::current_timestamp()));
@@ -320,9 +328,19 @@ impl TurnRegistry {
 
 /// Sends the POST; if it fails after it may have reached Handinger, finds out what
 /// happened instead of guessing.
-async fn run_turn(api: &HandingerClient, task_id: &TaskId, request: &TaskRequest) -> TurnOutcome {
+async fn run_turn(
+    api: &HandingerClient,
+    task_id: &TaskId,
+    request: &TaskRequest,
+    answer_files: &AnswerFileOptions,
+) -> TurnOutcome {
     let error = match api.create_task(request).await {
-        Ok(answer) => return TurnOutcome::Answered(answer),
+        Ok(answer) => {
+            // Done here, once per turn, so files land in --download-dir even when the
+            // caller stopped waiting.
+            let copies = local_copies(api, &answer.files, answer_files).await;
+            return TurnOutcome::Answered { answer, copies };
+        }
         Err(error) => error,
     };
     if !error.request_was_taken() {

@@ -7,8 +7,11 @@ use reqwest::{Method, header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
+use reqwest::multipart::{Form, Part};
+
 use super::error::ApiError;
 use super::types::{ErrorBody, TaskRecord, TaskRequest, WorkerAnswer};
+use crate::files::upload::{Upload, UploadSource};
 use crate::task_id::TaskId;
 
 /// How long to wait for a TCP/TLS connection before calling the request unsent.
@@ -20,6 +23,9 @@ const GET_ATTEMPTS: u32 = 3;
 /// The longest `Retry-After` we sleep through inside one call; longer ones go back to
 /// the caller as a rate-limit error that says when to come back.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
+
+/// Read size when streaming an attachment from disk.
+const UPLOAD_CHUNK: usize = 64 * 1024;
 
 /// Settings of the client that come from the command line.
 #[derive(Debug, Clone)]
@@ -94,9 +100,13 @@ impl HandingerClient {
     pub async fn create_task(&self, request: &TaskRequest) -> Result<WorkerAnswer, ApiError> {
         let mut resends = 0;
         loop {
-            let attempt = self
-                .send(self.http.post(&self.tasks_url).json(request), None)
-                .await;
+            let builder = self.http.post(&self.tasks_url);
+            let builder = if request.files.is_empty() {
+                builder.json(request)
+            } else {
+                builder.multipart(multipart_form(request)?)
+            };
+            let attempt = self.send(builder, None).await;
             match attempt {
                 Err(error) if resends < POST_RESENDS && error.post_may_be_resent() => {
                     let Some(pause) = resend_pause(&error, resends) else {
@@ -136,6 +146,53 @@ impl HandingerClient {
                 other => return other,
             }
         }
+    }
+
+    /// Downloads a file an answer points at, up to `limit` bytes; returns the bytes and the
+    /// declared content type. The API key goes along only when the URL is on the API's own
+    /// origin: a file hosted anywhere else gets no credentials (and reqwest drops them on a
+    /// redirect to another host).
+    pub async fn download(
+        &self,
+        url: &str,
+        limit: u64,
+    ) -> Result<(Bytes, Option<String>), ApiError> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| ApiError::LocalFile {
+            detail: format!("the file URL {url:?} is not a URL ({e})"),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ApiError::LocalFile {
+                detail: format!("the file URL {url:?} is not http(s)"),
+            });
+        }
+        let mut builder = self
+            .http
+            .get(parsed.clone())
+            .timeout(self.options.get_timeout);
+        if self.is_api_origin(&parsed) {
+            builder = builder.header(header::AUTHORIZATION, self.auth.clone());
+        }
+        let response = builder.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        let media_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let body = read_capped(response, limit).await?;
+        if !status.is_success() {
+            return Err(ApiError::Status {
+                status: status.as_u16(),
+                message: error_message(&body),
+                retry_after: None,
+            });
+        }
+        Ok((body, media_type))
+    }
+
+    fn is_api_origin(&self, url: &reqwest::Url) -> bool {
+        reqwest::Url::parse(&self.options.base_url).is_ok_and(|base| base.origin() == url.origin())
     }
 
     /// One authenticated GET of `{base_url}/{segments…}` (each segment path-escaped), with
@@ -225,6 +282,41 @@ impl HandingerClient {
             ApiError::Interrupted { detail }
         }
     }
+}
+
+/// The multipart body of a task with attachments: the fields as text parts, each file as a
+/// part named `files`, streamed from disk rather than read into memory.
+fn multipart_form(request: &TaskRequest) -> Result<Form, ApiError> {
+    let mut form = Form::new()
+        .text("input", request.input.clone())
+        .text("budget", request.budget.as_str())
+        .text("taskId", request.task_id.clone());
+    if let Some(worker) = &request.worker_id {
+        form = form.text("workerId", worker.clone());
+    }
+    for upload in &request.files {
+        let part = match &upload.source {
+            UploadSource::Memory(bytes) => Part::stream_with_length(bytes.clone(), upload.len()),
+            UploadSource::Disk { file, len } => {
+                let file = Upload::reopen(file).map_err(|e| ApiError::LocalFile {
+                    detail: format!("cannot read {} again: {e}", upload.name),
+                })?;
+                let stream = tokio_util::io::ReaderStream::with_capacity(
+                    tokio::fs::File::from_std(file),
+                    UPLOAD_CHUNK,
+                );
+                Part::stream_with_length(reqwest::Body::wrap_stream(stream), *len)
+            }
+        };
+        let part = part
+            .file_name(upload.name.clone())
+            .mime_str(&upload.media_type)
+            .map_err(|e| ApiError::LocalFile {
+                detail: format!("media type of {}: {e}", upload.name),
+            })?;
+        form = form.part("files", part);
+    }
+    Ok(form)
 }
 
 fn bearer(key: &SecretString) -> Result<header::HeaderValue, String> {

@@ -27,6 +27,10 @@ pub enum ApiError {
     /// The answer was bigger than the configured cap.
     #[error("Handinger's answer was larger than the {limit}-byte cap (--max-response-bytes)")]
     TooLarge { limit: usize },
+    /// Something on this side stopped the request before it was sent (an attachment that
+    /// can no longer be read, a file URL that is not one).
+    #[error("{detail}")]
+    LocalFile { detail: String },
     /// The answer was not the JSON we expected.
     #[error("Handinger answered HTTP {status} with a body that is not valid JSON ({detail})")]
     Malformed { status: u16, detail: String },
@@ -38,7 +42,7 @@ impl ApiError {
     /// rejection of the request itself.
     pub fn request_was_taken(&self) -> bool {
         match self {
-            ApiError::NotSent { .. } => false,
+            ApiError::NotSent { .. } | ApiError::LocalFile { .. } => false,
             ApiError::Status { status, .. } => !(400..500).contains(status) || *status == 408,
             ApiError::Interrupted { .. }
             | ApiError::TooLarge { .. }
@@ -61,7 +65,9 @@ impl ApiError {
         match self {
             ApiError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
             ApiError::NotSent { .. } | ApiError::Interrupted { .. } => true,
-            ApiError::TooLarge { .. } | ApiError::Malformed { .. } => false,
+            ApiError::TooLarge { .. } | ApiError::Malformed { .. } | ApiError::LocalFile { .. } => {
+                false
+            }
         }
     }
 
@@ -101,6 +107,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => {
                 "Raise --max-response-bytes (HANDINGER_MCP_MAX_RESPONSE_BYTES) if answers this large are expected.".into()
             }
+            ApiError::LocalFile { .. } => "Check the file and call again.".into(),
             ApiError::Malformed { .. } => {
                 "Check HANDINGER_BASE_URL points at the Handinger API (not a proxy or login page).".into()
             }

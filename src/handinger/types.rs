@@ -61,6 +61,9 @@ pub struct TaskRequest {
     pub task_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<String>,
+    /// Attachments; with any, the request goes as multipart instead of JSON.
+    #[serde(skip)]
+    pub files: Vec<crate::files::upload::Upload>,
 }
 
 /// The answer of `POST /api/tasks` (Handinger calls it a Worker object).
@@ -204,6 +207,9 @@ pub struct Turn {
     pub started_at: Option<Value>,
     #[serde(deserialize_with = "null_as_default")]
     pub completed_at: Option<Value>,
+    /// Files of the turn (newer API versions).
+    #[serde(deserialize_with = "null_as_default")]
+    pub files: Vec<AnswerFile>,
 }
 
 /// Handinger's error body: `{"error": "..."}`.

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::files::upload::FileArg;
 use crate::handinger::Budget;
 
 /// Arguments of `create_task`.
@@ -30,6 +31,20 @@ pub struct CreateTaskArgs {
     /// server's configured worker, or to let Handinger set up a worker from the input.
     #[serde(default)]
     pub worker_id: Option<String>,
+    /// Files to put in the worker's workspace before it starts: each either {"path"} (a
+    /// local file inside a directory the user allowed) or {"name", "content" (base64),
+    /// "mediaType"}. Use it for "summarise this PDF" or "fix this spreadsheet".
+    #[serde(default)]
+    pub files: Option<Vec<FileArg>>,
+}
+
+impl CreateTaskArgs {
+    /// Whether any attachment is a local path (which needs the allowed roots).
+    pub fn has_local_paths(&self) -> bool {
+        self.files
+            .as_ref()
+            .is_some_and(|files| files.iter().any(|f| f.path.is_some()))
+    }
 }
 
 /// Arguments of `get_task`.

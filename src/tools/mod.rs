@@ -8,6 +8,7 @@
 mod args;
 mod mcp_tasks;
 mod output;
+mod resources;
 mod tasks;
 
 use std::sync::Arc;
@@ -15,12 +16,15 @@ use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    CancelTaskParams, GetTaskParams, GetTaskResult, Implementation, ServerCapabilities,
-    ServerConfig, UpdateTaskParams,
+    CancelTaskParams, GetTaskParams, GetTaskResult, Implementation, ListResourceTemplatesResult,
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
+use crate::files::FileLimits;
+use crate::files::upload::{self, AllowedRoots};
 use crate::handinger::{Budget, HandingerClient, TaskRequest};
 use crate::task_id::{TaskId, validate_id};
 use crate::tasks::TurnRegistry;
@@ -46,6 +50,10 @@ pub struct TaskPolicy {
     /// Longest a tool call waits for an answer before returning the resumable taskId.
     pub max_wait: Duration,
     pub progress_interval: Duration,
+    pub file_limits: FileLimits,
+    /// Where local files may be attached from; `None` where local paths make no sense (a
+    /// server that does not run on the caller's machine).
+    pub local_roots: Option<AllowedRoots>,
 }
 
 /// A `create_task` call that passed the policy.
@@ -57,9 +65,13 @@ pub struct PreparedTask {
 }
 
 impl TaskPolicy {
-    /// Applies defaults and guards to `create_task` arguments, choosing the task id.
-    /// Refusals explain what to change.
-    pub fn prepare(&self, args: CreateTaskArgs) -> Result<PreparedTask, String> {
+    /// Applies defaults and guards to `create_task` arguments, choosing the task id and
+    /// checking attachments (local paths against `roots`). Refusals explain what to change.
+    pub fn prepare(
+        &self,
+        args: CreateTaskArgs,
+        roots: Option<&AllowedRoots>,
+    ) -> Result<PreparedTask, String> {
         if args.input.trim().is_empty() {
             return Err(
                 "input is empty: describe the task for the worker in plain language.".into(),
@@ -81,12 +93,14 @@ impl TaskPolicy {
         if let Some(worker) = &worker_id {
             validate_id(worker, "workerId")?;
         }
+        let files = upload::prepare(args.files.unwrap_or_default(), roots, &self.file_limits)?;
         Ok(PreparedTask {
             request: TaskRequest {
                 input: args.input,
                 budget,
                 task_id: task_id.to_string(),
                 worker_id,
+                files,
             },
             task_id,
             explicit_worker,
@@ -131,6 +145,7 @@ impl ServerHandler for HandingerServer {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_resources()
                 .enable_tasks()
                 .build(),
         )
@@ -156,6 +171,35 @@ impl ServerHandler for HandingerServer {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.mcp_cancel_task(&request.task_id, &context)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        // Answer files are reached through the template; there is no fixed list to offer.
+        Ok(ListResourcesResult::with_all_items(Vec::new()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.read_task_resource(&request.uri, &context)
+            .await
+            .map(Into::into)
     }
 
     async fn update_task(

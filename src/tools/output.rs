@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::files::answer::LocalCopy;
 use crate::handinger::types::{AnswerFile, Source, TaskRecord, TaskTotals, Turn, Usage};
 use crate::handinger::{ApiError, WorkerAnswer};
 use crate::task_id::TaskId;
@@ -41,6 +42,11 @@ pub struct TaskResult {
     pub totals: Option<TaskTotals>,
     /// Every turn, oldest first (from a task lookup; answers there carry no sources or files).
     pub turns: Option<Vec<TurnView>>,
+    /// Small images to show inline (`--inline-images`): media type and base64 bytes. Not
+    /// part of the structured result, which stays small.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub images: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -56,6 +62,10 @@ pub struct FileLink {
     pub media_type: Option<String>,
     pub url: String,
     pub size: Option<u64>,
+    /// The same file as an MCP resource of this server (resources/read).
+    pub resource_uri: String,
+    /// Where the server saved a copy (--download-dir).
+    pub local_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -73,9 +83,17 @@ pub struct TurnView {
 }
 
 impl TaskResult {
-    /// From the answer of `POST /api/tasks`.
-    pub fn from_answer(task_id: &TaskId, answer: &WorkerAnswer) -> Self {
+    /// From the answer of `POST /api/tasks` and what was done with its files.
+    pub fn from_answer(task_id: &TaskId, answer: &WorkerAnswer, copies: &[LocalCopy]) -> Self {
+        let files = answer
+            .files
+            .iter()
+            .filter_map(|f| FileLink::from_file(task_id, f, copies))
+            .collect();
+        let images = copies.iter().filter_map(|c| c.image.clone()).collect();
         TaskResult {
+            files,
+            images,
             task_id: task_id.to_string(),
             status: if answer.error.is_some() {
                 "failed".into()
@@ -89,11 +107,6 @@ impl TaskResult {
                 .sources
                 .iter()
                 .filter_map(SourceLink::from_source)
-                .collect(),
-            files: answer
-                .files
-                .iter()
-                .filter_map(FileLink::from_file)
                 .collect(),
             usage: answer.usage,
             url: answer.url.clone(),
@@ -170,21 +183,49 @@ impl SourceLink {
 }
 
 impl FileLink {
-    fn from_file(file: &AnswerFile) -> Option<Self> {
+    fn from_file(task_id: &TaskId, file: &AnswerFile, copies: &[LocalCopy]) -> Option<Self> {
+        let url = file.url.clone().filter(|u| !u.is_empty())?;
+        let name = file_name(file.filename.as_deref(), &url);
+        let local_path = copies
+            .iter()
+            .find(|c| c.url == url)
+            .and_then(|c| c.path.as_ref())
+            .map(|p| p.display().to_string());
         Some(FileLink {
-            url: file.url.clone().filter(|u| !u.is_empty())?,
+            resource_uri: file_resource_uri(task_id, &name),
             filename: file.filename.clone(),
             media_type: file.media_type.clone(),
             size: file.size.filter(|s| *s >= 0.0).map(|s| s as u64),
+            local_path,
+            url,
         })
     }
 
     fn name(&self) -> String {
-        self.filename
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| last_segment(&self.url).to_owned())
+        file_name(self.filename.as_deref(), &self.url)
     }
+}
+
+/// A file's name: the answer's filename, or the URL's last segment.
+pub fn file_name(filename: Option<&str>, url: &str) -> String {
+    filename
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .unwrap_or_else(|| last_segment(url).to_owned())
+}
+
+/// `handinger://tasks/{taskId}/files/{name}`, the name escaped as one path segment.
+pub fn file_resource_uri(task_id: &TaskId, name: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    format!(
+        "handinger://tasks/{}/files/{}",
+        task_id.path_segment(),
+        percent_encoding::utf8_percent_encode(name, SEGMENT)
+    )
 }
 
 impl From<&Turn> for TurnView {
@@ -230,7 +271,10 @@ pub fn task_result(result: &TaskResult, problem: Option<String>) -> CallToolResu
         content.push(ContentBlock::resource_link(link));
     }
     for file in &result.files {
-        let mut link = Resource::new(file.url.clone(), file.name());
+        let mut link = Resource::new(file.url.clone(), file.name()).with_description(format!(
+            "Also readable through this server as {}",
+            file.resource_uri
+        ));
         if let Some(media_type) = &file.media_type {
             link = link.with_mime_type(media_type.clone());
         }
@@ -238,6 +282,16 @@ pub fn task_result(result: &TaskResult, problem: Option<String>) -> CallToolResu
             link = link.with_size(size);
         }
         content.push(ContentBlock::resource_link(link));
+        if let Some(path) = &file.local_path
+            && let Ok(uri) = reqwest::Url::from_file_path(path)
+        {
+            let saved = Resource::new(uri.to_string(), file.name())
+                .with_description("Saved copy (--download-dir)");
+            content.push(ContentBlock::resource_link(saved));
+        }
+    }
+    for (media_type, data) in &result.images {
+        content.push(ContentBlock::image(data.clone(), media_type.clone()));
     }
     let mut call_result = if problem.is_some() {
         CallToolResult::error(content)
@@ -264,8 +318,8 @@ fn footer(result: &TaskResult) -> String {
 /// The tool result for a finished turn.
 pub fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult {
     match outcome {
-        TurnOutcome::Answered(answer) => {
-            let result = TaskResult::from_answer(task_id, answer);
+        TurnOutcome::Answered { answer, copies } => {
+            let result = TaskResult::from_answer(task_id, answer, copies);
             let problem = answer
                 .error
                 .as_ref()

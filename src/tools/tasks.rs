@@ -14,9 +14,13 @@ use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use super::HandingerServer;
 use super::args::{CreateTaskArgs, GetTaskArgs, decode};
 use super::output::{TaskResult, error_result, outcome_result, task_result};
+use crate::files::upload::AllowedRoots;
 use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;
 use crate::tasks::{StartRefused, Stop, Turn, TurnOutcome, WaitEnd, is_terminal_status};
+
+/// How long to wait for a client to list its roots.
+const ROOTS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Between lookups of a task the server does not hold.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -53,8 +57,16 @@ Each call spends Handinger credits according to the budget.",
         Parameters(arguments): Parameters<JsonObject>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let prepared = decode::<CreateTaskArgs>("create_task", arguments)
-            .and_then(|args| self.policy.prepare(args));
+        let args = match decode::<CreateTaskArgs>("create_task", arguments) {
+            Ok(args) => args,
+            Err(message) => return Ok(error_result(message).into()),
+        };
+        let roots = if args.has_local_paths() {
+            self.local_roots(&context).await
+        } else {
+            None
+        };
+        let prepared = self.policy.prepare(args, roots.as_ref());
         let (prepared, api) = match prepared.and_then(|p| Ok((p, self.api_for(&context)?))) {
             Ok(ready) => ready,
             Err(message) => return Ok(error_result(message).into()),
@@ -126,11 +138,11 @@ and answer.",
             };
             // The held answer has the sources and files; the task record adds the title,
             // totals and turn history. Without the record the answer alone still stands.
-            if let TurnOutcome::Answered(answer) = outcome.as_ref()
+            if let TurnOutcome::Answered { answer, copies } = outcome.as_ref()
                 && answer.error.is_none()
                 && let Ok(record) = api.get_task(&task_id).await
             {
-                let mut result = TaskResult::from_answer(&task_id, answer);
+                let mut result = TaskResult::from_answer(&task_id, answer, copies);
                 let overview = TaskResult::from_record(&task_id, &record);
                 result.url = overview.url.or(result.url);
                 result.title = overview.title;
@@ -145,6 +157,32 @@ and answer.",
 }
 
 impl HandingerServer {
+    /// The directories local files may come from: the configured ones plus the client's
+    /// roots, when it shares them. `None` where local paths are not allowed at all.
+    async fn local_roots(&self, context: &RequestContext<RoleServer>) -> Option<AllowedRoots> {
+        let configured = self.policy.local_roots.as_ref()?;
+        let shares_roots = context
+            .client_capabilities()
+            .is_some_and(|caps| caps.roots.is_some());
+        if !shares_roots {
+            return Some(configured.clone());
+        }
+        // Roots are deprecated in the newest protocol revision (SEP-2577) but are how today's
+        // clients (VS Code, Claude Code) say which folders the user opened.
+        #[allow(deprecated)]
+        let listed = tokio::time::timeout(ROOTS_TIMEOUT, context.peer.list_roots()).await;
+        #[allow(deprecated)]
+        match listed {
+            Ok(Ok(result)) => {
+                Some(configured.with_client_roots(result.roots.iter().map(|r| r.uri.as_str())))
+            }
+            _ => {
+                tracing::warn!("the client did not list its roots; using --allow-dir only");
+                Some(configured.clone())
+            }
+        }
+    }
+
     /// Waits for a turn the server holds, sending progress, at most `limit`; the outcome,
     /// or `None` while it still runs.
     async fn await_outcome(

@@ -41,7 +41,22 @@ pub struct Received {
     pub method: String,
     pub path: String,
     pub authorization: Option<String>,
+    /// The JSON body, or for multipart the text fields as a JSON object.
     pub body: Value,
+    /// Multipart file parts, in order.
+    pub uploads: Vec<ReceivedFile>,
+}
+
+/// A multipart part as the fake received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedFile {
+    pub field: String,
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub len: u64,
+    /// The first bytes (up to 1 MiB): enough to compare small files, while a large one
+    /// streams through without being held.
+    pub head: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +72,10 @@ pub struct FakeState {
     pub tasks: HashMap<String, Vec<TurnRecord>>,
     pub task_workers: HashMap<String, String>,
     pub faults: VecDeque<Fault>,
+    /// Replaces the `files` of every answer when set.
+    pub answer_files: Option<Value>,
+    /// What `GET /files/{name}` serves: media type and bytes.
+    pub served_files: HashMap<String, (String, Vec<u8>)>,
     /// The next this many `GET /api/tasks/{id}` answer 503.
     pub failing_lookups: u32,
     /// How long each turn "runs" before the POST answers.
@@ -79,7 +98,10 @@ impl FakeHandinger {
             .route("/api/tasks", post(create_task))
             .route("/api/tasks/{id}", get(get_task))
             .route("/api/workers/{id}", get(get_worker))
+            .route("/files/{name}", get(serve_file))
             .fallback(unknown)
+            // Attachments can be large (a 100 MiB upload test streams through).
+            .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
@@ -113,6 +135,19 @@ impl FakeHandinger {
             .collect()
     }
 
+    pub fn serve_file_bytes(&self, name: &str, media_type: &str, bytes: &[u8]) {
+        self.state
+            .lock()
+            .unwrap()
+            .served_files
+            .insert(name.into(), (media_type.into(), bytes.to_vec()));
+    }
+
+    /// Makes every answer list these files (`[{filename, mediaType, url, size}]`).
+    pub fn set_answer_files(&self, files: Value) {
+        self.state.lock().unwrap().answer_files = Some(files);
+    }
+
     pub fn turns(&self, task_id: &str) -> Vec<TurnRecord> {
         self.state
             .lock()
@@ -127,6 +162,17 @@ impl FakeHandinger {
 type Shared = Arc<Mutex<FakeState>>;
 
 fn record(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: Value) {
+    record_with_uploads(state, method, uri, headers, body, Vec::new());
+}
+
+fn record_with_uploads(
+    state: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Value,
+    uploads: Vec<ReceivedFile>,
+) {
     state.lock().unwrap().received.push(Received {
         method: method.to_string(),
         path: uri.path().to_owned(),
@@ -135,6 +181,7 @@ fn record(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body:
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         body,
+        uploads,
     });
 }
 
@@ -150,15 +197,60 @@ fn error(status: u16, message: &str) -> Response {
         .into_response()
 }
 
-async fn create_task(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    record(&state, &method, &uri, &headers, body.clone());
+/// Reads a JSON or multipart task body: the fields, and the file parts.
+async fn read_task_body(request: axum::extract::Request) -> (Value, Vec<ReceivedFile>) {
+    use axum::extract::FromRequest;
+    let is_multipart = request
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !is_multipart {
+        let bytes = Bytes::from_request(request, &()).await.unwrap_or_default();
+        return (
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            Vec::new(),
+        );
+    }
+    let mut fields = serde_json::Map::new();
+    let mut uploads = Vec::new();
+    let Ok(mut multipart) = axum::extract::Multipart::from_request(request, &()).await else {
+        return (Value::Null, uploads);
+    };
+    while let Ok(Some(mut part)) = multipart.next_field().await {
+        let field = part.name().unwrap_or_default().to_owned();
+        if part.file_name().is_none() {
+            let text = part.text().await.unwrap_or_default();
+            fields.insert(field, Value::String(text));
+            continue;
+        }
+        let mut received = ReceivedFile {
+            field,
+            filename: part.file_name().map(str::to_owned),
+            content_type: part.content_type().map(str::to_owned),
+            len: 0,
+            head: Vec::new(),
+        };
+        while let Ok(Some(chunk)) = part.chunk().await {
+            received.len += chunk.len() as u64;
+            let room = (1usize << 20).saturating_sub(received.head.len());
+            received
+                .head
+                .extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        uploads.push(received);
+    }
+    (Value::Object(fields), uploads)
+}
+
+async fn create_task(State(state): State<Shared>, request: axum::extract::Request) -> Response {
+    let (method, uri, headers) = (
+        request.method().clone(),
+        request.uri().clone(),
+        request.headers().clone(),
+    );
+    let (body, uploads) = read_task_body(request).await;
+    record_with_uploads(&state, &method, &uri, &headers, body.clone(), uploads);
     if !authorized(&headers) {
         return error(401, "Invalid API key");
     }
@@ -241,7 +333,13 @@ async fn create_task(
                 .body(Body::from_stream(futures::stream::iter(chunks)))
                 .unwrap()
         }
-        _ => axum::Json(worker_answer(&worker_id, &output)).into_response(),
+        _ => {
+            let mut answer = worker_answer(&worker_id, &output);
+            if let Some(files) = state.lock().unwrap().answer_files.clone() {
+                answer["files"] = files;
+            }
+            axum::Json(answer).into_response()
+        }
     }
 }
 
@@ -359,4 +457,19 @@ async fn unknown(
 ) -> Response {
     record(&state, &method, &uri, &headers, Value::Null);
     error(404, "No such endpoint")
+}
+
+/// Serves a file set with `serve_file_bytes`, to anyone: tests check who sent credentials.
+async fn serve_file(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, &uri, &headers, Value::Null);
+    let Some((media_type, bytes)) = state.lock().unwrap().served_files.get(&name).cloned() else {
+        return error(404, "No such file");
+    };
+    ([("content-type", media_type)], bytes).into_response()
 }

@@ -27,6 +27,7 @@ pub type Client = RunningService<RoleClient, ()>;
 pub struct Bridge {
     pub client: Client,
     pub stderr: Arc<Mutex<String>>,
+    pub pid: u32,
 }
 
 pub fn command(base_url: &str, args: &[&str]) -> Command {
@@ -48,6 +49,7 @@ pub async fn start_with(cmd: Command) -> Bridge {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn handinger-mcp");
+    let pid = transport.id().expect("child pid");
     let stderr = Arc::new(Mutex::new(String::new()));
     if let Some(mut pipe) = stderr_pipe {
         let sink = stderr.clone();
@@ -64,7 +66,19 @@ pub async fn start_with(cmd: Command) -> Bridge {
         });
     }
     let client = ().serve(transport).await.expect("MCP initialize");
-    Bridge { client, stderr }
+    Bridge {
+        client,
+        stderr,
+        pid,
+    }
+}
+
+/// Peak resident memory of a process, from /proc (Linux), in bytes.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 pub fn args(value: Value) -> JsonObject {

@@ -1,0 +1,156 @@
+//! Answer files and task transcripts as MCP resources, for clients that cannot fetch a
+//! file URL themselves:
+//!
+//! - `handinger://tasks/{taskId}/files/{name}`: the bytes of a file a worker produced
+//!   (text for textual types, base64 otherwise).
+//! - `handinger://tasks/{taskId}`: the task record (status, totals, turns) as JSON.
+
+use rmcp::model::{ReadResourceResult, ResourceContents, ResourceTemplate};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer};
+
+use super::HandingerServer;
+use super::output::{TaskResult, file_name};
+use crate::files::answer::resource_contents;
+use crate::handinger::ApiError;
+use crate::handinger::types::AnswerFile;
+use crate::task_id::TaskId;
+use crate::tasks::TurnOutcome;
+
+const PREFIX: &str = "handinger://tasks/";
+
+pub(super) fn templates() -> Vec<ResourceTemplate> {
+    vec![
+        ResourceTemplate::new("handinger://tasks/{taskId}/files/{name}", "task-file")
+            .with_title("A file a Handinger worker produced")
+            .with_description(
+                "The bytes of a file from a create_task or get_task result, by the task's id and the file's name.",
+            ),
+        ResourceTemplate::new("handinger://tasks/{taskId}", "task")
+            .with_title("A Handinger task record")
+            .with_description("Status, totals and every turn of a task, as JSON.")
+            .with_mime_type("application/json"),
+    ]
+}
+
+impl HandingerServer {
+    pub(super) async fn read_task_resource(
+        &self,
+        uri: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResult, ErrorData> {
+        let not_ours = || {
+            ErrorData::resource_not_found(
+                format!(
+                    "{uri} is not a resource of this server; use handinger://tasks/{{taskId}} or handinger://tasks/{{taskId}}/files/{{name}}"
+                ),
+                None,
+            )
+        };
+        let rest = uri.strip_prefix(PREFIX).ok_or_else(not_ours)?;
+        let (raw_id, file) = match rest.split_once("/files/") {
+            Some((id, name)) => (id, Some(decode(name))),
+            None => (rest, None),
+        };
+        let task_id =
+            TaskId::parse(&decode(raw_id)).map_err(|e| ErrorData::invalid_params(e, None))?;
+        let api = self
+            .api_for(context)
+            .map_err(|e| ErrorData::invalid_request(e, None))?;
+        let contents = match file {
+            None => {
+                let record = api
+                    .get_task(&task_id)
+                    .await
+                    .map_err(|e| lookup_error(&task_id, &e))?;
+                let view = TaskResult::from_record(&task_id, &record);
+                let json = serde_json::to_string_pretty(&view)
+                    .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                ResourceContents::TextResourceContents {
+                    uri: uri.to_owned(),
+                    mime_type: Some("application/json".into()),
+                    text: json,
+                    meta: None,
+                }
+            }
+            Some(name) => {
+                let file = self.find_file(&api, &task_id, &name).await?;
+                let url = file.url.clone().unwrap_or_default();
+                let (bytes, served_type) = api
+                    .download(&url, self.policy.file_limits.max_file_bytes)
+                    .await
+                    .map_err(|e| {
+                        ErrorData::internal_error(
+                            format!(
+                                "could not fetch {name} of task {task_id}: {e}. {}",
+                                e.hint()
+                            ),
+                            None,
+                        )
+                    })?;
+                resource_contents(uri, bytes, file.media_type.or(served_type))
+            }
+        };
+        Ok(ReadResourceResult::new(vec![contents]))
+    }
+
+    /// The answer file called `name`: from the answer this server holds, else from the
+    /// task record's turns.
+    async fn find_file(
+        &self,
+        api: &crate::handinger::HandingerClient,
+        task_id: &TaskId,
+        name: &str,
+    ) -> Result<AnswerFile, ErrorData> {
+        let matches = |file: &&AnswerFile| {
+            file.url
+                .as_deref()
+                .is_some_and(|url| file_name(file.filename.as_deref(), url) == name)
+        };
+        if let Some(turn) = self.turns.get(api, task_id)
+            && let Some(TurnOutcome::Answered { answer, .. }) = turn.outcome().as_deref()
+            && let Some(file) = answer.files.iter().find(matches)
+        {
+            return Ok(file.clone());
+        }
+        let record = api
+            .get_task(task_id)
+            .await
+            .map_err(|e| lookup_error(task_id, &e))?;
+        record
+            .turns
+            .iter()
+            .rev()
+            .flat_map(|turn| turn.files.iter())
+            .find(matches)
+            .cloned()
+            .ok_or_else(|| {
+                ErrorData::resource_not_found(
+                    format!("task {task_id} has no file named {name:?}; the files are listed in its create_task or get_task result"),
+                    None,
+                )
+            })
+    }
+}
+
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn lookup_error(task_id: &TaskId, error: &ApiError) -> ErrorData {
+    match error {
+        ApiError::Status { status: 404, .. } => ErrorData::resource_not_found(
+            format!("no task {task_id} on Handinger: check the taskId"),
+            None,
+        ),
+        other => ErrorData::internal_error(
+            format!(
+                "could not look task {task_id} up: {other}. {}",
+                other.hint()
+            ),
+            None,
+        ),
+    }
+}
