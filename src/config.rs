@@ -167,6 +167,26 @@ pub struct SettingsArgs {
     pub log_format: LogFormat,
 }
 
+/// Treats a setting variable that is set but empty as unset.
+///
+/// Client configurations (an MCPB bundle's optional fields, a `.env` file) often pass an
+/// empty string for "not given"; clap would refuse it as a missing value. Must run before
+/// any other thread starts, which is why `main` calls it first.
+pub fn forget_empty_settings() {
+    let empty: Vec<_> = std::env::vars_os()
+        .filter(|(name, value)| {
+            let name = name.to_string_lossy();
+            value.is_empty() && (name.starts_with("HANDINGER_MCP_") || name == "HANDINGER_BASE_URL")
+        })
+        .map(|(name, _)| name)
+        .collect();
+    for name in empty {
+        // SAFETY: called at the top of `main`, before any thread exists, so nothing can
+        // read the environment concurrently.
+        unsafe { std::env::remove_var(name) };
+    }
+}
+
 /// Validated settings, ready to run with.
 #[derive(Debug)]
 pub struct Settings {

@@ -4,6 +4,7 @@ use clap::Parser;
 use handinger_mcp::config::{API_KEY_VAR, Cli, PLACEHOLDER_API_KEY};
 
 fn main() -> ExitCode {
+    handinger_mcp::config::forget_empty_settings();
     let cli = Cli::parse();
     let mut api_key = std::env::var(API_KEY_VAR).ok();
     if cli.command.as_ref().is_some_and(|c| !c.needs_api_key())

@@ -476,3 +476,19 @@ async fn an_unresolvable_failure_says_not_to_resend() {
     }
     assert_eq!(fake.posts().len(), 1);
 }
+
+/// Client configurations often pass "" for an optional setting: it means "not given".
+#[tokio::test]
+async fn empty_setting_variables_count_as_unset() {
+    let fake = FakeHandinger::start().await;
+    let mut cmd = command(&fake.base_url, &[]);
+    cmd.env("HANDINGER_MCP_DEFAULT_BUDGET", "")
+        .env("HANDINGER_MCP_WORKER_ID", "")
+        .env("HANDINGER_MCP_MAX_WAIT", "");
+    let bridge = start_with(cmd).await;
+    let result = call(&bridge.client, "create_task", json!({"input": "x"})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    let post = &fake.posts()[0];
+    assert_eq!(post.body["budget"], "standard");
+    assert!(post.body.get("workerId").is_none());
+}
