@@ -29,7 +29,7 @@ use crate::handinger::{Budget, HandingerClient, TaskRequest};
 use crate::task_id::{TaskId, validate_id};
 use crate::tasks::TurnRegistry;
 
-pub use args::{CreateTaskArgs, GetTaskArgs};
+pub use args::{CreateTaskArgs, GetTaskArgs, decode};
 pub use output::TaskResult;
 
 /// What the server tells a client's model about using it, once, at initialization.

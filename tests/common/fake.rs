@@ -34,6 +34,82 @@ pub enum Fault {
     Huge(usize),
     /// Record the turn, send the headers, then break the connection mid-body.
     Cut,
+    /// Record the turn, then send the normal answer in `chunks` pieces with `pause` before
+    /// each: a slow body.
+    SlowBody { chunks: usize, pause: Duration },
+}
+
+impl Fault {
+    /// A short name for reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Status { status: 429, .. } => "429",
+            Fault::Status { .. } => "5xx before recording",
+            Fault::RecordThenStatus(_) => "5xx after recording",
+            Fault::Malformed => "malformed",
+            Fault::Huge(_) => "huge",
+            Fault::Cut => "reset mid-body",
+            Fault::SlowBody { .. } => "slow body",
+        }
+    }
+}
+
+/// Faults drawn at random from a seeded generator, for soak runs: after the queued
+/// [`Fault`]s run out, each `POST /api/tasks` may draw one, and each `GET /api/tasks/{id}`
+/// may answer 503. The same seed and the same order of requests give the same faults.
+#[derive(Debug, Clone)]
+pub struct Chaos {
+    state: u64,
+    /// Each fault with its chance per mille; requests that draw none answer normally.
+    pub post_faults: Vec<(u32, Fault)>,
+    /// Chance per mille that a task lookup answers 503.
+    pub lookup_failures: u32,
+    /// How many of each fault were injected, by [`Fault::kind`] (and "lookup 503").
+    pub injected: HashMap<&'static str, u64>,
+}
+
+impl Chaos {
+    pub fn new(seed: u64, post_faults: Vec<(u32, Fault)>, lookup_failures: u32) -> Self {
+        Chaos {
+            state: seed,
+            post_faults,
+            lookup_failures,
+            injected: HashMap::new(),
+        }
+    }
+
+    /// splitmix64: small, fast and good enough to pick faults.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn per_mille(&mut self) -> u32 {
+        (self.next_u64() % 1000) as u32
+    }
+
+    fn draw_post_fault(&mut self) -> Option<Fault> {
+        let mut roll = self.per_mille();
+        for (chance, fault) in &self.post_faults {
+            if roll < *chance {
+                *self.injected.entry(fault.kind()).or_default() += 1;
+                return Some(fault.clone());
+            }
+            roll -= chance;
+        }
+        None
+    }
+
+    fn draw_lookup_failure(&mut self) -> bool {
+        let fail = self.per_mille() < self.lookup_failures;
+        if fail {
+            *self.injected.entry("lookup 503").or_default() += 1;
+        }
+        fail
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +158,8 @@ pub struct FakeState {
     pub turn_duration: Duration,
     /// Workers `GET /api/workers/{id}` knows, besides those tasks ran on.
     pub workers: HashSet<String>,
+    /// Random faults once the queued ones run out.
+    pub chaos: Option<Chaos>,
 }
 
 #[derive(Clone)]
@@ -146,6 +224,21 @@ impl FakeHandinger {
     /// Makes every answer list these files (`[{filename, mediaType, url, size}]`).
     pub fn set_answer_files(&self, files: Value) {
         self.state.lock().unwrap().answer_files = Some(files);
+    }
+
+    /// Draws random faults from now on (see [`Chaos`]).
+    pub fn set_chaos(&self, chaos: Chaos) {
+        self.state.lock().unwrap().chaos = Some(chaos);
+    }
+
+    /// Stops drawing random faults; returns what was injected.
+    pub fn stop_chaos(&self) -> Option<Chaos> {
+        self.state.lock().unwrap().chaos.take()
+    }
+
+    /// Every task the fake holds, with its turns.
+    pub fn all_turns(&self) -> HashMap<String, Vec<TurnRecord>> {
+        self.state.lock().unwrap().tasks.clone()
     }
 
     pub fn turns(&self, task_id: &str) -> Vec<TurnRecord> {
@@ -273,7 +366,9 @@ async fn create_task(State(state): State<Shared>, request: axum::extract::Reques
         .to_owned();
     let (fault, duration) = {
         let mut s = state.lock().unwrap();
-        (s.faults.pop_front(), s.turn_duration)
+        let fault = s.faults.pop_front();
+        let fault = fault.or_else(|| s.chaos.as_mut().and_then(Chaos::draw_post_fault));
+        (fault, s.turn_duration)
     };
     match &fault {
         Some(Fault::Status {
@@ -331,6 +426,20 @@ async fn create_task(State(state): State<Shared>, request: axum::extract::Reques
                 .status(200)
                 .header("content-type", "application/json")
                 .body(Body::from_stream(futures::stream::iter(chunks)))
+                .unwrap()
+        }
+        Some(Fault::SlowBody { chunks, pause }) => {
+            let body = worker_answer(&worker_id, &output).to_string().into_bytes();
+            let size = body.len().div_ceil(chunks.max(1));
+            let pieces: Vec<Bytes> = body.chunks(size).map(Bytes::copy_from_slice).collect();
+            let stream = futures::StreamExt::then(futures::stream::iter(pieces), move |piece| async move {
+                tokio::time::sleep(pause).await;
+                Ok::<_, std::io::Error>(piece)
+            });
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Body::from_stream(stream))
                 .unwrap()
         }
         _ => {
@@ -396,6 +505,9 @@ async fn get_task(
     let mut s = state.lock().unwrap();
     if s.failing_lookups > 0 {
         s.failing_lookups -= 1;
+        return error(503, "Lookups unavailable");
+    }
+    if s.chaos.as_mut().is_some_and(Chaos::draw_lookup_failure) {
         return error(503, "Lookups unavailable");
     }
     let Some(turns) = s.tasks.get(&id) else {

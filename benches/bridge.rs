@@ -1,0 +1,751 @@
+//! The bridge benchmark: `cargo bench --bench bridge` (see docs/benchmarks.md).
+//!
+//! Drives the release binary (cargo builds it with the release settings for `cargo bench`)
+//! against a fake Handinger API on loopback that answers at once, and prints one table:
+//! stdio cold start, per-call overhead over a direct HTTP call to the same fake, peak
+//! memory after 1,000 calls, 10,000 concurrent calls over HTTP, and a 100 MiB upload.
+//!
+//! Beside it, the same stdio jobs run through a minimal bridge written with the official
+//! Python and TypeScript MCP SDKs (`benches/baselines/`), installed under `.bench/` on
+//! first use, so the comparison is made on the same machine in the same run.
+//!
+//! Every MCP exchange here is raw JSON-RPC over the child's pipes, one line each way, with
+//! no client library in between: what is timed is the bridge, not a client's overhead.
+//!
+//! Knobs (environment): `BENCH_CALLS` (timed calls per bridge, default 5000),
+//! `BENCH_COLD_RUNS` (cold starts per bridge, default 20), `BENCH_HTTP_CALLS` (concurrent
+//! HTTP calls, default 10000), `BENCH_HOLD_MS` (how long the fake holds each of those,
+//! default 2000), `BENCH_BASELINES=0` (skip the SDK bridges), `BENCH_ONLY=rust` (ditto).
+
+#[allow(dead_code)]
+#[path = "../tests/common/fake.rs"]
+mod fake;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_handinger-mcp");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// Calls made before timing starts (connection pools, allocator, JIT for the baselines).
+const WARMUP_CALLS: usize = 200;
+/// Calls after which peak memory is read.
+const RSS_AFTER_CALLS: usize = 1000;
+
+fn main() {
+    let settings = Settings::from_env();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let fake = runtime.block_on(fake::FakeHandinger::start());
+    let floor_client = reqwest::Client::new();
+    eprintln!("bench: fake Handinger at {}", fake.base_url);
+
+    let mut bridges = vec![Subject::rust()];
+    if settings.baselines {
+        bridges.extend(Subject::python());
+        bridges.extend(Subject::node());
+    }
+
+    let mut columns = Vec::new();
+    for subject in &bridges {
+        eprintln!("bench: {} — cold start x{}", subject.label, settings.cold_runs);
+        let cold = cold_start(subject, &fake.base_url, settings.cold_runs);
+        eprintln!("bench: {} — {} calls", subject.label, settings.calls);
+        let calls = call_overhead(
+            subject,
+            &fake.base_url,
+            settings.calls,
+            &runtime,
+            &floor_client,
+        );
+        columns.push(Column {
+            label: subject.label.clone(),
+            cold,
+            calls,
+        });
+    }
+
+    eprintln!("bench: 100 MiB attachment");
+    let upload = upload_100_mib(&fake.base_url);
+    eprintln!("bench: HTTP mode");
+    let http = http_mode(&runtime, &settings);
+
+    print_table(&columns, &upload, &http, &settings);
+}
+
+struct Settings {
+    calls: usize,
+    cold_runs: usize,
+    http_calls: usize,
+    hold: Duration,
+    baselines: bool,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        let number = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let only_rust = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "rust");
+        Settings {
+            calls: number("BENCH_CALLS", 5000).max(RSS_AFTER_CALLS),
+            cold_runs: number("BENCH_COLD_RUNS", 20).max(1),
+            http_calls: number("BENCH_HTTP_CALLS", 10_000).max(1),
+            hold: Duration::from_millis(number("BENCH_HOLD_MS", 2000) as u64),
+            baselines: !only_rust && std::env::var("BENCH_BASELINES").map_or(true, |v| v != "0"),
+        }
+    }
+}
+
+/// A bridge under test: how to start it over stdio.
+struct Subject {
+    label: String,
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Subject {
+    fn rust() -> Self {
+        Subject {
+            label: format!("handinger-mcp {}", env!("CARGO_PKG_VERSION")),
+            program: BINARY.into(),
+            args: Vec::new(),
+            env: vec![("RUST_LOG".into(), "warn".into())],
+        }
+    }
+
+    /// The Python SDK bridge, installing the SDK into `.bench/venv` when missing.
+    fn python() -> Option<Self> {
+        let venv = Path::new(ROOT).join(".bench/venv");
+        let python = venv.join("bin/python");
+        let requirements = Path::new(ROOT).join("benches/baselines/requirements.txt");
+        let installed = python.exists()
+            && Command::new(&python)
+                .args(["-c", "import mcp"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+        if !installed {
+            eprintln!("bench: installing the Python MCP SDK into .bench/venv");
+            let made = python.exists() || run_quiet(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+            let ok = made
+                && run_quiet(
+                    Command::new(&python)
+                        .args(["-m", "pip", "install", "-q", "-r"])
+                        .arg(&requirements),
+                );
+            if !ok {
+                eprintln!("bench: the Python SDK could not be installed; skipping it");
+                return None;
+            }
+        }
+        let version = output_of(Command::new(&python).args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('mcp'))",
+        ]))?;
+        Some(Subject {
+            label: format!("Python SDK (mcp {version})"),
+            program: python,
+            args: vec![format!("{ROOT}/benches/baselines/python_bridge.py")],
+            env: Vec::new(),
+        })
+    }
+
+    /// The TypeScript SDK bridge, installing the SDK into `.bench/node` when missing.
+    fn node() -> Option<Self> {
+        let prefix = Path::new(ROOT).join(".bench/node");
+        let modules = prefix.join("node_modules");
+        let package = modules.join("@modelcontextprotocol/sdk/package.json");
+        if !package.exists() {
+            eprintln!("bench: installing the TypeScript MCP SDK into .bench/node");
+            let _ = std::fs::create_dir_all(&prefix);
+            let copied = std::fs::copy(
+                Path::new(ROOT).join("benches/baselines/package.json"),
+                prefix.join("package.json"),
+            );
+            let ok = copied.is_ok()
+                && run_quiet(
+                    Command::new("npm")
+                        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                        .arg(&prefix),
+                );
+            if !ok {
+                eprintln!("bench: the TypeScript SDK could not be installed; skipping it");
+                return None;
+            }
+        }
+        let manifest: Value = serde_json::from_slice(&std::fs::read(&package).ok()?).ok()?;
+        let version = manifest["version"].as_str()?.to_owned();
+        let node = output_of(Command::new("node").arg("--version"))?;
+        Some(Subject {
+            label: format!("TypeScript SDK ({version}, node {node})"),
+            program: "node".into(),
+            args: vec![format!("{ROOT}/benches/baselines/node_bridge.cjs")],
+            env: vec![("NODE_PATH".into(), modules.display().to_string())],
+        })
+    }
+
+    fn spawn(&self, base_url: &str, extra_args: &[&str]) -> StdioBridge {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .args(extra_args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HANDINGER_API_KEY", fake::API_KEY)
+            .env("HANDINGER_BASE_URL", base_url)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = command.spawn().expect("spawn the bridge");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        StdioBridge {
+            child,
+            stdin,
+            stdout,
+            next_id: 0,
+            line: String::new(),
+        }
+    }
+}
+
+fn run_quiet(command: &mut Command) -> bool {
+    command
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn output_of(command: &mut Command) -> Option<String> {
+    let output = command.stderr(Stdio::null()).output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// A bridge child process and a blocking, one-line-per-message JSON-RPC client on it.
+struct StdioBridge {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    next_id: u64,
+    line: String,
+}
+
+impl StdioBridge {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a request and reads until its response; returns the parsed response.
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send(&message);
+        self.read_response(id)
+    }
+
+    fn notify(&mut self, method: &str) {
+        self.send(&json!({"jsonrpc": "2.0", "method": method}));
+    }
+
+    fn send(&mut self, message: &Value) {
+        let mut bytes = serde_json::to_vec(message).expect("JSON");
+        bytes.push(b'\n');
+        self.stdin.write_all(&bytes).expect("write to the bridge");
+        self.stdin.flush().expect("flush to the bridge");
+    }
+
+    fn read_response(&mut self, id: u64) -> Value {
+        loop {
+            self.line.clear();
+            let n = self
+                .stdout
+                .read_line(&mut self.line)
+                .expect("read from the bridge");
+            assert!(n > 0, "the bridge closed stdout");
+            let message: Value = match serde_json::from_str(&self.line) {
+                Ok(message) => message,
+                Err(_) => continue,
+            };
+            if message.get("id").and_then(Value::as_u64) == Some(id)
+                && message.get("method").is_none()
+            {
+                return message;
+            }
+        }
+    }
+
+    fn initialize(&mut self) {
+        let answer = self.request(
+            "initialize",
+            json!({
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "bridge-bench", "version": "1"}
+            }),
+        );
+        assert!(answer.get("result").is_some(), "initialize: {answer}");
+        self.notify("notifications/initialized");
+    }
+
+    fn list_tools(&mut self) {
+        let answer = self.request("tools/list", json!({}));
+        let tools = answer["result"]["tools"].as_array().map_or(0, Vec::len);
+        assert!(tools >= 1, "tools/list: {answer}");
+    }
+
+    fn create_task(&mut self, arguments: Value) -> Value {
+        self.request(
+            "tools/call",
+            json!({"name": "create_task", "arguments": arguments}),
+        )
+    }
+
+    fn close(mut self) {
+        drop(self.stdin);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawn → `initialize` answered → `tools/list` answered, `runs` times.
+fn cold_start(subject: &Subject, base_url: &str, runs: usize) -> Vec<Duration> {
+    (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            let mut bridge = subject.spawn(base_url, &[]);
+            bridge.initialize();
+            bridge.list_tools();
+            let elapsed = started.elapsed();
+            bridge.close();
+            elapsed
+        })
+        .collect()
+}
+
+struct CallFigures {
+    bridged: Vec<Duration>,
+    direct: Vec<Duration>,
+    /// VmHWM after [`RSS_AFTER_CALLS`] calls, bytes.
+    peak_rss: Option<u64>,
+    /// Bridge CPU time (user + system) over the timed calls, divided by their number.
+    cpu_per_call: Option<Duration>,
+}
+
+/// Sequential `create_task` calls through the bridge, each paired with a direct
+/// `POST /api/tasks` to the same fake (alternating, so noise hits both alike).
+fn call_overhead(
+    subject: &Subject,
+    base_url: &str,
+    calls: usize,
+    runtime: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+) -> CallFigures {
+    let mut bridge = subject.spawn(base_url, &[]);
+    bridge.initialize();
+    let url = format!("{base_url}/api/tasks");
+    let auth = format!("Bearer {}", fake::API_KEY);
+    let direct_call = |i: usize| {
+        runtime.block_on(async {
+            let answer: Value = http
+                .post(&url)
+                .header("authorization", &auth)
+                .json(&json!({"input": format!("direct call {i}"), "budget": "standard", "taskId": format!("tsk_direct_{i}")}))
+                .send()
+                .await
+                .expect("direct POST")
+                .json()
+                .await
+                .expect("direct answer");
+            assert!(answer["output_text"].is_string(), "direct: {answer}");
+        })
+    };
+    let mut bridged_call = |i: usize| {
+        let answer = bridge.create_task(json!({"input": format!("bridged call {i}")}));
+        let text = answer["result"]["content"][0]["text"].as_str().unwrap_or("");
+        assert!(
+            answer["result"]["isError"] != json!(true) && text.contains("answer to: bridged call"),
+            "{}: {answer}",
+            subject.label
+        );
+    };
+    for i in 0..WARMUP_CALLS {
+        direct_call(i);
+        bridged_call(i);
+    }
+    let mut bridged = Vec::with_capacity(calls);
+    let mut direct = Vec::with_capacity(calls);
+    let mut peak_rss = None;
+    let cpu_before = cpu_time(bridge.pid());
+    for i in 0..calls {
+        let started = Instant::now();
+        direct_call(WARMUP_CALLS + i);
+        direct.push(started.elapsed());
+        let started = Instant::now();
+        bridged_call(WARMUP_CALLS + i);
+        bridged.push(started.elapsed());
+        if i + 1 == RSS_AFTER_CALLS {
+            peak_rss = vm_hwm(bridge.pid());
+        }
+    }
+    let cpu_after = cpu_time(bridge.pid());
+    let cpu_per_call = cpu_before
+        .zip(cpu_after)
+        .map(|(before, after)| after.saturating_sub(before) / calls as u32);
+    drop(bridged_call);
+    bridge.close();
+    CallFigures {
+        bridged,
+        direct,
+        peak_rss,
+        cpu_per_call,
+    }
+}
+
+struct UploadFigures {
+    idle_rss: Option<u64>,
+    peak_rss: Option<u64>,
+    elapsed: Duration,
+    ok: bool,
+}
+
+/// One `create_task` with a 100 MiB local file: the bridge's peak RSS while it streams.
+fn upload_100_mib(base_url: &str) -> UploadFigures {
+    const SIZE: u64 = 100 * 1024 * 1024;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let big = dir.path().join("big.bin");
+    {
+        // Real bytes, not a sparse file, so the kernel really reads them.
+        let mut file = std::fs::File::create(&big).expect("create the file");
+        let chunk = vec![0x5au8; 1 << 20];
+        for _ in 0..(SIZE >> 20) {
+            file.write_all(&chunk).expect("write the file");
+        }
+    }
+    let subject = Subject::rust();
+    let dir_arg = dir.path().to_str().expect("UTF-8 temp dir").to_owned();
+    let mut bridge = subject.spawn(base_url, &["--allow-dir", &dir_arg]);
+    bridge.initialize();
+    // One small call first, so "idle" includes the HTTP client's warm state.
+    bridge.create_task(json!({"input": "warm up"}));
+    let idle_rss = vm_rss(bridge.pid());
+    let started = Instant::now();
+    let answer = bridge.create_task(json!({
+        "input": "checksum this",
+        "files": [{"path": big.to_str().expect("UTF-8 path")}]
+    }));
+    let elapsed = started.elapsed();
+    let ok = answer["result"]["isError"] != json!(true)
+        && answer["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("answer to: checksum this"));
+    let peak_rss = vm_hwm(bridge.pid());
+    bridge.close();
+    UploadFigures {
+        idle_rss,
+        peak_rss,
+        elapsed,
+        ok,
+    }
+}
+
+enum HttpFigures {
+    NotAvailable,
+    Measured {
+        calls: usize,
+        answered_ok: usize,
+        errors: usize,
+        wall: Duration,
+        peak_rss: Option<u64>,
+        cpu_per_call: Option<Duration>,
+    },
+}
+
+/// 10,000 concurrent `create_task` calls over Streamable HTTP, each held 2 s upstream.
+fn http_mode(_runtime: &tokio::runtime::Runtime, _settings: &Settings) -> HttpFigures {
+    let help = output_of(Command::new(BINARY).arg("--help")).unwrap_or_default();
+    let has_http = help
+        .lines()
+        .any(|line| line.trim_start().starts_with("http "));
+    if !has_http {
+        return HttpFigures::NotAvailable;
+    }
+    HttpFigures::NotAvailable
+}
+
+/// Peak resident memory (VmHWM) of a process, bytes.
+fn vm_hwm(pid: u32) -> Option<u64> {
+    proc_status_kib(pid, "VmHWM:").map(|kib| kib * 1024)
+}
+
+/// Current resident memory (VmRSS) of a process, bytes.
+fn vm_rss(pid: u32) -> Option<u64> {
+    proc_status_kib(pid, "VmRSS:").map(|kib| kib * 1024)
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// User + system CPU time of a process so far, from /proc/PID/stat.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; count fields after its closing paren.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let ticks = clock_ticks();
+    Some(Duration::from_nanos((utime + stime) * 1_000_000_000 / ticks))
+}
+
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        output_of(Command::new("getconf").arg("CLK_TCK"))
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+struct Column {
+    label: String,
+    cold: Vec<Duration>,
+    calls: CallFigures,
+}
+
+fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.3} ms")
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0))
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+/// `a - b`, or zero when b is larger (noise can make the floor slower than the bridge).
+fn over(a: Duration, b: Duration) -> Duration {
+    a.saturating_sub(b)
+}
+
+fn print_table(columns: &[Column], upload: &UploadFigures, http: &HttpFigures, settings: &Settings) {
+    let ours = &columns[0];
+    let mut header = vec![
+        "figure".to_owned(),
+        "target".to_owned(),
+        ours.label.clone(),
+        "status".to_owned(),
+        "direct HTTP (floor)".to_owned(),
+    ];
+    header.extend(columns[1..].iter().map(|c| c.label.clone()));
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let others = |f: &dyn Fn(&Column) -> String| -> Vec<String> { columns[1..].iter().map(f).collect() };
+
+    let cold = |c: &Column| percentile(&c.cold, 50.0);
+    let cold_ours = cold(ours);
+    let mut row = vec![
+        format!("stdio cold start: spawn → initialize + tools/list (median of {})", ours.cold.len()),
+        "≤ 10 ms".into(),
+        ms(cold_ours),
+        mark(cold_ours <= Duration::from_millis(10)).into(),
+        "—".into(),
+    ];
+    row.extend(others(&|c| ms(cold(c))));
+    rows.push(row);
+
+    let p = |c: &Column, q: f64| (percentile(&c.calls.bridged, q), percentile(&c.calls.direct, q));
+    for (q, label, target, limit) in [
+        (50.0, "p50", "≤ 0.2 ms", Duration::from_micros(200)),
+        (99.0, "p99", "≤ 1 ms", Duration::from_millis(1)),
+    ] {
+        let (bridged, direct) = p(ours, q);
+        let mut row = vec![
+            format!("create_task round trip {label} ({} sequential calls)", ours.calls.bridged.len()),
+            "—".into(),
+            ms(bridged),
+            String::new(),
+            ms(direct),
+        ];
+        row.extend(others(&|c| ms(p(c, q).0)));
+        rows.push(row);
+        let overhead = over(bridged, direct);
+        let mut row = vec![
+            format!("per-call overhead over direct HTTP, {label}"),
+            target.into(),
+            ms(overhead),
+            mark(overhead <= limit).into(),
+            "0 (floor)".into(),
+        ];
+        row.extend(others(&|c| {
+            let (b, d) = p(c, q);
+            ms(over(b, d))
+        }));
+        rows.push(row);
+    }
+
+    let mut row = vec![
+        format!("peak RSS after {RSS_AFTER_CALLS} calls (VmHWM)"),
+        "≤ 12 MiB".into(),
+        mib(ours.calls.peak_rss),
+        mark(ours.calls.peak_rss.is_some_and(|b| b <= 12 << 20)).into(),
+        "—".into(),
+    ];
+    row.extend(others(&|c| mib(c.calls.peak_rss)));
+    rows.push(row);
+
+    let cpu = |c: &Column| c.calls.cpu_per_call.map_or("n/a".into(), us);
+    let mut row = vec![
+        "bridge CPU time per stdio call (user+sys)".into(),
+        "report".into(),
+        cpu(ours),
+        String::new(),
+        "—".into(),
+    ];
+    row.extend(others(&cpu));
+    rows.push(row);
+
+    let blank = || vec!["—".to_owned(); columns.len() - 1];
+    let push = |rows: &mut Vec<Vec<String>>, cells: [String; 4]| {
+        let [figure, target, value, status] = cells;
+        let mut row = vec![figure, target, value, status, "—".into()];
+        row.extend(blank());
+        rows.push(row);
+    };
+    let calls_label = format!(
+        "HTTP: {} concurrent create_task, upstream holds each {} s",
+        settings.http_calls,
+        settings.hold.as_secs_f64()
+    );
+    match http {
+        HttpFigures::NotAvailable => {
+            for (figure, target) in [
+                (calls_label, "all answered, no errors"),
+                ("HTTP: peak RSS".into(), "≤ 256 MiB"),
+                ("HTTP: bridge CPU time per call".into(), "report"),
+            ] {
+                push(
+                    &mut rows,
+                    [figure, target.into(), "not measured: HTTP mode not available".into(), String::new()],
+                );
+            }
+        }
+        HttpFigures::Measured {
+            calls,
+            answered_ok,
+            errors,
+            wall,
+            peak_rss,
+            cpu_per_call,
+        } => {
+            push(
+                &mut rows,
+                [
+                    calls_label,
+                    "all answered, no errors".into(),
+                    format!("{answered_ok}/{calls} correct, {errors} errors, {:.2} s wall", wall.as_secs_f64()),
+                    mark(*answered_ok == *calls && *errors == 0).into(),
+                ],
+            );
+            push(
+                &mut rows,
+                [
+                    "HTTP: peak RSS (VmHWM)".into(),
+                    "≤ 256 MiB".into(),
+                    mib(*peak_rss),
+                    mark(peak_rss.is_some_and(|b| b <= 256 << 20)).into(),
+                ],
+            );
+            push(
+                &mut rows,
+                [
+                    "HTTP: bridge CPU time per call (user+sys)".into(),
+                    "report".into(),
+                    cpu_per_call.map_or("n/a".into(), us),
+                    String::new(),
+                ],
+            );
+        }
+    }
+
+    let growth = upload
+        .peak_rss
+        .zip(upload.idle_rss)
+        .map(|(peak, idle)| peak.saturating_sub(idle));
+    push(
+        &mut rows,
+        [
+            "100 MiB attachment: peak RSS while streaming (idle RSS before)".into(),
+            "flat".into(),
+            format!(
+                "{} ({} idle, +{}; {:.2} s{})",
+                mib(upload.peak_rss),
+                mib(upload.idle_rss),
+                mib(growth),
+                upload.elapsed.as_secs_f64(),
+                if upload.ok { "" } else { ", FAILED" }
+            ),
+            mark(upload.ok && growth.is_some_and(|g| g <= 16 << 20)).into(),
+        ],
+    );
+
+    println!();
+    println!("| {} |", header.join(" | "));
+    println!("|{}", "---|".repeat(header.len()));
+    for row in rows {
+        println!("| {} |", row.join(" | "));
+    }
+    println!();
+    println!(
+        "Overheads are p(bridge round trip) − p(direct POST), each bridge against direct calls \
+         interleaved with its own; {WARMUP_CALLS} warm-up calls first. \"flat\" means the peak \
+         grows by at most 16 MiB over idle while 100 MiB streams."
+    );
+}
