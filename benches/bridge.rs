@@ -365,6 +365,7 @@ fn call_overhead(
 ) -> CallFigures {
     let mut bridge = subject.spawn(base_url, &[]);
     bridge.initialize();
+    let pid = bridge.pid();
     let url = format!("{base_url}/api/tasks");
     let auth = format!("Bearer {}", fake::API_KEY);
     let direct_call = |i: usize| {
@@ -398,7 +399,7 @@ fn call_overhead(
     let mut bridged = Vec::with_capacity(calls);
     let mut direct = Vec::with_capacity(calls);
     let mut peak_rss = None;
-    let cpu_before = cpu_time(bridge.pid());
+    let cpu_before = cpu_time(pid);
     for i in 0..calls {
         let started = Instant::now();
         direct_call(WARMUP_CALLS + i);
@@ -407,10 +408,10 @@ fn call_overhead(
         bridged_call(WARMUP_CALLS + i);
         bridged.push(started.elapsed());
         if i + 1 == RSS_AFTER_CALLS {
-            peak_rss = vm_hwm(bridge.pid());
+            peak_rss = vm_hwm(pid);
         }
     }
-    let cpu_after = cpu_time(bridge.pid());
+    let cpu_after = cpu_time(pid);
     let cpu_per_call = cpu_before
         .zip(cpu_after)
         .map(|(before, after)| after.saturating_sub(before) / calls as u32);

@@ -500,3 +500,30 @@ async fn soak_stdio(settings: SoakSettings) {
 async fn stdio_soak_under_faults_answers_every_call_once_without_duplicate_or_lost_turns() {
     soak_stdio(SoakSettings::from_env()).await;
 }
+
+/// What the soak found: a POST that failed after Handinger recorded the turn, followed by
+/// lookups that failed too, left an outcome that said "check it with get_task", and
+/// get_task answered with that same outcome forever while the turn had finished upstream.
+#[tokio::test]
+async fn get_task_looks_up_a_turn_the_bridge_could_not_settle() {
+    let fake = FakeHandinger::start().await;
+    fake.push_fault(Fault::RecordThenStatus(502));
+    // Every lookup of the reconciliation (three attempts) fails.
+    fake.state.lock().unwrap().failing_lookups = 3;
+    let bridge = start(&fake.base_url, &[]).await;
+    let first = call(&bridge.client, "create_task", json!({"input": "unsettled"})).await;
+    assert!(is_error(&first), "{}", text(&first));
+    assert!(text(&first).contains("do not resend"), "{}", text(&first));
+    let task_id = named_task_ids(&serde_json::to_value(&first).unwrap())
+        .pop()
+        .expect("the error names the taskId");
+
+    let collected = call(&bridge.client, "get_task", json!({"taskId": task_id})).await;
+    assert!(!is_error(&collected), "{}", text(&collected));
+    assert_eq!(structured(&collected)["status"], "completed");
+    assert_eq!(
+        structured(&collected)["outputText"],
+        "answer to: unsettled (turn 1)"
+    );
+    assert_eq!(fake.posts().len(), 1, "collected without a second POST");
+}

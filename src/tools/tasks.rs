@@ -17,7 +17,9 @@ use super::output::{TaskResult, error_result, outcome_result, task_result};
 use crate::files::upload::AllowedRoots;
 use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;
-use crate::tasks::{StartRefused, Stop, Turn, TurnOutcome, WaitEnd, is_terminal_status};
+use crate::tasks::{
+    Recorded, StartRefused, Stop, Turn, TurnOutcome, WaitEnd, is_terminal_status,
+};
 
 /// How long to wait for a client to list its roots.
 const ROOTS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -136,6 +138,19 @@ and answer.",
             let Some(outcome) = self.await_outcome(&turn, wait, &context).await else {
                 return Ok(running_result(&turn));
             };
+            // A turn whose fate the bridge could not settle (its POST failed after sending
+            // and the lookups failed too, or it outran the reconciliation) is looked up
+            // again below instead of repeating the stale "check it with get_task".
+            let unsettled = matches!(
+                outcome.as_ref(),
+                TurnOutcome::Failed {
+                    recorded: Recorded::Unknown | Recorded::StillRunning,
+                    ..
+                }
+            );
+            if unsettled {
+                return Ok(self.poll_task(&api, &task_id, wait, &context).await);
+            }
             // The held answer has the sources and files; the task record adds the title,
             // totals and turn history. Without the record the answer alone still stands.
             if let TurnOutcome::Answered { answer, copies } = outcome.as_ref()
