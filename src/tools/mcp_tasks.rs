@@ -15,7 +15,6 @@ use serde_json::json;
 
 use super::HandingerServer;
 use super::output::{TaskResult, outcome_result, task_result};
-use crate::handinger::ApiError;
 use crate::task_id::TaskId;
 use crate::tasks::{Recorded, Turn, TurnOutcome};
 
@@ -80,18 +79,10 @@ impl HandingerServer {
         if let Some(turn) = self.turns.get(&api, &task_id) {
             return Ok(self.mcp_task_of(&turn));
         }
-        let record = api.get_task(&task_id).await.map_err(|error| match error {
-            ApiError::Status { status: 404, .. } => ErrorData::invalid_params(
-                format!("no task {task_id} on Handinger: check the taskId"),
-                None,
-            ),
-            other => ErrorData::internal_error(
-                format!(
-                    "could not look task {task_id} up: {other}. {}",
-                    other.hint()
-                ),
-                None,
-            ),
+        let record = api.get_task(&task_id).await.map_err(|error| {
+            super::lookup_error(&task_id, &error, |message| {
+                ErrorData::invalid_params(message, None)
+            })
         })?;
         let result = TaskResult::from_record(&task_id, &record);
         let created = record

@@ -213,3 +213,24 @@ impl ServerHandler for HandingerServer {
         ))
     }
 }
+
+/// The protocol error for a failed task lookup: `not_found` builds the one for a 404 (its
+/// code differs between `resources/read` and `tasks/get`), anything else is internal.
+fn lookup_error(
+    task_id: &TaskId,
+    error: &crate::handinger::ApiError,
+    not_found: impl FnOnce(String) -> ErrorData,
+) -> ErrorData {
+    match error {
+        crate::handinger::ApiError::Status { status: 404, .. } => {
+            not_found(format!("no task {task_id} on Handinger: check the taskId"))
+        }
+        other => ErrorData::internal_error(
+            format!(
+                "could not look task {task_id} up: {other}. {}",
+                other.hint()
+            ),
+            None,
+        ),
+    }
+}

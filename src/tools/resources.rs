@@ -140,17 +140,7 @@ fn decode(segment: &str) -> String {
 }
 
 fn lookup_error(task_id: &TaskId, error: &ApiError) -> ErrorData {
-    match error {
-        ApiError::Status { status: 404, .. } => ErrorData::resource_not_found(
-            format!("no task {task_id} on Handinger: check the taskId"),
-            None,
-        ),
-        other => ErrorData::internal_error(
-            format!(
-                "could not look task {task_id} up: {other}. {}",
-                other.hint()
-            ),
-            None,
-        ),
-    }
+    super::lookup_error(task_id, error, |message| {
+        ErrorData::resource_not_found(message, None)
+    })
 }
