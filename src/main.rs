@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use handinger_mcp::config::{API_KEY_VAR, Cli, PLACEHOLDER_API_KEY};
+use handinger_mcp::config::{API_KEY_VAR, Cli, Command, PLACEHOLDER_API_KEY};
+use tokio::runtime::Builder;
 
 fn main() -> ExitCode {
     handinger_mcp::config::forget_empty_settings();
@@ -17,10 +18,7 @@ fn main() -> ExitCode {
         Err(message) => return fail(&message),
     };
     handinger_mcp::logging::init(settings.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_for(cli.command.as_ref()).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("could not start the async runtime: {e}")),
     };
@@ -31,6 +29,18 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&message),
+    }
+}
+
+/// The runtime a command runs on. One client over stdio mostly waits on Handinger: a
+/// single thread serves it with less CPU per call than a pool (no wake-ups handed between
+/// worker threads) and less memory (see docs/benchmarks.md). Blocking work (stdin, files)
+/// still goes to tokio's blocking threads.
+fn runtime_for(command: Option<&Command>) -> Builder {
+    match command {
+        None | Some(Command::Stdio | Command::Doctor | Command::Tools) => {
+            Builder::new_current_thread()
+        }
     }
 }
 
