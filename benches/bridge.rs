@@ -15,7 +15,8 @@
 //! Knobs (environment): `BENCH_CALLS` (timed calls per bridge, default 5000),
 //! `BENCH_COLD_RUNS` (cold starts per bridge, default 20), `BENCH_HTTP_CALLS` (concurrent
 //! HTTP calls, default 10000), `BENCH_HOLD_MS` (how long the fake holds each of those,
-//! default 2000), `BENCH_BASELINES=0` (skip the SDK bridges), `BENCH_ONLY=rust` (ditto).
+//! default 2000), `BENCH_BASELINES=0` (skip the SDK bridges), `BENCH_BINARY` (another
+//! build of the bridge, e.g. one with symbols for `perf record`).
 
 #[allow(dead_code)]
 #[path = "../tests/common/fake.rs"]
@@ -29,6 +30,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_handinger-mcp");
+
+/// The bridge binary: the release build, or `BENCH_BINARY` (e.g. a build with symbols, for
+/// `perf record`).
+fn binary() -> PathBuf {
+    std::env::var_os("BENCH_BINARY").map_or_else(|| BINARY.into(), PathBuf::from)
+}
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// Calls made before timing starts (connection pools, allocator, JIT for the baselines).
 const WARMUP_CALLS: usize = 200;
@@ -95,13 +102,12 @@ impl Settings {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(default)
         };
-        let only_rust = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "rust");
         Settings {
             calls: number("BENCH_CALLS", 5000).max(RSS_AFTER_CALLS),
             cold_runs: number("BENCH_COLD_RUNS", 20).max(1),
             http_calls: number("BENCH_HTTP_CALLS", 10_000).max(1),
             hold: Duration::from_millis(number("BENCH_HOLD_MS", 2000) as u64),
-            baselines: !only_rust && std::env::var("BENCH_BASELINES").map_or(true, |v| v != "0"),
+            baselines: std::env::var("BENCH_BASELINES").map_or(true, |v| v != "0"),
         }
     }
 }
@@ -118,7 +124,7 @@ impl Subject {
     fn rust() -> Self {
         Subject {
             label: format!("handinger-mcp {}", env!("CARGO_PKG_VERSION")),
-            program: BINARY.into(),
+            program: binary(),
             args: Vec::new(),
             env: vec![("RUST_LOG".into(), "warn".into())],
         }
@@ -486,7 +492,7 @@ enum HttpFigures {
 
 /// 10,000 concurrent `create_task` calls over Streamable HTTP, each held 2 s upstream.
 fn http_mode(_runtime: &tokio::runtime::Runtime, _settings: &Settings) -> HttpFigures {
-    let help = output_of(Command::new(BINARY).arg("--help")).unwrap_or_default();
+    let help = output_of(Command::new(binary()).arg("--help")).unwrap_or_default();
     let has_http = help
         .lines()
         .any(|line| line.trim_start().starts_with("http "));
