@@ -61,7 +61,10 @@ fn main() {
 
     let mut columns = Vec::new();
     for subject in &bridges {
-        eprintln!("bench: {} — cold start x{}", subject.label, settings.cold_runs);
+        eprintln!(
+            "bench: {} — cold start x{}",
+            subject.label, settings.cold_runs
+        );
         let cold = cold_start(subject, &fake.base_url, settings.cold_runs);
         eprintln!("bench: {} — {} calls", subject.label, settings.calls);
         let calls = call_overhead(
@@ -126,7 +129,7 @@ impl Subject {
             label: format!("handinger-mcp {}", env!("CARGO_PKG_VERSION")),
             program: binary(),
             args: Vec::new(),
-            env: vec![("RUST_LOG".into(), "warn".into())],
+            env: Vec::new(),
         }
     }
 
@@ -143,7 +146,8 @@ impl Subject {
                 .is_ok_and(|s| s.success());
         if !installed {
             eprintln!("bench: installing the Python MCP SDK into .bench/venv");
-            let made = python.exists() || run_quiet(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+            let made = python.exists()
+                || run_quiet(Command::new("python3").arg("-m").arg("venv").arg(&venv));
             let ok = made
                 && run_quiet(
                     Command::new(&python)
@@ -391,7 +395,9 @@ fn call_overhead(
     };
     let mut bridged_call = |i: usize| {
         let answer = bridge.create_task(json!({"input": format!("bridged call {i}")}));
-        let text = answer["result"]["content"][0]["text"].as_str().unwrap_or("");
+        let text = answer["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or("");
         assert!(
             answer["result"]["isError"] != json!(true) && text.contains("answer to: bridged call"),
             "{}: {answer}",
@@ -421,7 +427,6 @@ fn call_overhead(
     let cpu_per_call = cpu_before
         .zip(cpu_after)
         .map(|(before, after)| after.saturating_sub(before) / calls as u32);
-    drop(bridged_call);
     bridge.close();
     CallFigures {
         bridged,
@@ -479,27 +484,313 @@ fn upload_100_mib(base_url: &str) -> UploadFigures {
 }
 
 enum HttpFigures {
-    NotAvailable,
+    /// Why the row could not be measured.
+    NotMeasured(String),
     Measured {
         calls: usize,
         answered_ok: usize,
         errors: usize,
+        /// Most calls held upstream at the same moment.
+        max_in_flight: usize,
         wall: Duration,
         peak_rss: Option<u64>,
         cpu_per_call: Option<Duration>,
     },
 }
 
-/// 10,000 concurrent `create_task` calls over Streamable HTTP, each held 2 s upstream.
-fn http_mode(_runtime: &tokio::runtime::Runtime, _settings: &Settings) -> HttpFigures {
+/// Calls opened per wave in HTTP mode, and the pause between waves: all of them are still
+/// held upstream together, but the bridge's accept queue is not flooded with 10,000
+/// simultaneous SYNs (which only measures the kernel's SYN retry timer).
+const HTTP_WAVE: usize = 500;
+const HTTP_WAVE_PAUSE: Duration = Duration::from_millis(25);
+
+/// 10,000 concurrent `create_task` calls over Streamable HTTP (`--stateless`), each held
+/// 2 s upstream.
+///
+/// Each call is its own HTTP/1.1 connection into the bridge. Upstream, the fake speaks
+/// HTTPS with HTTP/2, as an API edge does, so the bridge multiplexes its calls over one
+/// connection: over plain HTTP/1.1 it would need a second socket per held call, and
+/// 20,000 sockets is more than this machine's per-process descriptor limit.
+fn http_mode(runtime: &tokio::runtime::Runtime, settings: &Settings) -> HttpFigures {
     let help = output_of(Command::new(binary()).arg("--help")).unwrap_or_default();
     let has_http = help
         .lines()
         .any(|line| line.trim_start().starts_with("http "));
     if !has_http {
-        return HttpFigures::NotAvailable;
+        return HttpFigures::NotMeasured("HTTP mode not available".into());
     }
-    HttpFigures::NotAvailable
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(tls) = TlsFiles::make(dir.path()) else {
+        return HttpFigures::NotMeasured("openssl (for the fake's certificate) not found".into());
+    };
+    runtime.block_on(http_burst(settings, &tls, dir.path()))
+}
+
+/// A throwaway CA and a certificate for 127.0.0.1 signed by it, made with `openssl`.
+struct TlsFiles {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl TlsFiles {
+    fn make(dir: &Path) -> Option<Self> {
+        let path = |name: &str| dir.join(name);
+        let ext = path("leaf.ext");
+        std::fs::write(
+            &ext,
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .ok()?;
+        let openssl = |args: &[&std::ffi::OsStr]| {
+            Command::new("openssl")
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let (ca_key, ca, key, csr, cert) = (
+            path("ca.key"),
+            path("ca.pem"),
+            path("leaf.key"),
+            path("leaf.csr"),
+            path("leaf.pem"),
+        );
+        let os = |s: &'static str| std::ffi::OsStr::new(s);
+        let ok = openssl(&[
+            os("req"),
+            os("-x509"),
+            os("-days"),
+            os("2"),
+            os("-subj"),
+            os("/CN=bench CA"),
+            os("-newkey"),
+            os("ec"),
+            os("-pkeyopt"),
+            os("ec_paramgen_curve:prime256v1"),
+            os("-nodes"),
+            os("-keyout"),
+            ca_key.as_os_str(),
+            os("-out"),
+            ca.as_os_str(),
+        ]) && openssl(&[
+            os("req"),
+            os("-subj"),
+            os("/CN=127.0.0.1"),
+            os("-newkey"),
+            os("ec"),
+            os("-pkeyopt"),
+            os("ec_paramgen_curve:prime256v1"),
+            os("-nodes"),
+            os("-keyout"),
+            key.as_os_str(),
+            os("-out"),
+            csr.as_os_str(),
+        ]) && openssl(&[
+            os("x509"),
+            os("-req"),
+            os("-days"),
+            os("2"),
+            os("-in"),
+            csr.as_os_str(),
+            os("-CA"),
+            ca.as_os_str(),
+            os("-CAkey"),
+            ca_key.as_os_str(),
+            os("-CAcreateserial"),
+            os("-extfile"),
+            ext.as_os_str(),
+            os("-out"),
+            cert.as_os_str(),
+        ]);
+        ok.then_some(TlsFiles { ca, cert, key })
+    }
+}
+
+/// Serves the fake over TLS (HTTP/2 or HTTP/1.1 by ALPN); returns its `https://` base URL.
+async fn serve_fake_tls(state: fake::Shared, tls: &TlsFiles) -> String {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{self, ServerConfig};
+
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .expect("read the certificate")
+        .collect::<Result<_, _>>()
+        .expect("parse the certificate");
+    let key = PrivateKeyDer::from_pem_file(&tls.key).expect("read the key");
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("TLS config");
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base_url = format!("https://{}", listener.local_addr().expect("address"));
+    let app = fake::router(state);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                builder.http2().max_concurrent_streams(Some(1_000_000));
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    base_url
+}
+
+async fn http_burst(settings: &Settings, tls: &TlsFiles, dir: &Path) -> HttpFigures {
+    let state: fake::Shared = Default::default();
+    state.lock().expect("fake state").turn_duration = settings.hold;
+    let base_url = serve_fake_tls(state.clone(), tls).await;
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("address").port()
+    };
+    let no_system_roots = dir.join("no-roots");
+    let _ = std::fs::create_dir_all(&no_system_roots);
+    let calls = settings.http_calls;
+    let mut child = Command::new(binary())
+        .args([
+            "http",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--stateless",
+        ])
+        .args(["--max-concurrent-calls", &(calls + 10).to_string()])
+        .args(["--rate-limit", "0"])
+        .env_clear()
+        .env("HANDINGER_API_KEY", fake::API_KEY)
+        .env("HANDINGER_BASE_URL", &base_url)
+        .env("SSL_CERT_FILE", &tls.ca)
+        .env("SSL_CERT_DIR", &no_system_roots)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn handinger-mcp http");
+    let pid = child.id();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let http = reqwest::Client::builder()
+        .http1_only()
+        .build()
+        .expect("HTTP client");
+    let call = |i: usize| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                "params": {"name": "create_task", "arguments": {"input": format!("http call {i}")}}});
+            let response = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2025-11-25")
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status();
+            let answer: Value = response.json().await.map_err(|e| e.to_string())?;
+            let result = &answer["result"]["structuredContent"];
+            let expected = format!("answer to: http call {i} (turn 1)");
+            if status.is_success()
+                && result["status"] == "completed"
+                && result["outputText"] == expected.as_str()
+            {
+                Ok(())
+            } else {
+                Err(format!("HTTP {status}: {answer}"))
+            }
+        }
+    };
+    // Ready when a first call (which also opens the upstream HTTP/2 connection) answers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut warm = call(usize::MAX).await;
+    while warm.is_err() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        warm = call(usize::MAX).await;
+    }
+    if let Err(error) = warm {
+        let _ = child.kill();
+        let _ = child.wait();
+        return HttpFigures::NotMeasured(format!("the HTTP bridge did not answer: {error}"));
+    }
+
+    let cpu_before = cpu_time(pid);
+    let started = Instant::now();
+    let mut running = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let wave = (i / HTTP_WAVE) as u32;
+        let call = call(i);
+        running.push(tokio::spawn(async move {
+            tokio::time::sleep(HTTP_WAVE_PAUSE * wave).await;
+            let sent = Instant::now();
+            let outcome = call.await;
+            (sent, Instant::now(), outcome)
+        }));
+    }
+    let mut spans = Vec::with_capacity(calls);
+    let (mut answered_ok, mut errors, mut first_error) = (0, 0, None);
+    for task in running {
+        let (sent, done, outcome) = task.await.expect("call task");
+        spans.push((sent, done));
+        match outcome {
+            Ok(()) => answered_ok += 1,
+            Err(error) => {
+                errors += 1;
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    let wall = started.elapsed();
+    let cpu_after = cpu_time(pid);
+    let peak_rss = vm_hwm(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Some(error) = first_error {
+        eprintln!("bench: first HTTP error: {error}");
+    }
+    HttpFigures::Measured {
+        calls,
+        answered_ok,
+        errors,
+        max_in_flight: max_overlap(&spans),
+        wall,
+        peak_rss,
+        cpu_per_call: cpu_before
+            .zip(cpu_after)
+            .map(|(before, after)| after.saturating_sub(before) / calls as u32),
+    }
+}
+
+/// Most intervals open at one instant.
+fn max_overlap(spans: &[(Instant, Instant)]) -> usize {
+    let mut edges: Vec<(Instant, i32)> = spans
+        .iter()
+        .flat_map(|&(start, end)| [(start, 1), (end, -1)])
+        .collect();
+    edges.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut open, mut most) = (0i32, 0i32);
+    for (_, step) in edges {
+        open += step;
+        most = most.max(open);
+    }
+    most as usize
 }
 
 /// Peak resident memory (VmHWM) of a process, bytes.
@@ -527,7 +818,9 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     let ticks = clock_ticks();
-    Some(Duration::from_nanos((utime + stime) * 1_000_000_000 / ticks))
+    Some(Duration::from_nanos(
+        (utime + stime) * 1_000_000_000 / ticks,
+    ))
 }
 
 fn clock_ticks() -> u64 {
@@ -583,7 +876,12 @@ fn over(a: Duration, b: Duration) -> Duration {
     a.saturating_sub(b)
 }
 
-fn print_table(columns: &[Column], upload: &UploadFigures, http: &HttpFigures, settings: &Settings) {
+fn print_table(
+    columns: &[Column],
+    upload: &UploadFigures,
+    http: &HttpFigures,
+    settings: &Settings,
+) {
     let ours = &columns[0];
     let mut header = vec![
         "figure".to_owned(),
@@ -594,12 +892,16 @@ fn print_table(columns: &[Column], upload: &UploadFigures, http: &HttpFigures, s
     ];
     header.extend(columns[1..].iter().map(|c| c.label.clone()));
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let others = |f: &dyn Fn(&Column) -> String| -> Vec<String> { columns[1..].iter().map(f).collect() };
+    let others =
+        |f: &dyn Fn(&Column) -> String| -> Vec<String> { columns[1..].iter().map(f).collect() };
 
     let cold = |c: &Column| percentile(&c.cold, 50.0);
     let cold_ours = cold(ours);
     let mut row = vec![
-        format!("stdio cold start: spawn → initialize + tools/list (median of {})", ours.cold.len()),
+        format!(
+            "stdio cold start: spawn → initialize + tools/list (median of {})",
+            ours.cold.len()
+        ),
         "≤ 10 ms".into(),
         ms(cold_ours),
         mark(cold_ours <= Duration::from_millis(10)).into(),
@@ -608,14 +910,22 @@ fn print_table(columns: &[Column], upload: &UploadFigures, http: &HttpFigures, s
     row.extend(others(&|c| ms(cold(c))));
     rows.push(row);
 
-    let p = |c: &Column, q: f64| (percentile(&c.calls.bridged, q), percentile(&c.calls.direct, q));
+    let p = |c: &Column, q: f64| {
+        (
+            percentile(&c.calls.bridged, q),
+            percentile(&c.calls.direct, q),
+        )
+    };
     for (q, label, target, limit) in [
         (50.0, "p50", "≤ 0.2 ms", Duration::from_micros(200)),
         (99.0, "p99", "≤ 1 ms", Duration::from_millis(1)),
     ] {
         let (bridged, direct) = p(ours, q);
         let mut row = vec![
-            format!("create_task round trip {label} ({} sequential calls)", ours.calls.bridged.len()),
+            format!(
+                "create_task round trip {label} ({} sequential calls)",
+                ours.calls.bridged.len()
+            ),
             "—".into(),
             ms(bridged),
             String::new(),
@@ -672,7 +982,7 @@ fn print_table(columns: &[Column], upload: &UploadFigures, http: &HttpFigures, s
         settings.hold.as_secs_f64()
     );
     match http {
-        HttpFigures::NotAvailable => {
+        HttpFigures::NotMeasured(why) => {
             for (figure, target) in [
                 (calls_label, "all answered, no errors"),
                 ("HTTP: peak RSS".into(), "≤ 256 MiB"),
@@ -680,7 +990,12 @@ fn print_table(columns: &[Column], upload: &UploadFigures, http: &HttpFigures, s
             ] {
                 push(
                     &mut rows,
-                    [figure, target.into(), "not measured: HTTP mode not available".into(), String::new()],
+                    [
+                        figure,
+                        target.into(),
+                        format!("not measured: {why}"),
+                        String::new(),
+                    ],
                 );
             }
         }
@@ -688,6 +1003,7 @@ fn print_table(columns: &[Column], upload: &UploadFigures, http: &HttpFigures, s
             calls,
             answered_ok,
             errors,
+            max_in_flight,
             wall,
             peak_rss,
             cpu_per_call,
@@ -697,7 +1013,10 @@ fn print_table(columns: &[Column], upload: &UploadFigures, http: &HttpFigures, s
                 [
                     calls_label,
                     "all answered, no errors".into(),
-                    format!("{answered_ok}/{calls} correct, {errors} errors, {:.2} s wall", wall.as_secs_f64()),
+                    format!(
+                        "{answered_ok}/{calls} correct, {errors} errors, {max_in_flight} in flight at once, {:.2} s wall",
+                        wall.as_secs_f64()
+                    ),
                     mark(*answered_ok == *calls && *errors == 0).into(),
                 ],
             );

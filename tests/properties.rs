@@ -64,8 +64,17 @@ fn any_json() -> impl Strategy<Value = Value> {
         any::<u64>().prop_map(|n| json!(n)),
         any::<f64>().prop_map(|f| json!(f)), // NaN and infinities become null
         any::<String>().prop_map(Value::String),
-        prop::sample::select(&["low", "standard", "high", "unlimited", "completed", "running"][..])
-            .prop_map(|s| json!(s)),
+        prop::sample::select(
+            &[
+                "low",
+                "standard",
+                "high",
+                "unlimited",
+                "completed",
+                "running"
+            ][..]
+        )
+        .prop_map(|s| json!(s)),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
@@ -81,7 +90,14 @@ fn any_object() -> impl Strategy<Value = Map<String, Value>> {
 }
 
 fn budget() -> impl Strategy<Value = Budget> {
-    prop::sample::select(&[Budget::Low, Budget::Standard, Budget::High, Budget::Unlimited][..])
+    prop::sample::select(
+        &[
+            Budget::Low,
+            Budget::Standard,
+            Budget::High,
+            Budget::Unlimited,
+        ][..],
+    )
 }
 
 /// An optional field as a client may send it: absent, `null`, or a value.
@@ -192,14 +208,19 @@ impl GenCreate {
     fn to_json(&self) -> Map<String, Value> {
         let mut object = Map::new();
         object.insert("input".into(), json!(self.input));
-        self.budget.put(&mut object, "budget", |b| json!(b.as_str()));
+        self.budget
+            .put(&mut object, "budget", |b| json!(b.as_str()));
         self.task_id.put(&mut object, "taskId", |s| json!(s));
         self.worker_id.put(&mut object, "workerId", |s| json!(s));
-        self.files
-            .put(&mut object, "files", |f| Value::Array(f.iter().map(file_json).collect()));
+        self.files.put(&mut object, "files", |f| {
+            Value::Array(f.iter().map(file_json).collect())
+        });
         object
     }
 }
+
+/// A generated answer file: filename, mediaType, url, size.
+type GenAnswerFile = (Field<String>, Field<String>, Field<String>, Field<u32>);
 
 /// A Worker answer as Handinger may send it, with nulls, absences and unknown fields.
 #[derive(Debug, Clone)]
@@ -208,7 +229,7 @@ struct GenAnswer {
     output_text: Field<String>,
     status: Field<String>,
     sources: Vec<(Field<String>, Field<String>)>,
-    files: Vec<(Field<String>, Field<String>, Field<String>, Field<u32>)>,
+    files: Vec<GenAnswerFile>,
     extra: Vec<(String, Value)>,
 }
 
@@ -246,7 +267,8 @@ impl GenAnswer {
         let mut object: Map<String, Value> = self.extra.iter().cloned().collect();
         object.insert("object".into(), json!("worker"));
         self.id.put(&mut object, "id", |s| json!(s));
-        self.output_text.put(&mut object, "output_text", |s| json!(s));
+        self.output_text
+            .put(&mut object, "output_text", |s| json!(s));
         self.status.put(&mut object, "status", |s| json!(s));
         let sources = self.sources.iter().map(|(title, url)| {
             let mut source = Map::new();
@@ -321,8 +343,11 @@ impl GenRecord {
         self.id.put(&mut task, "id", |s| json!(s));
         self.status.put(&mut task, "status", |s| json!(s));
         self.worker_id.put(&mut task, "workerId", |s| json!(s));
-        self.turn_count
-            .put(&mut task, "totals", |n| json!({"turnCount": n, "credits": 1.5}));
+        self.turn_count.put(
+            &mut task,
+            "totals",
+            |n| json!({"turnCount": n, "credits": 1.5}),
+        );
         task.insert("triggeredBy".into(), json!("api"));
         let turns = self.turns.iter().map(|t| {
             let mut turn = Map::new();
@@ -357,7 +382,7 @@ proptest! {
     #[test]
     fn valid_create_task_arguments_round_trip(generated in gen_create()) {
         let args = decode::<CreateTaskArgs>("create_task", generated.to_json());
-        let args = args.map_err(|e| TestCaseError::fail(e))?;
+        let args = args.map_err(TestCaseError::fail)?;
         prop_assert_eq!(&args.input, &generated.input);
         prop_assert_eq!(args.budget, generated.budget.value());
         prop_assert_eq!(args.task_id, generated.task_id.value());
@@ -391,7 +416,7 @@ proptest! {
         let mut object = Map::new();
         object.insert("taskId".into(), json!(task_id));
         wait.put(&mut object, "wait", |n| json!(n));
-        let args = decode::<GetTaskArgs>("get_task", object).map_err(|e| TestCaseError::fail(e))?;
+        let args = decode::<GetTaskArgs>("get_task", object).map_err(TestCaseError::fail)?;
         prop_assert_eq!(args.task_id, task_id);
         prop_assert_eq!(args.wait, wait.value());
     }

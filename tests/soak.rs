@@ -69,10 +69,13 @@ fn chaos(seed: u64) -> Chaos {
             (50, Fault::RecordThenStatus(502)),
             (40, Fault::RecordThenStatus(500)),
             (50, Fault::Cut),
-            (80, Fault::SlowBody {
-                chunks: 4,
-                pause: Duration::from_millis(60),
-            }),
+            (
+                80,
+                Fault::SlowBody {
+                    chunks: 4,
+                    pause: Duration::from_millis(60),
+                },
+            ),
         ],
         200,
     )
@@ -300,12 +303,20 @@ fn check_answer(exchange: &Exchange) -> Result<(), String> {
     if ask.invalid {
         return (is_error_result(result) && text.contains("Invalid arguments"))
             .then_some(())
-            .ok_or_else(|| format!("call {}: invalid arguments not refused clearly: {result}", ask.index));
+            .ok_or_else(|| {
+                format!(
+                    "call {}: invalid arguments not refused clearly: {result}",
+                    ask.index
+                )
+            });
     }
     if let (Some(asked), Some(got)) = (&ask.task_id, structured["taskId"].as_str())
         && asked != got
     {
-        return Err(format!("call {}: asked for task {asked}, answered for {got}", ask.index));
+        return Err(format!(
+            "call {}: asked for task {asked}, answered for {got}",
+            ask.index
+        ));
     }
     if is_error_result(result) {
         // A clear error says what failed and carries the handle to follow up with.
@@ -320,17 +331,27 @@ fn check_answer(exchange: &Exchange) -> Result<(), String> {
         Some("completed") => {
             let output = structured["outputText"].as_str().unwrap_or_default();
             let expected = format!("answer to: {} (turn ", ask.input);
-            output
-                .starts_with(&expected)
-                .then_some(())
-                .ok_or_else(|| format!("call {}: wrong answer {output:?} for {:?}", ask.index, ask.input))
+            output.starts_with(&expected).then_some(()).ok_or_else(|| {
+                format!(
+                    "call {}: wrong answer {output:?} for {:?}",
+                    ask.index, ask.input
+                )
+            })
         }
         Some("running") => structured["taskId"]
             .as_str()
             .is_some_and(|id| text.contains(id) && text.contains("get_task"))
             .then_some(())
-            .ok_or_else(|| format!("call {}: running without a usable handle: {result}", ask.index)),
-        other => Err(format!("call {}: unexpected status {other:?}: {result}", ask.index)),
+            .ok_or_else(|| {
+                format!(
+                    "call {}: running without a usable handle: {result}",
+                    ask.index
+                )
+            }),
+        other => Err(format!(
+            "call {}: unexpected status {other:?}: {result}",
+            ask.index
+        )),
     }
 }
 
@@ -357,7 +378,9 @@ async fn check_collectable(
     match latest {
         Some(turn) => {
             let expected = turn.output.clone().unwrap_or_default();
-            let output = last["structuredContent"]["outputText"].as_str().unwrap_or_default();
+            let output = last["structuredContent"]["outputText"]
+                .as_str()
+                .unwrap_or_default();
             (!is_error_result(&last)
                 && last["structuredContent"]["status"] == "completed"
                 && !expected.is_empty()
@@ -379,7 +402,11 @@ async fn soak_stdio(settings: SoakSettings) {
     let fake = FakeHandinger::start().await;
     fake.set_chaos(chaos(settings.seed));
     let client = Arc::new(
-        RawClient::start(&fake.base_url, &["--max-wait", "1", "--progress-interval", "1"]).await,
+        RawClient::start(
+            &fake.base_url,
+            &["--max-wait", "1", "--progress-interval", "1"],
+        )
+        .await,
     );
 
     let asks = plan(&settings);
@@ -428,7 +455,9 @@ async fn soak_stdio(settings: SoakSettings) {
             ));
         }
         if !given.contains(task_id) {
-            problems.push(format!("task {task_id} ran upstream but no client was told its id"));
+            problems.push(format!(
+                "task {task_id} ran upstream but no client was told its id"
+            ));
         }
     }
 

@@ -443,10 +443,11 @@ async fn create_task(State(state): State<Shared>, request: axum::extract::Reques
             let body = worker_answer(&worker_id, &output).to_string().into_bytes();
             let size = body.len().div_ceil(chunks.max(1));
             let pieces: Vec<Bytes> = body.chunks(size).map(Bytes::copy_from_slice).collect();
-            let stream = futures::StreamExt::then(futures::stream::iter(pieces), move |piece| async move {
-                tokio::time::sleep(pause).await;
-                Ok::<_, std::io::Error>(piece)
-            });
+            let stream =
+                futures::StreamExt::then(futures::stream::iter(pieces), move |piece| async move {
+                    tokio::time::sleep(pause).await;
+                    Ok::<_, std::io::Error>(piece)
+                });
             Response::builder()
                 .status(200)
                 .header("content-type", "application/json")
