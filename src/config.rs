@@ -39,6 +39,22 @@ pub struct Cli {
 pub enum Command {
     /// Serve MCP over stdin/stdout, for a local client (the default).
     Stdio,
+    /// Serve MCP over HTTP for remote clients and teams: Streamable HTTP at /mcp, the legacy
+    /// SSE transport at /sse, and /healthz, /readyz, /metrics.
+    Http(crate::transport::http::HttpArgs),
+}
+
+/// The server's own API key, from the environment. With `http --key-from-request` every
+/// call runs with its client's key, so the server's is not even read: a stand-in takes its
+/// place, which no call ever sends (a call without a client key fails before reaching
+/// Handinger) and which Handinger would refuse if one did.
+pub fn server_api_key(command: Option<&Command>) -> Option<String> {
+    match command {
+        Some(Command::Http(http)) if http.key_from_request => {
+            Some("unused-keys-come-from-requests".into())
+        }
+        _ => std::env::var(API_KEY_VAR).ok(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,14 +1,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use handinger_mcp::config::{API_KEY_VAR, Cli};
+use handinger_mcp::config::{Cli, server_api_key};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match cli
         .settings
         .clone()
-        .validate(std::env::var(API_KEY_VAR).ok())
+        .validate(server_api_key(cli.command.as_ref()))
     {
         Ok(settings) => settings,
         Err(message) => return fail(&message),

@@ -4,6 +4,7 @@
 //! task policy (defaults and guards applied to every call before anything goes upstream).
 
 mod args;
+mod keys;
 mod output;
 mod tasks;
 
@@ -11,13 +12,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, tool_handler};
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
 use crate::handinger::{Budget, HandingerClient, TaskRequest};
 use crate::task_id::{TaskId, validate_id};
 
 pub use args::{CreateTaskArgs, GetTaskArgs};
+pub use keys::{API_KEY_HEADER, RequestKeys};
 pub use output::{TaskAnswer, TaskStatus};
 
 /// What the server tells a client's model about using it, once, at initialization.
@@ -78,6 +84,8 @@ pub struct HandingerServer {
     api: HandingerClient,
     policy: Arc<TaskPolicy>,
     tool_router: ToolRouter<Self>,
+    /// Set in HTTP mode with `--key-from-request`: calls run with their client's key.
+    request_keys: Option<Arc<RequestKeys>>,
 }
 
 impl HandingerServer {
@@ -86,6 +94,7 @@ impl HandingerServer {
             api,
             policy,
             tool_router: Self::task_tools(),
+            request_keys: None,
         }
     }
 
@@ -97,12 +106,54 @@ impl HandingerServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for HandingerServer {
+    // Logging is deprecated in the newest protocol revision but still part of the ones
+    // clients speak today (and of the conformance suite); see `set_level`.
+    #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new("handinger-mcp", env!("CARGO_PKG_VERSION"))
-                    .with_title("Handinger"),
-            )
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_logging()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new("handinger-mcp", env!("CARGO_PKG_VERSION")).with_title("Handinger"),
+        )
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    /// Every call passes here: it picks the API key the call runs with and counts the call.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tool = request.name.clone();
+        let outcome = match self.for_call(&context) {
+            Ok(server) => {
+                let call = ToolCallContext::new(&*server, request, context);
+                self.tool_router.call(call).await
+            }
+            Err(message) => Ok(output::error_result(message).into()),
+        };
+        let known = self.tool_router.has_route(&tool);
+        crate::metrics::record_tool_call(
+            if known { &tool } else { "unknown" },
+            crate::metrics::tool_outcome(&outcome),
+        );
+        outcome
+    }
+
+    /// The bridge sends no log notifications of its own (its logs go to stderr), so any
+    /// level a client asks for is already honoured; accepting it keeps clients that set one
+    /// (and the MCP conformance suite) working.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        tracing::debug!(level = ?request.level, "client set its log level");
+        Ok(())
     }
 }

@@ -59,6 +59,8 @@ pub struct FakeState {
     pub faults: VecDeque<Fault>,
     /// How long each turn "runs" before the POST answers.
     pub turn_duration: Duration,
+    /// Keys accepted besides [`API_KEY`] (other users' keys, for per-user key tests).
+    pub extra_keys: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -86,6 +88,11 @@ impl FakeHandinger {
 
     pub fn push_fault(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push_back(fault);
+    }
+
+    /// Accepts `key` as a valid API key too.
+    pub fn accept_key(&self, key: &str) {
+        self.state.lock().unwrap().extra_keys.push(key.to_owned());
     }
 
     pub fn set_turn_duration(&self, duration: Duration) {
@@ -128,8 +135,15 @@ fn record(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body:
     });
 }
 
-fn authorized(headers: &HeaderMap) -> bool {
-    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {API_KEY}"))
+fn authorized(state: &Shared, headers: &HeaderMap) -> bool {
+    let Some(key) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    key == API_KEY || state.lock().unwrap().extra_keys.iter().any(|k| k == key)
 }
 
 fn error(status: u16, message: &str) -> Response {
@@ -149,7 +163,7 @@ async fn create_task(
 ) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     record(&state, &method, &uri, &headers, body.clone());
-    if !authorized(&headers) {
+    if !authorized(&state, &headers) {
         return error(401, "Invalid API key");
     }
     let Some(input) = body
@@ -271,7 +285,7 @@ async fn get_task(
     headers: HeaderMap,
 ) -> Response {
     record(&state, &method, &uri, &headers, Value::Null);
-    if !authorized(&headers) {
+    if !authorized(&state, &headers) {
         return error(401, "Invalid API key");
     }
     let s = state.lock().unwrap();
