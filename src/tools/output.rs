@@ -167,7 +167,11 @@ pub struct TaskStatus {
     /// The task's page in the Handinger dashboard.
     pub url: Option<String>,
     pub totals: Option<TaskTotals>,
+    // The two timestamps need their doc comments: a schema property without one is the bare
+    // `true` schema, which the TypeScript MCP SDK (and the clients built on it) refuse.
+    /// When the task was created, as Handinger reports it.
     pub created_at: Option<Value>,
+    /// When the task completed (null while it has not), as Handinger reports it.
     pub completed_at: Option<Value>,
     /// The task's turns, oldest first.
     pub turns: Vec<TurnView>,
