@@ -382,7 +382,13 @@ async fn legacy_sse_round_trip() {
 #[tokio::test]
 async fn a_bearer_token_guards_every_mcp_endpoint_and_metrics() {
     let fake = FakeHandinger::start().await;
-    let bridge = start_http(&fake.base_url, &["--auth-token", TOKEN]).await;
+    // At trace level, so the log check at the end covers everything that could print.
+    let mut cmd = command(
+        &fake.base_url,
+        &["http", "--listen", "127.0.0.1:0", "--auth-token", TOKEN],
+    );
+    cmd.env("RUST_LOG", "trace");
+    let bridge = start_http_with(cmd).await;
 
     let response = rpc(&bridge, initialize_body()).send().await.unwrap();
     assert_eq!(response.status(), 401);
@@ -594,11 +600,10 @@ async fn per_user_keys_reach_handinger_and_the_server_key_stays_unused() {
     // The harness still exports HANDINGER_API_KEY: it must not be used. Trace logging is
     // on so that the log check at the end covers everything the server and its libraries
     // could print.
-    let mut cmd = command(
-        &fake.base_url,
-        &["http", "--listen", "127.0.0.1:0", "--key-from-request"],
-    );
-    cmd.env("RUST_LOG", "trace");
+    // The switch comes from the environment here, as in a container ("1" counts as on).
+    let mut cmd = command(&fake.base_url, &["http", "--listen", "127.0.0.1:0"]);
+    cmd.env("RUST_LOG", "trace")
+        .env("HANDINGER_MCP_KEY_FROM_REQUEST", "1");
     let bridge = start_http_with(cmd).await;
 
     let response = rpc(&bridge, initialize_body()).send().await.unwrap();

@@ -73,14 +73,28 @@ impl Upstream {
         let verdict = match self.http.get(&self.url).send().await {
             Ok(_) => Ok(()),
             Err(error) => Err(format!(
-                "cannot reach the Handinger API at {}: {error}",
-                self.url
+                "cannot reach the Handinger API at {}: {}",
+                self.url,
+                innermost_cause(&error)
             )),
         };
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((Instant::now(), verdict.clone()));
         verdict
     }
+}
+
+/// The error's innermost cause ("Connection refused"), which says more than reqwest's own
+/// summary line.
+fn innermost_cause(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = cause.to_string();
+        source = cause.source();
+    }
+    text
 }
 
 pub async fn healthz() -> &'static str {

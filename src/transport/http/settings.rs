@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Args;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::hosts::{AllowedHosts, AllowedOrigins};
@@ -38,7 +39,7 @@ pub struct HttpArgs {
 
     /// Serve without a bearer token on a non-loopback address. Only when something in front
     /// of this server (a proxy, a private network) already decides who may reach it.
-    #[arg(long, env = "HANDINGER_MCP_INSECURE_NO_AUTH")]
+    #[arg(long, env = "HANDINGER_MCP_INSECURE_NO_AUTH", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub insecure_no_auth: bool,
 
     /// Extra allowed `Host` header value: a name or address, with `:port` to allow only that
@@ -67,13 +68,13 @@ pub struct HttpArgs {
     /// No sessions: every request is self-contained and answered with plain JSON, so
     /// replicas behind a plain load balancer need no affinity. The legacy SSE transport
     /// (which needs a session) is off in this mode.
-    #[arg(long, env = "HANDINGER_MCP_STATELESS")]
+    #[arg(long, env = "HANDINGER_MCP_STATELESS", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub stateless: bool,
 
     /// Run each call with the Handinger key its client sends in the X-Handinger-Api-Key
     /// header (required on every MCP request) instead of HANDINGER_API_KEY, which is then
     /// not needed and not read.
-    #[arg(long, env = "HANDINGER_MCP_KEY_FROM_REQUEST")]
+    #[arg(long, env = "HANDINGER_MCP_KEY_FROM_REQUEST", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub key_from_request: bool,
 
     /// Largest request body accepted, in bytes; larger ones get 413.
