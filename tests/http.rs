@@ -671,7 +671,7 @@ async fn listening_beyond_loopback_without_a_token_is_refused_at_start_up() {
 }
 
 #[tokio::test]
-async fn idle_sessions_expire_with_a_404_that_says_to_initialize() {
+async fn idle_sessions_of_both_transports_expire_with_a_404() {
     let fake = FakeHandinger::start().await;
     let bridge = start_http(
         &fake.base_url,
@@ -684,19 +684,41 @@ async fn idle_sessions_expire_with_a_404_that_says_to_initialize() {
         .unwrap()
         .to_owned();
     rpc_answer(response).await;
-    // Watch the session count rather than the session itself: any request to the session
-    // would count as activity and keep it open.
+    let legacy = http().get(bridge.url("/sse")).send().await.unwrap();
+    let mut events = EventReader {
+        stream: legacy.bytes_stream().boxed(),
+        buffer: String::new(),
+    };
+    let (_, endpoint) = events.next().await;
+
+    // Watch the session counts rather than the sessions themselves: any request to a
+    // session would count as activity and keep it open.
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !metrics(&bridge, None)
-        .await
-        .contains("handinger_mcp_open_sessions{transport=\"streamable_http\"} 0")
-    {
+    loop {
+        let text = metrics(&bridge, None).await;
+        if text.contains("handinger_mcp_open_sessions{transport=\"streamable_http\"} 0")
+            && text.contains("handinger_mcp_open_sessions{transport=\"sse\"} 0")
+        {
+            break;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the session never expired"
+            "the sessions never expired"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let ended = tokio::time::timeout(PATIENCE, events.stream.next())
+        .await
+        .expect("the idle SSE stream ends");
+    assert!(ended.is_none(), "the idle SSE stream ends");
+    let response = http()
+        .post(bridge.url(&endpoint))
+        .header("content-type", "application/json")
+        .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
     let expired = rpc(
         &bridge,
         json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}),

@@ -74,6 +74,7 @@ pub async fn serve(
         factory,
         gate.clone(),
         settings.max_body_bytes,
+        settings.session_idle_timeout,
         close_sessions.clone(),
     ));
     let probes = Arc::new(probes::Probes::new(

@@ -9,13 +9,14 @@
 //! (a `Sink` of server messages and a `Stream` of client messages), so the protocol itself
 //! is rmcp's, exactly as on stdio and Streamable HTTP.
 //!
-//! A session lives as long as its event stream: when the client disconnects (or the server
-//! shuts down) the session and its MCP service end, and posts to it get 404.
+//! A session lives as long as its event stream: when the client disconnects, the server
+//! shuts down, or no message has passed either way for `--session-idle-timeout` (as with
+//! Streamable HTTP sessions), the session and its MCP service end, and posts to it get 404.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Query, Request, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -45,6 +46,7 @@ pub struct LegacySse {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     gate: Arc<CallGate>,
     max_body_bytes: usize,
+    idle_timeout: Duration,
     shutdown: CancellationToken,
 }
 
@@ -52,6 +54,25 @@ struct Session {
     to_server: mpsc::Sender<ClientJsonRpcMessage>,
     /// Permits of this session's tool calls, released when their answers go out.
     calls: Mutex<HashMap<RequestId, OwnedSemaphorePermit>>,
+    /// When a message last passed, either way.
+    last_active: Mutex<Instant>,
+}
+
+impl Session {
+    fn touch(&self) {
+        *lock(&self.last_active) = Instant::now();
+    }
+
+    /// Resolves once the session has been idle for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let due = *lock(&self.last_active) + timeout;
+            if Instant::now() >= due {
+                return;
+            }
+            tokio::time::sleep_until(due.into()).await;
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,6 +84,7 @@ impl LegacySse {
         factory: impl Fn() -> HandingerServer + Send + Sync + 'static,
         gate: Arc<CallGate>,
         max_body_bytes: usize,
+        idle_timeout: Duration,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -70,6 +92,7 @@ impl LegacySse {
             sessions: Mutex::new(HashMap::new()),
             gate,
             max_body_bytes,
+            idle_timeout,
             shutdown,
         }
     }
@@ -105,6 +128,7 @@ pub async fn open(State(sse): State<Arc<LegacySse>>) -> Response {
     let session = Arc::new(Session {
         to_server,
         calls: Mutex::new(HashMap::new()),
+        last_active: Mutex::new(Instant::now()),
     });
     lock(&sse.sessions).insert(id.clone(), session.clone());
     let stop = sse.shutdown.child_token();
@@ -112,16 +136,26 @@ pub async fn open(State(sse): State<Arc<LegacySse>>) -> Response {
     let server = (sse.factory)();
     let service_stop = stop.clone();
     let session_id = id.clone();
+    let watched = session.clone();
+    let idle_timeout = sse.idle_timeout;
     tokio::spawn(async move {
-        match server
-            .serve_with_ct((to_client, from_client), service_stop.clone())
-            .await
-        {
-            Ok(running) => {
-                let _ = running.waiting().await;
+        let serve = async {
+            match server
+                .serve_with_ct((to_client, from_client), service_stop.clone())
+                .await
+            {
+                Ok(running) => {
+                    let _ = running.waiting().await;
+                }
+                Err(error) => {
+                    tracing::info!(session = %session_id, %error, "legacy SSE client did not complete initialization");
+                }
             }
-            Err(error) => {
-                tracing::info!(session = %session_id, %error, "legacy SSE client did not complete initialization");
+        };
+        tokio::select! {
+            () = serve => {}
+            () = watched.idle_for(idle_timeout) => {
+                tracing::info!(session = %session_id, "closing an idle legacy SSE session");
             }
         }
         // The service is gone: end the event stream too, which closes the session.
@@ -139,6 +173,7 @@ pub async fn open(State(sse): State<Arc<LegacySse>>) -> Response {
     };
     let messages = from_server.filter_map(move |message| {
         let _alive = &guard;
+        session.touch();
         release_answered_call(&session, &message);
         let event = match serde_json::to_string(&message) {
             Ok(json) => Some(Ok::<_, Infallible>(
@@ -194,6 +229,7 @@ pub async fn message(
     let Some(session) = lock(&sse.sessions).get(&id).cloned() else {
         return session_unknown();
     };
+    session.touch();
     let (parts, body) = request.into_parts();
     let bytes = match limits::read_capped(body, &parts.headers, sse.max_body_bytes).await {
         Ok(bytes) => bytes,
