@@ -648,6 +648,42 @@ async fn per_user_keys_reach_handinger_and_the_server_key_stays_unused() {
         "the server's own key is never sent"
     );
 
+    // The legacy transport runs calls with the key of the POST that carried them too.
+    let response = http().get(bridge.url("/sse")).send().await.unwrap();
+    assert_eq!(response.status(), 401, "no key, no event stream");
+    let response = http()
+        .get(bridge.url("/sse"))
+        .header("x-handinger-api-key", USER_B)
+        .send()
+        .await
+        .unwrap();
+    let mut events = EventReader {
+        stream: response.bytes_stream().boxed(),
+        buffer: String::new(),
+    };
+    let (_, endpoint) = events.next().await;
+    let post = |body: Value| {
+        http()
+            .post(bridge.url(&endpoint))
+            .header("x-handinger-api-key", USER_B)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(post(initialize_body()).await.unwrap().status(), 202);
+    events.message().await;
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(post(initialized).await.unwrap().status(), 202);
+    let call = call_body(2, "create_task", json!({"input": "bob over sse"}));
+    assert_eq!(post(call).await.unwrap().status(), 202);
+    let answer = events.message().await;
+    assert_ne!(answer["result"]["isError"], true, "{answer}");
+    let received = fake.received();
+    let over_sse = received.iter().find(|r| r.body["input"] == "bob over sse");
+    assert_eq!(
+        over_sse.and_then(|r| r.authorization.clone()),
+        Some(format!("Bearer {USER_B}"))
+    );
+
     alice.cancel().await.unwrap();
     bob.cancel().await.unwrap();
     let log = bridge.log();

@@ -105,13 +105,12 @@ pub async fn serve(
         .map_err(|e| format!("could not read the listening address: {e}"))?;
     announce(local, &settings);
 
-    let stop_accepting = draining.clone();
     let mut running = tokio::spawn(
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(stop_accepting.cancelled_owned())
+        .with_graceful_shutdown(draining.clone().cancelled_owned())
         .into_future(),
     );
     tokio::select! {
@@ -132,6 +131,9 @@ pub async fn serve(
         "shutting down: no new connections or tool calls; letting calls in flight finish"
     );
     draining.cancel();
+    // This is where calls still waiting on a long turn should be answered early with their
+    // resumable taskId (the task runner's shutdown hook), so the grace period below is
+    // spent only on calls that are about to finish anyway.
     let unfinished = gate.drain(settings.shutdown_grace).await;
     if unfinished > 0 {
         tracing::warn!(
