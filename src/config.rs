@@ -48,6 +48,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve MCP over stdin/stdout, for a local client (the default).
     Stdio,
+    /// Serve MCP over HTTP for remote clients and teams: Streamable HTTP at /mcp, the legacy
+    /// SSE transport at /sse, and /healthz, /readyz, /metrics.
+    Http(crate::transport::http::HttpArgs),
     /// Check the setup (API key, base URL and proxy, default worker), one line per check,
     /// then print ready-to-paste client configuration. Exits non-zero on a problem.
     Doctor,
@@ -60,6 +63,24 @@ impl Command {
     /// missing key as one of its findings and `tools` makes no call, so both run without one.
     pub fn needs_api_key(&self) -> bool {
         !matches!(self, Command::Doctor | Command::Tools)
+    }
+}
+
+/// The server's own API key, from the environment, or the placeholder where none is
+/// needed: `doctor` and `tools` run without one, and with `http --key-from-request` every
+/// call runs with its client's key, so the server's is not even read. The placeholder is
+/// never sent by a call (one without a client key fails before reaching Handinger), and
+/// Handinger would refuse it if it were.
+pub fn server_api_key(command: Option<&Command>) -> Option<String> {
+    let from_env = std::env::var(API_KEY_VAR)
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    match command {
+        Some(Command::Http(http)) if http.key_from_request => Some(PLACEHOLDER_API_KEY.into()),
+        Some(command) if !command.needs_api_key() => {
+            from_env.or_else(|| Some(PLACEHOLDER_API_KEY.into()))
+        }
+        _ => from_env,
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! A tool call flows one way through these modules and back:
 //!
-//! - [`transport`] — how a client reaches us: [`transport::stdio`] for local clients.
+//! - [`transport`] — how a client reaches us: [`transport::stdio`] for local clients,
+//!   [`transport::http`] for remote ones (Streamable HTTP, legacy SSE, health and metrics).
 //! - [`tools`] — the MCP surface: `create_task` and `get_task`, their argument structs
 //!   (the tools' input schemas are derived from them), the task policy (default and
 //!   maximum budget, default worker) and the mapping of answers to MCP content.
@@ -16,7 +17,7 @@
 //! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped.
 //!
 //! Around them: [`config`] (every flag and environment variable), [`logging`] (stderr
-//! only) and [`shutdown`] (signals).
+//! only), [`metrics`] (counters for `/metrics`) and [`shutdown`] (signals).
 //!
 //! Two commands help a person set the server up rather than serve: `doctor` ([`doctor`]:
 //! checks the key, the base URL and proxy, the default worker) and `tools`; [`client_config`]
@@ -29,6 +30,7 @@ pub mod doctor;
 pub mod files;
 pub mod handinger;
 pub mod logging;
+pub mod metrics;
 pub mod shutdown;
 pub mod task_id;
 pub mod tasks;
@@ -44,12 +46,21 @@ use tools::HandingerServer;
 
 /// Runs the command line; the error is a message for the user.
 pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
-    let api = HandingerClient::new(&settings.api_key, settings.client)?;
+    let max_wait = settings.policy.max_wait;
+    let api = HandingerClient::new(&settings.api_key, settings.client.clone())?;
     let turns = Arc::new(TurnRegistry::new(settings.retention, settings.answer_files));
-    let policy = Arc::new(settings.policy);
+    let mut policy = settings.policy;
+    if matches!(cli.command, Some(Command::Http(_))) {
+        // The server does not run on the caller's machine: its files are not theirs to send.
+        policy.local_roots = None;
+    }
+    let policy = Arc::new(policy);
     let server = HandingerServer::new(api.clone(), policy.clone(), turns.clone());
     match cli.command.unwrap_or(Command::Stdio) {
         Command::Stdio => transport::stdio::serve(server, turns.shutdown_token().clone()).await,
+        Command::Http(args) => {
+            transport::http::serve(args.validate(max_wait)?, server, settings.client).await
+        }
         Command::Doctor => doctor::run(&api, &settings.api_key, &policy).await,
         Command::Tools => client_config::print_tools(&server),
     }

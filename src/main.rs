@@ -1,18 +1,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use handinger_mcp::config::{API_KEY_VAR, Cli, PLACEHOLDER_API_KEY};
+use handinger_mcp::config::{Cli, server_api_key};
 
 fn main() -> ExitCode {
     handinger_mcp::config::forget_empty_settings();
     let cli = Cli::parse();
-    let mut api_key = std::env::var(API_KEY_VAR).ok();
-    if cli.command.as_ref().is_some_and(|c| !c.needs_api_key())
-        && api_key.as_deref().is_none_or(|k| k.trim().is_empty())
+    let settings = match cli
+        .settings
+        .clone()
+        .validate(server_api_key(cli.command.as_ref()))
     {
-        api_key = Some(PLACEHOLDER_API_KEY.to_owned());
-    }
-    let settings = match cli.settings.clone().validate(api_key) {
         Ok(settings) => settings,
         Err(message) => return fail(&message),
     };

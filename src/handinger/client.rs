@@ -98,6 +98,7 @@ impl HandingerClient {
     /// second try (see [`ApiError::post_may_be_resent`]): a blind resend with the same task id
     /// would add a second turn.
     pub async fn create_task(&self, request: &TaskRequest) -> Result<WorkerAnswer, ApiError> {
+        let _turn = crate::metrics::turn_in_flight();
         let mut resends = 0;
         loop {
             let builder = self.http.post(&self.tasks_url);
@@ -244,6 +245,7 @@ impl HandingerClient {
             Err(error) => Err(error),
         };
         log_exchange(&method, &path, started.elapsed(), &outcome);
+        crate::metrics::observe_upstream(&method, started.elapsed(), outcome.is_ok());
         outcome
     }
 

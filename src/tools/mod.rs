@@ -6,6 +6,7 @@
 //! what they share: the server type and the task policy applied before anything is sent.
 
 mod args;
+mod keys;
 mod mcp_tasks;
 mod output;
 mod resources;
@@ -15,10 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CancelTaskParams, GetTaskParams, GetTaskResult, Implementation, ListResourceTemplatesResult,
-    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig, UpdateTaskParams,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
+    Implementation, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
@@ -30,6 +33,7 @@ use crate::task_id::{TaskId, validate_id};
 use crate::tasks::TurnRegistry;
 
 pub use args::{CreateTaskArgs, GetTaskArgs};
+pub use keys::{API_KEY_HEADER, RequestKeys};
 pub use output::TaskResult;
 
 /// What the server tells a client's model about using it, once, at initialization.
@@ -116,6 +120,8 @@ pub struct HandingerServer {
     policy: Arc<TaskPolicy>,
     turns: Arc<TurnRegistry>,
     tool_router: ToolRouter<Self>,
+    /// Set in HTTP mode with `--key-from-request`: calls run with their client's key.
+    request_keys: Option<Arc<RequestKeys>>,
 }
 
 impl HandingerServer {
@@ -125,6 +131,7 @@ impl HandingerServer {
             policy,
             turns,
             tool_router: Self::task_tools(),
+            request_keys: None,
         }
     }
 
@@ -133,19 +140,23 @@ impl HandingerServer {
         self.tool_router.list_all()
     }
 
-    /// The Handinger client a call runs with.
-    fn api_for(&self, _context: &RequestContext<RoleServer>) -> Result<HandingerClient, String> {
-        Ok(self.api.clone())
+    /// The turn registry, whose shutdown token ends waits with a resumable answer.
+    pub fn turns(&self) -> &Arc<TurnRegistry> {
+        &self.turns
     }
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for HandingerServer {
+    // Logging is deprecated in the newest protocol revision but still part of the ones
+    // clients speak today (and of the conformance suite); see `set_level`.
+    #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_resources()
+                .enable_logging()
                 .enable_tasks()
                 .build(),
         )
@@ -153,6 +164,38 @@ impl ServerHandler for HandingerServer {
             Implementation::new("handinger-mcp", env!("CARGO_PKG_VERSION")).with_title("Handinger"),
         )
         .with_instructions(INSTRUCTIONS)
+    }
+
+    /// Every call passes here to be counted for `/metrics`.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tool = request.name.clone();
+        let outcome = self
+            .tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await;
+        let known = self.tool_router.has_route(&tool);
+        crate::metrics::record_tool_call(
+            if known { &tool } else { "unknown" },
+            crate::metrics::tool_outcome(&outcome),
+        );
+        outcome
+    }
+
+    /// The bridge sends no log notifications of its own (its logs go to stderr), so any
+    /// level a client asks for is already honoured; accepting it keeps clients that set one
+    /// (and the MCP conformance suite) working.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        tracing::debug!(level = ?request.level, "client set its log level");
+        Ok(())
     }
 
     async fn get_task(

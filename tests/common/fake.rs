@@ -82,6 +82,8 @@ pub struct FakeState {
     pub turn_duration: Duration,
     /// Workers `GET /api/workers/{id}` knows, besides those tasks ran on.
     pub workers: HashSet<String>,
+    /// Keys accepted besides [`API_KEY`] (other users' keys, for per-user key tests).
+    pub extra_keys: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -118,6 +120,11 @@ impl FakeHandinger {
 
     pub fn push_fault(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push_back(fault);
+    }
+
+    /// Accepts `key` as a valid API key too.
+    pub fn accept_key(&self, key: &str) {
+        self.state.lock().unwrap().extra_keys.push(key.to_owned());
     }
 
     pub fn set_turn_duration(&self, duration: Duration) {
@@ -185,8 +192,15 @@ fn record_with_uploads(
     });
 }
 
-fn authorized(headers: &HeaderMap) -> bool {
-    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {API_KEY}"))
+fn authorized(state: &Shared, headers: &HeaderMap) -> bool {
+    let Some(key) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    key == API_KEY || state.lock().unwrap().extra_keys.iter().any(|k| k == key)
 }
 
 fn error(status: u16, message: &str) -> Response {
@@ -251,7 +265,7 @@ async fn create_task(State(state): State<Shared>, request: axum::extract::Reques
     );
     let (body, uploads) = read_task_body(request).await;
     record_with_uploads(&state, &method, &uri, &headers, body.clone(), uploads);
-    if !authorized(&headers) {
+    if !authorized(&state, &headers) {
         return error(401, "Invalid API key");
     }
     let Some(input) = body
@@ -390,7 +404,7 @@ async fn get_task(
     headers: HeaderMap,
 ) -> Response {
     record(&state, &method, &uri, &headers, Value::Null);
-    if !authorized(&headers) {
+    if !authorized(&state, &headers) {
         return error(401, "Invalid API key");
     }
     let mut s = state.lock().unwrap();
@@ -439,7 +453,7 @@ async fn get_worker(
     headers: HeaderMap,
 ) -> Response {
     record(&state, &method, &uri, &headers, Value::Null);
-    if !authorized(&headers) {
+    if !authorized(&state, &headers) {
         return error(401, "Invalid API key");
     }
     let s = state.lock().unwrap();
