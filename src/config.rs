@@ -3,6 +3,7 @@
 //! The API key is the one setting without a flag: a flag would show it to anyone who can
 //! list processes. It is read from `HANDINGER_API_KEY` straight into a secret type.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -10,7 +11,7 @@ use secrecy::SecretString;
 
 use crate::handinger::{Budget, ClientOptions};
 use crate::tasks::Retention;
-use crate::tools::TaskPolicy;
+use crate::tools::{NamedWorker, TaskPolicy, ToolSettings, ToolsetChoice, parse_toolsets};
 
 pub const API_KEY_VAR: &str = "HANDINGER_API_KEY";
 
@@ -120,6 +121,27 @@ pub struct SettingsArgs {
     /// Log format on stderr.
     #[arg(long, env = "HANDINGER_MCP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    /// Tool groups to serve, comma separated: tasks (create_task, get_task), workers
+    /// (create_worker, get_worker, update_worker), schedules (create_schedule, list_schedules,
+    /// cancel_schedule), admin (delete_worker, archive_task; destructive), or all.
+    #[arg(long, env = "HANDINGER_MCP_TOOLSETS", value_name = "TOOLSETS", value_delimiter = ',', default_value = "tasks", value_parser = parse_toolsets, global = true)]
+    pub toolsets: Vec<ToolsetChoice>,
+
+    /// Serve only the tools that change nothing (get_task, get_worker, list_schedules).
+    #[arg(long, env = "HANDINGER_MCP_READ_ONLY", global = true)]
+    pub read_only: bool,
+
+    /// Serve one of your workers as its own tool, ask_NAME, described by the worker's title
+    /// and summary. Repeatable; comma separated in the environment variable.
+    #[arg(long = "worker", env = "HANDINGER_MCP_WORKERS", value_name = "NAME=WORKER_ID", value_delimiter = ',', value_parser = NamedWorker::parse, global = true)]
+    pub workers: Vec<NamedWorker>,
+
+    /// A TOML file with any of these settings, keyed by their long flag names
+    /// (max-wait = 30, toolsets = ["tasks", "workers"], and a [workers] table of
+    /// NAME = "WORKER_ID"). Flags and environment variables override it.
+    #[arg(long, env = "HANDINGER_MCP_CONFIG", value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
 }
 
 /// Validated settings, ready to run with.
@@ -130,6 +152,7 @@ pub struct Settings {
     pub policy: TaskPolicy,
     pub retention: Retention,
     pub log_format: LogFormat,
+    pub tools: ToolSettings,
 }
 
 impl SettingsArgs {
@@ -148,6 +171,7 @@ impl SettingsArgs {
         if let Some(worker) = &self.worker_id {
             crate::task_id::validate_id(worker, "--worker-id")?;
         }
+        let tools = ToolSettings::new(self.toolsets, self.read_only, self.workers)?;
         Ok(Settings {
             api_key: SecretString::from(api_key),
             client: ClientOptions {
@@ -167,6 +191,7 @@ impl SettingsArgs {
                 max_finished: usize::try_from(self.max_results).unwrap_or(usize::MAX),
             },
             log_format: self.log_format,
+            tools,
         })
     }
 }

@@ -1,10 +1,14 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use handinger_mcp::config::{API_KEY_VAR, Cli, PLACEHOLDER_API_KEY};
+use handinger_mcp::config::{API_KEY_VAR, PLACEHOLDER_API_KEY};
+use handinger_mcp::config_file::{ArgsError, parse_args};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(ArgsError::Clap(error)) => error.exit(),
+        Err(ArgsError::File(message)) => return fail(&message),
+    };
     let mut api_key = std::env::var(API_KEY_VAR).ok();
     if cli.command.as_ref().is_some_and(|c| !c.needs_api_key())
         && api_key.as_deref().is_none_or(|k| k.trim().is_empty())

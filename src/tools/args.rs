@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::handinger::Budget;
 
 /// Arguments of `create_task`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateTaskArgs {
     /// What the worker should do, in plain language, with everything it needs to know. For a

@@ -2,24 +2,35 @@
 //!
 //! One file per concern: `args` (argument structs; the input schemas derive from them),
 //! `output` (the result struct and its content blocks), `tasks` (the task tools),
-//! `mcp_tasks` (the MCP Tasks extension mapped onto Handinger tasks). This module holds
-//! what they share: the server type and the task policy applied before anything is sent.
+//! `mcp_tasks` (the MCP Tasks extension mapped onto Handinger tasks). The optional toolsets
+//! have a file each (`workers`, `schedules`, `admin`), as do the named workers' `ask_<name>`
+//! tools (`named`) and the prompts (`prompts`); `surface` decides which of them a server
+//! lists, and `reply` shapes their results. This module holds what they share: the server
+//! type and the task policy applied before anything is sent.
 
+mod admin;
 mod args;
 mod mcp_tasks;
+mod named;
 mod output;
+mod prompts;
+mod reply;
+mod schedules;
+mod surface;
 mod tasks;
+mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    CancelTaskParams, GetTaskParams, GetTaskResult, Implementation, ServerCapabilities,
-    ServerConfig, UpdateTaskParams,
+    CancelTaskParams, GetTaskParams, GetTaskResult, Implementation, PromptsCapability,
+    ServerCapabilities, ServerConfig, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
+use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
 
 use crate::handinger::{Budget, HandingerClient, TaskRequest};
 use crate::task_id::{TaskId, validate_id};
@@ -27,6 +38,9 @@ use crate::tasks::TurnRegistry;
 
 pub use args::{CreateTaskArgs, GetTaskArgs};
 pub use output::TaskResult;
+pub use surface::{
+    NamedWorker, ToolSettings, ToolSurface, Toolset, ToolsetChoice, WorkerCard, parse_toolsets,
+};
 
 /// What the server tells a client's model about using it, once, at initialization.
 const INSTRUCTIONS: &str = "Hand work to Handinger AI workers. create_task runs a task and \
@@ -57,6 +71,18 @@ pub struct PreparedTask {
 }
 
 impl TaskPolicy {
+    /// The budget a call asked for, or the default; refused above `--max-budget`.
+    pub fn budget(&self, asked: Option<Budget>) -> Result<Budget, String> {
+        let budget = asked.unwrap_or(self.default_budget);
+        if budget > self.max_budget {
+            return Err(format!(
+                "budget \"{budget}\" is above this server's limit \"{}\" (--max-budget): call again with budget \"{}\" or lower.",
+                self.max_budget, self.max_budget
+            ));
+        }
+        Ok(budget)
+    }
+
     /// Applies defaults and guards to `create_task` arguments, choosing the task id.
     /// Refusals explain what to change.
     pub fn prepare(&self, args: CreateTaskArgs) -> Result<PreparedTask, String> {
@@ -65,13 +91,7 @@ impl TaskPolicy {
                 "input is empty: describe the task for the worker in plain language.".into(),
             );
         }
-        let budget = args.budget.unwrap_or(self.default_budget);
-        if budget > self.max_budget {
-            return Err(format!(
-                "budget \"{budget}\" is above this server's limit \"{}\" (--max-budget): call again with budget \"{}\" or lower.",
-                self.max_budget, self.max_budget
-            ));
-        }
+        let budget = self.budget(args.budget)?;
         let task_id = match args.task_id {
             Some(raw) => TaskId::parse(&raw)?,
             None => TaskId::generate(),
@@ -102,21 +122,39 @@ pub struct HandingerServer {
     policy: Arc<TaskPolicy>,
     turns: Arc<TurnRegistry>,
     tool_router: ToolRouter<Self>,
+    prompt_router: PromptRouter<Self>,
+    instructions: Arc<str>,
 }
 
 impl HandingerServer {
-    pub fn new(api: HandingerClient, policy: Arc<TaskPolicy>, turns: Arc<TurnRegistry>) -> Self {
-        Self {
+    /// A server listing the tools of `surface` (toolsets, `--read-only`, named workers).
+    /// `Err` when a named worker's tool would clash with another tool.
+    pub fn new(
+        api: HandingerClient,
+        policy: Arc<TaskPolicy>,
+        turns: Arc<TurnRegistry>,
+        surface: &ToolSurface,
+    ) -> Result<Self, String> {
+        let tool_router = surface.router()?;
+        let prompt_router = Self::prompts_for(tool_router.has_route("create_task"));
+        Ok(Self {
             api,
             policy,
             turns,
-            tool_router: Self::task_tools(),
-        }
+            tool_router,
+            prompt_router,
+            instructions: surface.instructions(INSTRUCTIONS).into(),
+        })
     }
 
     /// The tools this server lists, as a client would see them.
     pub fn tools(&self) -> Vec<rmcp::model::Tool> {
         self.tool_router.list_all()
+    }
+
+    /// The prompts this server lists.
+    pub fn prompts(&self) -> Vec<rmcp::model::Prompt> {
+        self.prompt_router.list_all()
     }
 
     /// The Handinger client a call runs with.
@@ -126,18 +164,22 @@ impl HandingerServer {
 }
 
 #[tool_handler(router = self.tool_router)]
+#[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for HandingerServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_tasks()
-                .build(),
-        )
-        .with_server_info(
-            Implementation::new("handinger-mcp", env!("CARGO_PKG_VERSION")).with_title("Handinger"),
-        )
-        .with_instructions(INSTRUCTIONS)
+        let mut capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tasks()
+            .build();
+        if !self.prompt_router.map.is_empty() {
+            capabilities.prompts = Some(PromptsCapability::default());
+        }
+        ServerConfig::new(capabilities)
+            .with_server_info(
+                Implementation::new("handinger-mcp", env!("CARGO_PKG_VERSION"))
+                    .with_title("Handinger"),
+            )
+            .with_instructions(self.instructions.as_ref())
     }
 
     async fn get_task(
