@@ -45,16 +45,18 @@ pub struct Cli {
 pub enum Command {
     /// Serve MCP over stdin/stdout, for a local client (the default).
     Stdio,
-    /// Check the setup (API key, base URL and proxy, default worker), one line per check,
+    /// Check the setup (API key, base URL and proxy, default and named workers), one line per check,
     /// then print ready-to-paste client configuration. Exits non-zero on a problem.
     Doctor,
-    /// Print the tools/list JSON that clients see with the current settings. Makes no call.
+    /// Print the tools/list JSON that clients see with the current settings. Makes no call,
+    /// except to fetch the named workers' titles and summaries when a key is set.
     Tools,
 }
 
 impl Command {
     /// Whether the command refuses to start without HANDINGER_API_KEY. `doctor` reports a
-    /// missing key as one of its findings and `tools` makes no call, so both run without one.
+    /// missing key as one of its findings and `tools` needs no call (without a key, named
+    /// workers are described from their names), so both run without one.
     pub fn needs_api_key(&self) -> bool {
         !matches!(self, Command::Doctor | Command::Tools)
     }
@@ -114,7 +116,8 @@ pub struct SettingsArgs {
     #[arg(long, env = "HANDINGER_MCP_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024), global = true)]
     pub max_response_bytes: u64,
 
-    /// Timeout of each lookup request (GET) to Handinger, in seconds.
+    /// Timeout of each request to Handinger other than running a task (lookups, worker and
+    /// schedule calls), in seconds.
     #[arg(long, env = "HANDINGER_MCP_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600), global = true)]
     pub request_timeout: u64,
 
@@ -129,7 +132,7 @@ pub struct SettingsArgs {
     pub toolsets: Vec<ToolsetChoice>,
 
     /// Serve only the tools that change nothing (get_task, get_worker, list_schedules).
-    #[arg(long, env = "HANDINGER_MCP_READ_ONLY", global = true)]
+    #[arg(long, env = "HANDINGER_MCP_READ_ONLY", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub read_only: bool,
 
     /// Serve one of your workers as its own tool, ask_NAME, described by the worker's title

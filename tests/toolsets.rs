@@ -350,6 +350,84 @@ async fn bad_worker_arguments_are_refused_before_anything_is_sent() {
 }
 
 #[tokio::test]
+async fn writes_are_resent_only_when_handinger_certainly_did_not_take_them() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start(&fake.base_url, &["--toolsets", "workers,schedules"]).await;
+
+    // A 5xx after sending is ambiguous: one POST, and the error says to check first.
+    fake.push_write_fault(503, None);
+    let failed = call(
+        &bridge.client,
+        "create_worker",
+        json!({"prompt": "Writes haiku"}),
+    )
+    .await;
+    assert!(is_error(&failed));
+    let message = text(&failed);
+    assert!(message.contains("503"), "{message}");
+    assert!(message.contains("may have created it anyway"), "{message}");
+    assert_eq!(fake.writes().len(), 1, "not resent");
+
+    // A 429 was not taken: resent after Retry-After, and the resend succeeds.
+    fake.push_write_fault(429, Some(0));
+    let created = call(
+        &bridge.client,
+        "create_worker",
+        json!({"prompt": "Writes haiku"}),
+    )
+    .await;
+    assert!(!is_error(&created), "{}", text(&created));
+    assert_eq!(fake.writes().len(), 3, "the 429 and its resend");
+    let worker_id = structured(&created)["workerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    fake.push_write_fault(500, None);
+    let failed = call(
+        &bridge.client,
+        "update_worker",
+        json!({"workerId": worker_id, "summary": "Short poems"}),
+    )
+    .await;
+    assert!(is_error(&failed));
+    assert!(text(&failed).contains("harmless"), "{}", text(&failed));
+    assert_eq!(fake.writes().len(), 4, "PATCH not resent");
+
+    fake.push_write_fault(502, None);
+    let failed = call(
+        &bridge.client,
+        "create_schedule",
+        json!({"workerId": worker_id, "input": "A haiku a day",
+               "when": {"type": "interval", "intervalSeconds": 86400}}),
+    )
+    .await;
+    assert!(
+        text(&failed).contains("list_schedules"),
+        "{}",
+        text(&failed)
+    );
+    assert_eq!(fake.writes().len(), 5, "schedule POST not resent");
+
+    // Nothing listening: certainly not sent, and the error says calling again is safe.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = start(
+        &format!("http://127.0.0.1:{port}"),
+        &["--toolsets", "workers"],
+    )
+    .await;
+    let failed = call(&dead.client, "create_worker", json!({"prompt": "x"})).await;
+    assert!(is_error(&failed));
+    let message = text(&failed);
+    assert!(message.contains("nothing reached Handinger"), "{message}");
+    assert!(!message.contains("may have created"), "{message}");
+}
+
+#[tokio::test]
 async fn schedules_of_each_kind_are_created_listed_and_cancelled() {
     let fake = FakeHandinger::start().await;
     fake.add_described_worker("wrk_sched-1", "Digest", "Writes a digest");
@@ -616,6 +694,14 @@ async fn named_worker_is_its_own_tool_described_by_its_title_and_summary() {
     let annotations = ask.annotations.clone().unwrap();
     assert_eq!(annotations.read_only_hint, Some(false));
     assert_eq!(annotations.destructive_hint, Some(false));
+    let instructions = bridge
+        .client
+        .peer_info()
+        .unwrap()
+        .instructions
+        .clone()
+        .unwrap();
+    assert!(instructions.contains("ask_<name>"), "{instructions}");
     let lookups = fake.received();
     assert_eq!(lookups.len(), 1, "one lookup at start: {lookups:?}");
     assert_eq!(lookups[0].path, "/api/workers/wrk_fc-1");
@@ -916,4 +1002,51 @@ async fn delegate_research_prompt_asks_for_a_complete_create_task_call() {
     let error = bridge.client.get_prompt(params).await.unwrap_err();
     assert!(error.to_string().contains("--max-budget"), "{error}");
     assert!(fake.received().is_empty(), "a prompt sends nothing");
+}
+
+#[tokio::test]
+async fn doctor_checks_the_named_workers_and_keeps_the_tool_settings() {
+    let fake = FakeHandinger::start().await;
+    fake.add_described_worker("wrk_fc-1", "Fact checker", "Checks claims.");
+    let output = run(command(
+        &fake.base_url,
+        &[
+            "doctor",
+            "--toolsets",
+            "tasks,workers",
+            "--worker",
+            "fact_checker=wrk_fc-1",
+            "--worker",
+            "gone=wrk_gone-1",
+        ],
+    ))
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(
+            "ok       named worker: ask_fact_checker: wrk_fc-1 exists (\"Fact checker\")"
+        ),
+        "{stdout}"
+    );
+    let problem = stdout
+        .lines()
+        .find(|l| l.starts_with("PROBLEM  named worker: ask_gone"))
+        .unwrap_or_else(|| panic!("no problem line for ask_gone in {stdout}"));
+    assert!(
+        problem.contains("404") && problem.contains("--worker gone="),
+        "{problem}"
+    );
+    let code_line = stdout
+        .lines()
+        .find(|l| l.starts_with("claude mcp add handinger"))
+        .expect("a Claude Code command");
+    assert!(
+        code_line.contains("HANDINGER_MCP_TOOLSETS=tasks,workers"),
+        "{code_line}"
+    );
+    assert!(
+        code_line.contains("HANDINGER_MCP_WORKERS=fact_checker=wrk_fc-1,gone=wrk_gone-1"),
+        "{code_line}"
+    );
 }

@@ -73,6 +73,9 @@ pub struct FakeState {
     pub archived: HashSet<String>,
     /// Source of the fake's own ids.
     pub next_id: u64,
+    /// Statuses (with an optional `Retry-After`) the next worker, schedule and archive
+    /// writes answer with instead of doing anything.
+    pub write_faults: VecDeque<(u16, Option<u64>)>,
 }
 
 #[derive(Clone)]
@@ -143,6 +146,16 @@ impl FakeHandinger {
             .into_iter()
             .filter(|r| r.method != "GET")
             .collect()
+    }
+
+    /// Makes the next write (POST, PATCH, DELETE) to a worker, schedule or archive route
+    /// answer `status` without changing anything.
+    pub fn push_write_fault(&self, status: u16, retry_after: Option<u64>) {
+        self.state
+            .lock()
+            .unwrap()
+            .write_faults
+            .push_back((status, retry_after));
     }
 
     pub fn push_fault(&self, fault: Fault) {
@@ -435,6 +448,18 @@ fn accept(
     authorized(headers).then_some(body)
 }
 
+/// The answer of an injected write fault, if one is queued.
+fn write_fault(state: &Shared) -> Option<Response> {
+    let (status, retry_after) = state.lock().unwrap().write_faults.pop_front()?;
+    let mut response = error(status, "Injected failure");
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", seconds.to_string().parse().unwrap());
+    }
+    Some(response)
+}
+
 fn next_id(state: &mut FakeState, prefix: &str) -> String {
     state.next_id += 1;
     format!("{prefix}_fake{}", state.next_id)
@@ -458,6 +483,9 @@ async fn create_worker(
     let Some(body) = accept(&state, &method, &uri, &headers, &body) else {
         return error(401, "Invalid API key");
     };
+    if let Some(response) = write_fault(&state) {
+        return response;
+    }
     let text = |key: &str| {
         body.get(key)
             .and_then(Value::as_str)
@@ -494,6 +522,9 @@ async fn update_worker(
     let Some(body) = accept(&state, &method, &uri, &headers, &body) else {
         return error(401, "Invalid API key");
     };
+    if let Some(response) = write_fault(&state) {
+        return response;
+    }
     let mut s = state.lock().unwrap();
     let Some(Value::Object(template)) = s.templates.get_mut(&id) else {
         return error(404, "Worker not found");
@@ -519,6 +550,9 @@ async fn delete_worker(
     if accept(&state, &method, &uri, &headers, &body).is_none() {
         return error(401, "Invalid API key");
     }
+    if let Some(response) = write_fault(&state) {
+        return response;
+    }
     let mut s = state.lock().unwrap();
     let known = s.templates.remove(&id).is_some() | s.workers.remove(&id);
     if !known {
@@ -543,6 +577,9 @@ async fn create_schedule(
     let Some(body) = accept(&state, &method, &uri, &headers, &body) else {
         return error(401, "Invalid API key");
     };
+    if let Some(response) = write_fault(&state) {
+        return response;
+    }
     let mut s = state.lock().unwrap();
     if !worker_known(&s, &id) {
         return error(404, "Worker not found");
@@ -605,6 +642,9 @@ async fn cancel_schedule(
     if accept(&state, &method, &uri, &headers, &body).is_none() {
         return error(401, "Invalid API key");
     }
+    if let Some(response) = write_fault(&state) {
+        return response;
+    }
     let mut s = state.lock().unwrap();
     let Some(schedules) = s.schedules.get_mut(&id) else {
         return error(404, "Schedule not found");
@@ -627,6 +667,9 @@ async fn archive_task(
 ) -> Response {
     if accept(&state, &method, &uri, &headers, &body).is_none() {
         return error(401, "Invalid API key");
+    }
+    if let Some(response) = write_fault(&state) {
+        return response;
     }
     let mut s = state.lock().unwrap();
     if !s.tasks.contains_key(&id) {
