@@ -1050,3 +1050,56 @@ async fn doctor_checks_the_named_workers_and_keeps_the_tool_settings() {
         "{code_line}"
     );
 }
+
+/// A client that declares the MCP tasks extension.
+#[derive(Clone, Default)]
+struct TasksClient;
+
+impl rmcp::ClientHandler for TasksClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::builder()
+                .enable_tasks()
+                .build(),
+            rmcp::model::Implementation::new("tasks-client", "1"),
+        )
+    }
+}
+
+#[tokio::test]
+async fn named_worker_tool_answers_mcp_tasks_like_create_task() {
+    use rmcp::ServiceExt;
+    use rmcp::model::{CallToolResponse, GetTaskParams, TaskPayload};
+
+    let fake = FakeHandinger::start().await;
+    fake.add_described_worker("wrk_fc-1", "Fact checker", "Checks claims.");
+    let transport = rmcp::transport::TokioChildProcess::new(command(
+        &fake.base_url,
+        &["--worker", "fc=wrk_fc-1"],
+    ))
+    .unwrap();
+    let client = TasksClient.serve(transport).await.expect("MCP initialize");
+    let mut params = rmcp::model::CallToolRequestParams::new("ask_fc");
+    params.arguments = Some(args(json!({"input": "Is water wet? sleep=300"})));
+    let response = client.call_tool_once(params).await.unwrap();
+    let CallToolResponse::Task(created) = response else {
+        panic!("expected an MCP task, got {response:?}");
+    };
+    let task_id = created.task.task_id.clone();
+    let finished = loop {
+        let got = client
+            .get_task(GetTaskParams::new(task_id.clone()))
+            .await
+            .unwrap();
+        if got.task.status().is_terminal() {
+            break got.task;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let TaskPayload::Completed { result } = finished.payload else {
+        panic!("expected completed, got {:?}", finished.payload);
+    };
+    assert_eq!(result["structuredContent"]["workerId"], "wrk_fc-1");
+    assert_eq!(fake.posts()[0].body["workerId"], "wrk_fc-1");
+    assert_eq!(fake.turns(&task_id).len(), 1);
+}

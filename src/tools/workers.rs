@@ -41,7 +41,7 @@ pub struct CreateWorkerArgs {
     /// One sentence on what the worker does, for people and agents choosing a worker.
     #[serde(default)]
     pub summary: Option<String>,
-    /// private: only the organization can use it; public: anyone with the link. Omit it for
+    /// private or public: who on Handinger can see and use the worker. Omit it for
     /// Handinger's default.
     #[serde(default)]
     pub visibility: Option<Visibility>,
