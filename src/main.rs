@@ -1,11 +1,15 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use handinger_mcp::config::{Cli, server_api_key};
+use handinger_mcp::config::server_api_key;
+use handinger_mcp::config_file::{ArgsError, parse_args};
 
 fn main() -> ExitCode {
     handinger_mcp::config::forget_empty_settings();
-    let cli = Cli::parse();
+    let cli = match parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(ArgsError::Clap(error)) => error.exit(),
+        Err(ArgsError::File(message)) => return fail(&message),
+    };
     let settings = match cli
         .settings
         .clone()

@@ -316,7 +316,7 @@ fn footer(result: &TaskResult) -> String {
     if let Some(url) = &result.url {
         footer.push_str(&format!(", dashboard: {url}"));
     }
-    footer.push_str(" — pass the taskId to create_task for a follow-up, or to get_task]");
+    footer.push_str(" — pass it back as taskId for a follow-up, or to get_task]");
     footer
 }
 
