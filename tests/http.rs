@@ -898,3 +898,40 @@ async fn sigterm_answers_a_waiting_call_with_its_task_id() {
     let status = bridge.wait().await;
     assert!(status.success(), "{status}: {}", bridge.log());
 }
+
+/// Over HTTP, files travel inline; a local path names the server's disk, not the caller's,
+/// so it is refused, even with --allow-dir set, and nothing is sent.
+#[tokio::test]
+async fn inline_files_work_over_http_and_local_paths_do_not() {
+    let fake = FakeHandinger::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("server-secret.txt");
+    std::fs::write(&secret, b"server only").unwrap();
+    let bridge = start_http(
+        &fake.base_url,
+        &["--allow-dir", dir.path().to_str().unwrap()],
+    )
+    .await;
+    let client = bridge.client(None, &[]).await;
+
+    let refused = call(
+        &client,
+        "create_task",
+        json!({"input": "x", "files": [{"path": secret.to_str().unwrap()}]}),
+    )
+    .await;
+    assert!(is_error(&refused));
+    assert!(text(&refused).contains("inline"), "{}", text(&refused));
+    assert!(fake.posts().is_empty());
+
+    let sent = call(
+        &client,
+        "create_task",
+        json!({"input": "fix it", "files": [{"name": "sheet.csv", "content": "YSxi"}]}),
+    )
+    .await;
+    assert!(!is_error(&sent), "{}", text(&sent));
+    let upload = &fake.posts()[0].uploads[0];
+    assert_eq!(upload.filename.as_deref(), Some("sheet.csv"));
+    assert_eq!(upload.head, b"a,b");
+}
