@@ -2,7 +2,9 @@
 //!
 //! One file per concern: `args` (argument structs; the input schemas derive from them),
 //! `output` (the result struct and its content blocks), `tasks` (the task tools),
-//! `mcp_tasks` (the MCP Tasks extension mapped onto Handinger tasks). The optional toolsets
+//! `mcp_tasks` (the MCP Tasks extension mapped onto Handinger tasks), `resources` (answer
+//! files and task records as MCP resources), `keys` (which Handinger key a request runs
+//! with: the server's, or the caller's with `--key-from-request`). The optional toolsets
 //! have a file each (`workers`, `schedules`, `admin`), as do the named workers' `ask_<name>`
 //! tools (`named`) and the prompts (`prompts`); `surface` decides which of them a server
 //! lists, and `reply` shapes their results. This module holds what they share: the server
