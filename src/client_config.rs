@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::API_KEY_VAR;
 use crate::handinger::Budget;
-use crate::tools::{HandingerServer, TaskPolicy};
+use crate::tools::{HandingerServer, TaskPolicy, ToolSettings};
 
 /// What the configuration shows where the key goes. Plain letters, so a command pasted
 /// before it is replaced does nothing surprising in a shell.
@@ -56,6 +56,31 @@ impl ClientConfig {
             ));
         }
         ClientConfig { command, env }
+    }
+
+    /// Adds the tool settings that differ from the defaults (toolsets, read-only, named
+    /// workers), so the pasted configuration serves the same tools.
+    pub fn with_tools(mut self, tools: &ToolSettings) -> Self {
+        let defaults = ToolSettings::default();
+        if tools.toolsets != defaults.toolsets {
+            let names: Vec<&str> = tools.toolsets.iter().map(|t| t.as_str()).collect();
+            self.env
+                .push(("HANDINGER_MCP_TOOLSETS".to_owned(), names.join(",")));
+        }
+        if tools.read_only {
+            self.env
+                .push(("HANDINGER_MCP_READ_ONLY".to_owned(), "true".to_owned()));
+        }
+        if !tools.workers.is_empty() {
+            let workers: Vec<String> = tools
+                .workers
+                .iter()
+                .map(|w| format!("{}={}", w.name, w.worker_id))
+                .collect();
+            self.env
+                .push(("HANDINGER_MCP_WORKERS".to_owned(), workers.join(",")));
+        }
+        self
     }
 
     /// `claude mcp add …`, one shell command.

@@ -14,7 +14,7 @@ use crate::files::answer::AnswerFileOptions;
 use crate::files::upload::AllowedRoots;
 use crate::handinger::{Budget, ClientOptions};
 use crate::tasks::Retention;
-use crate::tools::TaskPolicy;
+use crate::tools::{NamedWorker, TaskPolicy, ToolSettings, ToolsetChoice, parse_toolsets};
 
 pub const API_KEY_VAR: &str = "HANDINGER_API_KEY";
 
@@ -48,18 +48,41 @@ pub struct Cli {
 pub enum Command {
     /// Serve MCP over stdin/stdout, for a local client (the default).
     Stdio,
-    /// Check the setup (API key, base URL and proxy, default worker), one line per check,
+    /// Serve MCP over HTTP for remote clients and teams: Streamable HTTP at /mcp, the legacy
+    /// SSE transport at /sse, and /healthz, /readyz, /metrics.
+    Http(crate::transport::http::HttpArgs),
+    /// Check the setup (API key, base URL and proxy, default and named workers), one line per check,
     /// then print ready-to-paste client configuration. Exits non-zero on a problem.
     Doctor,
-    /// Print the tools/list JSON that clients see with the current settings. Makes no call.
+    /// Print the tools/list JSON that clients see with the current settings. Makes no call,
+    /// except to fetch the named workers' titles and summaries when a key is set.
     Tools,
 }
 
 impl Command {
     /// Whether the command refuses to start without HANDINGER_API_KEY. `doctor` reports a
-    /// missing key as one of its findings and `tools` makes no call, so both run without one.
+    /// missing key as one of its findings and `tools` needs no call (without a key, named
+    /// workers are described from their names), so both run without one.
     pub fn needs_api_key(&self) -> bool {
         !matches!(self, Command::Doctor | Command::Tools)
+    }
+}
+
+/// The server's own API key, from the environment, or the placeholder where none is
+/// needed: `doctor` and `tools` run without one, and with `http --key-from-request` every
+/// call runs with its client's key, so the server's is not even read. The placeholder is
+/// never sent by a call (one without a client key fails before reaching Handinger), and
+/// Handinger would refuse it if it were.
+pub fn server_api_key(command: Option<&Command>) -> Option<String> {
+    let from_env = std::env::var(API_KEY_VAR)
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    match command {
+        Some(Command::Http(http)) if http.key_from_request => Some(PLACEHOLDER_API_KEY.into()),
+        Some(command) if !command.needs_api_key() => {
+            from_env.or_else(|| Some(PLACEHOLDER_API_KEY.into()))
+        }
+        _ => from_env,
     }
 }
 
@@ -117,7 +140,8 @@ pub struct SettingsArgs {
     #[arg(long, env = "HANDINGER_MCP_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024), global = true)]
     pub max_response_bytes: u64,
 
-    /// Timeout of each lookup request (GET) to Handinger, in seconds.
+    /// Timeout of each request to Handinger other than running a task (lookups, worker and
+    /// schedule calls), in seconds.
     #[arg(long, env = "HANDINGER_MCP_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600), global = true)]
     pub request_timeout: u64,
 
@@ -165,6 +189,27 @@ pub struct SettingsArgs {
     /// Log format on stderr.
     #[arg(long, env = "HANDINGER_MCP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    /// Tool groups to serve, comma separated: tasks (create_task, get_task), workers
+    /// (create_worker, get_worker, update_worker), schedules (create_schedule, list_schedules,
+    /// cancel_schedule), admin (delete_worker, archive_task; destructive), or all.
+    #[arg(long, env = "HANDINGER_MCP_TOOLSETS", value_name = "TOOLSETS", value_delimiter = ',', default_value = "tasks", value_parser = parse_toolsets, global = true)]
+    pub toolsets: Vec<ToolsetChoice>,
+
+    /// Serve only the tools that change nothing (get_task, get_worker, list_schedules).
+    #[arg(long, env = "HANDINGER_MCP_READ_ONLY", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub read_only: bool,
+
+    /// Serve one of your workers as its own tool, ask_NAME, described by the worker's title
+    /// and summary. Repeatable; comma separated in the environment variable.
+    #[arg(long = "worker", env = "HANDINGER_MCP_WORKERS", value_name = "NAME=WORKER_ID", value_delimiter = ',', value_parser = NamedWorker::parse, global = true)]
+    pub workers: Vec<NamedWorker>,
+
+    /// A TOML file with any of these settings, keyed by their long flag names
+    /// (max-wait = 30, toolsets = ["tasks", "workers"], and a [workers] table of
+    /// NAME = "WORKER_ID"). Flags and environment variables override it.
+    #[arg(long, env = "HANDINGER_MCP_CONFIG", value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
 }
 
 /// Treats a setting variable that is set but empty as unset.
@@ -196,6 +241,7 @@ pub struct Settings {
     pub retention: Retention,
     pub answer_files: AnswerFileOptions,
     pub log_format: LogFormat,
+    pub tools: ToolSettings,
 }
 
 impl SettingsArgs {
@@ -214,6 +260,7 @@ impl SettingsArgs {
         if let Some(worker) = &self.worker_id {
             crate::task_id::validate_id(worker, "--worker-id")?;
         }
+        let tools = ToolSettings::new(self.toolsets, self.read_only, self.workers)?;
         let local_roots = AllowedRoots::from_config(&self.allow_dirs)?;
         if let Some(dir) = &self.download_dir
             && !dir.is_dir()
@@ -253,6 +300,7 @@ impl SettingsArgs {
                 max_finished: usize::try_from(self.max_results).unwrap_or(usize::MAX),
             },
             log_format: self.log_format,
+            tools,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! `handinger-mcp doctor`: is this setup going to work, and if not, what to change.
 //!
 //! It checks, one line each: the key is set; which proxy (if any) reaches the base URL; the
-//! base URL answers like the Handinger API; the key is accepted; the default worker exists.
+//! base URL answers like the Handinger API; the key is accepted; the default worker and the
+//! named workers (`--worker NAME=WORKER_ID`) exist.
 //! Then it prints the client configuration for this binary ([`crate::client_config`]).
 //!
 //! The key check is a cheap authenticated read that cannot change anything:
@@ -18,7 +19,7 @@ use crate::client_config::ClientConfig;
 use crate::config::{API_KEY_VAR, PLACEHOLDER_API_KEY};
 use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;
-use crate::tools::TaskPolicy;
+use crate::tools::{NamedWorker, TaskPolicy, ToolSettings};
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,7 @@ pub async fn run(
     api: &HandingerClient,
     key: &SecretString,
     policy: &TaskPolicy,
+    tools: &ToolSettings,
 ) -> Result<(), String> {
     let key_given = key.expose_secret() != PLACEHOLDER_API_KEY;
     let mut findings = Vec::new();
@@ -120,6 +122,22 @@ pub async fn run(
             report(classify_worker(worker, &answer));
         }
     }
+    for worker in &tools.workers {
+        if key_accepted {
+            let answer = api.probe(&["api", "workers", &worker.worker_id]).await;
+            report(classify_named_worker(worker, &answer));
+        } else {
+            report(Finding::new(
+                Status::Skipped,
+                "named worker",
+                format!(
+                    "{} ({}) not checked: it needs an accepted key",
+                    worker.tool_name(),
+                    worker.worker_id
+                ),
+            ));
+        }
+    }
 
     let problems = findings
         .iter()
@@ -131,6 +149,7 @@ pub async fn run(
         .unwrap_or_else(|_| "handinger-mcp".to_owned());
     emit(
         ClientConfig::new(command, api.base_url(), policy)
+            .with_tools(tools)
             .render()
             .trim_end(),
     );
@@ -318,6 +337,68 @@ pub fn classify_worker(worker: &str, answer: &Result<serde_json::Value, ApiError
             Status::Problem,
             CHECK,
             format!("{worker} could not be checked: {error}. {}", error.hint()),
+        ),
+    }
+}
+
+/// What `GET /api/workers/{id}` says about a named worker, whose title and summary become
+/// its tool's description.
+pub fn classify_named_worker(
+    worker: &NamedWorker,
+    answer: &Result<serde_json::Value, ApiError>,
+) -> Finding {
+    const CHECK: &str = "named worker";
+    let tool = worker.tool_name();
+    let id = &worker.worker_id;
+    let fix = format!(
+        "check --worker {}=… / HANDINGER_MCP_WORKERS / the config file's [workers]",
+        worker.name
+    );
+    match answer {
+        Ok(found) => {
+            let title = found
+                .get("title")
+                .and_then(serde_json::Value::as_str)
+                .filter(|t| !t.trim().is_empty());
+            let summary = found
+                .get("summary")
+                .and_then(serde_json::Value::as_str)
+                .filter(|s| !s.trim().is_empty());
+            match (title, summary) {
+                (Some(title), _) => Finding::new(
+                    Status::Ok,
+                    CHECK,
+                    format!("{tool}: {id} exists ({title:?})"),
+                ),
+                (None, Some(_)) => Finding::new(Status::Ok, CHECK, format!("{tool}: {id} exists")),
+                (None, None) => Finding::new(
+                    Status::Ok,
+                    CHECK,
+                    format!(
+                        "{tool}: {id} exists but has no title or summary, so the tool is described from its name; give the worker a title and summary in Handinger"
+                    ),
+                ),
+            }
+        }
+        Err(ApiError::Status { status: 404, .. }) => Finding::new(
+            Status::Problem,
+            CHECK,
+            format!("{tool}: {id} was not found (HTTP 404): {fix}"),
+        ),
+        Err(ApiError::Status { status: 403, .. }) => Finding::new(
+            Status::Problem,
+            CHECK,
+            format!(
+                "{tool}: the key has no access to {id} (HTTP 403): use a worker of the key's organization, or {fix}"
+            ),
+        ),
+        Err(error) => Finding::new(
+            Status::Problem,
+            CHECK,
+            format!(
+                "{tool}: {id} could not be checked: {error}. {}",
+                error.hint()
+            ),
         ),
     }
 }

@@ -2,10 +2,14 @@
 //!
 //! A tool call flows one way through these modules and back:
 //!
-//! - [`transport`] — how a client reaches us: [`transport::stdio`] for local clients.
+//! - [`transport`] — how a client reaches us: [`transport::stdio`] for local clients,
+//!   [`transport::http`] for remote ones (Streamable HTTP, legacy SSE, health and metrics).
 //! - [`tools`] — the MCP surface: `create_task` and `get_task`, their argument structs
 //!   (the tools' input schemas are derived from them), the task policy (default and
-//!   maximum budget, default worker) and the mapping of answers to MCP content.
+//!   maximum budget, default worker) and the mapping of answers to MCP content; the
+//!   optional toolsets (workers, schedules, admin), the named workers' `ask_<name>` tools
+//!   and the `delegate_research` prompt, and which of them a server lists (`--toolsets`,
+//!   `--read-only`, `--worker`).
 //! - [`tasks`] — turns in flight: each POST is owned by the server, not by the call that
 //!   started it, so an answer outlives a client's timeout, a cancellation or `--max-wait`
 //!   and is collected later with `get_task` (or MCP `tasks/get`).
@@ -15,8 +19,9 @@
 //!   resends a POST Handinger may have taken, typed answers that tolerate missing fields.
 //! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped.
 //!
-//! Around them: [`config`] (every flag and environment variable), [`logging`] (stderr
-//! only) and [`shutdown`] (signals).
+//! Around them: [`config`] (every flag and environment variable), [`config_file`] (the
+//! same settings from a TOML file), [`logging`] (stderr only), [`metrics`] (counters for
+//! `/metrics`) and [`shutdown`] (signals).
 //!
 //! Two commands help a person set the server up rather than serve: `doctor` ([`doctor`]:
 //! checks the key, the base URL and proxy, the default worker) and `tools`; [`client_config`]
@@ -25,10 +30,12 @@
 
 pub mod client_config;
 pub mod config;
+pub mod config_file;
 pub mod doctor;
 pub mod files;
 pub mod handinger;
 pub mod logging;
+pub mod metrics;
 pub mod shutdown;
 pub mod task_id;
 pub mod tasks;
@@ -44,13 +51,46 @@ use tools::HandingerServer;
 
 /// Runs the command line; the error is a message for the user.
 pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
-    let api = HandingerClient::new(&settings.api_key, settings.client)?;
+    let max_wait = settings.policy.max_wait;
+    let api = HandingerClient::new(&settings.api_key, settings.client.clone())?;
     let turns = Arc::new(TurnRegistry::new(settings.retention, settings.answer_files));
-    let policy = Arc::new(settings.policy);
-    let server = HandingerServer::new(api.clone(), policy.clone(), turns.clone());
-    match cli.command.unwrap_or(Command::Stdio) {
-        Command::Stdio => transport::stdio::serve(server, turns.shutdown_token().clone()).await,
-        Command::Doctor => doctor::run(&api, &settings.api_key, &policy).await,
-        Command::Tools => client_config::print_tools(&server),
+    let mut policy = settings.policy;
+    if matches!(cli.command, Some(Command::Http(_))) {
+        // The server does not run on the caller's machine: its files are not theirs to send.
+        policy.local_roots = None;
     }
+    let policy = Arc::new(policy);
+    let key = &settings.api_key;
+    let tools = settings.tools;
+    match cli.command.unwrap_or(Command::Stdio) {
+        Command::Stdio => {
+            let server = server(&api, &policy, &turns, key, tools).await?;
+            transport::stdio::serve(server, turns.shutdown_token().clone()).await
+        }
+        Command::Http(args) => {
+            let http = args.validate(max_wait)?;
+            let server = server(&api, &policy, &turns, key, tools).await?;
+            transport::http::serve(http, server, settings.client).await
+        }
+        Command::Doctor => doctor::run(&api, key, &policy, &tools).await,
+        Command::Tools => {
+            client_config::print_tools(&server(&api, &policy, &turns, key, tools).await?)
+        }
+    }
+}
+
+/// The MCP server for these settings. The named workers' descriptions come from Handinger,
+/// which needs a real key: without one (`tools` runs without) they are described from their
+/// names.
+async fn server(
+    api: &HandingerClient,
+    policy: &Arc<tools::TaskPolicy>,
+    turns: &Arc<TurnRegistry>,
+    key: &secrecy::SecretString,
+    tools: tools::ToolSettings,
+) -> Result<HandingerServer, String> {
+    use secrecy::ExposeSecret;
+    let key_given = key.expose_secret() != config::PLACEHOLDER_API_KEY;
+    let surface = tools.describe(key_given.then_some(api)).await;
+    HandingerServer::new(api.clone(), policy.clone(), turns.clone(), &surface)
 }

@@ -1,19 +1,21 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use handinger_mcp::config::{API_KEY_VAR, Cli, Command, PLACEHOLDER_API_KEY};
+use handinger_mcp::config::{Command, server_api_key};
+use handinger_mcp::config_file::{ArgsError, parse_args};
 use tokio::runtime::Builder;
 
 fn main() -> ExitCode {
     handinger_mcp::config::forget_empty_settings();
-    let cli = Cli::parse();
-    let mut api_key = std::env::var(API_KEY_VAR).ok();
-    if cli.command.as_ref().is_some_and(|c| !c.needs_api_key())
-        && api_key.as_deref().is_none_or(|k| k.trim().is_empty())
+    let cli = match parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(ArgsError::Clap(error)) => error.exit(),
+        Err(ArgsError::File(message)) => return fail(&message),
+    };
+    let settings = match cli
+        .settings
+        .clone()
+        .validate(server_api_key(cli.command.as_ref()))
     {
-        api_key = Some(PLACEHOLDER_API_KEY.to_owned());
-    }
-    let settings = match cli.settings.clone().validate(api_key) {
         Ok(settings) => settings,
         Err(message) => return fail(&message),
     };
@@ -35,12 +37,14 @@ fn main() -> ExitCode {
 /// The runtime a command runs on. One client over stdio mostly waits on Handinger: a
 /// single thread serves it with less CPU per call than a pool (no wake-ups handed between
 /// worker threads) and less memory (see docs/benchmarks.md). Blocking work (stdin, files)
-/// still goes to tokio's blocking threads.
+/// still goes to tokio's blocking threads. HTTP mode serves many clients at once and gets
+/// a worker per core.
 fn runtime_for(command: Option<&Command>) -> Builder {
     match command {
         None | Some(Command::Stdio | Command::Doctor | Command::Tools) => {
             Builder::new_current_thread()
         }
+        Some(Command::Http(_)) => Builder::new_multi_thread(),
     }
 }
 

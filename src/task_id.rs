@@ -38,7 +38,7 @@ impl TaskId {
 
     /// The id escaped for use as one URL path segment.
     pub fn path_segment(&self) -> String {
-        utf8_percent_encode(&self.0, PATH_SEGMENT).to_string()
+        path_segment(&self.0)
     }
 }
 
@@ -46,6 +46,12 @@ impl std::fmt::Display for TaskId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Any id (task, worker, schedule) escaped for use as one URL path segment: a second guard
+/// behind [`validate_id`].
+pub fn path_segment(raw: &str) -> String {
+    utf8_percent_encode(raw, PATH_SEGMENT).to_string()
 }
 
 /// Checks a task or worker id: 1 to [`MAX_ID_LEN`] characters of `A-Z a-z 0-9 _ - . :`,

@@ -426,3 +426,51 @@ async fn reconcile(
 pub fn is_terminal_status(status: &str) -> bool {
     matches!(status, "completed" | "error" | "aborted" | "failed")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handinger::ClientOptions;
+    use secrecy::SecretString;
+
+    fn client(key: &str) -> HandingerClient {
+        let options = ClientOptions {
+            base_url: "http://127.0.0.1:9".into(),
+            max_response_bytes: 1024,
+            get_timeout: Duration::from_secs(1),
+        };
+        HandingerClient::new(&SecretString::from(key.to_owned()), options).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_turn_is_visible_only_to_the_key_that_started_it() {
+        let registry = Arc::new(TurnRegistry::new(
+            Retention {
+                ttl: Duration::from_secs(60),
+                max_finished: 10,
+            },
+            AnswerFileOptions::default(),
+        ));
+        let (alice, bob) = (client("hdg_alice"), client("hdg_bob"));
+        let task_id = TaskId::generate();
+        let request = TaskRequest {
+            input: "x".into(),
+            budget: Budget::Low,
+            task_id: task_id.to_string(),
+            worker_id: None,
+            files: Vec::new(),
+        };
+        registry
+            .start(&alice, task_id.clone(), request, false)
+            .unwrap();
+        assert!(registry.get(&alice, &task_id).is_some());
+        assert!(
+            registry.get(&bob, &task_id).is_none(),
+            "another key saw the turn"
+        );
+        assert!(
+            registry.get(&client("hdg_alice"), &task_id).is_some(),
+            "same key, new client"
+        );
+    }
+}

@@ -32,8 +32,9 @@ const UPLOAD_CHUNK: usize = 64 * 1024;
 pub struct ClientOptions {
     pub base_url: String,
     pub max_response_bytes: usize,
-    /// Per-attempt timeout of GETs. POSTs have none: a turn legitimately takes minutes,
-    /// and how long to wait for one is the task runner's decision.
+    /// Per-attempt timeout of GETs and of the worker and schedule calls. Task POSTs have
+    /// none: a turn legitimately takes minutes, and how long to wait for one is the task
+    /// runner's decision.
     pub get_timeout: Duration,
 }
 
@@ -98,6 +99,7 @@ impl HandingerClient {
     /// second try (see [`ApiError::post_may_be_resent`]): a blind resend with the same task id
     /// would add a second turn.
     pub async fn create_task(&self, request: &TaskRequest) -> Result<WorkerAnswer, ApiError> {
+        let _turn = crate::metrics::turn_in_flight();
         let mut resends = 0;
         loop {
             let builder = self.http.post(&self.tasks_url);
@@ -195,6 +197,48 @@ impl HandingerClient {
         reqwest::Url::parse(&self.options.base_url).is_ok_and(|base| base.origin() == url.origin())
     }
 
+    /// `{base_url}{path}`, for a path whose ids are already escaped
+    /// ([`crate::task_id::path_segment`]).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.options.base_url)
+    }
+
+    /// A request that changes something (POST, PATCH, DELETE), with an optional JSON body.
+    ///
+    /// Like `POST /api/tasks` it is resent only when Handinger certainly did not take it
+    /// ([`ApiError::post_may_be_resent`]): resending a POST that went through could create a
+    /// second worker or schedule. Each attempt is bounded by the request timeout.
+    pub async fn send_json<B, T>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ApiError>
+    where
+        B: serde::Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        let url = self.url(path);
+        let mut resends = 0;
+        loop {
+            let mut builder = self.http.request(method.clone(), &url);
+            if let Some(body) = body {
+                builder = builder.json(body);
+            }
+            match self.send(builder, Some(self.options.get_timeout)).await {
+                Err(error) if resends < POST_RESENDS && error.post_may_be_resent() => {
+                    let Some(pause) = resend_pause(&error, resends) else {
+                        return Err(error);
+                    };
+                    resends += 1;
+                    tracing::info!(%method, path, %error, ?pause, "request not taken by Handinger; resending");
+                    tokio::time::sleep(pause).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// One authenticated GET of `{base_url}/{segments…}` (each segment path-escaped), with
     /// no retry and no warning log: `doctor` reports how Handinger answers, and an expected
     /// 404 is not worth a warning.
@@ -244,6 +288,7 @@ impl HandingerClient {
             Err(error) => Err(error),
         };
         log_exchange(&method, &path, started.elapsed(), &outcome);
+        crate::metrics::observe_upstream(&method, started.elapsed(), outcome.is_ok());
         outcome
     }
 

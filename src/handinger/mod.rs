@@ -3,6 +3,7 @@
 pub mod client;
 pub mod error;
 pub mod types;
+pub mod workers;
 
 pub use client::{ClientOptions, HandingerClient};
 pub use error::ApiError;

@@ -220,7 +220,7 @@ pub struct ErrorBody {
 
 /// Reads `null` as the field's default, and a value of the wrong type too: one odd field
 /// must not cost the caller a finished answer.
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(super) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + serde::de::DeserializeOwned,

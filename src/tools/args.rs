@@ -13,7 +13,7 @@ use crate::files::upload::FileArg;
 use crate::handinger::Budget;
 
 /// Arguments of `create_task`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateTaskArgs {
     /// What the worker should do, in plain language, with everything it needs to know. For a
@@ -59,10 +59,18 @@ pub struct GetTaskArgs {
     pub wait: Option<u64>,
 }
 
-/// Decodes a tool's arguments, or says in one sentence what is wrong with them.
+/// Decodes a tool's arguments, or says in one sentence what is wrong with them (and where:
+/// `outputSchema: invalid type …`).
 pub fn decode<T: DeserializeOwned>(tool: &str, arguments: JsonObject) -> Result<T, String> {
-    serde_json::from_value(serde_json::Value::Object(arguments)).map_err(|e| {
-        format!("Invalid arguments for {tool}: {e}. Fix the arguments and call {tool} again.")
+    serde_path_to_error::deserialize(serde_json::Value::Object(arguments)).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        let e = e.into_inner();
+        format!("Invalid arguments for {tool}: {at}{e}. Fix the arguments and call {tool} again.")
     })
 }
 

@@ -2,26 +2,42 @@
 //!
 //! One file per concern: `args` (argument structs; the input schemas derive from them),
 //! `output` (the result struct and its content blocks), `tasks` (the task tools),
-//! `mcp_tasks` (the MCP Tasks extension mapped onto Handinger tasks). This module holds
-//! what they share: the server type and the task policy applied before anything is sent.
+//! `mcp_tasks` (the MCP Tasks extension mapped onto Handinger tasks), `resources` (answer
+//! files and task records as MCP resources), `keys` (which Handinger key a request runs
+//! with: the server's, or the caller's with `--key-from-request`). The optional toolsets
+//! have a file each (`workers`, `schedules`, `admin`), as do the named workers' `ask_<name>`
+//! tools (`named`) and the prompts (`prompts`); `surface` decides which of them a server
+//! lists, and `reply` shapes their results. This module holds what they share: the server
+//! type and the task policy applied before anything is sent.
 
+mod admin;
 mod args;
+mod keys;
 mod mcp_tasks;
+mod named;
 mod output;
+mod prompts;
+mod reply;
 mod resources;
+mod schedules;
+mod surface;
 mod tasks;
+mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CancelTaskParams, GetTaskParams, GetTaskResult, Implementation, ListResourceTemplatesResult,
-    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig, UpdateTaskParams,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
+    Implementation, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    PromptsCapability, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
+use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
 
 use crate::files::FileLimits;
 use crate::files::upload::{self, AllowedRoots};
@@ -30,7 +46,11 @@ use crate::task_id::{TaskId, validate_id};
 use crate::tasks::TurnRegistry;
 
 pub use args::{CreateTaskArgs, GetTaskArgs, decode};
+pub use keys::{API_KEY_HEADER, RequestKeys};
 pub use output::TaskResult;
+pub use surface::{
+    NamedWorker, ToolSettings, ToolSurface, Toolset, ToolsetChoice, WorkerCard, parse_toolsets,
+};
 
 /// What the server tells a client's model about using it, once, at initialization.
 const INSTRUCTIONS: &str = "Hand work to Handinger AI workers. create_task runs a task and \
@@ -65,6 +85,18 @@ pub struct PreparedTask {
 }
 
 impl TaskPolicy {
+    /// The budget a call asked for, or the default; refused above `--max-budget`.
+    pub fn budget(&self, asked: Option<Budget>) -> Result<Budget, String> {
+        let budget = asked.unwrap_or(self.default_budget);
+        if budget > self.max_budget {
+            return Err(format!(
+                "budget \"{budget}\" is above this server's limit \"{}\" (--max-budget): call again with budget \"{}\" or lower.",
+                self.max_budget, self.max_budget
+            ));
+        }
+        Ok(budget)
+    }
+
     /// Applies defaults and guards to `create_task` arguments, choosing the task id and
     /// checking attachments (local paths against `roots`). Refusals explain what to change.
     pub fn prepare(
@@ -77,13 +109,7 @@ impl TaskPolicy {
                 "input is empty: describe the task for the worker in plain language.".into(),
             );
         }
-        let budget = args.budget.unwrap_or(self.default_budget);
-        if budget > self.max_budget {
-            return Err(format!(
-                "budget \"{budget}\" is above this server's limit \"{}\" (--max-budget): call again with budget \"{}\" or lower.",
-                self.max_budget, self.max_budget
-            ));
-        }
+        let budget = self.budget(args.budget)?;
         let task_id = match args.task_id {
             Some(raw) => TaskId::parse(&raw)?,
             None => TaskId::generate(),
@@ -116,16 +142,32 @@ pub struct HandingerServer {
     policy: Arc<TaskPolicy>,
     turns: Arc<TurnRegistry>,
     tool_router: ToolRouter<Self>,
+    prompt_router: PromptRouter<Self>,
+    instructions: Arc<str>,
+    /// Set in HTTP mode with `--key-from-request`: calls run with their client's key.
+    request_keys: Option<Arc<RequestKeys>>,
 }
 
 impl HandingerServer {
-    pub fn new(api: HandingerClient, policy: Arc<TaskPolicy>, turns: Arc<TurnRegistry>) -> Self {
-        Self {
+    /// A server listing the tools of `surface` (toolsets, `--read-only`, named workers).
+    /// `Err` when a named worker's tool would clash with another tool.
+    pub fn new(
+        api: HandingerClient,
+        policy: Arc<TaskPolicy>,
+        turns: Arc<TurnRegistry>,
+        surface: &ToolSurface,
+    ) -> Result<Self, String> {
+        let tool_router = surface.router()?;
+        let prompt_router = Self::prompts_for(tool_router.has_route("create_task"));
+        Ok(Self {
             api,
             policy,
             turns,
-            tool_router: Self::task_tools(),
-        }
+            tool_router,
+            prompt_router,
+            instructions: surface.instructions(INSTRUCTIONS).into(),
+            request_keys: None,
+        })
     }
 
     /// The tools this server lists, as a client would see them.
@@ -133,26 +175,71 @@ impl HandingerServer {
         self.tool_router.list_all()
     }
 
-    /// The Handinger client a call runs with.
-    fn api_for(&self, _context: &RequestContext<RoleServer>) -> Result<HandingerClient, String> {
-        Ok(self.api.clone())
+    /// The turn registry, whose shutdown token ends waits with a resumable answer.
+    pub fn turns(&self) -> &Arc<TurnRegistry> {
+        &self.turns
+    }
+
+    /// The prompts this server lists.
+    pub fn prompts(&self) -> Vec<rmcp::model::Prompt> {
+        self.prompt_router.list_all()
     }
 }
 
 #[tool_handler(router = self.tool_router)]
+#[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for HandingerServer {
+    // Logging is deprecated in the newest protocol revision but still part of the ones
+    // clients speak today (and of the conformance suite); see `set_level`.
+    #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_resources()
-                .enable_tasks()
-                .build(),
-        )
-        .with_server_info(
-            Implementation::new("handinger-mcp", env!("CARGO_PKG_VERSION")).with_title("Handinger"),
-        )
-        .with_instructions(INSTRUCTIONS)
+        let mut capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_logging()
+            .enable_tasks()
+            .build();
+        if !self.prompt_router.map.is_empty() {
+            capabilities.prompts = Some(PromptsCapability::default());
+        }
+        ServerConfig::new(capabilities)
+            .with_server_info(
+                Implementation::new("handinger-mcp", env!("CARGO_PKG_VERSION"))
+                    .with_title("Handinger"),
+            )
+            .with_instructions(self.instructions.as_ref())
+    }
+
+    /// Every call passes here to be counted for `/metrics`.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tool = request.name.clone();
+        let outcome = self
+            .tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await;
+        let known = self.tool_router.has_route(&tool);
+        crate::metrics::record_tool_call(
+            if known { &tool } else { "unknown" },
+            crate::metrics::tool_outcome(&outcome),
+        );
+        outcome
+    }
+
+    /// The bridge sends no log notifications of its own (its logs go to stderr), so any
+    /// level a client asks for is already honoured; accepting it keeps clients that set one
+    /// (and the MCP conformance suite) working.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        tracing::debug!(level = ?request.level, "client set its log level");
+        Ok(())
     }
 
     async fn get_task(

@@ -75,10 +75,15 @@ pub struct TurnView {
     pub status: Option<String>,
     pub input: Option<String>,
     pub output_text: Option<String>,
+    // Free-form fields need doc comments: a schema property without one is the bare `true`
+    // schema, which the TypeScript MCP SDK (and the clients built on it) refuse.
+    /// The turn's structured answer, when the worker has an output schema.
     pub structured_output: Option<Value>,
     pub credits: Option<f64>,
     pub duration_ms: Option<f64>,
+    /// When the turn started, as Handinger reports it.
     pub started_at: Option<Value>,
+    /// When the turn completed (null while it runs), as Handinger reports it.
     pub completed_at: Option<Value>,
 }
 
@@ -311,7 +316,7 @@ fn footer(result: &TaskResult) -> String {
     if let Some(url) = &result.url {
         footer.push_str(&format!(", dashboard: {url}"));
     }
-    footer.push_str(" — pass the taskId to create_task for a follow-up, or to get_task]");
+    footer.push_str(" — pass it back as taskId for a follow-up, or to get_task]");
     footer
 }
 

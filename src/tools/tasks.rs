@@ -25,7 +25,7 @@ const ROOTS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Between lookups of a task the server does not hold.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-fn input_schema<T: schemars::JsonSchema + 'static>() -> std::sync::Arc<JsonObject> {
+pub(super) fn input_schema<T: schemars::JsonSchema + 'static>() -> std::sync::Arc<JsonObject> {
     // The argument structs are fixed at compile time and are objects; a failure here is a
     // programming error caught by the snapshot test, never by user input.
     schema_for_input::<T>().unwrap_or_else(|e| panic!("tool input schema: {e}"))
@@ -57,10 +57,21 @@ Each call spends Handinger credits according to the budget.",
         Parameters(arguments): Parameters<JsonObject>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let args = match decode::<CreateTaskArgs>("create_task", arguments) {
-            Ok(args) => args,
-            Err(message) => return Ok(error_result(message).into()),
-        };
+        match decode::<CreateTaskArgs>("create_task", arguments) {
+            Ok(args) => self.run_task("create_task", args, context).await,
+            Err(message) => Ok(error_result(message).into()),
+        }
+    }
+
+    /// What `create_task` does with decoded arguments; the named workers' `ask_<name>` tools
+    /// (`tool`) run it too, so they share the policy, the turn registry, the bounded wait,
+    /// progress and MCP tasks.
+    pub(super) async fn run_task(
+        &self,
+        tool: &str,
+        args: CreateTaskArgs,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
         let roots = if args.has_local_paths() {
             self.local_roots(&context).await
         } else {
@@ -72,7 +83,7 @@ Each call spends Handinger credits according to the budget.",
             Err(message) => return Ok(error_result(message).into()),
         };
         let task_id = prepared.task_id.clone();
-        tracing::info!(%task_id, budget = %prepared.request.budget, "create_task");
+        tracing::info!(%task_id, budget = %prepared.request.budget, tool, "create_task");
         let turn = match self.turns.start(
             &api,
             prepared.task_id,

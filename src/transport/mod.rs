@@ -1,3 +1,4 @@
 //! The ways a client reaches the server.
 
+pub mod http;
 pub mod stdio;

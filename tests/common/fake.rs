@@ -1,5 +1,6 @@
 //! A stand-in for Handinger's HTTP API that behaves like the documented one (auth, tasks with
-//! turns, `GET /api/tasks/{id}`), records everything it receives, and injects faults on demand.
+//! turns, `GET /api/tasks/{id}`, workers, schedules, archiving), records everything it
+//! receives, and injects faults on demand.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 pub const API_KEY: &str = "hdg_live_test_5f9c2e1d0a";
@@ -158,6 +159,20 @@ pub struct FakeState {
     pub turn_duration: Duration,
     /// Workers `GET /api/workers/{id}` knows, besides those tasks ran on.
     pub workers: HashSet<String>,
+    /// Keys accepted besides [`API_KEY`] (other users' keys, for per-user key tests).
+    pub extra_keys: Vec<String>,
+    /// Worker templates (WorkerTemplate JSON) made with `POST /api/workers` or
+    /// [`FakeHandinger::add_described_worker`], by id.
+    pub templates: HashMap<String, Value>,
+    /// Schedules by worker id, in creation order.
+    pub schedules: HashMap<String, Vec<Value>>,
+    /// Tasks archived with `DELETE /api/tasks/{id}`.
+    pub archived: HashSet<String>,
+    /// Source of the fake's own ids.
+    pub next_id: u64,
+    /// Statuses (with an optional `Retry-After`) the next worker, schedule and archive
+    /// writes answer with instead of doing anything.
+    pub write_faults: VecDeque<(u16, Option<u64>)>,
     /// Random faults once the queued ones run out.
     pub chaos: Option<Chaos>,
 }
@@ -186,8 +201,52 @@ impl FakeHandinger {
         self.state.lock().unwrap().workers.insert(id.to_owned());
     }
 
+    /// Makes `GET /api/workers/{id}` find this worker, with a title and a summary.
+    pub fn add_described_worker(&self, id: &str, title: &str, summary: &str) {
+        let template = json!({
+            "id": id, "title": title, "summary": summary, "instructions": "Be useful.",
+            "visibility": "private", "outputSchema": null,
+            "url": format!("https://v3.handinger.com/worker/{id}"),
+            "organizationId": "org_1", "userId": "usr_1",
+            "createdAt": "2026-11-29T00:00:00Z", "updatedAt": "2026-11-29T00:00:00Z"
+        });
+        self.state
+            .lock()
+            .unwrap()
+            .templates
+            .insert(id.to_owned(), template);
+    }
+
+    /// The worker template as the fake holds it now.
+    pub fn template(&self, id: &str) -> Option<Value> {
+        self.state.lock().unwrap().templates.get(id).cloned()
+    }
+
+    /// Requests other than `GET`: what changed (or tried to change) something.
+    pub fn writes(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.method != "GET")
+            .collect()
+    }
+
+    /// Makes the next write (POST, PATCH, DELETE) to a worker, schedule or archive route
+    /// answer `status` without changing anything.
+    pub fn push_write_fault(&self, status: u16, retry_after: Option<u64>) {
+        self.state
+            .lock()
+            .unwrap()
+            .write_faults
+            .push_back((status, retry_after));
+    }
+
     pub fn push_fault(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push_back(fault);
+    }
+
+    /// Accepts `key` as a valid API key too.
+    pub fn accept_key(&self, key: &str) {
+        self.state.lock().unwrap().extra_keys.push(key.to_owned());
     }
 
     pub fn set_turn_duration(&self, duration: Duration) {
@@ -251,8 +310,20 @@ pub type Shared = Arc<Mutex<FakeState>>;
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/tasks", post(create_task))
-        .route("/api/tasks/{id}", get(get_task))
-        .route("/api/workers/{id}", get(get_worker))
+        .route("/api/tasks/{id}", get(get_task).delete(archive_task))
+        .route("/api/workers", post(create_worker))
+        .route(
+            "/api/workers/{id}",
+            get(get_worker).patch(update_worker).delete(delete_worker),
+        )
+        .route(
+            "/api/workers/{id}/schedules",
+            get(list_schedules).post(create_schedule),
+        )
+        .route(
+            "/api/workers/{id}/schedules/{schedule_id}",
+            delete(cancel_schedule),
+        )
         .route("/files/{name}", get(serve_file))
         .fallback(unknown)
         // Attachments can be large (a 100 MiB upload test streams through).
@@ -284,8 +355,15 @@ fn record_with_uploads(
     });
 }
 
-fn authorized(headers: &HeaderMap) -> bool {
-    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {API_KEY}"))
+fn authorized(state: &Shared, headers: &HeaderMap) -> bool {
+    let Some(key) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    key == API_KEY || state.lock().unwrap().extra_keys.iter().any(|k| k == key)
 }
 
 fn error(status: u16, message: &str) -> Response {
@@ -350,7 +428,7 @@ async fn create_task(State(state): State<Shared>, request: axum::extract::Reques
     );
     let (body, uploads) = read_task_body(request).await;
     record_with_uploads(&state, &method, &uri, &headers, body.clone(), uploads);
-    if !authorized(&headers) {
+    if !authorized(&state, &headers) {
         return error(401, "Invalid API key");
     }
     let Some(input) = body
@@ -511,7 +589,7 @@ async fn get_task(
     headers: HeaderMap,
 ) -> Response {
     record(&state, &method, &uri, &headers, Value::Null);
-    if !authorized(&headers) {
+    if !authorized(&state, &headers) {
         return error(401, "Invalid API key");
     }
     let mut s = state.lock().unwrap();
@@ -563,14 +641,278 @@ async fn get_worker(
     headers: HeaderMap,
 ) -> Response {
     record(&state, &method, &uri, &headers, Value::Null);
-    if !authorized(&headers) {
+    if !authorized(&state, &headers) {
         return error(401, "Invalid API key");
     }
     let s = state.lock().unwrap();
-    if !s.workers.contains(&id) && !s.task_workers.values().any(|w| *w == id) {
+    let template = s.templates.get(&id);
+    if template.is_none() && !s.workers.contains(&id) && !s.task_workers.values().any(|w| *w == id)
+    {
         return error(404, "Worker not found");
     }
-    axum::Json(worker_answer(&id, "last answer")).into_response()
+    let mut answer = worker_answer(&id, "last answer");
+    if let (Some(Value::Object(template)), Value::Object(answer)) = (template, &mut answer) {
+        for key in [
+            "title",
+            "summary",
+            "instructions",
+            "visibility",
+            "outputSchema",
+        ] {
+            if let Some(value) = template.get(key) {
+                answer.insert(key.to_owned(), value.clone());
+            }
+        }
+    }
+    axum::Json(answer).into_response()
+}
+
+/// Reads and records a JSON request; `None` when it lacks the right key (answer 401).
+fn accept(
+    state: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Option<Value> {
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body).unwrap_or(Value::Null)
+    };
+    record(state, method, uri, headers, body.clone());
+    authorized(state, headers).then_some(body)
+}
+
+/// The answer of an injected write fault, if one is queued.
+fn write_fault(state: &Shared) -> Option<Response> {
+    let (status, retry_after) = state.lock().unwrap().write_faults.pop_front()?;
+    let mut response = error(status, "Injected failure");
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", seconds.to_string().parse().unwrap());
+    }
+    Some(response)
+}
+
+fn next_id(state: &mut FakeState, prefix: &str) -> String {
+    state.next_id += 1;
+    format!("{prefix}_fake{}", state.next_id)
+}
+
+const TEMPLATE_FIELDS: [&str; 5] = [
+    "instructions",
+    "title",
+    "summary",
+    "visibility",
+    "outputSchema",
+];
+
+async fn create_worker(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(body) = accept(&state, &method, &uri, &headers, &body) else {
+        return error(401, "Invalid API key");
+    };
+    if let Some(response) = write_fault(&state) {
+        return response;
+    }
+    let text = |key: &str| {
+        body.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let instructions = match (text("instructions"), text("prompt")) {
+        (Some(instructions), _) => instructions.to_owned(),
+        (None, Some(prompt)) => format!("Instructions written from: {prompt}"),
+        (None, None) => return error(422, "instructions or prompt is required"),
+    };
+    let mut s = state.lock().unwrap();
+    let id = next_id(&mut s, "wrk");
+    let template = json!({
+        "id": id, "createdAt": "2026-11-29T00:00:00Z", "updatedAt": "2026-11-29T00:00:00Z",
+        "instructions": instructions, "organizationId": "org_1",
+        "outputSchema": body.get("outputSchema").cloned().unwrap_or(Value::Null),
+        "summary": body.get("summary").cloned().unwrap_or(Value::Null),
+        "title": body.get("title").cloned().unwrap_or(Value::Null),
+        "url": format!("https://v3.handinger.com/worker/{id}"), "userId": "usr_1",
+        "visibility": body.get("visibility").cloned().unwrap_or(json!("private"))
+    });
+    s.templates.insert(id, template.clone());
+    axum::Json(template).into_response()
+}
+
+async fn update_worker(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(body) = accept(&state, &method, &uri, &headers, &body) else {
+        return error(401, "Invalid API key");
+    };
+    if let Some(response) = write_fault(&state) {
+        return response;
+    }
+    let mut s = state.lock().unwrap();
+    let Some(Value::Object(template)) = s.templates.get_mut(&id) else {
+        return error(404, "Worker not found");
+    };
+    // Only the fields sent change; `outputSchema: null` clears it.
+    for key in TEMPLATE_FIELDS {
+        if let Some(value) = body.get(key) {
+            template.insert(key.to_owned(), value.clone());
+        }
+    }
+    template.insert("updatedAt".into(), json!("2026-11-30T00:00:00Z"));
+    axum::Json(Value::Object(template.clone())).into_response()
+}
+
+async fn delete_worker(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if accept(&state, &method, &uri, &headers, &body).is_none() {
+        return error(401, "Invalid API key");
+    }
+    if let Some(response) = write_fault(&state) {
+        return response;
+    }
+    let mut s = state.lock().unwrap();
+    let known = s.templates.remove(&id).is_some() | s.workers.remove(&id);
+    if !known {
+        return error(404, "Worker not found");
+    }
+    s.schedules.remove(&id);
+    axum::Json(json!({ "deleted": true })).into_response()
+}
+
+fn worker_known(s: &FakeState, id: &str) -> bool {
+    s.templates.contains_key(id) || s.workers.contains(id)
+}
+
+async fn create_schedule(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(body) = accept(&state, &method, &uri, &headers, &body) else {
+        return error(401, "Invalid API key");
+    };
+    if let Some(response) = write_fault(&state) {
+        return response;
+    }
+    let mut s = state.lock().unwrap();
+    if !worker_known(&s, &id) {
+        return error(404, "Worker not found");
+    }
+    let Some(when) = body.get("when").and_then(Value::as_object) else {
+        return error(422, "when is required");
+    };
+    let kind = when.get("type").and_then(Value::as_str).unwrap_or_default();
+    if kind == "delayed" {
+        let delay = when
+            .get("delayInSeconds")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        if !(1..=31_536_000).contains(&delay) {
+            return error(422, "delayInSeconds must be between 1 and 31536000");
+        }
+    }
+    let schedule_id = next_id(&mut s, "sch");
+    let mut schedule = json!({
+        "id": schedule_id, "input": body.get("input"), "budget": body.get("budget"),
+        "nextRunAt": "2026-12-01T09:00:00Z", "type": kind
+    });
+    // The when field flattened beside `type`, as the API reference lists it.
+    for (key, value) in when {
+        if key != "type" {
+            schedule[key] = value.clone();
+        }
+    }
+    s.schedules.entry(id).or_default().push(schedule.clone());
+    axum::Json(schedule).into_response()
+}
+
+async fn list_schedules(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, &uri, &headers, Value::Null);
+    if !authorized(&state, &headers) {
+        return error(401, "Invalid API key");
+    }
+    let s = state.lock().unwrap();
+    if !worker_known(&s, &id) {
+        return error(404, "Worker not found");
+    }
+    let schedules = s.schedules.get(&id).cloned().unwrap_or_default();
+    axum::Json(json!({ "schedules": schedules, "workerId": id })).into_response()
+}
+
+async fn cancel_schedule(
+    State(state): State<Shared>,
+    Path((id, schedule_id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if accept(&state, &method, &uri, &headers, &body).is_none() {
+        return error(401, "Invalid API key");
+    }
+    if let Some(response) = write_fault(&state) {
+        return response;
+    }
+    let mut s = state.lock().unwrap();
+    let Some(schedules) = s.schedules.get_mut(&id) else {
+        return error(404, "Schedule not found");
+    };
+    let before = schedules.len();
+    schedules.retain(|sch| sch["id"] != schedule_id.as_str());
+    if schedules.len() == before {
+        return error(404, "Schedule not found");
+    }
+    axum::Json(json!({ "cancelled": true })).into_response()
+}
+
+async fn archive_task(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if accept(&state, &method, &uri, &headers, &body).is_none() {
+        return error(401, "Invalid API key");
+    }
+    if let Some(response) = write_fault(&state) {
+        return response;
+    }
+    let mut s = state.lock().unwrap();
+    if !s.tasks.contains_key(&id) {
+        return error(404, "Task not found");
+    }
+    s.archived.insert(id);
+    axum::Json(json!({ "archived": true })).into_response()
 }
 
 async fn unknown(

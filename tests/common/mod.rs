@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod http;
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,157 @@
+//! The `admin` toolset: `delete_worker` and `archive_task`. Neither can be undone, so they
+//! are only served when `--toolsets` names `admin`, and carry the destructive annotation
+//! (clients ask the user before calling such tools).
+
+use rmcp::handler::server::common::schema_for_output;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, JsonObject};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::HandingerServer;
+use super::args::decode;
+use super::output::error_result;
+use super::reply::{AfterFailure, api_failed, required_id, structured};
+use super::tasks::input_schema;
+use crate::task_id::TaskId;
+
+/// Arguments of `delete_worker`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeleteWorkerArgs {
+    /// The worker to delete (an id like wrk_vk81XUHKHG-qr4). Check it with get_worker first.
+    pub worker_id: String,
+}
+
+/// Arguments of `archive_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ArchiveTaskArgs {
+    /// The task to archive, as create_task returned it (tsk_…).
+    pub task_id: String,
+}
+
+/// What `delete_worker` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedWorker {
+    pub worker_id: String,
+    /// Whether Handinger says the worker is deleted.
+    pub deleted: bool,
+}
+
+/// What `archive_task` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchivedTask {
+    pub task_id: String,
+    /// Whether Handinger says the task is archived.
+    pub archived: bool,
+}
+
+#[tool_router(router = admin_tools, vis = "pub(super)")]
+impl HandingerServer {
+    #[tool(
+        name = "delete_worker",
+        title = "Delete a Handinger worker",
+        description = "Delete a Handinger worker for good, with its standing instructions: \
+tasks can no longer run on it. This cannot be undone; call it only when the user asked to \
+delete this very worker.",
+        input_schema = input_schema::<DeleteWorkerArgs>(),
+        output_schema = schema_for_output::<DeletedWorker>(),
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub(super) async fn delete_worker_tool(
+        &self,
+        Parameters(arguments): Parameters<JsonObject>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let parsed = decode::<DeleteWorkerArgs>("delete_worker", arguments).and_then(|args| {
+            required_id(&args.worker_id, "workerId", "wrk_vk81XUHKHG-qr4")?;
+            Ok((args.worker_id, self.api_for(&context)?))
+        });
+        let (worker_id, api) = match parsed {
+            Ok(parsed) => parsed,
+            Err(message) => return Ok(error_result(message)),
+        };
+        Ok(match api.delete_worker(&worker_id).await {
+            Ok(done) => {
+                let deleted = done.deleted.unwrap_or(true);
+                tracing::info!(%worker_id, deleted, "delete_worker");
+                let summary = if deleted {
+                    format!("Deleted worker {worker_id}.")
+                } else {
+                    format!(
+                        "Handinger did not confirm deleting worker {worker_id}: check it with get_worker."
+                    )
+                };
+                structured(summary, &DeletedWorker { worker_id, deleted })
+            }
+            Err(error) => api_failed(
+                &format!("delete_worker for workerId {worker_id}"),
+                &error,
+                AfterFailure::Repeatable,
+            ),
+        })
+    }
+
+    #[tool(
+        name = "archive_task",
+        title = "Archive a Handinger task",
+        description = "Archive a Handinger task so it leaves the task list. It does not stop a \
+running task (Handinger has no way to), and only the task's creator may archive it. Call it \
+only when the user asked to archive this task.",
+        input_schema = input_schema::<ArchiveTaskArgs>(),
+        output_schema = schema_for_output::<ArchivedTask>(),
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub(super) async fn archive_task_tool(
+        &self,
+        Parameters(arguments): Parameters<JsonObject>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let parsed = decode::<ArchiveTaskArgs>("archive_task", arguments)
+            .and_then(|args| Ok((TaskId::parse(&args.task_id)?, self.api_for(&context)?)));
+        let (task_id, api) = match parsed {
+            Ok(parsed) => parsed,
+            Err(message) => return Ok(error_result(message)),
+        };
+        Ok(match api.archive_task(&task_id).await {
+            Ok(done) => {
+                let archived = done.archived.unwrap_or(true);
+                tracing::info!(%task_id, archived, "archive_task");
+                let summary = if archived {
+                    format!("Archived task {task_id}.")
+                } else {
+                    format!(
+                        "Handinger did not confirm archiving task {task_id}: check it with get_task."
+                    )
+                };
+                structured(
+                    summary,
+                    &ArchivedTask {
+                        task_id: task_id.to_string(),
+                        archived,
+                    },
+                )
+            }
+            Err(error) => api_failed(
+                &format!("archive_task for taskId {task_id}"),
+                &error,
+                AfterFailure::Repeatable,
+            ),
+        })
+    }
+}

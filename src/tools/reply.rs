@@ -1,0 +1,68 @@
+//! Results of the worker, schedule and admin tools: a short text for the model plus the
+//! structured content their output schemas describe, and errors that say what to do next.
+
+use rmcp::model::{CallToolResult, ContentBlock};
+use serde::Serialize;
+
+use super::output::error_result;
+use crate::handinger::ApiError;
+use crate::task_id::validate_id;
+
+/// A successful result: `summary`, then the structured value as JSON (for clients that
+/// show only text), and the value as structured content.
+pub fn structured<T: Serialize>(summary: String, value: &T) -> CallToolResult {
+    let json = serde_json::to_value(value).unwrap_or_default();
+    let text = match serde_json::to_string_pretty(&json) {
+        Ok(pretty) => format!("{summary}\n\n{pretty}"),
+        Err(_) => summary,
+    };
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(json);
+    result
+}
+
+/// What an ambiguous write failure means for the caller.
+pub enum AfterFailure<'a> {
+    /// A read: nothing changed, calling again is fine.
+    Read,
+    /// A change that is harmless to repeat (PATCH, DELETE).
+    Repeatable,
+    /// A creation: repeating it after Handinger took it makes a second one. The text says how
+    /// to check first.
+    Creation { check: &'a str },
+}
+
+/// The error result of a failed API call: what failed, Handinger's reason, what to do.
+pub fn api_failed(what: &str, error: &ApiError, after: AfterFailure<'_>) -> CallToolResult {
+    let mut message = format!("{what} failed: {error}. {}", error.hint());
+    if error.request_was_taken() {
+        match after {
+            AfterFailure::Read => {}
+            AfterFailure::Repeatable => message.push_str(
+                " Handinger may have applied the change anyway; repeating the call is harmless.",
+            ),
+            AfterFailure::Creation { check } => {
+                message.push_str(&format!(
+                    " Handinger may have created it anyway: {check} before calling again."
+                ));
+            }
+        }
+    }
+    error_result(message)
+}
+
+/// Checks a required id argument; the error names the argument and the expected shape.
+pub fn required_id(raw: &str, field: &str, example: &str) -> Result<(), String> {
+    if raw.trim().is_empty() {
+        return Err(format!("{field} is empty: pass an id such as {example}."));
+    }
+    validate_id(raw, field)
+}
+
+/// A required, non-blank text argument.
+pub fn required_text(raw: &str, field: &str, what: &str) -> Result<(), String> {
+    if raw.trim().is_empty() {
+        return Err(format!("{field} is empty: {what}."));
+    }
+    Ok(())
+}

@@ -1,0 +1,421 @@
+//! The `schedules` toolset: `create_schedule`, `list_schedules`, `cancel_schedule`.
+//!
+//! A schedule makes a worker run a task by itself: once (at a date, or after a delay) or
+//! repeatedly (cron, interval). Each run spends credits, so the budget guard of `create_task`
+//! (`--max-budget`) applies here too.
+
+use rmcp::handler::server::common::schema_for_output;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, JsonObject};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::args::decode;
+use super::output::error_result;
+use super::reply::{AfterFailure, api_failed, required_id, required_text, structured};
+use super::tasks::input_schema;
+use super::{HandingerServer, TaskPolicy};
+use crate::handinger::Budget;
+use crate::handinger::workers::{MAX_DELAY_SECONDS, NewSchedule, ScheduleInfo, When};
+
+const WORKER_ID_EXAMPLE: &str = "wrk_vk81XUHKHG-qr4";
+const SCHEDULE_ID_EXAMPLE: &str = "sch_01HZY31W2SZJ8MJ2FQTR3M1K9D";
+
+/// Arguments of `create_schedule`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateScheduleArgs {
+    /// The worker that runs the task (an id like wrk_vk81XUHKHG-qr4).
+    pub worker_id: String,
+    /// What the worker should do on each run, in plain language, with everything it needs:
+    /// it runs without anyone to ask.
+    pub input: String,
+    /// Compute budget of each run. low: quick lookups; standard: most tasks; high: multi-step
+    /// research; unlimited: no spend cap. Omit it to use the server's default.
+    #[serde(default)]
+    pub budget: Option<Budget>,
+    /// When to run. Once: {"type": "scheduled", "date": "2026-12-01T09:00:00Z"} or
+    /// {"type": "delayed", "delayInSeconds": 3600}. Repeatedly: {"type": "cron", "cron":
+    /// "0 9 * * 1-5"} or {"type": "interval", "intervalSeconds": 86400}.
+    pub when: When,
+}
+
+/// Arguments of `list_schedules`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListSchedulesArgs {
+    /// The worker whose schedules to list (an id like wrk_vk81XUHKHG-qr4).
+    pub worker_id: String,
+}
+
+/// Arguments of `cancel_schedule`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CancelScheduleArgs {
+    /// The worker the schedule belongs to.
+    pub worker_id: String,
+    /// The schedule to cancel, as create_schedule or list_schedules returned it (sch_…).
+    pub schedule_id: String,
+}
+
+/// A schedule as the schedule tools report it.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleView {
+    /// Pass this as scheduleId to cancel_schedule.
+    pub schedule_id: Option<String>,
+    /// scheduled, delayed, cron or interval.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// When it runs: the date, delayInSeconds, cron or intervalSeconds, with its type.
+    pub when: Option<Value>,
+    /// When it runs next.
+    pub next_run_at: Option<Value>,
+    /// What the worker is asked on each run.
+    pub input: Option<String>,
+    pub budget: Option<String>,
+}
+
+/// What `create_schedule` returns.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedSchedule {
+    pub worker_id: String,
+    pub schedule: ScheduleView,
+}
+
+/// What `list_schedules` returns.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleListView {
+    pub worker_id: String,
+    pub schedules: Vec<ScheduleView>,
+}
+
+/// What `cancel_schedule` returns.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelledSchedule {
+    pub worker_id: String,
+    pub schedule_id: String,
+    /// Whether Handinger says the schedule is cancelled.
+    pub cancelled: bool,
+}
+
+impl From<ScheduleInfo> for ScheduleView {
+    fn from(info: ScheduleInfo) -> Self {
+        // The when part comes nested (`when: {...}`) or flattened beside `type`.
+        let when = info.when.or_else(|| {
+            let mut when = serde_json::Map::new();
+            if let Some(kind) = &info.kind {
+                when.insert("type".into(), json!(kind));
+            }
+            for (key, value) in [
+                ("date", info.date),
+                ("delayInSeconds", info.delay_in_seconds),
+                ("cron", info.cron),
+                ("intervalSeconds", info.interval_seconds),
+            ] {
+                if let Some(value) = value {
+                    when.insert(key.into(), value);
+                }
+            }
+            (when.len() > usize::from(info.kind.is_some())).then_some(Value::Object(when))
+        });
+        let kind = info.kind.or_else(|| {
+            when.as_ref()
+                .and_then(|w| w.get("type"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+        ScheduleView {
+            schedule_id: info.id,
+            kind,
+            when,
+            next_run_at: info.next_run_at,
+            input: info.input,
+            budget: info.budget,
+        }
+    }
+}
+
+#[tool_router(router = schedule_tools, vis = "pub(super)")]
+impl HandingerServer {
+    #[tool(
+        name = "create_schedule",
+        title = "Schedule a Handinger worker",
+        description = "Make a Handinger worker run a task by itself: once at a date, once after a \
+delay, or repeatedly on a cron expression or an interval. Returns the schedule with its \
+scheduleId and next run. Every run spends credits according to the budget; results appear \
+in the Handinger dashboard (and the worker's webhook, if it has one), not in this chat.",
+        input_schema = input_schema::<CreateScheduleArgs>(),
+        output_schema = schema_for_output::<CreatedSchedule>(),
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    pub(super) async fn create_schedule_tool(
+        &self,
+        Parameters(arguments): Parameters<JsonObject>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let parsed = decode::<CreateScheduleArgs>("create_schedule", arguments)
+            .and_then(|args| new_schedule(args, &self.policy))
+            .and_then(|(id, schedule)| Ok((id, schedule, self.api_for(&context)?)));
+        let (worker_id, schedule, api) = match parsed {
+            Ok(parsed) => parsed,
+            Err(message) => return Ok(error_result(message)),
+        };
+        Ok(match api.create_schedule(&worker_id, &schedule).await {
+            Ok(info) => {
+                let view = CreatedSchedule {
+                    worker_id: worker_id.clone(),
+                    schedule: info.into(),
+                };
+                tracing::info!(%worker_id, schedule_id = ?view.schedule.schedule_id, "create_schedule");
+                let summary = format!(
+                    "Scheduled worker {worker_id}: schedule {}{}.",
+                    view.schedule
+                        .schedule_id
+                        .as_deref()
+                        .unwrap_or("(no id returned)"),
+                    view.schedule
+                        .next_run_at
+                        .as_ref()
+                        .map(|at| format!(", next run {}", plain(at)))
+                        .unwrap_or_default()
+                );
+                structured(summary, &view)
+            }
+            Err(error) => api_failed(
+                &format!("create_schedule on workerId {worker_id}"),
+                &error,
+                AfterFailure::Creation {
+                    check: &format!("check with list_schedules (workerId {worker_id})"),
+                },
+            ),
+        })
+    }
+
+    #[tool(
+        name = "list_schedules",
+        title = "List a Handinger worker's schedules",
+        description = "List the schedules of a Handinger worker: for each, its scheduleId, kind \
+(scheduled, delayed, cron, interval), timing, next run, input and budget.",
+        input_schema = input_schema::<ListSchedulesArgs>(),
+        output_schema = schema_for_output::<ScheduleListView>(),
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub(super) async fn list_schedules_tool(
+        &self,
+        Parameters(arguments): Parameters<JsonObject>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let parsed = decode::<ListSchedulesArgs>("list_schedules", arguments).and_then(|args| {
+            required_id(&args.worker_id, "workerId", WORKER_ID_EXAMPLE)?;
+            Ok((args.worker_id, self.api_for(&context)?))
+        });
+        let (worker_id, api) = match parsed {
+            Ok(parsed) => parsed,
+            Err(message) => return Ok(error_result(message)),
+        };
+        Ok(match api.list_schedules(&worker_id).await {
+            Ok(list) => {
+                let view = ScheduleListView {
+                    worker_id: list.worker_id.unwrap_or_else(|| worker_id.clone()),
+                    schedules: list.schedules.into_iter().map(Into::into).collect(),
+                };
+                let summary = match view.schedules.len() {
+                    0 => format!("Worker {worker_id} has no schedules."),
+                    1 => format!("Worker {worker_id} has 1 schedule."),
+                    n => format!("Worker {worker_id} has {n} schedules."),
+                };
+                structured(summary, &view)
+            }
+            Err(error) => api_failed(
+                &format!("list_schedules for workerId {worker_id}"),
+                &error,
+                AfterFailure::Read,
+            ),
+        })
+    }
+
+    #[tool(
+        name = "cancel_schedule",
+        title = "Cancel a Handinger schedule",
+        description = "Cancel a schedule of a Handinger worker so it runs no more. A run already \
+started keeps going. This cannot be undone: to run again, create a new schedule.",
+        input_schema = input_schema::<CancelScheduleArgs>(),
+        output_schema = schema_for_output::<CancelledSchedule>(),
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    pub(super) async fn cancel_schedule_tool(
+        &self,
+        Parameters(arguments): Parameters<JsonObject>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let parsed = decode::<CancelScheduleArgs>("cancel_schedule", arguments).and_then(|args| {
+            required_id(&args.worker_id, "workerId", WORKER_ID_EXAMPLE)?;
+            required_id(&args.schedule_id, "scheduleId", SCHEDULE_ID_EXAMPLE)?;
+            Ok((args, self.api_for(&context)?))
+        });
+        let (args, api) = match parsed {
+            Ok(parsed) => parsed,
+            Err(message) => return Ok(error_result(message)),
+        };
+        let (worker_id, schedule_id) = (args.worker_id, args.schedule_id);
+        Ok(match api.cancel_schedule(&worker_id, &schedule_id).await {
+            Ok(done) => {
+                tracing::info!(%worker_id, %schedule_id, "cancel_schedule");
+                let cancelled = done.cancelled.unwrap_or(true);
+                let summary = if cancelled {
+                    format!("Cancelled schedule {schedule_id} of worker {worker_id}.")
+                } else {
+                    format!(
+                        "Handinger did not confirm cancelling schedule {schedule_id}: check with list_schedules (workerId {worker_id})."
+                    )
+                };
+                structured(
+                    summary,
+                    &CancelledSchedule {
+                        worker_id,
+                        schedule_id,
+                        cancelled,
+                    },
+                )
+            }
+            Err(error) => api_failed(
+                &format!("cancel_schedule for scheduleId {schedule_id} on workerId {worker_id}"),
+                &error,
+                AfterFailure::Repeatable,
+            ),
+        })
+    }
+}
+
+/// Checks `create_schedule` arguments and applies the budget policy.
+fn new_schedule(
+    args: CreateScheduleArgs,
+    policy: &TaskPolicy,
+) -> Result<(String, NewSchedule), String> {
+    required_id(&args.worker_id, "workerId", WORKER_ID_EXAMPLE)?;
+    required_text(
+        &args.input,
+        "input",
+        "say what the worker should do on each run",
+    )?;
+    check_when(&args.when)?;
+    let budget = policy.budget(args.budget)?;
+    Ok((
+        args.worker_id,
+        NewSchedule {
+            input: args.input,
+            budget,
+            when: args.when,
+        },
+    ))
+}
+
+/// Catches the timing mistakes Handinger would refuse, with what to send instead.
+fn check_when(when: &When) -> Result<(), String> {
+    match when {
+        When::Delayed { delay_in_seconds }
+            if !(1..=MAX_DELAY_SECONDS).contains(delay_in_seconds) =>
+        {
+            Err(format!(
+                "when.delayInSeconds is {delay_in_seconds}; it must be 1 to {MAX_DELAY_SECONDS} (a year). For a later date use {{\"type\": \"scheduled\", \"date\": \"…\"}}."
+            ))
+        }
+        When::Interval {
+            interval_seconds: 0,
+        } => Err("when.intervalSeconds must be at least 1.".into()),
+        When::Scheduled { date } if !looks_like_a_date(date) => Err(format!(
+            "when.date {date:?} is not an ISO 8601 date and time: use e.g. \"2026-12-01T09:00:00Z\"."
+        )),
+        When::Cron { cron } if !(5..=6).contains(&cron.split_whitespace().count()) => Err(format!(
+            "when.cron {cron:?} is not a cron expression: use five fields (minute hour day-of-month month day-of-week), e.g. \"0 9 * * 1-5\"."
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `YYYY-MM-DD` followed by a time: a loose check, Handinger has the last word.
+fn looks_like_a_date(date: &str) -> bool {
+    let bytes = date.trim().as_bytes();
+    bytes.len() >= 16
+        && bytes[..4].iter().all(u8::is_ascii_digit)
+        && bytes[4] == b'-'
+        && bytes[5..7].iter().all(u8::is_ascii_digit)
+        && bytes[7] == b'-'
+        && bytes[8..10].iter().all(u8::is_ascii_digit)
+        && matches!(bytes[10], b'T' | b't' | b' ')
+}
+
+/// A JSON value as plain text (strings without their quotes).
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_mistakes_are_caught() {
+        let delay = |s| When::Delayed {
+            delay_in_seconds: s,
+        };
+        assert!(check_when(&delay(0)).is_err());
+        assert!(check_when(&delay(1)).is_ok());
+        assert!(check_when(&delay(31_536_000)).is_ok());
+        assert!(
+            check_when(&delay(31_536_001))
+                .unwrap_err()
+                .contains("31536000")
+        );
+        let date = |d: &str| When::Scheduled { date: d.into() };
+        assert!(check_when(&date("2026-12-01T09:00:00Z")).is_ok());
+        assert!(check_when(&date("tomorrow")).is_err());
+        let cron = |c: &str| When::Cron { cron: c.into() };
+        assert!(check_when(&cron("0 9 * * 1-5")).is_ok());
+        assert!(check_when(&cron("every day")).is_err());
+    }
+
+    #[test]
+    fn flattened_and_nested_timing_both_show() {
+        let flat: ScheduleInfo = serde_json::from_value(
+            json!({"id": "sch_1", "type": "cron", "cron": "0 9 * * *", "nextRunAt": "x"}),
+        )
+        .unwrap();
+        let view = ScheduleView::from(flat);
+        assert_eq!(view.kind.as_deref(), Some("cron"));
+        assert_eq!(
+            view.when,
+            Some(json!({"type": "cron", "cron": "0 9 * * *"}))
+        );
+        let nested: ScheduleInfo = serde_json::from_value(
+            json!({"id": "sch_2", "when": {"type": "interval", "intervalSeconds": 60}}),
+        )
+        .unwrap();
+        assert_eq!(ScheduleView::from(nested).kind.as_deref(), Some("interval"));
+    }
+}

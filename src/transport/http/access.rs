@@ -1,0 +1,189 @@
+//! Who may use the server: the checks every MCP request passes before the protocol sees it.
+//!
+//! In order: `Host` and `Origin` (403), the bearer token (401), the per-user Handinger key
+//! when `--key-from-request` is on (401), then the client's rate limit (429). Secrets in the
+//! request's headers are marked sensitive on the way through, so no debug output of the
+//! request (ours or a library's) can show them.
+
+// Each check's error is the refusal itself, handed straight back to the client: boxing the
+// response would only add an allocation to the refusal path.
+#![allow(clippy::result_large_err)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use super::hosts::{AllowedHosts, AllowedOrigins};
+use super::limits::{ClientId, RateLimiter, retry_later};
+use crate::tools::API_KEY_HEADER;
+
+pub struct Access {
+    pub hosts: AllowedHosts,
+    pub origins: AllowedOrigins,
+    pub token: Option<SecretString>,
+    pub key_from_request: bool,
+    pub rate: Option<RateLimiter>,
+}
+
+impl Access {
+    fn check_host_and_origin(&self, request: &Request) -> Result<(), Response> {
+        let headers = request.headers();
+        self.hosts
+            .check(
+                headers.get(header::HOST).map(HeaderValue::as_bytes),
+                request.uri(),
+            )
+            .and_then(|()| {
+                self.origins.check(
+                    headers.get(header::ORIGIN).map(HeaderValue::as_bytes),
+                    &self.hosts,
+                )
+            })
+            .map_err(|reason| {
+                crate::metrics::record_rejection("host_or_origin");
+                tracing::warn!(%reason, "refused a request");
+                (StatusCode::FORBIDDEN, format!("Forbidden: {reason}")).into_response()
+            })
+    }
+
+    fn check_token(&self, headers: &HeaderMap) -> Result<(), Response> {
+        let Some(expected) = &self.token else {
+            return Ok(());
+        };
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            });
+        let reason = match presented {
+            // Constant time, so the comparison does not reveal how much of a guess was right.
+            Some(token)
+                if bool::from(token.as_bytes().ct_eq(expected.expose_secret().as_bytes())) =>
+            {
+                return Ok(());
+            }
+            Some(_) => "the bearer token is not this server's",
+            None => {
+                "send Authorization: Bearer <token>, with the token the server's operator set in HANDINGER_MCP_AUTH_TOKEN"
+            }
+        };
+        crate::metrics::record_rejection("auth");
+        let mut response =
+            (StatusCode::UNAUTHORIZED, format!("Unauthorized: {reason}")).into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"handinger-mcp\""),
+        );
+        Err(response)
+    }
+
+    /// The client's own key when the server runs calls with per-user keys.
+    fn check_user_key<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a [u8]>, Response> {
+        if !self.key_from_request {
+            return Ok(None);
+        }
+        let key = headers
+            .get(API_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
+        match key {
+            Some(key) => Ok(Some(key.as_bytes())),
+            None => {
+                crate::metrics::record_rejection("missing_api_key");
+                let mut response = (
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized: this server runs every call with its client's own Handinger \
+                     key: send yours in the X-Handinger-Api-Key header",
+                )
+                    .into_response();
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("X-Handinger-Api-Key realm=\"handinger-mcp\""),
+                );
+                Err(response)
+            }
+        }
+    }
+
+    fn check_rate(&self, client: ClientId) -> Result<(), Response> {
+        let Some(rate) = &self.rate else {
+            return Ok(());
+        };
+        rate.check(client).map_err(|wait| {
+            crate::metrics::record_rejection("rate_limit");
+            retry_later(
+                StatusCode::TOO_MANY_REQUESTS,
+                wait,
+                "Too Many Requests: this client is over the server's rate limit \
+                 (--rate-limit requests a minute); retry after the Retry-After delay",
+            )
+        })
+    }
+}
+
+/// Marks the headers that carry secrets as sensitive: their `Debug` output is then redacted.
+fn mark_secrets(headers: &mut HeaderMap) {
+    for name in [header::AUTHORIZATION.as_str(), API_KEY_HEADER] {
+        if let Some(value) = headers.get_mut(name) {
+            value.set_sensitive(true);
+        }
+    }
+}
+
+/// The full gate for the MCP endpoints (`/mcp`, `/sse`, `/message`).
+pub async fn mcp_gate(
+    State(access): State<Arc<Access>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    mark_secrets(request.headers_mut());
+    if let Err(response) = access.check_host_and_origin(&request) {
+        return response;
+    }
+    if let Err(response) = access.check_token(request.headers()) {
+        return response;
+    }
+    let client = match access.check_user_key(request.headers()) {
+        Ok(Some(key)) => access.rate.as_ref().map(|rate| rate.key_id(key)),
+        Ok(None) => None,
+        Err(response) => return response,
+    };
+    let client = client.or_else(|| {
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| ClientId::Ip(peer.ip()))
+    });
+    if let Some(client) = client
+        && let Err(response) = access.check_rate(client)
+    {
+        return response;
+    }
+    next.run(request).await
+}
+
+/// The gate for operational endpoints that show data (`/metrics`): host, origin and token,
+/// but no per-user key or rate limit, so a scraper needs only the token.
+pub async fn ops_gate(
+    State(access): State<Arc<Access>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    mark_secrets(request.headers_mut());
+    if let Err(response) = access.check_host_and_origin(&request) {
+        return response;
+    }
+    if let Err(response) = access.check_token(request.headers()) {
+        return response;
+    }
+    next.run(request).await
+}

@@ -1,0 +1,298 @@
+//! Limits that keep one client (or many) from exhausting the server: the request body cap,
+//! the per-client rate limit, and the bound on tool calls running at once.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Above this many tracked clients, buckets that have refilled completely (clients that
+/// have gone quiet) are dropped, so the table cannot grow without bound.
+const PRUNE_ABOVE: usize = 10_000;
+
+/// Who a request counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientId {
+    /// A per-user Handinger key, as a keyed hash: the key itself is never kept.
+    Key(u64),
+    Ip(std::net::IpAddr),
+}
+
+/// A token bucket per client: `per_minute` requests a minute, in bursts of as many.
+pub struct RateLimiter {
+    per_minute: u32,
+    buckets: Mutex<HashMap<ClientId, Bucket>>,
+    /// Random per process, so key fingerprints mean nothing outside it.
+    hasher: RandomState,
+}
+
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl RateLimiter {
+    /// `None` when the limit is off (0).
+    pub fn new(per_minute: u32) -> Option<Self> {
+        (per_minute > 0).then(|| Self {
+            per_minute,
+            buckets: Mutex::new(HashMap::new()),
+            hasher: RandomState::new(),
+        })
+    }
+
+    pub fn key_id(&self, key: &[u8]) -> ClientId {
+        ClientId::Key(self.hasher.hash_one(key))
+    }
+
+    /// Takes one request from the client's bucket, or says how long until one is free.
+    pub fn check(&self, client: ClientId) -> Result<(), Duration> {
+        let capacity = f64::from(self.per_minute);
+        let per_second = capacity / 60.0;
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() > PRUNE_ABOVE {
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.updated).as_secs_f64() * per_second < capacity
+            });
+        }
+        let bucket = buckets.entry(client).or_insert(Bucket {
+            tokens: capacity,
+            updated: now,
+        });
+        let refilled = now.duration_since(bucket.updated).as_secs_f64() * per_second;
+        bucket.tokens = (bucket.tokens + refilled).min(capacity);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
+        }
+    }
+}
+
+/// Bounds the tool calls running at once across all clients.
+pub struct CallGate {
+    permits: Arc<Semaphore>,
+    size: u32,
+    closing: AtomicBool,
+}
+
+/// Why a tool call was not let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Busy,
+    ShuttingDown,
+}
+
+impl CallGate {
+    pub fn new(size: u32) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(size as usize)),
+            size,
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    /// A permit for one tool call, held until its answer has been sent.
+    pub fn try_enter(&self) -> Result<OwnedSemaphorePermit, Refusal> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Refusal::ShuttingDown);
+        }
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refusal::Busy)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        (self.size as usize).saturating_sub(self.permits.available_permits())
+    }
+
+    /// Lets no new call in, then waits up to `grace` for the calls in flight to finish.
+    /// Returns how many are still running.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        self.closing.store(true, Ordering::Release);
+        let all = self.permits.acquire_many(self.size);
+        match tokio::time::timeout(grace, all).await {
+            Ok(_) => 0,
+            Err(_) => self.in_flight(),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let (reason, message) = match self {
+            Refusal::Busy => (
+                "busy",
+                "Service Unavailable: this server is running as many tool calls as it allows \
+                 (--max-concurrent-calls); retry after the Retry-After delay",
+            ),
+            Refusal::ShuttingDown => (
+                "shutting_down",
+                "Service Unavailable: this server is shutting down; retry after the \
+                 Retry-After delay (a replica or the restarted server will answer)",
+            ),
+        };
+        crate::metrics::record_rejection(reason);
+        retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(1),
+            message,
+        )
+    }
+}
+
+/// A refusal that tells the client when to come back (whole seconds, at least one).
+pub fn retry_later(status: StatusCode, after: Duration, message: &str) -> Response {
+    let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+    let mut response = (status, message.to_owned()).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
+/// Reads a request body of at most `limit` bytes; anything larger gets 413.
+#[allow(clippy::result_large_err)] // the error is the response itself, returned at once
+pub async fn read_capped(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Response> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let mut stream = body.into_data_stream();
+    let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            (
+                StatusCode::BAD_REQUEST,
+                "Bad Request: the request body was cut off",
+            )
+                .into_response()
+        })?;
+        if buffer.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(buffer.freeze())
+}
+
+fn too_large(limit: usize) -> Response {
+    crate::metrics::record_rejection("body_too_large");
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "Payload Too Large: request bodies are limited to {limit} bytes on this server \
+             (--max-body-bytes)"
+        ),
+    )
+        .into_response()
+}
+
+/// Whether a JSON-RPC body is a `tools/call` request (what the call gate counts). Anything
+/// that does not parse is left for the protocol layer to refuse.
+pub fn is_tool_call(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Peek<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Peek<'_>>(body)
+        .is_ok_and(|m| m.method.as_deref() == Some("tools/call"))
+}
+
+/// Keeps `guard` alive until `body` has been sent (or dropped): a tool call's permit is
+/// held for as long as its answer is being streamed.
+pub fn hold_until_sent<G: Send + Sync + 'static>(body: Body, guard: G) -> Body {
+    Body::from_stream(body.into_data_stream().map(move |chunk| {
+        let _held = &guard;
+        chunk
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_allows_a_burst_then_names_the_wait() {
+        let limiter = RateLimiter::new(2).unwrap();
+        let client = ClientId::Ip("127.0.0.1".parse().unwrap());
+        assert!(limiter.check(client).is_ok());
+        assert!(limiter.check(client).is_ok());
+        let wait = limiter.check(client).unwrap_err();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        let other = ClientId::Ip("127.0.0.2".parse().unwrap());
+        assert!(
+            limiter.check(other).is_ok(),
+            "clients have their own buckets"
+        );
+    }
+
+    #[test]
+    fn zero_turns_the_rate_limit_off() {
+        assert!(RateLimiter::new(0).is_none());
+    }
+
+    #[test]
+    fn key_ids_are_stable_within_a_process_and_distinct() {
+        let limiter = RateLimiter::new(1).unwrap();
+        assert_eq!(limiter.key_id(b"a"), limiter.key_id(b"a"));
+        assert_ne!(limiter.key_id(b"a"), limiter.key_id(b"b"));
+    }
+
+    #[tokio::test]
+    async fn gate_refuses_beyond_its_size_and_while_draining() {
+        let gate = CallGate::new(1);
+        let permit = gate.try_enter().unwrap();
+        assert_eq!(gate.try_enter().unwrap_err(), Refusal::Busy);
+        assert_eq!(gate.in_flight(), 1);
+        drop(permit);
+        assert_eq!(gate.drain(Duration::from_secs(5)).await, 0);
+        assert_eq!(gate.try_enter().unwrap_err(), Refusal::ShuttingDown);
+    }
+
+    #[test]
+    fn tool_calls_are_recognised() {
+        assert!(is_tool_call(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#
+        ));
+        assert!(!is_tool_call(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#
+        ));
+        assert!(!is_tool_call(b"[1,2]"));
+        assert!(!is_tool_call(b"not json"));
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_cap_are_refused() {
+        let headers = HeaderMap::new();
+        let ok = read_capped(Body::from("12345"), &headers, 5).await.unwrap();
+        assert_eq!(&ok[..], b"12345");
+        let err = read_capped(Body::from("123456"), &headers, 5)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let mut declared = HeaderMap::new();
+        declared.insert(header::CONTENT_LENGTH, HeaderValue::from(6));
+        let err = read_capped(Body::empty(), &declared, 5).await.unwrap_err();
+        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

@@ -1,0 +1,220 @@
+//! MCP over HTTP, for remote clients and teams: `handinger-mcp http`.
+//!
+//! One axum router serves:
+//!
+//! - `/mcp` — Streamable HTTP ([`streamable`], rmcp's service), both protocol eras;
+//! - `/sse` + `/message` — the legacy HTTP+SSE transport ([`sse`]);
+//! - `/healthz`, `/readyz`, `/metrics` — for operators ([`probes`]).
+//!
+//! Every MCP request first passes [`access`] (Host and Origin, bearer token, per-user key,
+//! rate limit), whose lists come from [`hosts`]; [`limits`] holds the body cap, the rate
+//! limiter and the bound on concurrent tool calls; [`settings`] holds the flags and the
+//! start-up checks (no listening beyond loopback without a token).
+//!
+//! Shutdown (SIGTERM or Ctrl-C): stop accepting connections and new tool calls, give the
+//! calls in flight `--shutdown-grace` to finish, then close every session and exit.
+
+mod access;
+mod hosts;
+mod limits;
+mod probes;
+mod settings;
+mod sse;
+mod streamable;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{any, get, post};
+use tokio_util::sync::CancellationToken;
+
+use crate::handinger::ClientOptions;
+use crate::tools::{HandingerServer, RequestKeys};
+
+pub use settings::{HttpArgs, HttpSettings};
+
+/// After the grace period and closing the sessions, how long to wait for connections to
+/// wind down before exiting anyway.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves until the process is told to stop. `server` is the prototype every session's
+/// server is cloned from (they share the API client and policy).
+/// At shutdown, how long calls may finish on their own before waits on long turns are
+/// ended with the resumable taskId.
+const QUICK_CALLS: Duration = Duration::from_secs(2);
+
+pub async fn serve(
+    settings: HttpSettings,
+    server: HandingerServer,
+    client: ClientOptions,
+) -> Result<(), String> {
+    let server = if settings.key_from_request {
+        server.with_request_keys(RequestKeys::new(client.clone())?)
+    } else {
+        server
+    };
+    // Fired once quick calls had their chance: waits on long turns then end at once with
+    // the resumable taskId instead of holding the shutdown up or vanishing.
+    let release_waits = server.turns().shutdown_token().clone();
+    let factory = move || server.clone();
+
+    // Cancelled once the grace period is over: ends sessions and their event streams.
+    let close_sessions = CancellationToken::new();
+    // Cancelled at the signal: stop accepting, report not ready.
+    let draining = CancellationToken::new();
+    let gate = Arc::new(limits::CallGate::new(settings.max_concurrent_calls));
+
+    let streamable = Arc::new(streamable::StreamableMcp::new(
+        factory.clone(),
+        gate.clone(),
+        streamable::Options {
+            stateless: settings.stateless,
+            idle_timeout: settings.session_idle_timeout,
+            max_body_bytes: settings.max_body_bytes,
+        },
+        close_sessions.clone(),
+    ));
+    let legacy = Arc::new(sse::LegacySse::new(
+        factory,
+        gate.clone(),
+        settings.max_body_bytes,
+        settings.session_idle_timeout,
+        close_sessions.clone(),
+    ));
+    let probes = Arc::new(probes::Probes::new(
+        streamable.clone(),
+        legacy.clone(),
+        draining.clone(),
+        &client.base_url,
+    )?);
+    let access = Arc::new(access::Access {
+        hosts: settings.hosts.clone(),
+        origins: settings.origins.clone(),
+        token: settings.auth_token.clone(),
+        key_from_request: settings.key_from_request,
+        rate: limits::RateLimiter::new(settings.rate_limit),
+    });
+
+    let app = router(&settings, streamable, legacy, probes, access);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "could not listen on {}: {e} (is another process using the port? choose another with --listen)",
+                settings.listen
+            )
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("could not read the listening address: {e}"))?;
+    announce(local, &settings);
+
+    let mut running = tokio::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(draining.clone().cancelled_owned())
+        .into_future(),
+    );
+    tokio::select! {
+        outcome = &mut running => {
+            return match outcome {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("the HTTP server stopped: {e}")),
+                Err(e) => Err(format!("the HTTP server stopped: {e}")),
+            };
+        }
+        () = crate::shutdown::signal() => {}
+    }
+
+    let in_flight = gate.in_flight();
+    tracing::info!(
+        in_flight,
+        grace = ?settings.shutdown_grace,
+        "shutting down: no new connections or tool calls; letting calls in flight finish"
+    );
+    draining.cancel();
+    let quick = settings.shutdown_grace.min(QUICK_CALLS);
+    let mut unfinished = gate.drain(quick).await;
+    if unfinished > 0 {
+        tracing::info!(
+            unfinished,
+            "answering calls still waiting on a worker with their resumable taskId"
+        );
+        release_waits.cancel();
+        unfinished = gate
+            .drain(settings.shutdown_grace.saturating_sub(quick))
+            .await;
+    }
+    if unfinished > 0 {
+        tracing::warn!(
+            unfinished,
+            "grace period over; closing sessions with calls still running"
+        );
+    }
+    close_sessions.cancel();
+    if tokio::time::timeout(CLOSE_TIMEOUT, running).await.is_err() {
+        tracing::warn!("connections still open after closing sessions; exiting anyway");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn router(
+    settings: &HttpSettings,
+    streamable: Arc<streamable::StreamableMcp>,
+    legacy: Arc<sse::LegacySse>,
+    probes: Arc<probes::Probes>,
+    access: Arc<access::Access>,
+) -> Router {
+    let legacy_routes = if settings.stateless {
+        Router::new()
+            .route("/sse", any(sse::unavailable))
+            .route("/message", any(sse::unavailable))
+    } else {
+        Router::new()
+            .route("/sse", get(sse::open))
+            .route("/message", post(sse::message))
+            .with_state(legacy)
+    };
+    let mcp = Router::new()
+        .route("/mcp", any(streamable::handle))
+        .with_state(streamable)
+        .merge(legacy_routes)
+        .layer(from_fn_with_state(access.clone(), access::mcp_gate));
+    let metrics = Router::new()
+        .route("/metrics", get(probes::metrics))
+        .with_state(probes.clone())
+        .layer(from_fn_with_state(access, access::ops_gate));
+    // Probes answer without credentials: they carry no data, and orchestrators send neither
+    // a token nor a Host this server would know.
+    let health = Router::new()
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
+        .with_state(probes);
+    mcp.merge(metrics).merge(health)
+}
+
+fn announce(local: SocketAddr, settings: &HttpSettings) {
+    tracing::info!(
+        auth = if settings.auth_token.is_some() {
+            "bearer token"
+        } else {
+            "none"
+        },
+        keys = if settings.key_from_request {
+            "per request (X-Handinger-Api-Key)"
+        } else {
+            "server (HANDINGER_API_KEY)"
+        },
+        stateless = settings.stateless,
+        "listening on http://{local}/mcp (legacy SSE: http://{local}/sse)"
+    );
+    if settings.auth_token.is_none() && !local.ip().is_loopback() {
+        tracing::warn!("serving beyond loopback without a bearer token (--insecure-no-auth)");
+    }
+}

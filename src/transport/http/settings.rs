@@ -1,0 +1,251 @@
+//! The `http` subcommand's settings: flags, environment variables, defaults, and the
+//! start-up checks that keep a remote bridge safe by default.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::hosts::{AllowedHosts, AllowedOrigins};
+
+/// Shortest bearer token accepted: anything shorter can be guessed.
+const MIN_TOKEN_CHARS: usize = 16;
+
+const AFTER_HELP: &str = "\
+Endpoints: /mcp (Streamable HTTP), /sse + /message (legacy HTTP+SSE), /healthz, /readyz,
+/metrics (Prometheus; needs the bearer token when one is set).
+
+Example (a team server; clients bring their own Handinger keys):
+  HANDINGER_MCP_AUTH_TOKEN=$(openssl rand -hex 32) \\
+    handinger-mcp http --listen 0.0.0.0:8787 --allowed-host mcp.example.com --key-from-request
+  claude mcp add --transport http handinger https://mcp.example.com/mcp \\
+    --header \"Authorization: Bearer <token>\" --header \"X-Handinger-Api-Key: hdg_live_…\"";
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "HTTP server", after_help = AFTER_HELP)]
+pub struct HttpArgs {
+    /// Address and port to listen on (an IP address, not a name). Anything beyond loopback
+    /// needs --auth-token (or an explicit --insecure-no-auth).
+    #[arg(long, env = "HANDINGER_MCP_LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+
+    /// Bearer token every client must send (`Authorization: Bearer <token>`), at least 16
+    /// characters; `openssl rand -hex 32` makes a good one. Prefer the environment variable:
+    /// a flag shows up in process lists.
+    #[arg(long, env = "HANDINGER_MCP_AUTH_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub auth_token: Option<SecretString>,
+
+    /// Serve without a bearer token on a non-loopback address. Only when something in front
+    /// of this server (a proxy, a private network) already decides who may reach it.
+    #[arg(long, env = "HANDINGER_MCP_INSECURE_NO_AUTH", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub insecure_no_auth: bool,
+
+    /// Extra allowed `Host` header value: a name or address, with `:port` to allow only that
+    /// port. Repeat it or separate with commas. localhost, 127.0.0.1, [::1] and the listen
+    /// address are always allowed. `*` allows any host (only with --auth-token or
+    /// --insecure-no-auth).
+    #[arg(
+        long = "allowed-host",
+        env = "HANDINGER_MCP_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Extra allowed browser `Origin`, as scheme://host[:port] (e.g. https://app.example.com).
+    /// Repeat it or separate with commas. Origins on an allowed host are always allowed;
+    /// requests without an Origin header (non-browser clients) are not affected.
+    #[arg(
+        long = "allowed-origin",
+        env = "HANDINGER_MCP_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// No sessions: every request is self-contained and answered with plain JSON, so
+    /// replicas behind a plain load balancer need no affinity. The legacy SSE transport
+    /// (which needs a session) is off in this mode.
+    #[arg(long, env = "HANDINGER_MCP_STATELESS", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub stateless: bool,
+
+    /// Run each call with the Handinger key its client sends in the X-Handinger-Api-Key
+    /// header (required on every MCP request) instead of HANDINGER_API_KEY, which is then
+    /// not needed and not read.
+    #[arg(long, env = "HANDINGER_MCP_KEY_FROM_REQUEST", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub key_from_request: bool,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "HANDINGER_MCP_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=256 * 1024 * 1024))]
+    pub max_body_bytes: u64,
+
+    /// Most tool calls running at once, across all clients; more get 503 with Retry-After.
+    #[arg(long, env = "HANDINGER_MCP_MAX_CONCURRENT_CALLS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_concurrent_calls: u32,
+
+    /// Requests a client may make per minute (in bursts of up to as many); more get 429
+    /// with Retry-After. A client is its X-Handinger-Api-Key when it sends one, else its IP
+    /// address. 0 turns the limit off.
+    #[arg(long, env = "HANDINGER_MCP_RATE_LIMIT", default_value_t = 300)]
+    pub rate_limit: u32,
+
+    /// Seconds a session may sit idle before it is closed; its client then gets 404 and
+    /// starts a new session. Must be longer than --max-wait.
+    #[arg(long, env = "HANDINGER_MCP_SESSION_IDLE_TIMEOUT", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub session_idle_timeout: u64,
+
+    /// Seconds to let tool calls in flight finish after SIGTERM before closing sessions.
+    #[arg(long, env = "HANDINGER_MCP_SHUTDOWN_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace: u64,
+}
+
+fn parse_secret(raw: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(raw.trim().to_owned()))
+}
+
+/// Checked settings, ready to serve with.
+#[derive(Debug)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    pub auth_token: Option<SecretString>,
+    pub hosts: AllowedHosts,
+    pub origins: AllowedOrigins,
+    pub stateless: bool,
+    pub key_from_request: bool,
+    pub max_body_bytes: usize,
+    pub max_concurrent_calls: u32,
+    pub rate_limit: u32,
+    pub session_idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl HttpArgs {
+    /// Checks the settings; `max_wait` is the longest a tool call waits (`--max-wait`).
+    pub fn validate(self, max_wait: Duration) -> Result<HttpSettings, String> {
+        let auth_token = match self.auth_token {
+            Some(token) => Some(validate_token(token)?),
+            None => None,
+        };
+        if auth_token.is_some() && self.insecure_no_auth {
+            return Err("both --auth-token and --insecure-no-auth are set: drop one (HANDINGER_MCP_AUTH_TOKEN / HANDINGER_MCP_INSECURE_NO_AUTH)".into());
+        }
+        if !self.listen.ip().is_loopback() && auth_token.is_none() && !self.insecure_no_auth {
+            return Err(format!(
+                "refusing to listen on {} without a bearer token: anyone who can reach that \
+                 address could spend your Handinger credits. Set HANDINGER_MCP_AUTH_TOKEN \
+                 (e.g. to the output of `openssl rand -hex 32`) and give it to your clients, \
+                 listen on 127.0.0.1 instead, or pass --insecure-no-auth if a proxy in front \
+                 already authenticates every client",
+                self.listen
+            ));
+        }
+        let hosts = AllowedHosts::new(self.listen, &self.allowed_hosts)?;
+        if hosts.allows_any() && auth_token.is_none() && !self.insecure_no_auth {
+            return Err("--allowed-host '*' turns off DNS-rebinding protection, which only a bearer token can replace: set HANDINGER_MCP_AUTH_TOKEN too (or list the host names clients use)".into());
+        }
+        let origins = AllowedOrigins::new(&self.allowed_origins)?;
+        let session_idle_timeout = Duration::from_secs(self.session_idle_timeout);
+        if session_idle_timeout <= max_wait {
+            return Err(format!(
+                "--session-idle-timeout {}s is not longer than --max-wait {}s: a session would \
+                 be closed while one of its calls waits. Raise the timeout or lower --max-wait",
+                session_idle_timeout.as_secs(),
+                max_wait.as_secs()
+            ));
+        }
+        Ok(HttpSettings {
+            listen: self.listen,
+            auth_token,
+            hosts,
+            origins,
+            stateless: self.stateless,
+            key_from_request: self.key_from_request,
+            max_body_bytes: usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
+            max_concurrent_calls: self.max_concurrent_calls,
+            rate_limit: self.rate_limit,
+            session_idle_timeout,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+        })
+    }
+}
+
+fn validate_token(token: SecretString) -> Result<SecretString, String> {
+    let text = token.expose_secret();
+    if text.chars().count() < MIN_TOKEN_CHARS {
+        return Err(format!(
+            "HANDINGER_MCP_AUTH_TOKEN / --auth-token is shorter than {MIN_TOKEN_CHARS} characters: \
+             use a long random one, e.g. the output of `openssl rand -hex 32`"
+        ));
+    }
+    // Clients must be able to send it in a header: visible ASCII, no spaces.
+    if !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("HANDINGER_MCP_AUTH_TOKEN / --auth-token may hold only visible ASCII characters without spaces (a stray newline or quote?): e.g. the output of `openssl rand -hex 32`".into());
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Cli, Command};
+    use clap::Parser;
+
+    const TOKEN: &str = "0123456789abcdef0123";
+
+    fn parse(extra: &[&str]) -> HttpArgs {
+        let mut argv = vec!["handinger-mcp", "http"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Some(Command::Http(args)) => args,
+            other => panic!("not http: {other:?}"),
+        }
+    }
+
+    fn check(extra: &[&str]) -> Result<HttpSettings, String> {
+        parse(extra).validate(Duration::from_secs(50))
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_safe() {
+        let settings = check(&[]).unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8787");
+        assert!(settings.auth_token.is_none());
+        assert_eq!(settings.max_body_bytes, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn beyond_loopback_needs_a_token_or_an_explicit_opt_out() {
+        let err = check(&["--listen", "0.0.0.0:8787"]).unwrap_err();
+        assert!(err.contains("HANDINGER_MCP_AUTH_TOKEN"), "{err}");
+        assert!(check(&["--listen", "0.0.0.0:8787", "--auth-token", TOKEN]).is_ok());
+        assert!(check(&["--listen", "0.0.0.0:8787", "--insecure-no-auth"]).is_ok());
+    }
+
+    #[test]
+    fn weak_or_contradictory_tokens_are_refused() {
+        assert!(check(&["--auth-token", "short"]).is_err());
+        assert!(check(&["--auth-token", "0123456789 abcdef0123"]).is_err());
+        assert!(check(&["--auth-token", TOKEN, "--insecure-no-auth"]).is_err());
+    }
+
+    #[test]
+    fn wildcard_host_needs_a_token() {
+        assert!(check(&["--allowed-host", "*"]).is_err());
+        assert!(check(&["--allowed-host", "*", "--auth-token", TOKEN]).is_ok());
+    }
+
+    #[test]
+    fn idle_timeout_must_outlast_max_wait() {
+        let err = check(&["--session-idle-timeout", "50"]).unwrap_err();
+        assert!(err.contains("--max-wait"), "{err}");
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let settings = check(&["--auth-token", TOKEN]).unwrap();
+        assert!(!format!("{settings:?}").contains(TOKEN));
+        assert!(!format!("{:?}", parse(&["--auth-token", TOKEN])).contains(TOKEN));
+    }
+}

@@ -1,0 +1,291 @@
+//! `/sse` and `/message`: the legacy HTTP+SSE transport (protocol 2024-11-05), for clients
+//! that speak nothing newer.
+//!
+//! `GET /sse` opens an event stream whose first event, `endpoint`, names the URL to post to
+//! (`/message?sessionId=…`); each JSON-RPC message the client posts there is answered with
+//! `202 Accepted`, and the server's replies and notifications come back as `message` events
+//! on the stream. rmcp no longer ships this transport, so it is built here on rmcp's own
+//! primitives: each session is a pair of channels served as an ordinary rmcp transport
+//! (a `Sink` of server messages and a `Stream` of client messages), so the protocol itself
+//! is rmcp's, exactly as on stdio and Streamable HTTP.
+//!
+//! A session lives as long as its event stream: when the client disconnects, the server
+//! shuts down, or no message has passed either way for `--session-idle-timeout` (as with
+//! Streamable HTTP sessions), the session and its MCP service end, and posts to it get 404.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, Request, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
+use http::StatusCode;
+use rmcp::ServiceExt;
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientRequest, GetExtensions, RequestId, ServerJsonRpcMessage,
+};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+
+use super::limits::{self, CallGate};
+use crate::tools::HandingerServer;
+
+/// Messages buffered per direction before the sender waits.
+const CHANNEL_CAPACITY: usize = 32;
+/// How often an idle event stream carries a keep-alive comment, so proxies keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+type Factory = dyn Fn() -> HandingerServer + Send + Sync;
+
+pub struct LegacySse {
+    factory: Box<Factory>,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    gate: Arc<CallGate>,
+    max_body_bytes: usize,
+    idle_timeout: Duration,
+    shutdown: CancellationToken,
+}
+
+struct Session {
+    to_server: mpsc::Sender<ClientJsonRpcMessage>,
+    /// Permits of this session's tool calls, released when their answers go out.
+    calls: Mutex<HashMap<RequestId, OwnedSemaphorePermit>>,
+    /// When a message last passed, either way.
+    last_active: Mutex<Instant>,
+}
+
+impl Session {
+    fn touch(&self) {
+        *lock(&self.last_active) = Instant::now();
+    }
+
+    /// Resolves once the session has been idle for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let due = *lock(&self.last_active) + timeout;
+            if Instant::now() >= due {
+                return;
+            }
+            tokio::time::sleep_until(due.into()).await;
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl LegacySse {
+    pub fn new(
+        factory: impl Fn() -> HandingerServer + Send + Sync + 'static,
+        gate: Arc<CallGate>,
+        max_body_bytes: usize,
+        idle_timeout: Duration,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            factory: Box::new(factory),
+            sessions: Mutex::new(HashMap::new()),
+            gate,
+            max_body_bytes,
+            idle_timeout,
+            shutdown,
+        }
+    }
+
+    pub fn open_sessions(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+}
+
+/// Removes the session when its event stream goes away, for whatever reason.
+struct SessionGuard {
+    sse: Arc<LegacySse>,
+    id: String,
+    stop: CancellationToken,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        lock(&self.sse.sessions).remove(&self.id);
+        self.stop.cancel();
+        tracing::debug!(session = %self.id, "legacy SSE session closed");
+    }
+}
+
+/// `GET /sse`: opens a session and its event stream.
+pub async fn open(State(sse): State<Arc<LegacySse>>) -> Response {
+    if sse.shutdown.is_cancelled() {
+        return limits::Refusal::ShuttingDown.into_response();
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
+    let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
+    let session = Arc::new(Session {
+        to_server,
+        calls: Mutex::new(HashMap::new()),
+        last_active: Mutex::new(Instant::now()),
+    });
+    lock(&sse.sessions).insert(id.clone(), session.clone());
+    let stop = sse.shutdown.child_token();
+
+    let server = (sse.factory)();
+    let service_stop = stop.clone();
+    let session_id = id.clone();
+    let watched = session.clone();
+    let idle_timeout = sse.idle_timeout;
+    tokio::spawn(async move {
+        let serve = async {
+            match server
+                .serve_with_ct((to_client, from_client), service_stop.clone())
+                .await
+            {
+                Ok(running) => {
+                    let _ = running.waiting().await;
+                }
+                Err(error) => {
+                    tracing::info!(session = %session_id, %error, "legacy SSE client did not complete initialization");
+                }
+            }
+        };
+        tokio::select! {
+            () = serve => {}
+            () = watched.idle_for(idle_timeout) => {
+                tracing::info!(session = %session_id, "closing an idle legacy SSE session");
+            }
+        }
+        // The service is gone: end the event stream too, which closes the session.
+        service_stop.cancel();
+    });
+
+    tracing::debug!(session = %id, "legacy SSE session opened");
+    let endpoint = Event::default()
+        .event("endpoint")
+        .data(format!("/message?sessionId={id}"));
+    let guard = SessionGuard {
+        sse: sse.clone(),
+        id,
+        stop: stop.clone(),
+    };
+    let messages = from_server.filter_map(move |message| {
+        let _alive = &guard;
+        session.touch();
+        release_answered_call(&session, &message);
+        let event = match serde_json::to_string(&message) {
+            Ok(json) => Some(Ok::<_, Infallible>(
+                Event::default().event("message").data(json),
+            )),
+            Err(error) => {
+                tracing::error!(%error, "could not encode a message for a legacy SSE client");
+                None
+            }
+        };
+        futures::future::ready(event)
+    });
+    let stream = futures::stream::once(futures::future::ready(Ok(endpoint)))
+        .chain(messages)
+        .take_until(stop.cancelled_owned());
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+/// A tool call's permit goes back once its answer (or error) is on its way to the client.
+fn release_answered_call(session: &Session, message: &ServerJsonRpcMessage) {
+    let id = match message {
+        ServerJsonRpcMessage::Response(response) => Some(&response.id),
+        ServerJsonRpcMessage::Error(error) => error.id.as_ref(),
+        _ => None,
+    };
+    if let Some(id) = id {
+        lock(&session.calls).remove(id);
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct SessionQuery {
+    #[serde(rename = "sessionId")]
+    session_id: Option<String>,
+}
+
+/// `POST /message?sessionId=…`: hands one client message to its session.
+pub async fn message(
+    State(sse): State<Arc<LegacySse>>,
+    Query(query): Query<SessionQuery>,
+    request: Request,
+) -> Response {
+    let Some(id) = query.session_id else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Bad Request: the sessionId query parameter is missing: post to the endpoint URL \
+             the /sse event stream sent",
+        )
+            .into_response();
+    };
+    let Some(session) = lock(&sse.sessions).get(&id).cloned() else {
+        return session_unknown();
+    };
+    session.touch();
+    let (parts, body) = request.into_parts();
+    let bytes = match limits::read_capped(body, &parts.headers, sse.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
+    };
+    let mut message: ClientJsonRpcMessage = match serde_json::from_slice(&bytes) {
+        Ok(message) => message,
+        Err(error) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("Bad Request: the body is not a JSON-RPC message of MCP ({error})"),
+            )
+                .into_response();
+        }
+    };
+    if let ClientJsonRpcMessage::Request(request) = &message
+        && matches!(request.request, ClientRequest::CallToolRequest(_))
+    {
+        match sse.gate.try_enter() {
+            Ok(permit) => {
+                lock(&session.calls).insert(request.id.clone(), permit);
+            }
+            Err(refusal) => return refusal.into_response(),
+        }
+    }
+    // As on /mcp: the call's context carries the HTTP request, for per-user keys.
+    match &mut message {
+        ClientJsonRpcMessage::Request(request) => {
+            request.request.extensions_mut().insert(parts);
+        }
+        ClientJsonRpcMessage::Notification(notification) => {
+            notification.notification.extensions_mut().insert(parts);
+        }
+        _ => {}
+    }
+    if session.to_server.clone().send(message).await.is_err() {
+        return session_unknown();
+    }
+    StatusCode::ACCEPTED.into_response()
+}
+
+fn session_unknown() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "Not Found: no such SSE session (its event stream closed, or the server restarted): \
+         open a new one with GET /sse",
+    )
+        .into_response()
+}
+
+/// Both legacy endpoints in `--stateless` mode, where there are no sessions to hold.
+pub async fn unavailable() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "Not Found: the legacy SSE transport needs sessions, which this server runs without \
+         (--stateless): use Streamable HTTP at /mcp",
+    )
+        .into_response()
+}

@@ -1,0 +1,124 @@
+//! `/mcp`: the Streamable HTTP transport, served by rmcp's `StreamableHttpService`.
+//!
+//! rmcp handles both protocol eras here: the 2025-11-25 `initialize` handshake with
+//! sessions (`Mcp-Session-Id`), and 2026-07-28 self-contained requests (`server/discover`
+//! and requests carrying their protocol version in `_meta`), which it always serves without
+//! a session. `--stateless` turns sessions off for the older era too and answers with plain
+//! JSON.
+//!
+//! In front of rmcp this module reads the body under the size cap, lets a `tools/call` in
+//! only with a permit from the call gate (held until its answer has been streamed), and
+//! words the 404 for an expired session so a person reading it knows what happened.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{Method, StatusCode, header};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use super::limits::{self, CallGate};
+use crate::tools::HandingerServer;
+
+/// How often an idle event stream carries a keep-alive comment, so proxies keep it open.
+const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub struct StreamableMcp {
+    service: StreamableHttpService<HandingerServer, LocalSessionManager>,
+    sessions: Arc<LocalSessionManager>,
+    gate: Arc<CallGate>,
+    max_body_bytes: usize,
+}
+
+pub struct Options {
+    pub stateless: bool,
+    pub idle_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+impl StreamableMcp {
+    pub fn new(
+        factory: impl Fn() -> HandingerServer + Send + Sync + 'static,
+        gate: Arc<CallGate>,
+        options: Options,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let mut sessions = LocalSessionManager::default();
+        // rmcp closes a session after this long without a message either way.
+        sessions.session_config.keep_alive = Some(options.idle_timeout);
+        let sessions = Arc::new(sessions);
+        let config = StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(!options.stateless)
+            .with_json_response(options.stateless)
+            .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
+            .with_max_request_body_bytes(options.max_body_bytes)
+            // Host and Origin are checked in front of every endpoint (see `access`), with
+            // the operator's lists; a second, differently configured check here would only
+            // disagree with it.
+            .disable_allowed_hosts()
+            .disable_allowed_origins()
+            .with_cancellation_token(shutdown);
+        let service = StreamableHttpService::new(move || Ok(factory()), sessions.clone(), config);
+        Self {
+            service,
+            sessions,
+            gate,
+            max_body_bytes: options.max_body_bytes,
+        }
+    }
+
+    pub async fn open_sessions(&self) -> usize {
+        self.sessions.sessions.read().await.len()
+    }
+}
+
+pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let mut permit = None;
+    let body = if parts.method == Method::POST {
+        let bytes = match limits::read_capped(body, &parts.headers, mcp.max_body_bytes).await {
+            Ok(bytes) => bytes,
+            Err(response) => return response,
+        };
+        if limits::is_tool_call(&bytes) {
+            match mcp.gate.try_enter() {
+                Ok(entered) => permit = Some(entered),
+                Err(refusal) => return refusal.into_response(),
+            }
+        }
+        Body::from(bytes)
+    } else {
+        body
+    };
+    let had_session = parts.headers.contains_key("mcp-session-id");
+    let response = mcp.service.handle(Request::from_parts(parts, body)).await;
+    let (head, body) = response.into_parts();
+    // rmcp's own 404 for a session it does not know is a bare line of text; JSON 404s are
+    // protocol answers (an unknown method) and pass through untouched.
+    if head.status == StatusCode::NOT_FOUND
+        && had_session
+        && !head.headers.contains_key(header::CONTENT_TYPE)
+    {
+        return session_gone();
+    }
+    let body = Body::new(body);
+    let body = match permit {
+        Some(permit) => limits::hold_until_sent(body, permit),
+        None => body,
+    };
+    Response::from_parts(head, body)
+}
+
+fn session_gone() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "Not Found: this MCP session has expired (idle longer than the server's \
+         --session-idle-timeout) or never existed here (the server restarted, or another \
+         replica holds it): start a new session with an initialize request",
+    )
+        .into_response()
+}
