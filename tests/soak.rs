@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::fake::{Chaos, TurnRecord};
+use common::http::{HttpBridge, start_http};
 use common::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -179,6 +180,72 @@ impl RawClient {
             .get("result")
             .cloned()
             .unwrap_or_else(|| panic!("{tool}: a protocol error instead of a result: {response}"))
+    }
+}
+
+/// How the soak reaches the bridge.
+enum Caller {
+    Stdio(RawClient),
+    /// Streamable HTTP in `--stateless` mode: one POST per call, answered with one JSON body.
+    Http {
+        http: reqwest::Client,
+        url: String,
+        next_id: AtomicU64,
+        _bridge: HttpBridge,
+    },
+}
+
+impl Caller {
+    /// A `tools/call`, returning its `result`; a protocol error, an HTTP error status or
+    /// an answer to another request fails the soak.
+    async fn call(&self, tool: &str, arguments: Value) -> Value {
+        match self {
+            Caller::Stdio(client) => client.call(tool, arguments).await,
+            Caller::Http {
+                http, url, next_id, ..
+            } => {
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                                  "params": {"name": tool, "arguments": arguments}});
+                let sent = http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-protocol-version", "2025-11-25")
+                    .json(&body)
+                    .send();
+                let response = tokio::time::timeout(CALL_DEADLINE, sent)
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("{tool} call {id} got no answer within {CALL_DEADLINE:?}")
+                    })
+                    .unwrap_or_else(|e| panic!("{tool} call {id}: {e}"));
+                let status = response.status();
+                let answer: Value = response
+                    .json()
+                    .await
+                    .unwrap_or_else(|e| panic!("{tool} call {id}: {e}"));
+                assert!(
+                    status.is_success(),
+                    "{tool} call {id}: HTTP {status}: {answer}"
+                );
+                assert_eq!(
+                    answer["id"],
+                    json!(id),
+                    "{tool}: the answer of another request"
+                );
+                answer.get("result").cloned().unwrap_or_else(|| {
+                    panic!("{tool}: a protocol error instead of a result: {answer}")
+                })
+            }
+        }
+    }
+
+    fn strays(&self) -> Vec<Value> {
+        match self {
+            Caller::Stdio(client) => client.strays.lock().unwrap().clone(),
+            Caller::Http { .. } => Vec::new(),
+        }
     }
 }
 
@@ -358,7 +425,7 @@ fn check_answer(exchange: &Exchange) -> Result<(), String> {
 /// Collects a task with get_task until it stops running (bounded), then checks the answer
 /// against what the fake holds.
 async fn check_collectable(
-    client: &RawClient,
+    client: &Caller,
     task_id: &str,
     fake: &FakeHandinger,
 ) -> Result<(), String> {
@@ -398,18 +465,44 @@ async fn check_collectable(
     }
 }
 
+/// Bridge settings of a soak: short waits, so slow calls come back "running".
+const SOAK_ARGS: [&str; 4] = ["--max-wait", "1", "--progress-interval", "1"];
+
 async fn soak_stdio(settings: SoakSettings) {
     let fake = FakeHandinger::start().await;
     fake.set_chaos(chaos(settings.seed));
-    let client = Arc::new(
-        RawClient::start(
-            &fake.base_url,
-            &["--max-wait", "1", "--progress-interval", "1"],
-        )
-        .await,
-    );
+    let client = Caller::Stdio(RawClient::start(&fake.base_url, &SOAK_ARGS).await);
+    soak(client, &fake, &settings, "stdio").await;
+}
 
-    let asks = plan(&settings);
+async fn soak_http(settings: SoakSettings) {
+    let fake = FakeHandinger::start().await;
+    fake.set_chaos(chaos(settings.seed));
+    let limit = (settings.concurrency * 2).to_string();
+    let mut args = SOAK_ARGS.to_vec();
+    args.extend([
+        "--stateless",
+        "--rate-limit",
+        "0",
+        "--max-concurrent-calls",
+        &limit,
+    ]);
+    let bridge = start_http(&fake.base_url, &args).await;
+    let client = Caller::Http {
+        http: reqwest::Client::new(),
+        url: bridge.url("/mcp"),
+        next_id: AtomicU64::new(1),
+        _bridge: bridge,
+    };
+    soak(client, &fake, &settings, "HTTP").await;
+}
+
+/// Runs the planned calls through `client` under the fake's faults, then checks the
+/// outcome (see the module doc).
+async fn soak(client: Caller, fake: &FakeHandinger, settings: &SoakSettings, transport: &str) {
+    let client = Arc::new(client);
+
+    let asks = plan(settings);
     let gate = Arc::new(Semaphore::new(settings.concurrency));
     let mut running = Vec::with_capacity(asks.len());
     for ask in asks {
@@ -488,7 +581,7 @@ async fn soak_stdio(settings: SoakSettings) {
     }
 
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let strays = client.strays.lock().unwrap().clone();
+    let strays = client.strays();
     if !strays.is_empty() {
         problems.push(format!("answers no request was waiting for: {strays:?}"));
     }
@@ -506,7 +599,7 @@ async fn soak_stdio(settings: SoakSettings) {
         *statuses.entry(status).or_default() += 1;
     }
     eprintln!(
-        "soak (stdio, seed {:#x}): {} calls, answers {statuses:?}, injected {injected:?}, {} tasks upstream, {} ids collected",
+        "soak ({transport}, seed {:#x}): {} calls, answers {statuses:?}, injected {injected:?}, {} tasks upstream, {} ids collected",
         settings.seed,
         exchanges.len(),
         final_upstream.len(),
@@ -528,6 +621,11 @@ async fn soak_stdio(settings: SoakSettings) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_soak_under_faults_answers_every_call_once_without_duplicate_or_lost_turns() {
     soak_stdio(SoakSettings::from_env()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_soak_under_faults_answers_every_call_once_without_duplicate_or_lost_turns() {
+    soak_http(SoakSettings::from_env()).await;
 }
 
 /// What the soak found: a POST that failed after Handinger recorded the turn, followed by
