@@ -44,6 +44,7 @@ const RSS_AFTER_CALLS: usize = 1000;
 
 fn main() {
     let settings = Settings::from_env();
+    let load_before = load_average();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -87,6 +88,36 @@ fn main() {
     let http = http_mode(&runtime, &settings);
 
     print_table(&columns, &upload, &http, &settings);
+    println!();
+    println!("{}", machine(&load_before));
+}
+
+/// The machine, for the record: cores, CPU, memory, kernel, compiler, and the load average
+/// before and after the run (other work on the machine makes timings noisy).
+fn machine(load_before: &str) -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, v)| v.trim());
+    let memory = proc_status_kib_of("/proc/meminfo", "MemTotal:").map_or("?".into(), |kib| {
+        format!("{:.1} GiB", kib as f64 / 1048576.0)
+    });
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let kernel = output_of(Command::new("uname").arg("-r")).unwrap_or_default();
+    let rustc = output_of(Command::new("rustc").arg("--version")).unwrap_or_default();
+    format!(
+        "Machine: {cores} cores ({cpu}), {memory} memory, Linux {kernel}, {rustc}; load average {load_before} before, {} after.",
+        load_average()
+    )
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 struct Settings {
@@ -705,7 +736,13 @@ async fn http_burst(settings: &Settings, tls: &TlsFiles, dir: &Path) -> HttpFigu
                 .await
                 .map_err(|e| e.to_string())?;
             let status = response.status();
-            let answer: Value = response.json().await.map_err(|e| e.to_string())?;
+            let text = response.text().await.map_err(|e| e.to_string())?;
+            let answer: Value = serde_json::from_str(&text).map_err(|_| {
+                format!(
+                    "HTTP {status}: {}",
+                    text.chars().take(300).collect::<String>()
+                )
+            })?;
             let result = &answer["result"]["structuredContent"];
             let expected = format!("answer to: http call {i} (turn 1)");
             if status.is_success()
@@ -720,14 +757,16 @@ async fn http_burst(settings: &Settings, tls: &TlsFiles, dir: &Path) -> HttpFigu
     };
     // Ready when a first call (which also opens the upstream HTTP/2 connection) answers.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut warm = call(usize::MAX).await;
+    // JSON-RPC ids past the burst's, so the warm-up calls never share an input with it.
+    let mut warm_id = calls;
+    let mut warm = call(warm_id).await;
     while warm.is_err() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        warm = call(usize::MAX).await;
+        warm_id += 1;
+        warm = call(warm_id).await;
     }
     if let Err(error) = warm {
-        let _ = child.kill();
-        let _ = child.wait();
+        stop(&mut child);
         return HttpFigures::NotMeasured(format!("the HTTP bridge did not answer: {error}"));
     }
 
@@ -760,8 +799,7 @@ async fn http_burst(settings: &Settings, tls: &TlsFiles, dir: &Path) -> HttpFigu
     let wall = started.elapsed();
     let cpu_after = cpu_time(pid);
     let peak_rss = vm_hwm(pid);
-    let _ = child.kill();
-    let _ = child.wait();
+    stop(&mut child);
     if let Some(error) = first_error {
         eprintln!("bench: first HTTP error: {error}");
     }
@@ -776,6 +814,22 @@ async fn http_burst(settings: &Settings, tls: &TlsFiles, dir: &Path) -> HttpFigu
             .zip(cpu_after)
             .map(|(before, after)| after.saturating_sub(before) / calls as u32),
     }
+}
+
+/// Asks a server to stop (SIGTERM, its graceful shutdown), and kills it after 10 s.
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Most intervals open at one instant.
@@ -804,7 +858,12 @@ fn vm_rss(pid: u32) -> Option<u64> {
 }
 
 fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    proc_status_kib_of(&format!("/proc/{pid}/status"), field)
+}
+
+/// A `Field:   N kB` line of a /proc file.
+fn proc_status_kib_of(path: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(path).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
