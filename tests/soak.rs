@@ -654,3 +654,78 @@ async fn get_task_looks_up_a_turn_the_bridge_could_not_settle() {
     );
     assert_eq!(fake.posts().len(), 1, "collected without a second POST");
 }
+
+/// Also from the soak: a repeated call on a finished task started a second turn that was
+/// refused (429s, not recorded); get_task then answered with that refusal for as long as
+/// the bridge held it, and the task's first answer could no longer be collected.
+#[tokio::test]
+async fn a_refused_follow_up_does_not_hide_the_task_from_get_task() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start(&fake.base_url, &[]).await;
+    let ask = json!({"input": "twice", "taskId": "tsk_refused_follow_up"});
+    let first = call(&bridge.client, "create_task", ask.clone()).await;
+    assert_eq!(
+        structured(&first)["status"],
+        "completed",
+        "{}",
+        text(&first)
+    );
+    for _ in 0..3 {
+        fake.push_fault(Fault::Status {
+            status: 429,
+            message: "slow down".into(),
+            retry_after: Some(0),
+        });
+    }
+    let second = call(&bridge.client, "create_task", ask).await;
+    assert!(is_error(&second), "{}", text(&second));
+    assert!(
+        text(&second).contains("did not record"),
+        "{}",
+        text(&second)
+    );
+
+    let collected = call(
+        &bridge.client,
+        "get_task",
+        json!({"taskId": "tsk_refused_follow_up"}),
+    )
+    .await;
+    assert!(!is_error(&collected), "{}", text(&collected));
+    assert_eq!(structured(&collected)["status"], "completed");
+    assert_eq!(
+        structured(&collected)["outputText"],
+        "answer to: twice (turn 1)"
+    );
+    assert_eq!(fake.turns("tsk_refused_follow_up").len(), 1);
+}
+
+/// A refused first turn leaves nothing upstream: get_task repeats why, rather than
+/// "unknown id".
+#[tokio::test]
+async fn get_task_of_a_refused_first_turn_explains_the_refusal() {
+    let fake = FakeHandinger::start().await;
+    for _ in 0..3 {
+        fake.push_fault(Fault::Status {
+            status: 429,
+            message: "slow down".into(),
+            retry_after: Some(0),
+        });
+    }
+    let bridge = start(&fake.base_url, &[]).await;
+    let ask = json!({"input": "once", "taskId": "tsk_refused_first"});
+    let refused = call(&bridge.client, "create_task", ask).await;
+    assert!(is_error(&refused), "{}", text(&refused));
+    let collected = call(
+        &bridge.client,
+        "get_task",
+        json!({"taskId": "tsk_refused_first"}),
+    )
+    .await;
+    assert!(is_error(&collected), "{}", text(&collected));
+    assert!(
+        text(&collected).contains("429") && text(&collected).contains("did not record"),
+        "{}",
+        text(&collected)
+    );
+}

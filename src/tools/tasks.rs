@@ -147,17 +147,20 @@ and answer.",
             let Some(outcome) = self.await_outcome(&turn, wait, &context).await else {
                 return Ok(running_result(&turn));
             };
-            // A turn whose fate the bridge could not settle (its POST failed after sending
-            // and the lookups failed too, or it outran the reconciliation) is looked up
-            // again below instead of repeating the stale "check it with get_task".
-            let unsettled = matches!(
-                outcome.as_ref(),
-                TurnOutcome::Failed {
-                    recorded: Recorded::Unknown | Recorded::StillRunning,
-                    ..
+            // A held turn that failed is not the whole task: Handinger may hold it after all
+            // (its POST failed after sending and the lookups failed too, or it outran the
+            // reconciliation), or hold earlier turns (a follow-up that was refused). Either
+            // way the task record is the answer, not the stale "check it with get_task".
+            if let TurnOutcome::Failed { recorded, .. } = outcome.as_ref() {
+                if *recorded == Recorded::No
+                    && !api
+                        .get_task(&task_id)
+                        .await
+                        .is_ok_and(|record| !record.turns.is_empty())
+                {
+                    // Nothing upstream: the held failure says best what happened.
+                    return Ok(outcome_result(&task_id, &outcome));
                 }
-            );
-            if unsettled {
                 return Ok(self.poll_task(&api, &task_id, wait, &context).await);
             }
             // The held answer has the sources and files; the task record adds the title,
