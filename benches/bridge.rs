@@ -1,7 +1,7 @@
 //! The bridge benchmark: `cargo bench --bench bridge` (see docs/benchmarks.md).
 //!
-//! Drives the release binary (cargo builds it with the release settings for `cargo bench`)
-//! against a fake Handinger API on loopback that answers at once, and prints one table:
+//! Builds the release binary as `cargo build --release` does and drives it against a fake
+//! Handinger API on loopback that answers at once, and prints one table:
 //! stdio cold start, per-call overhead over a direct HTTP call to the same fake, peak
 //! memory after 1,000 calls, 10,000 concurrent calls over HTTP, and a 100 MiB upload.
 //!
@@ -29,12 +29,36 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_handinger-mcp");
-
-/// The bridge binary: the release build, or `BENCH_BINARY` (e.g. a build with symbols, for
-/// `perf record`).
+/// The bridge binary under test: `BENCH_BINARY`, or the release build made by [`build`].
 fn binary() -> PathBuf {
-    std::env::var_os("BENCH_BINARY").map_or_else(|| BINARY.into(), PathBuf::from)
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY
+        .get_or_init(|| std::env::var_os("BENCH_BINARY").map_or_else(build, PathBuf::from))
+        .clone()
+}
+
+/// Builds the binary exactly as `cargo build --release` does, into its own target
+/// directory. The one cargo builds for `cargo bench` is not it: cargo unifies the
+/// dev-dependencies' features into it (rmcp's client, an HTTPS server stack), which makes
+/// it bigger than what ships.
+fn build() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| Path::new(ROOT).join("target"), PathBuf::from)
+        .join("bench-release");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!(
+        "bench: building the release binary into {}",
+        target.display()
+    );
+    let built = Command::new(cargo)
+        .args(["build", "--release", "--locked", "--bin", "handinger-mcp"])
+        .arg("--target-dir")
+        .arg(&target)
+        .current_dir(ROOT)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(built, "cargo build --release failed");
+    target.join("release/handinger-mcp")
 }
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// Calls made before timing starts (connection pools, allocator, JIT for the baselines).
@@ -44,6 +68,13 @@ const RSS_AFTER_CALLS: usize = 1000;
 
 fn main() {
     let settings = Settings::from_env();
+    let bridge = binary();
+    let size = std::fs::metadata(&bridge).map_or(0, |m| m.len());
+    eprintln!(
+        "bench: bridge {} ({:.1} MB)",
+        bridge.display(),
+        size as f64 / 1e6
+    );
     let load_before = load_average();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -89,6 +120,10 @@ fn main() {
 
     print_table(&columns, &upload, &http, &settings);
     println!();
+    println!(
+        "Bridge binary: {:.1} MB, as `cargo build --release` makes it.",
+        size as f64 / 1e6
+    );
     println!("{}", machine(&load_before));
 }
 
