@@ -577,19 +577,84 @@ const HTTP_WAVE_PAUSE: Duration = Duration::from_millis(25);
 /// HTTPS with HTTP/2, as an API edge does, so the bridge multiplexes its calls over one
 /// connection: over plain HTTP/1.1 it would need a second socket per held call, and
 /// 20,000 sockets is more than this machine's per-process descriptor limit.
-fn http_mode(runtime: &tokio::runtime::Runtime, settings: &Settings) -> HttpFigures {
+///
+/// Measured twice: `--stateless` (every call a self-contained request), and with sessions
+/// (the default mode), the calls spread over [`HTTP_SESSIONS`] sessions.
+fn http_mode(runtime: &tokio::runtime::Runtime, settings: &Settings) -> Vec<(String, HttpFigures)> {
+    let stateless = "HTTP, --stateless".to_owned();
+    let sessions = format!("HTTP, {HTTP_SESSIONS} sessions");
     let help = output_of(Command::new(binary()).arg("--help")).unwrap_or_default();
     let has_http = help
         .lines()
         .any(|line| line.trim_start().starts_with("http "));
     if !has_http {
-        return HttpFigures::NotMeasured("HTTP mode not available".into());
+        return vec![(
+            stateless,
+            HttpFigures::NotMeasured("HTTP mode not available".into()),
+        )];
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let Some(tls) = TlsFiles::make(dir.path()) else {
-        return HttpFigures::NotMeasured("openssl (for the fake's certificate) not found".into());
+        let why = "openssl (for the fake's certificate) not found";
+        return vec![(stateless, HttpFigures::NotMeasured(why.into()))];
     };
-    runtime.block_on(http_burst(settings, &tls, dir.path()))
+    vec![
+        (
+            stateless,
+            runtime.block_on(http_burst(settings, &tls, dir.path(), None)),
+        ),
+        (
+            sessions,
+            runtime.block_on(http_burst(settings, &tls, dir.path(), Some(HTTP_SESSIONS))),
+        ),
+    ]
+}
+
+/// Sessions the calls are spread over in the second HTTP measurement: like many clients,
+/// each with a few calls in flight.
+const HTTP_SESSIONS: usize = 100;
+
+/// Opens an MCP session (`initialize`, then `notifications/initialized`); its id.
+async fn open_session(http: &reqwest::Client, url: &str) -> Result<String, String> {
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "bridge-bench", "version": "1"}}});
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no session id (HTTP {})", response.status()))?;
+    response.text().await.map_err(|e| e.to_string())?;
+    http.post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(session)
+}
+
+/// The JSON-RPC answer with this id in a body, plain JSON or an event stream.
+fn find_answer(text: &str, id: usize) -> Option<Value> {
+    if let Ok(answer) = serde_json::from_str::<Value>(text) {
+        return Some(answer);
+    }
+    text.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .find(|message| message["id"] == json!(id))
 }
 
 /// A throwaway CA and a certificate for 127.0.0.1 signed by it, made with `openssl`.
@@ -720,7 +785,12 @@ async fn serve_fake_tls(state: fake::Shared, tls: &TlsFiles) -> String {
     base_url
 }
 
-async fn http_burst(settings: &Settings, tls: &TlsFiles, dir: &Path) -> HttpFigures {
+async fn http_burst(
+    settings: &Settings,
+    tls: &TlsFiles,
+    dir: &Path,
+    sessions: Option<usize>,
+) -> HttpFigures {
     let state: fake::Shared = Default::default();
     state.lock().expect("fake state").turn_duration = settings.hold;
     let base_url = serve_fake_tls(state.clone(), tls).await;
@@ -732,12 +802,8 @@ async fn http_burst(settings: &Settings, tls: &TlsFiles, dir: &Path) -> HttpFigu
     let _ = std::fs::create_dir_all(&no_system_roots);
     let calls = settings.http_calls;
     let mut child = Command::new(binary())
-        .args([
-            "http",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--stateless",
-        ])
+        .args(["http", "--listen", &format!("127.0.0.1:{port}")])
+        .args(sessions.is_none().then_some("--stateless"))
         .args(["--max-concurrent-calls", &(calls + 10).to_string()])
         .args(["--rate-limit", "0"])
         .env_clear()
@@ -756,23 +822,49 @@ async fn http_burst(settings: &Settings, tls: &TlsFiles, dir: &Path) -> HttpFigu
         .http1_only()
         .build()
         .expect("HTTP client");
+    // Ready when the server opens sessions (sessions mode) or answers a first call.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut session_ids = Vec::new();
+    if let Some(count) = sessions {
+        let mut first = open_session(&http, &url).await;
+        while first.is_err() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            first = open_session(&http, &url).await;
+        }
+        session_ids.push(first);
+        for _ in 1..count {
+            session_ids.push(open_session(&http, &url).await);
+        }
+    }
+    let session_ids: Vec<String> = match session_ids.into_iter().collect() {
+        Ok(ids) => ids,
+        Err(error) => {
+            stop(&mut child);
+            return HttpFigures::NotMeasured(format!("no MCP session: {error}"));
+        }
+    };
     let call = |i: usize| {
         let (http, url) = (http.clone(), url.clone());
+        let session = (!session_ids.is_empty()).then(|| session_ids[i % session_ids.len()].clone());
         async move {
             let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
                 "params": {"name": "create_task", "arguments": {"input": format!("http call {i}")}}});
-            let response = http
+            let mut request = http
                 .post(&url)
                 .header("content-type", "application/json")
                 .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", "2025-11-25")
+                .header("mcp-protocol-version", "2025-11-25");
+            if let Some(session) = session {
+                request = request.header("mcp-session-id", session);
+            }
+            let response = request
                 .json(&body)
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
             let status = response.status();
             let text = response.text().await.map_err(|e| e.to_string())?;
-            let answer: Value = serde_json::from_str(&text).map_err(|_| {
+            let answer = find_answer(&text, i).ok_or_else(|| {
                 format!(
                     "HTTP {status}: {}",
                     text.chars().take(300).collect::<String>()
@@ -790,8 +882,7 @@ async fn http_burst(settings: &Settings, tls: &TlsFiles, dir: &Path) -> HttpFigu
             }
         }
     };
-    // Ready when a first call (which also opens the upstream HTTP/2 connection) answers.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // A first call also opens the upstream HTTP/2 connection.
     // JSON-RPC ids past the burst's, so the warm-up calls never share an input with it.
     let mut warm_id = calls;
     let mut warm = call(warm_id).await;
@@ -973,7 +1064,7 @@ fn over(a: Duration, b: Duration) -> Duration {
 fn print_table(
     columns: &[Column],
     upload: &UploadFigures,
-    http: &HttpFigures,
+    http: &[(String, HttpFigures)],
     settings: &Settings,
 ) {
     let ours = &columns[0];
@@ -1070,68 +1161,70 @@ fn print_table(
         row.extend(blank());
         rows.push(row);
     };
-    let calls_label = format!(
-        "HTTP: {} concurrent create_task, upstream holds each {} s",
-        settings.http_calls,
-        settings.hold.as_secs_f64()
-    );
-    match http {
-        HttpFigures::NotMeasured(why) => {
-            for (figure, target) in [
-                (calls_label, "all answered, no errors"),
-                ("HTTP: peak RSS".into(), "≤ 256 MiB"),
-                ("HTTP: bridge CPU time per call".into(), "report"),
-            ] {
+    for (mode, figures) in http {
+        let calls_label = format!(
+            "{mode}: {} concurrent create_task, upstream holds each {} s",
+            settings.http_calls,
+            settings.hold.as_secs_f64()
+        );
+        match figures {
+            HttpFigures::NotMeasured(why) => {
+                for (figure, target) in [
+                    (calls_label, "all answered, no errors"),
+                    (format!("{mode}: peak RSS"), "≤ 256 MiB"),
+                    (format!("{mode}: bridge CPU time per call"), "report"),
+                ] {
+                    push(
+                        &mut rows,
+                        [
+                            figure,
+                            target.into(),
+                            format!("not measured: {why}"),
+                            String::new(),
+                        ],
+                    );
+                }
+            }
+            HttpFigures::Measured {
+                calls,
+                answered_ok,
+                errors,
+                max_in_flight,
+                wall,
+                peak_rss,
+                cpu_per_call,
+            } => {
                 push(
                     &mut rows,
                     [
-                        figure,
-                        target.into(),
-                        format!("not measured: {why}"),
+                        calls_label,
+                        "all answered, no errors".into(),
+                        format!(
+                            "{answered_ok}/{calls} correct, {errors} errors, {max_in_flight} in flight at once, {:.2} s wall",
+                            wall.as_secs_f64()
+                        ),
+                        mark(*answered_ok == *calls && *errors == 0).into(),
+                    ],
+                );
+                push(
+                    &mut rows,
+                    [
+                        format!("{mode}: peak RSS (VmHWM)"),
+                        "≤ 256 MiB".into(),
+                        mib(*peak_rss),
+                        mark(peak_rss.is_some_and(|b| b <= 256 << 20)).into(),
+                    ],
+                );
+                push(
+                    &mut rows,
+                    [
+                        format!("{mode}: bridge CPU time per call (user+sys)"),
+                        "report".into(),
+                        cpu_per_call.map_or("n/a".into(), us),
                         String::new(),
                     ],
                 );
             }
-        }
-        HttpFigures::Measured {
-            calls,
-            answered_ok,
-            errors,
-            max_in_flight,
-            wall,
-            peak_rss,
-            cpu_per_call,
-        } => {
-            push(
-                &mut rows,
-                [
-                    calls_label,
-                    "all answered, no errors".into(),
-                    format!(
-                        "{answered_ok}/{calls} correct, {errors} errors, {max_in_flight} in flight at once, {:.2} s wall",
-                        wall.as_secs_f64()
-                    ),
-                    mark(*answered_ok == *calls && *errors == 0).into(),
-                ],
-            );
-            push(
-                &mut rows,
-                [
-                    "HTTP: peak RSS (VmHWM)".into(),
-                    "≤ 256 MiB".into(),
-                    mib(*peak_rss),
-                    mark(peak_rss.is_some_and(|b| b <= 256 << 20)).into(),
-                ],
-            );
-            push(
-                &mut rows,
-                [
-                    "HTTP: bridge CPU time per call (user+sys)".into(),
-                    "report".into(),
-                    cpu_per_call.map_or("n/a".into(), us),
-                    String::new(),
-                ],
-            );
         }
     }
 
