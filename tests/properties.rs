@@ -7,7 +7,10 @@
 
 use handinger_mcp::handinger::Budget;
 use handinger_mcp::handinger::types::{TaskRecord, WorkerAnswer};
-use handinger_mcp::tools::{CreateTaskArgs, GetTaskArgs, decode};
+use std::time::Duration;
+
+use handinger_mcp::files::FileLimits;
+use handinger_mcp::tools::{CreateTaskArgs, GetTaskArgs, TaskPolicy, decode};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -148,12 +151,28 @@ struct GenFile {
     media_type: Option<String>,
 }
 
+/// Any string, or (as often) one of the shape that passes the later checks, so generated
+/// arguments get past decoding *and* the policy.
+fn text_or(valid: &'static str) -> impl Strategy<Value = String> {
+    prop_oneof![any::<String>(), valid]
+}
+
+/// Any string, or standard base64 of a few bytes.
+fn content() -> impl Strategy<Value = String> {
+    use base64::Engine as _;
+    prop_oneof![
+        any::<String>(),
+        prop::collection::vec(any::<u8>(), 0..48)
+            .prop_map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+    ]
+}
+
 fn gen_file() -> impl Strategy<Value = GenFile> {
     (
-        prop::option::of(any::<String>()),
-        prop::option::of(any::<String>()),
-        prop::option::of(any::<String>()),
-        prop::option::of(any::<String>()),
+        prop::option::weighted(0.2, any::<String>()),
+        prop::option::of(text_or("[a-z]{1,12}\\.(txt|csv|pdf)")),
+        prop::option::of(content()),
+        prop::option::weighted(0.3, text_or("(text|application)/[a-z]{1,10}")),
     )
         .prop_map(|(path, name, content, media_type)| GenFile {
             path,
@@ -189,10 +208,10 @@ struct GenCreate {
 
 fn gen_create() -> impl Strategy<Value = GenCreate> {
     (
-        any::<String>(),
+        text_or("[a-zA-Z ?]{1,40}"),
         field(budget()),
-        field(any::<String>()),
-        field(any::<String>()),
+        field(text_or("tsk_[A-Za-z0-9_-]{1,30}")),
+        field(text_or("wrk_[A-Za-z0-9_-]{1,20}")),
         field(prop::collection::vec(gen_file(), 0..4)),
     )
         .prop_map(|(input, budget, task_id, worker_id, files)| GenCreate {
@@ -362,8 +381,50 @@ impl GenRecord {
     }
 }
 
+/// The policy `create_task` applies after decoding, with small file limits so that
+/// generated attachments hit them.
+fn policy(max_budget: Budget) -> TaskPolicy {
+    TaskPolicy {
+        default_budget: Budget::Low,
+        max_budget,
+        default_worker: None,
+        max_wait: Duration::from_secs(50),
+        progress_interval: Duration::from_secs(5),
+        file_limits: FileLimits {
+            max_files: 2,
+            max_file_bytes: 64,
+            max_total_bytes: 96,
+        },
+        local_roots: None,
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// What passes decoding never panics the policy either, and what the policy accepts is
+    /// what was asked: the input, a budget within the limit, the taskId given (or a fresh
+    /// `tsk_` one), inline files only (this server takes no paths).
+    #[test]
+    fn the_policy_never_panics_and_keeps_what_was_asked(generated in gen_create(), max in budget()) {
+        let Ok(args) = decode::<CreateTaskArgs>("create_task", generated.to_json()) else {
+            return Ok(());
+        };
+        let Ok(prepared) = policy(max).prepare(args, None) else {
+            return Ok(());
+        };
+        prop_assert_eq!(&prepared.request.input, &generated.input);
+        prop_assert!(!generated.input.trim().is_empty());
+        prop_assert!(prepared.request.budget <= max);
+        match generated.task_id.value() {
+            Some(asked) => prop_assert_eq!(prepared.task_id.as_str(), asked.as_str()),
+            None => prop_assert!(prepared.task_id.as_str().starts_with("tsk_")),
+        }
+        prop_assert_eq!(&prepared.request.task_id, &prepared.task_id.to_string());
+        let files = generated.files.value().unwrap_or_default();
+        prop_assert_eq!(prepared.request.files.len(), files.len());
+        prop_assert!(files.iter().all(|f| f.path.is_none()));
+    }
 
     #[test]
     fn tool_argument_decoding_never_panics(object in any_object()) {
