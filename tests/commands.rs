@@ -3,7 +3,6 @@
 mod common;
 
 use std::process::Output;
-use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -12,14 +11,6 @@ const SNAPSHOT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/snapshots/tools_list.json"
 );
-
-async fn run(mut cmd: tokio::process::Command) -> Output {
-    cmd.stdin(std::process::Stdio::null());
-    tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("the command finishes instead of hanging")
-        .expect("the binary runs")
-}
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -64,7 +55,7 @@ fn this_binary() -> String {
 #[tokio::test]
 async fn doctor_passes_with_an_accepted_key_and_prints_paste_ready_configuration() {
     let fake = FakeHandinger::start().await;
-    let output = run(command(&fake.base_url, &["doctor"])).await;
+    let output = run_to_completion(command(&fake.base_url, &["doctor"])).await;
     let text = stdout(&output);
     assert!(output.status.success(), "{}", all_output(&output));
     assert!(text.contains("ok       api key"), "{text}");
@@ -115,7 +106,7 @@ async fn doctor_reports_a_refused_key_without_printing_it() {
     let wrong_key = "hdg_live_wrong_7c1e99a0b3";
     let mut cmd = command(&fake.base_url, &["doctor"]);
     cmd.env("HANDINGER_API_KEY", wrong_key);
-    let output = run(cmd).await;
+    let output = run_to_completion(cmd).await;
     let text = stdout(&output);
     assert!(!output.status.success(), "{text}");
     let problem = text
@@ -137,7 +128,7 @@ async fn doctor_reports_a_refused_key_without_printing_it() {
 
 #[tokio::test]
 async fn doctor_reports_an_unreachable_api_and_what_to_check() {
-    let output = run(command(&dead_base_url(), &["doctor"])).await;
+    let output = run_to_completion(command(&dead_base_url(), &["doctor"])).await;
     let text = stdout(&output);
     assert!(!output.status.success(), "{text}");
     let problem = text
@@ -154,7 +145,7 @@ async fn doctor_reports_an_unreachable_api_and_what_to_check() {
 #[tokio::test]
 async fn doctor_checks_the_default_worker_exists() {
     let fake = FakeHandinger::start().await;
-    let output = run(command(
+    let output = run_to_completion(command(
         &fake.base_url,
         &["doctor", "--worker-id", "wrk_gone-1"],
     ))
@@ -179,7 +170,7 @@ async fn doctor_checks_the_default_worker_exists() {
     fake.add_worker("wrk_here-1");
     let mut cmd = command(&fake.base_url, &["doctor"]);
     cmd.env("HANDINGER_MCP_WORKER_ID", "wrk_here-1");
-    let output = run(cmd).await;
+    let output = run_to_completion(cmd).await;
     let text = stdout(&output);
     assert!(output.status.success(), "{}", all_output(&output));
     assert!(
@@ -198,7 +189,7 @@ async fn doctor_runs_without_a_key_and_says_how_to_set_one() {
     let fake = FakeHandinger::start().await;
     let mut cmd = command(&fake.base_url, &["doctor"]);
     cmd.env_remove("HANDINGER_API_KEY");
-    let output = run(cmd).await;
+    let output = run_to_completion(cmd).await;
     let text = stdout(&output);
     assert!(!output.status.success(), "{text}");
     assert!(
@@ -223,7 +214,7 @@ async fn doctor_shows_proxy_settings_with_credentials_masked() {
     cmd.env("HTTP_PROXY", "http://proxyuser:proxypass@127.0.0.1:9")
         .env("https_proxy", "http://proxyuser:proxypass@127.0.0.1:9")
         .env("NO_PROXY", "localhost,127.0.0.1");
-    let output = run(cmd).await;
+    let output = run_to_completion(cmd).await;
     let text = stdout(&output);
     assert!(
         output.status.success(),
@@ -250,7 +241,7 @@ async fn tools_prints_the_snapshot_without_a_key_or_network() {
     cmd.arg("tools")
         .env_clear()
         .env("HANDINGER_BASE_URL", dead_base_url());
-    let output = run(cmd).await;
+    let output = run_to_completion(cmd).await;
     assert!(output.status.success(), "{}", all_output(&output));
     let expected = std::fs::read_to_string(SNAPSHOT).unwrap();
     assert_eq!(
@@ -264,7 +255,7 @@ async fn tools_prints_the_snapshot_without_a_key_or_network() {
 async fn tools_reflects_the_current_settings_and_serving_still_needs_a_key() {
     // With a key and other settings, the listing is still the reviewed one.
     let fake = FakeHandinger::start().await;
-    let output = run(command(
+    let output = run_to_completion(command(
         &fake.base_url,
         &["tools", "--max-budget", "low", "--default-budget", "low"],
     ))
@@ -275,7 +266,7 @@ async fn tools_reflects_the_current_settings_and_serving_still_needs_a_key() {
     assert!(fake.received().is_empty(), "tools made a call");
 
     // Only doctor and tools start without a key.
-    let output = run({
+    let output = run_to_completion({
         let mut cmd = tokio::process::Command::new(BINARY);
         cmd.arg("stdio").env_clear();
         cmd

@@ -10,8 +10,7 @@ use std::time::Duration;
 use common::*;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities,
-    ClientConfig, GetTaskParams, Implementation, ProgressNotificationParam, TaskPayload,
-    TaskStatus,
+    ClientConfig, GetTaskParams, Implementation, ProgressNotificationParam, TaskStatus,
 };
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::TokioChildProcess;
@@ -337,19 +336,7 @@ async fn mcp_tasks_clients_get_a_task_at_once_and_poll_it_to_the_answer() {
         "the MCP task id is the Handinger taskId"
     );
 
-    let finished = loop {
-        let got = client
-            .get_task(GetTaskParams::new(task_id.clone()))
-            .await
-            .unwrap();
-        if got.task.status().is_terminal() {
-            break got.task;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let TaskPayload::Completed { result } = finished.payload else {
-        panic!("expected completed, got {:?}", finished.payload);
-    };
+    let result = completed_mcp_task(&client, &task_id).await;
     let result: CallToolResult = serde_json::from_value(Value::Object(result)).unwrap();
     assert_eq!(
         structured(&result)["outputText"],

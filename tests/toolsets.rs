@@ -32,15 +32,6 @@ fn tool<'a>(tools: &'a [Tool], name: &str) -> &'a Tool {
         .unwrap_or_else(|| panic!("no tool {name} in {:?}", names(tools)))
 }
 
-/// Runs the binary to completion (for start-up failures), with stdin closed.
-async fn run(mut cmd: tokio::process::Command) -> Output {
-    cmd.stdin(std::process::Stdio::null());
-    tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("the command finishes instead of hanging")
-        .expect("the binary runs")
-}
-
 fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -182,7 +173,7 @@ async fn all_toolsets_match_the_reviewed_snapshot() {
     cmd.args(["tools", "--toolsets", ALL_TOOLSETS])
         .env_clear()
         .env("HANDINGER_BASE_URL", &fake.base_url);
-    let output = run(cmd).await;
+    let output = run_to_completion(cmd).await;
     assert!(output.status.success(), "{}", stderr_of(&output));
     assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
     assert!(fake.received().is_empty());
@@ -883,7 +874,7 @@ async fn bad_settings_stop_the_server_at_start_with_a_clear_message() {
         for (name, value) in env {
             cmd.env(name, value);
         }
-        let output = run(cmd).await;
+        let output = run_to_completion(cmd).await;
         let stderr = stderr_of(&output);
         assert!(!output.status.success(), "{args:?} {env:?} started");
         for needle in says {
@@ -955,14 +946,14 @@ async fn config_file_is_read_and_flags_override_it() {
 
     // A mistake in the file names the file and the setting.
     let bad = TempConfig::new("max-wiat = 10\n");
-    let output = run(command(&fake.base_url, &["--config", bad.path()])).await;
+    let output = run_to_completion(command(&fake.base_url, &["--config", bad.path()])).await;
     let stderr = stderr_of(&output);
     assert!(!output.status.success());
     assert!(
         stderr.contains("max-wiat") && stderr.contains(bad.path()),
         "{stderr}"
     );
-    let output = run(command(
+    let output = run_to_completion(command(
         &fake.base_url,
         &["--config", "/nonexistent/handinger.toml"],
     ))
@@ -1008,7 +999,7 @@ async fn delegate_research_prompt_asks_for_a_complete_create_task_call() {
 async fn doctor_checks_the_named_workers_and_keeps_the_tool_settings() {
     let fake = FakeHandinger::start().await;
     fake.add_described_worker("wrk_fc-1", "Fact checker", "Checks claims.");
-    let output = run(command(
+    let output = run_to_completion(command(
         &fake.base_url,
         &[
             "doctor",
@@ -1069,7 +1060,7 @@ impl rmcp::ClientHandler for TasksClient {
 #[tokio::test]
 async fn named_worker_tool_answers_mcp_tasks_like_create_task() {
     use rmcp::ServiceExt;
-    use rmcp::model::{CallToolResponse, GetTaskParams, TaskPayload};
+    use rmcp::model::CallToolResponse;
 
     let fake = FakeHandinger::start().await;
     fake.add_described_worker("wrk_fc-1", "Fact checker", "Checks claims.");
@@ -1086,19 +1077,7 @@ async fn named_worker_tool_answers_mcp_tasks_like_create_task() {
         panic!("expected an MCP task, got {response:?}");
     };
     let task_id = created.task.task_id.clone();
-    let finished = loop {
-        let got = client
-            .get_task(GetTaskParams::new(task_id.clone()))
-            .await
-            .unwrap();
-        if got.task.status().is_terminal() {
-            break got.task;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let TaskPayload::Completed { result } = finished.payload else {
-        panic!("expected completed, got {:?}", finished.payload);
-    };
+    let result = completed_mcp_task(&client, &task_id).await;
     assert_eq!(result["structuredContent"]["workerId"], "wrk_fc-1");
     assert_eq!(fake.posts()[0].body["workerId"], "wrk_fc-1");
     assert_eq!(fake.turns(&task_id).len(), 1);

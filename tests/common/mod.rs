@@ -74,6 +74,34 @@ pub async fn start_with(cmd: Command) -> Bridge {
     }
 }
 
+/// Runs the binary to completion (commands, start-up failures), with stdin closed.
+pub async fn run_to_completion(mut cmd: Command) -> std::process::Output {
+    cmd.stdin(Stdio::null());
+    tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the command finishes instead of hanging")
+        .expect("the binary runs")
+}
+
+/// Polls `tasks/get` until the MCP task ends, and returns its completed result.
+pub async fn completed_mcp_task(client: &rmcp::Peer<RoleClient>, task_id: &str) -> JsonObject {
+    use rmcp::model::{GetTaskParams, TaskPayload};
+    let finished = loop {
+        let got = client
+            .get_task(GetTaskParams::new(task_id.to_owned()))
+            .await
+            .unwrap();
+        if got.task.status().is_terminal() {
+            break got.task;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let TaskPayload::Completed { result } = finished.payload else {
+        panic!("expected completed, got {:?}", finished.payload);
+    };
+    result
+}
+
 /// Peak resident memory of a process, from /proc (Linux), in bytes.
 pub fn peak_rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

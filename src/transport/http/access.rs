@@ -145,11 +145,7 @@ pub async fn mcp_gate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    mark_secrets(request.headers_mut());
-    if let Err(response) = access.check_host_and_origin(&request) {
-        return response;
-    }
-    if let Err(response) = access.check_token(request.headers()) {
+    if let Err(response) = access.check_caller(&mut request) {
         return response;
     }
     let client = match access.check_user_key(request.headers()) {
@@ -178,12 +174,18 @@ pub async fn ops_gate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    mark_secrets(request.headers_mut());
-    if let Err(response) = access.check_host_and_origin(&request) {
-        return response;
-    }
-    if let Err(response) = access.check_token(request.headers()) {
+    if let Err(response) = access.check_caller(&mut request) {
         return response;
     }
     next.run(request).await
+}
+
+impl Access {
+    /// What every guarded endpoint checks first: secrets hidden from logs, then host and
+    /// origin, then the bearer token.
+    fn check_caller(&self, request: &mut Request) -> Result<(), Response> {
+        mark_secrets(request.headers_mut());
+        self.check_host_and_origin(request)?;
+        self.check_token(request.headers())
+    }
 }
