@@ -222,15 +222,6 @@ impl TurnRegistry {
         self.lock().map.get(&key).cloned()
     }
 
-    /// How many turns are still waiting for Handinger.
-    pub fn running(&self) -> usize {
-        self.lock()
-            .map
-            .values()
-            .filter(|t| t.outcome().is_none())
-            .count()
-    }
-
     /// Starts a turn, or joins the running one when it asks the same thing.
     ///
     /// Without a `workerId`, a follow-up reuses the worker of the task's previous turn when
