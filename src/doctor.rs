@@ -563,6 +563,7 @@ mod tests {
             status,
             message: message.map(str::to_owned),
             retry_after: None,
+            should_retry: None,
         })
     }
 

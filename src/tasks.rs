@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::files::answer::{AnswerFileOptions, LocalCopy, local_copies};
-use crate::handinger::types::TaskRecord;
+use crate::handinger::types::{Source, TaskRecord};
 use crate::handinger::{ApiError, Budget, HandingerClient, TaskRequest, WorkerAnswer};
 use crate::task_id::TaskId;
 
@@ -45,8 +45,13 @@ pub enum TurnOutcome {
         copies: Vec<LocalCopy>,
     },
     /// The POST failed after it was sent, but the turn was found upstream and followed to
-    /// its end: the answer text and structured output, without sources or files.
-    Recovered { record: TaskRecord, cause: ApiError },
+    /// its end: the task record (answer text, structured output, files) and the turn's
+    /// sources, when Handinger still had them.
+    Recovered {
+        record: TaskRecord,
+        sources: Vec<Source>,
+        cause: ApiError,
+    },
     /// The POST failed; `recorded` says whether Handinger holds the turn anyway.
     Failed { error: ApiError, recorded: Recorded },
 }
@@ -356,6 +361,11 @@ async fn run_turn(
 }
 
 /// Looks the task up after an ambiguous failure and follows our turn to its end.
+///
+/// "Not recorded" (the only verdict that makes a resend safe) needs positive evidence: the
+/// task is unknown (404), or its turn list was read and our turn is not in it. A lookup
+/// that fails, or a turn list that cannot be read, proves nothing and ends as
+/// [`Recorded::Unknown`] (or [`Recorded::StillRunning`] once the turn was seen).
 async fn reconcile(
     api: &HandingerClient,
     task_id: &TaskId,
@@ -363,10 +373,18 @@ async fn reconcile(
     cause: ApiError,
 ) -> TurnOutcome {
     let started = Instant::now();
+    let mut seen = false;
+    let unsure = |seen: bool| {
+        if seen {
+            Recorded::StillRunning
+        } else {
+            Recorded::Unknown
+        }
+    };
     loop {
         let record = match api.get_task(task_id).await {
             Ok(record) => record,
-            Err(ApiError::Status { status: 404, .. }) => {
+            Err(ApiError::Status { status: 404, .. }) if !seen => {
                 return TurnOutcome::Failed {
                     error: cause,
                     recorded: Recorded::No,
@@ -376,23 +394,33 @@ async fn reconcile(
                 tracing::warn!(%task_id, %lookup, "could not look the task up");
                 return TurnOutcome::Failed {
                     error: cause,
-                    recorded: Recorded::Unknown,
+                    recorded: unsure(seen),
                 };
             }
         };
+        if let Some(why) = &record.turns_unavailable {
+            tracing::warn!(%task_id, why, "could not read the task's turns");
+            return TurnOutcome::Failed {
+                error: cause,
+                recorded: unsure(seen),
+            };
+        }
         // Our turn is the newest one, carrying our input; anything else means Handinger
         // never recorded it.
         let ours = record
-            .turns
-            .iter()
-            .max_by_key(|t| t.seq.unwrap_or(i64::MIN))
+            .latest_turn()
             .filter(|t| t.input.as_deref() == Some(request.input.as_str()));
         let Some(turn) = ours else {
             return TurnOutcome::Failed {
                 error: cause,
-                recorded: Recorded::No,
+                recorded: if seen {
+                    Recorded::StillRunning
+                } else {
+                    Recorded::No
+                },
             };
         };
+        seen = true;
         let finished = turn.status.as_deref().is_some_and(is_terminal_status)
             || record
                 .task
@@ -401,7 +429,12 @@ async fn reconcile(
                 .is_some_and(is_terminal_status);
         if finished {
             tracing::info!(%task_id, "found the turn upstream after a failed POST");
-            return TurnOutcome::Recovered { record, cause };
+            let sources = api.latest_sources(task_id, &record).await;
+            return TurnOutcome::Recovered {
+                record,
+                sources,
+                cause,
+            };
         }
         if started.elapsed() > RECONCILE_LIMIT {
             return TurnOutcome::Failed {

@@ -55,11 +55,11 @@ async fn path_and_inline_files_go_up_as_multipart_parts() {
     assert_eq!(post.body["taskId"], structured(&result)["taskId"]);
     assert_eq!(post.uploads.len(), 2);
     let (first, second) = (&post.uploads[0], &post.uploads[1]);
-    assert_eq!(first.field, "files");
+    assert_eq!(first.field, "files[]");
     assert_eq!(first.filename.as_deref(), Some("sheet.csv"));
     assert_eq!(first.content_type.as_deref(), Some("text/csv"));
     assert_eq!(first.head, b"a,b\n1,2\n");
-    assert_eq!(second.field, "files");
+    assert_eq!(second.field, "files[]");
     assert_eq!(second.filename.as_deref(), Some("notes.txt"));
     assert_eq!(second.content_type.as_deref(), Some("text/plain"));
     assert_eq!(second.head, b"hello");

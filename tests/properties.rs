@@ -1,12 +1,12 @@
 //! Property tests of the two decoders that take outside input: tool arguments from MCP
 //! clients (`tools::decode` into `CreateTaskArgs` / `GetTaskArgs`) and answers from
-//! Handinger (`WorkerAnswer`, `TaskRecord`).
+//! Handinger (`WorkerAnswer`, `TaskAnswer`, `TurnList`).
 //!
 //! For each: arbitrary JSON (and arbitrary bytes) never panics, and every value that is
 //! accepted decodes to exactly what was generated.
 
 use handinger_mcp::handinger::Budget;
-use handinger_mcp::handinger::types::{TaskRecord, WorkerAnswer};
+use handinger_mcp::handinger::types::{TaskAnswer, TurnList, WorkerAnswer};
 use std::time::Duration;
 
 use handinger_mcp::files::FileLimits;
@@ -485,9 +485,11 @@ proptest! {
     #[test]
     fn answer_decoding_never_panics(value in any_json(), bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = serde_json::from_value::<WorkerAnswer>(value.clone());
-        let _ = serde_json::from_value::<TaskRecord>(value);
+        let _ = serde_json::from_value::<TaskAnswer>(value.clone());
+        let _ = serde_json::from_value::<TurnList>(value);
         let _ = serde_json::from_slice::<WorkerAnswer>(&bytes);
-        let _ = serde_json::from_slice::<TaskRecord>(&bytes);
+        let _ = serde_json::from_slice::<TaskAnswer>(&bytes);
+        let _ = serde_json::from_slice::<TurnList>(&bytes);
     }
 
     /// One odd field never costs a finished answer: any object decodes, whatever its
@@ -496,7 +498,8 @@ proptest! {
     fn any_object_is_an_answer_and_a_record(object in any_object()) {
         let value = Value::Object(object);
         prop_assert!(serde_json::from_value::<WorkerAnswer>(value.clone()).is_ok());
-        prop_assert!(serde_json::from_value::<TaskRecord>(value).is_ok());
+        prop_assert!(serde_json::from_value::<TaskAnswer>(value.clone()).is_ok());
+        prop_assert!(serde_json::from_value::<TurnList>(value).is_ok());
     }
 
     #[test]
@@ -523,7 +526,8 @@ proptest! {
     #[test]
     fn task_records_round_trip(generated in gen_record()) {
         let text = generated.to_json().to_string();
-        let record: TaskRecord = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let record: TaskAnswer = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let turns = record.turns.unwrap_or_default();
         prop_assert_eq!(record.task.id, generated.id.value());
         prop_assert_eq!(record.task.status, generated.status.value());
         prop_assert_eq!(record.task.worker_id, generated.worker_id.value());
@@ -531,8 +535,8 @@ proptest! {
             record.task.totals.and_then(|t| t.turn_count),
             generated.turn_count.value().map(u64::from)
         );
-        prop_assert_eq!(record.turns.len(), generated.turns.len());
-        for (got, want) in record.turns.iter().zip(&generated.turns) {
+        prop_assert_eq!(turns.len(), generated.turns.len());
+        for (got, want) in turns.iter().zip(&generated.turns) {
             prop_assert_eq!(got.seq, want.seq.value());
             prop_assert_eq!(&got.status, &want.status.value());
             prop_assert_eq!(&got.input, &want.input.value());

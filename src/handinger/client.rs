@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 use reqwest::multipart::{Form, Part};
 
 use super::error::ApiError;
-use super::types::{ErrorBody, TaskRecord, TaskRequest, WorkerAnswer};
+use super::types::{
+    ErrorBody, Source, TaskAnswer, TaskRecord, TaskRequest, TaskSummary, TurnList, WorkerAnswer,
+};
 use crate::files::upload::{Upload, UploadSource};
 use crate::task_id::TaskId;
 
@@ -23,6 +25,9 @@ const GET_ATTEMPTS: u32 = 3;
 /// The longest `Retry-After` we sleep through inside one call; longer ones go back to
 /// the caller as a rate-limit error that says when to come back.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
+
+/// The name of each attachment's multipart part (see [`multipart_form`]).
+pub const FILES_PART: &str = "files[]";
 
 /// Read size when streaming an attachment from disk.
 const UPLOAD_CHUNK: usize = 64 * 1024;
@@ -123,10 +128,80 @@ impl HandingerClient {
         }
     }
 
-    /// `GET /api/tasks/{taskId}`: the task and its turns. Retried with backoff.
+    /// The task and its turns: the one place that knows where Handinger keeps them.
+    ///
+    /// Since 2026-07 `GET /api/tasks/{taskId}` answers `{task}` and the turns come from
+    /// `GET /api/tasks/{taskId}/turns`; older deployments embed `turns` in the task answer
+    /// and have no turns endpoint. Both are asked at once (the second costs no extra wait);
+    /// the turns endpoint wins, the embedded list is the fallback, and when neither gives a
+    /// list the record says so ([`TaskRecord::turns_unavailable`]) rather than passing an
+    /// empty list off as "no turns". Each GET is retried with backoff.
     pub async fn get_task(&self, task_id: &TaskId) -> Result<TaskRecord, ApiError> {
+        let task_url = format!("{}/{}", self.tasks_url, task_id.path_segment());
+        let turns_url = format!("{task_url}/turns");
+        let (task, turns) = tokio::join!(
+            self.get_json::<TaskAnswer>(&task_url),
+            self.get_json::<TurnList>(&turns_url)
+        );
+        let task = task?;
+        let (turns, turns_unavailable) = match (turns, task.turns) {
+            (
+                Ok(TurnList {
+                    items: Some(items), ..
+                }),
+                _,
+            ) => (items, None),
+            (_, Some(embedded)) => (embedded, None),
+            (Ok(_), None) => (
+                Vec::new(),
+                Some("Handinger answered the turn list in an unknown shape (no items)".into()),
+            ),
+            (Err(error), None) => (
+                Vec::new(),
+                Some(format!("the turn list could not be read ({error})")),
+            ),
+        };
+        let mut record = TaskRecord {
+            task: task.task,
+            turns,
+            turns_unavailable,
+        };
+        record.turns.sort_by_key(|t| t.seq.unwrap_or(i64::MAX));
+        Ok(record)
+    }
+
+    /// The sources of the task's latest turn, when that turn has finished: turn records
+    /// carry none, so they come from the worker's state for the task
+    /// (`GET /api/workers/{id}?taskId=`), used only when its answer text is the latest
+    /// turn's (so they belong to that turn). Empty when they cannot be had: sources add to
+    /// an answer, their absence never fails one.
+    pub async fn latest_sources(&self, task_id: &TaskId, record: &TaskRecord) -> Vec<Source> {
+        let Some(worker_id) = record.task.worker_id.as_deref() else {
+            return Vec::new();
+        };
+        let Some(output) = record
+            .latest_turn()
+            .filter(|t| t.status.as_deref() == Some("completed"))
+            .and_then(|t| t.output_text.as_deref())
+            .filter(|text| !text.is_empty())
+        else {
+            return Vec::new();
+        };
+        match self.get_worker_for_task(worker_id, task_id).await {
+            Ok(state) if state.output_text.as_deref() == Some(output) => state.sources,
+            Ok(_) => Vec::new(),
+            Err(error) => {
+                tracing::debug!(%task_id, %error, "no sources for the latest turn");
+                Vec::new()
+            }
+        }
+    }
+
+    /// `GET /api/tasks/{taskId}` alone: the task's status, title and totals, without its
+    /// turns. For polling a running task, where the turns are not needed until it ends.
+    pub async fn get_task_summary(&self, task_id: &TaskId) -> Result<TaskSummary, ApiError> {
         let url = format!("{}/{}", self.tasks_url, task_id.path_segment());
-        self.get_json(&url).await
+        Ok(self.get_json::<TaskAnswer>(&url).await?.task)
     }
 
     /// An authenticated GET of any API path, retried with backoff on transient failures.
@@ -188,6 +263,7 @@ impl HandingerClient {
                 status: status.as_u16(),
                 message: error_message(&body),
                 retry_after: None,
+                should_retry: None,
             });
         }
         Ok((body, media_type))
@@ -297,13 +373,15 @@ impl HandingerClient {
         response: reqwest::Response,
     ) -> Result<T, ApiError> {
         let status = response.status();
-        let retry_after = retry_after(response.headers());
+        let retry_after = retry_after(response.headers(), std::time::SystemTime::now());
+        let should_retry = should_retry(response.headers());
         let body = read_capped(response, self.options.max_response_bytes).await?;
         if !status.is_success() {
             return Err(ApiError::Status {
                 status: status.as_u16(),
                 message: error_message(&body),
                 retry_after,
+                should_retry,
             });
         }
         serde_json::from_slice(&body).map_err(|e| ApiError::Malformed {
@@ -330,7 +408,10 @@ impl HandingerClient {
 }
 
 /// The multipart body of a task with attachments: the fields as text parts, each file as a
-/// part named `files`, streamed from disk rather than read into memory.
+/// part named `files[]`, streamed from disk rather than read into memory.
+///
+/// `files[]` is what the official SDKs send (Stainless' "brackets" array format); the API
+/// page only says "multipart/form-data", so the SDKs are the record of what Handinger reads.
 fn multipart_form(request: &TaskRequest) -> Result<Form, ApiError> {
     let mut form = Form::new()
         .text("input", request.input.clone())
@@ -359,7 +440,7 @@ fn multipart_form(request: &TaskRequest) -> Result<Form, ApiError> {
             .map_err(|e| ApiError::LocalFile {
                 detail: format!("media type of {}: {e}", upload.name),
             })?;
-        form = form.part("files", part);
+        form = form.part(FILES_PART, part);
     }
     Ok(form)
 }
@@ -416,15 +497,37 @@ fn error_message(body: &[u8]) -> Option<String> {
     Some(message.chars().take(MAX_CHARS).collect())
 }
 
-fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds))
+/// The wait Handinger asked for, read as the official SDKs read it: `retry-after-ms`
+/// (milliseconds) first, then `Retry-After` as seconds (fractions allowed) or as an HTTP
+/// date (a date in the past means "now").
+fn retry_after(headers: &header::HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
+    let seconds = |value: &str| {
+        value
+            .parse::<f64>()
+            .ok()
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+    };
+    if let Some(wait) = text("retry-after-ms")
+        .and_then(seconds)
+        .map(|ms| ms.div_f64(1000.0))
+    {
+        return Some(wait);
+    }
+    let value = text(header::RETRY_AFTER.as_str())?;
+    seconds(value).or_else(|| {
+        let at = httpdate::parse_http_date(value).ok()?;
+        Some(at.duration_since(now).unwrap_or_default())
+    })
+}
+
+/// `x-should-retry: true|false`, Handinger's own verdict on retrying.
+fn should_retry(headers: &header::HeaderMap) -> Option<bool> {
+    match headers.get("x-should-retry")?.to_str().ok()?.trim() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
 }
 
 /// How long to pause before resend number `attempt` (0-based), or `None` when Handinger
@@ -494,7 +597,69 @@ mod tests {
             status: 429,
             message: None,
             retry_after: Some(Duration::from_secs(120)),
+            should_retry: None,
         };
         assert_eq!(resend_pause(&error, 0), None);
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> header::HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| {
+                (
+                    header::HeaderName::from_static(name),
+                    header::HeaderValue::from_str(value).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn retry_after_reads_every_form_the_sdks_read() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        let wait = |pairs: &[(&'static str, &str)]| retry_after(&headers(pairs), now);
+        assert_eq!(
+            wait(&[("retry-after-ms", "1500")]),
+            Some(Duration::from_millis(1500))
+        );
+        // Milliseconds win over seconds, as in the SDKs.
+        assert_eq!(
+            wait(&[("retry-after-ms", "250"), ("retry-after", "9")]),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            wait(&[("retry-after", "2.5")]),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(wait(&[("retry-after", "3")]), Some(Duration::from_secs(3)));
+        let in_ten = httpdate::fmt_http_date(now + Duration::from_secs(10));
+        assert_eq!(
+            wait(&[("retry-after", &in_ten)]),
+            Some(Duration::from_secs(10))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(10));
+        assert_eq!(wait(&[("retry-after", &past)]), Some(Duration::ZERO));
+        assert_eq!(wait(&[("retry-after", "soon")]), None);
+        assert_eq!(wait(&[("retry-after", "-1")]), None);
+        assert_eq!(wait(&[]), None);
+    }
+
+    #[test]
+    fn should_retry_is_obeyed_for_reads_and_for_a_rate_limited_post_only() {
+        let status = |status, verdict: &str| ApiError::Status {
+            status,
+            message: None,
+            retry_after: None,
+            should_retry: should_retry(&headers(&[("x-should-retry", verdict)])),
+        };
+        // Reads follow the header either way.
+        assert!(!status(503, "false").is_transient());
+        assert!(status(400, "true").is_transient());
+        assert!(status(503, "maybe").is_transient());
+        // A POST: a 429 that says "don't" is not resent; a 5xx that says "do" is still not,
+        // because Handinger may have started the turn.
+        assert!(!status(429, "false").post_may_be_resent());
+        assert!(status(429, "true").post_may_be_resent());
+        assert!(!status(502, "true").post_may_be_resent());
     }
 }

@@ -15,8 +15,11 @@ pub enum ApiError {
         status: u16,
         /// Handinger's own `error` string, when the body had one.
         message: Option<String>,
-        /// From `Retry-After`, when present.
+        /// How long Handinger asked us to wait (`retry-after-ms`, or `Retry-After` in
+        /// seconds or as a date), when it said.
         retry_after: Option<Duration>,
+        /// Handinger's `x-should-retry` verdict, when it gave one.
+        should_retry: Option<bool>,
     },
     /// The connection could not be made (refused, DNS, TLS): the request was never sent.
     #[error("could not connect to Handinger at {base_url}: {detail}")]
@@ -53,16 +56,29 @@ impl ApiError {
     /// Whether a `POST /api/tasks` that failed this way may be sent again as it is: only when
     /// nothing reached Handinger, or Handinger refused it for the rate limit (and so did not
     /// start a turn). Other 4xx answers would fail the same way again.
+    /// `x-should-retry: false` on a 429 is obeyed; `x-should-retry: true` on anything else is
+    /// not, since it cannot prove the turn was not started.
     pub fn post_may_be_resent(&self) -> bool {
-        matches!(
-            self,
-            ApiError::NotSent { .. } | ApiError::Status { status: 429, .. }
-        )
+        match self {
+            ApiError::NotSent { .. } => true,
+            ApiError::Status {
+                status: 429,
+                should_retry,
+                ..
+            } => *should_retry != Some(false),
+            _ => false,
+        }
     }
 
-    /// A status that says "try again later" rather than "this request is wrong".
+    /// Whether a read (a GET, which changes nothing) that failed this way is worth another
+    /// try: Handinger's `x-should-retry` when it sent one, else a status that says "try again
+    /// later" rather than "this request is wrong".
     pub fn is_transient(&self) -> bool {
         match self {
+            ApiError::Status {
+                should_retry: Some(verdict),
+                ..
+            } => *verdict,
             ApiError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
             ApiError::NotSent { .. } | ApiError::Interrupted { .. } => true,
             ApiError::TooLarge { .. } | ApiError::Malformed { .. } | ApiError::LocalFile { .. } => {
@@ -98,7 +114,10 @@ impl ApiError {
                 None => "Rate limited: wait a little (30 s or so) before calling again.".into(),
             },
             ApiError::Status { status: 500..=599, .. } | ApiError::Interrupted { .. } => {
-                "Handinger had trouble; the task may still be running there.".into()
+                // No advice about resending here: whether that is safe depends on what the
+                // caller knows (a read is always safe; a POST only when Handinger certainly
+                // did not take it), so each caller adds its own.
+                "Handinger had trouble (a server error or a dropped connection).".into()
             }
             ApiError::Status { .. } => "Unexpected answer from Handinger.".into(),
             ApiError::NotSent { .. } => {

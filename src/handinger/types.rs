@@ -117,6 +117,9 @@ pub struct AnswerFile {
     pub size: Option<f64>,
 }
 
+// Since 2026-07 the POST answer's usage carries only `durationMs`: the credits come from the
+// task's turn record (`GET /api/tasks/{taskId}/turns`); older deployments still send them here.
+// (A doc comment here would become the tool schemas' description of `usage`.)
 /// Credits and time a turn (or a whole task) consumed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(default, rename_all = "camelCase")]
@@ -133,14 +136,47 @@ pub struct Usage {
     pub duration_ms: Option<f64>,
 }
 
-/// The answer of `GET /api/tasks/{taskId}`.
+/// A task and its turns, as the bridge knows it: [`crate::handinger::HandingerClient::get_task`]
+/// builds it from `GET /api/tasks/{taskId}` and `GET /api/tasks/{taskId}/turns`.
+#[derive(Debug, Clone, Default)]
+pub struct TaskRecord {
+    pub task: TaskSummary,
+    /// The task's turns, oldest first (empty when `turns_unavailable` says why).
+    pub turns: Vec<Turn>,
+    /// Why the turn list could not be read (the endpoint failed, or answered in a shape the
+    /// bridge does not know). `turns` is then empty and proves nothing: in particular it
+    /// does not show that a turn was never recorded.
+    pub turns_unavailable: Option<String>,
+}
+
+impl TaskRecord {
+    /// The newest turn, by `seq` (the list's last when it has none).
+    pub fn latest_turn(&self) -> Option<&Turn> {
+        self.turns.iter().max_by_key(|t| t.seq.unwrap_or(i64::MIN))
+    }
+}
+
+/// The answer of `GET /api/tasks/{taskId}`: `{task}` today, `{task, turns}` on deployments
+/// older than 2026-07.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct TaskRecord {
+pub struct TaskAnswer {
     #[serde(deserialize_with = "null_as_default")]
     pub task: TaskSummary,
+    /// Only older deployments embed the turns; `None` when the answer has no turn list.
     #[serde(deserialize_with = "null_as_default")]
-    pub turns: Vec<Turn>,
+    pub turns: Option<Vec<Turn>>,
+}
+
+/// The answer of `GET /api/tasks/{taskId}/turns` (2026-07 on): `{items, taskId}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TurnList {
+    /// `None` when the answer has no list under `items`: an unknown shape, not "no turns".
+    #[serde(deserialize_with = "null_as_default")]
+    pub items: Option<Vec<Turn>>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub task_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -188,6 +224,8 @@ pub struct TaskTotals {
 #[serde(default, rename_all = "camelCase")]
 pub struct Turn {
     #[serde(deserialize_with = "null_as_default")]
+    pub id: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub seq: Option<i64>,
     #[serde(deserialize_with = "null_as_default")]
     pub role: Option<String>,
@@ -204,10 +242,14 @@ pub struct Turn {
     #[serde(deserialize_with = "null_as_default")]
     pub duration_ms: Option<f64>,
     #[serde(deserialize_with = "null_as_default")]
+    pub input_tokens: Option<f64>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub output_tokens: Option<f64>,
+    #[serde(deserialize_with = "null_as_default")]
     pub started_at: Option<Value>,
     #[serde(deserialize_with = "null_as_default")]
     pub completed_at: Option<Value>,
-    /// Files of the turn (newer API versions).
+    /// The files this turn published.
     #[serde(deserialize_with = "null_as_default")]
     pub files: Vec<AnswerFile>,
 }

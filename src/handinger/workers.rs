@@ -115,7 +115,8 @@ pub enum When {
         delay_in_seconds: u64,
     },
     /// Repeatedly, on a cron expression (five fields: minute hour day-of-month month
-    /// day-of-week, e.g. "0 9 * * 1-5" for 09:00 on weekdays).
+    /// day-of-week, e.g. "0 9 * * 1-5" for 09:00 on weekdays), in the time zone
+    /// list_schedules reports for the worker.
     Cron { cron: String },
     /// Repeatedly, every this many seconds.
     Interval {
@@ -171,6 +172,9 @@ pub struct ScheduleList {
     pub schedules: Vec<ScheduleInfo>,
     #[serde(deserialize_with = "null_as_default")]
     pub worker_id: Option<String>,
+    /// The IANA time zone the worker's cron expressions run in (2026-07 on).
+    #[serde(deserialize_with = "null_as_default")]
+    pub timezone: Option<String>,
 }
 
 /// `{deleted}`, `{cancelled}`, `{archived}`: whichever flag the endpoint answers with.
@@ -194,6 +198,22 @@ impl HandingerClient {
     pub async fn create_worker(&self, worker: &NewWorker) -> Result<WorkerInfo, ApiError> {
         self.send_json(Method::POST, "/api/workers", Some(worker))
             .await
+    }
+
+    /// `GET /api/workers/{id}?taskId=` (2026-07 on): the worker's state for one task, in the
+    /// shape of a task answer. It is the only record of a finished turn's sources besides
+    /// the POST answer (turn records carry none).
+    pub async fn get_worker_for_task(
+        &self,
+        worker_id: &str,
+        task_id: &TaskId,
+    ) -> Result<crate::handinger::WorkerAnswer, ApiError> {
+        let url = format!(
+            "{}?taskId={}",
+            self.url(&worker_path(worker_id)),
+            task_id.path_segment()
+        );
+        self.get_json(&url).await
     }
 
     /// `GET /api/workers/{id}`: the worker's current state.

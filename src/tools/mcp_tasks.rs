@@ -84,7 +84,11 @@ impl HandingerServer {
                 ErrorData::invalid_params(message, None)
             })
         })?;
-        let result = TaskResult::from_record(&task_id, &record);
+        let mut result = TaskResult::from_record(&task_id, &record);
+        if result.status == "completed" {
+            let sources = api.latest_sources(&task_id, &record).await;
+            result = result.with_sources(&sources);
+        }
         let created = record
             .task
             .created_at

@@ -119,18 +119,24 @@ impl TaskResult {
         }
     }
 
-    /// From `GET /api/tasks/{taskId}`: the latest turn's answer, and every turn.
+    /// From the task record: the latest turn's answer and files, and every turn.
     pub fn from_record(task_id: &TaskId, record: &TaskRecord) -> Self {
         let task = &record.task;
-        let mut turns: Vec<TurnView> = record.turns.iter().map(TurnView::from).collect();
-        turns.sort_by_key(|t| t.seq.unwrap_or(i64::MAX));
-        let latest = turns.last();
+        let turns: Vec<TurnView> = record.turns.iter().map(TurnView::from).collect();
+        let latest = record.latest_turn();
         let status = task
             .status
             .clone()
             .or_else(|| latest.and_then(|t| t.status.clone()))
             .unwrap_or_else(|| "unknown".into());
         let running = !crate::tasks::is_terminal_status(&status);
+        let next_step = match (&record.turns_unavailable, running) {
+            (Some(why), _) => Some(format!(
+                "The task's turns could not be read ({why}); call get_task again to see its answer."
+            )),
+            (None, true) => Some(collect_hint(task_id)),
+            (None, false) => None,
+        };
         TaskResult {
             task_id: task.id.clone().unwrap_or_else(|| task_id.to_string()),
             worker_id: task.worker_id.clone(),
@@ -138,18 +144,30 @@ impl TaskResult {
                 .and_then(|t| t.output_text.clone())
                 .unwrap_or_default(),
             structured_output: latest.and_then(|t| t.structured_output.clone()),
-            usage: latest.map(|t| Usage {
-                credits: t.credits,
-                duration_ms: t.duration_ms,
-            }),
+            files: latest
+                .map(|t| {
+                    t.files
+                        .iter()
+                        .filter_map(|f| FileLink::from_file(task_id, f, &[]))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            usage: latest.map(Usage::from),
             url: task.url.clone(),
-            next_step: running.then(|| collect_hint(task_id)),
+            next_step,
             title: task.title.clone(),
             totals: task.totals,
             turns: Some(turns),
             status,
             ..Default::default()
         }
+    }
+
+    /// With the latest turn's sources (see
+    /// [`crate::handinger::HandingerClient::latest_sources`]).
+    pub fn with_sources(mut self, sources: &[Source]) -> Self {
+        self.sources = sources.iter().filter_map(SourceLink::from_source).collect();
+        self
     }
 
     /// For a turn still running when the wait ended.
@@ -231,6 +249,16 @@ pub fn file_resource_uri(task_id: &TaskId, name: &str) -> String {
         task_id.path_segment(),
         percent_encoding::utf8_percent_encode(name, SEGMENT)
     )
+}
+
+impl From<&Turn> for Usage {
+    /// A turn's credits and time, as its record reports them.
+    fn from(turn: &Turn) -> Self {
+        Usage {
+            credits: turn.credits,
+            duration_ms: turn.duration_ms,
+        }
+    }
 }
 
 impl From<&Turn> for TurnView {
@@ -331,12 +359,22 @@ pub fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult
                 .map(|e| format!("The worker reported an error: {}", compact(e)));
             task_result(&result, problem)
         }
-        TurnOutcome::Recovered { record, cause } => {
-            let mut result = TaskResult::from_record(task_id, record);
+        TurnOutcome::Recovered {
+            record,
+            sources,
+            cause,
+        } => {
+            let mut result = TaskResult::from_record(task_id, record).with_sources(sources);
             let failed = matches!(result.status.as_str(), "error" | "aborted" | "failed");
-            let note = format!(
-                "(The connection to Handinger failed while waiting ({cause}), but the turn ran: this is its answer from the task record, which carries no sources or files; see the dashboard for those.)"
-            );
+            let note = if result.sources.is_empty() {
+                format!(
+                    "(The connection to Handinger failed while waiting ({cause}), but the turn ran: this is its answer from the task record, which carries no sources; see the dashboard for those.)"
+                )
+            } else {
+                format!(
+                    "(The connection to Handinger failed while waiting ({cause}), but the turn ran: this is its answer from the task record.)"
+                )
+            };
             if failed {
                 task_result(
                     &result,
@@ -362,13 +400,16 @@ pub fn error_result(message: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message.into())])
 }
 
+/// A turn that failed: what failed, Handinger's reason, and one consistent piece of advice
+/// on resending, from what the bridge established about the turn (not from the error alone:
+/// a 500 after which the task lookup found nothing is "not recorded", so resending is safe).
 fn create_failed(task_id: &TaskId, error: &ApiError, recorded: Recorded) -> CallToolResult {
     let next = match recorded {
         Recorded::No => format!(
             "Handinger did not record this turn, so calling create_task again is safe (taskId {task_id})."
         ),
         _ => format!(
-            "Handinger may have recorded this turn: do not resend it. Check it with get_task (taskId {task_id}) first."
+            "Handinger may have recorded this turn and may still be running it: do not resend it. Check it with get_task (taskId {task_id}) first."
         ),
     };
     error_result(format!(

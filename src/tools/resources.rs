@@ -117,6 +117,12 @@ impl HandingerServer {
             .get_task(task_id)
             .await
             .map_err(|e| lookup_error(task_id, &e))?;
+        if let Some(why) = &record.turns_unavailable {
+            return Err(ErrorData::internal_error(
+                format!("could not find {name:?} of task {task_id}: {why}. Try again in a moment."),
+                None,
+            ));
+        }
         record
             .turns
             .iter()
@@ -126,10 +132,33 @@ impl HandingerServer {
             .cloned()
             .ok_or_else(|| {
                 ErrorData::resource_not_found(
-                    format!("task {task_id} has no file named {name:?}; the files are listed in its create_task or get_task result"),
+                    format!("task {task_id} has no file named {name:?}; its turns list these files: {}. Use a name from that list (get_task shows them as resourceUri).", listed_names(&record)),
                     None,
                 )
             })
+    }
+}
+
+/// The names of the files the task's turns published (the first few: the list comes from
+/// upstream and ends up in an error message), for an error that says what exists.
+fn listed_names(record: &crate::handinger::TaskRecord) -> String {
+    const SHOWN: usize = 20;
+    let names: Vec<String> = record
+        .turns
+        .iter()
+        .flat_map(|turn| turn.files.iter())
+        .filter_map(|f| {
+            Some(format!(
+                "{:?}",
+                file_name(f.filename.as_deref(), f.url.as_deref()?)
+            ))
+        })
+        .take(SHOWN)
+        .collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
     }
 }
 

@@ -92,6 +92,9 @@ pub struct CreatedSchedule {
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleListView {
     pub worker_id: String,
+    /// The time zone the worker's cron schedules run in (an IANA name such as Europe/Madrid),
+    /// when Handinger says.
+    pub timezone: Option<String>,
     pub schedules: Vec<ScheduleView>,
 }
 
@@ -113,8 +116,14 @@ impl From<ScheduleInfo> for ScheduleView {
             if let Some(kind) = &info.kind {
                 when.insert("type".into(), json!(kind));
             }
+            // A `scheduled` schedule comes back with only `nextRunAt`: that is its date.
+            let date = info.date.or_else(|| {
+                (info.kind.as_deref() == Some("scheduled"))
+                    .then(|| info.next_run_at.clone())
+                    .flatten()
+            });
             for (key, value) in [
-                ("date", info.date),
+                ("date", date),
                 ("delayInSeconds", info.delay_in_seconds),
                 ("cron", info.cron),
                 ("intervalSeconds", info.interval_seconds),
@@ -234,13 +243,17 @@ in the Handinger dashboard (and the worker's webhook, if it has one), not in thi
             Ok(list) => {
                 let view = ScheduleListView {
                     worker_id: list.worker_id.unwrap_or_else(|| worker_id.clone()),
+                    timezone: list.timezone,
                     schedules: list.schedules.into_iter().map(Into::into).collect(),
                 };
-                let summary = match view.schedules.len() {
+                let mut summary = match view.schedules.len() {
                     0 => format!("Worker {worker_id} has no schedules."),
                     1 => format!("Worker {worker_id} has 1 schedule."),
                     n => format!("Worker {worker_id} has {n} schedules."),
                 };
+                if let Some(zone) = &view.timezone {
+                    summary.push_str(&format!(" Cron expressions run in the {zone} time zone."));
+                }
                 structured(summary, &view)
             }
             Err(error) => api_failed(

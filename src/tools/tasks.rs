@@ -152,12 +152,12 @@ and answer.",
             // reconciliation), or hold earlier turns (a follow-up that was refused). Either
             // way the task record is the answer, not the stale "check it with get_task".
             if let TurnOutcome::Failed { recorded, .. } = outcome.as_ref() {
-                if *recorded == Recorded::No
-                    && !api
-                        .get_task(&task_id)
-                        .await
-                        .is_ok_and(|record| !record.turns.is_empty())
-                {
+                // "Handinger holds something" needs a readable turn list: one that could not
+                // be read may hide the turn, so it goes to the task record too.
+                let upstream_has_turns = api.get_task(&task_id).await.is_ok_and(|record| {
+                    !record.turns.is_empty() || record.turns_unavailable.is_some()
+                });
+                if *recorded == Recorded::No && !upstream_has_turns {
                     // Nothing upstream: the held failure says best what happened.
                     return Ok(outcome_result(&task_id, &outcome));
                 }
@@ -170,6 +170,13 @@ and answer.",
                 && let Ok(record) = api.get_task(&task_id).await
             {
                 let mut result = TaskResult::from_answer(&task_id, answer, copies);
+                // Since 2026-07 the POST answer has no credits: they are in the turn record.
+                if let Some(usage) = result.usage.as_mut().filter(|u| u.credits.is_none()) {
+                    usage.credits = record
+                        .latest_turn()
+                        .filter(|t| t.input.as_deref() == Some(turn.input.as_str()))
+                        .and_then(|t| t.credits);
+                }
                 let overview = TaskResult::from_record(&task_id, &record);
                 result.url = overview.url.or(result.url);
                 result.title = overview.title;
@@ -252,7 +259,8 @@ impl HandingerServer {
     }
 
     /// Follows a task the server does not hold (started elsewhere, or before a restart)
-    /// through `GET /api/tasks/{id}` until it ends or `limit` passes.
+    /// until it ends or `limit` passes. The first look and the last read the whole record
+    /// (task and turns); the polls between read only the task's status.
     async fn poll_task(
         &self,
         api: &HandingerClient,
@@ -262,17 +270,18 @@ impl HandingerServer {
     ) -> CallToolResult {
         let started = tokio::time::Instant::now();
         let deadline = started + limit;
+        let mut record = match api.get_task(task_id).await {
+            Ok(record) => record,
+            Err(error) => return lookup_failed(task_id, &error),
+        };
         loop {
-            let record = match api.get_task(task_id).await {
-                Ok(record) => record,
-                Err(error) => return lookup_failed(task_id, &error),
-            };
             let result = TaskResult::from_record(task_id, &record);
             let now = tokio::time::Instant::now();
             if is_terminal_status(&result.status) || now >= deadline {
                 let problem = matches!(result.status.as_str(), "error" | "aborted")
                     .then(|| format!("Task {task_id} ended with status {}.", result.status));
-                return task_result(&result, problem);
+                let sources = api.latest_sources(task_id, &record).await;
+                return task_result(&result.with_sources(&sources), problem);
             }
             let elapsed = now - started;
             send_progress(
@@ -286,6 +295,19 @@ impl HandingerServer {
                 () = self.turns.shutdown_token().cancelled() => return task_result(&result, None),
                 () = context.ct.cancelled() => return task_result(&result, None),
                 () = tokio::time::sleep_until(deadline.min(now + POLL_INTERVAL)) => {}
+            }
+            let summary = match api.get_task_summary(task_id).await {
+                Ok(summary) => summary,
+                Err(error) => return lookup_failed(task_id, &error),
+            };
+            let ended = summary.status.as_deref().is_some_and(is_terminal_status);
+            if ended || tokio::time::Instant::now() >= deadline {
+                record = match api.get_task(task_id).await {
+                    Ok(record) => record,
+                    Err(error) => return lookup_failed(task_id, &error),
+                };
+            } else {
+                record.task = summary;
             }
         }
     }

@@ -1,6 +1,11 @@
 //! A stand-in for Handinger's HTTP API that behaves like the documented one (auth, tasks with
-//! turns, `GET /api/tasks/{id}`, workers, schedules, archiving), records everything it
-//! receives, and injects faults on demand.
+//! turns, `GET /api/tasks/{id}` and `/turns`, workers, schedules, archiving), records
+//! everything it receives, and injects faults on demand.
+//!
+//! It serves the API as it is today (2026-07 on: the task lookup answers `{task}`, the turns
+//! come from `GET /api/tasks/{id}/turns`); [`FakeHandinger::use_legacy_task_shape`] switches
+//! it to the older shape (turns embedded in the task answer, no turns endpoint), so the
+//! same tests can run against both.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -33,6 +38,9 @@ pub enum Fault {
     Malformed,
     /// Answer 200 with a JSON body of about this many bytes.
     Huge(usize),
+    /// Record the turn (it runs to completion), then answer 200 with a body that is not
+    /// JSON.
+    RecordThenMalformed,
     /// Record the turn, send the headers, then break the connection mid-body.
     Cut,
     /// Record the turn, then send the normal answer in `chunks` pieces with `pause` before
@@ -48,6 +56,7 @@ impl Fault {
             Fault::Status { .. } => "5xx before recording",
             Fault::RecordThenStatus(_) => "5xx after recording",
             Fault::Malformed => "malformed",
+            Fault::RecordThenMalformed => "malformed after recording",
             Fault::Huge(_) => "huge",
             Fault::Cut => "reset mid-body",
             Fault::SlowBody { .. } => "slow body",
@@ -141,6 +150,8 @@ pub struct TurnRecord {
     pub input: String,
     pub status: String,
     pub output: Option<String>,
+    /// The files the turn published (the `files` of its answer).
+    pub files: Value,
 }
 
 #[derive(Default)]
@@ -155,6 +166,13 @@ pub struct FakeState {
     pub served_files: HashMap<String, (String, Vec<u8>)>,
     /// The next this many `GET /api/tasks/{id}` answer 503.
     pub failing_lookups: u32,
+    /// The next this many `GET /api/tasks/{id}/turns` answer 503.
+    pub failing_turn_lists: u32,
+    /// `GET /api/tasks/{id}/turns` answers 200 in a shape the bridge does not know.
+    pub unknown_turn_list_shape: bool,
+    /// Serve the task lookup as deployments before 2026-07 did: `{task, turns}`, and no
+    /// turns endpoint.
+    pub legacy_task_shape: bool,
     /// How long each turn "runs" before the POST answers.
     pub turn_duration: Duration,
     /// Workers `GET /api/workers/{id}` knows, besides those tasks ran on.
@@ -249,6 +267,11 @@ impl FakeHandinger {
         self.state.lock().unwrap().extra_keys.push(key.to_owned());
     }
 
+    /// Serves the task lookup in the shape older deployments used (see the module doc).
+    pub fn use_legacy_task_shape(&self) {
+        self.state.lock().unwrap().legacy_task_shape = true;
+    }
+
     pub fn set_turn_duration(&self, duration: Duration) {
         self.state.lock().unwrap().turn_duration = duration;
     }
@@ -311,6 +334,7 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/tasks", post(create_task))
         .route("/api/tasks/{id}", get(get_task).delete(archive_task))
+        .route("/api/tasks/{id}/turns", get(list_turns))
         .route("/api/workers", post(create_worker))
         .route(
             "/api/workers/{id}",
@@ -468,9 +492,7 @@ async fn create_task(State(state): State<Shared>, request: axum::extract::Reques
             }
             return response;
         }
-        Some(Fault::Malformed) => {
-            return (StatusCode::OK, "<html>Sign in</html>").into_response();
-        }
+        Some(Fault::Malformed) => return sign_in_page(),
         Some(Fault::Huge(size)) => {
             let padding = "x".repeat(*size);
             return axum::Json(json!({ "output_text": padding })).into_response();
@@ -487,6 +509,7 @@ async fn create_task(State(state): State<Shared>, request: axum::extract::Reques
             input: input.to_owned(),
             status: "running".into(),
             output: None,
+            files: Value::Array(Vec::new()),
         });
         turns.len()
     };
@@ -497,15 +520,21 @@ async fn create_task(State(state): State<Shared>, request: axum::extract::Reques
         tokio::time::sleep(pause).await;
     }
     let output = format!("answer to: {input} (turn {turn})");
+    let mut answer = worker_answer(&worker_id, &output);
     {
         let mut s = state.lock().unwrap();
+        if let Some(files) = s.answer_files.clone() {
+            answer["files"] = files;
+        }
         if let Some(record) = s.tasks.get_mut(&task_id).and_then(|t| t.get_mut(turn - 1)) {
             record.status = "completed".into();
             record.output = Some(output.clone());
+            record.files = answer["files"].clone();
         }
     }
     match fault {
         Some(Fault::RecordThenStatus(status)) => error(status, "Bad gateway"),
+        Some(Fault::RecordThenMalformed) => sign_in_page(),
         Some(Fault::Cut) => {
             let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
                 Ok(Bytes::from_static(b"{\"id\": \"wrk")),
@@ -532,14 +561,13 @@ async fn create_task(State(state): State<Shared>, request: axum::extract::Reques
                 .body(Body::from_stream(stream))
                 .unwrap()
         }
-        _ => {
-            let mut answer = worker_answer(&worker_id, &output);
-            if let Some(files) = state.lock().unwrap().answer_files.clone() {
-                answer["files"] = files;
-            }
-            axum::Json(answer).into_response()
-        }
+        _ => axum::Json(answer).into_response(),
     }
+}
+
+/// A 200 that is not JSON: what a login page or a misbehaving proxy sends.
+fn sign_in_page() -> Response {
+    (StatusCode::OK, "<html>Sign in</html>").into_response()
 }
 
 /// An input containing `sleep=<ms>` makes that turn run that much longer, so one test can
@@ -572,7 +600,8 @@ pub fn worker_answer(worker_id: &str, output: &str) -> Value {
             {"filename": "report.csv", "mediaType": "text/csv", "url": "https://files.example/report.csv", "size": 42}
         ],
         "structured_output": {"verdict": "sunny"},
-        "usage": {"credits": 3, "durationMs": 1200},
+        // Since 2026-07 the answer's usage has no credits: they are in the turn record.
+        "usage": {"durationMs": 1200},
         "url": format!("https://v3.handinger.com/worker/{worker_id}"),
         "messages": [],
         "metadata": {},
@@ -607,30 +636,72 @@ async fn get_task(
         .last()
         .map(|t| t.status.clone())
         .unwrap_or_else(|| "pending".into());
-    let turns: Vec<Value> = turns
+    let task = json!({
+        "id": id, "status": status, "title": "A test task",
+        "totals": {
+            "credits": TURN_CREDITS * turns.len() as u64,
+            "durationMs": 1200 * turns.len() as u64,
+            "turnCount": turns.len()
+        },
+        "triggeredBy": "api", "url": format!("https://v3.handinger.com/task/{id}"),
+        "workerId": s.task_workers.get(&id), "organizationId": "org_1",
+        "createdByUserId": "usr_1", "createdAt": "2026-11-29T00:00:00Z", "completedAt": null
+    });
+    if s.legacy_task_shape {
+        return axum::Json(json!({ "task": task, "turns": turn_values(&id, turns) }))
+            .into_response();
+    }
+    axum::Json(json!({ "task": task })).into_response()
+}
+
+/// Credits the fake charges per turn (reported in the turn records and the task's totals).
+pub const TURN_CREDITS: u64 = 3;
+
+/// The task's turns as the API reports them.
+fn turn_values(task_id: &str, turns: &[TurnRecord]) -> Vec<Value> {
+    turns
         .iter()
         .enumerate()
         .map(|(i, t)| {
             json!({
-                "id": format!("trn_{i}"), "seq": i + 1, "taskId": id, "role": "user",
-                "status": t.status, "input": t.input, "outputText": t.output,
-                "structuredOutput": null, "credits": 3, "durationMs": 1200,
+                "id": format!("trn_{i}"), "seq": i + 1, "taskId": task_id, "role": "user",
+                "status": t.status, "input": t.input, "outputText": t.output.clone().unwrap_or_default(),
+                "structuredOutput": null, "credits": TURN_CREDITS, "durationMs": 1200,
                 "inputTokens": 10, "outputTokens": 20, "startedAt": "2026-11-29T00:00:00Z",
-                "completedAt": null
+                "completedAt": null, "files": t.files
             })
         })
-        .collect();
-    axum::Json(json!({
-        "task": {
-            "id": id, "status": status, "title": "A test task",
-            "totals": {"credits": 3 * turns.len(), "durationMs": 1200, "turnCount": turns.len()},
-            "triggeredBy": "api", "url": format!("https://v3.handinger.com/task/{id}"),
-            "workerId": s.task_workers.get(&id), "organizationId": "org_1",
-            "createdByUserId": "usr_1", "createdAt": "2026-11-29T00:00:00Z", "completedAt": null
-        },
-        "turns": turns
-    }))
-    .into_response()
+        .collect()
+}
+
+/// `GET /api/tasks/{id}/turns` (2026-07 on): `{items, taskId}`; absent in the legacy shape.
+async fn list_turns(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, &uri, &headers, Value::Null);
+    if !authorized(&state, &headers) {
+        return error(401, "Invalid API key");
+    }
+    let mut s = state.lock().unwrap();
+    if s.legacy_task_shape {
+        return error(404, "No such endpoint");
+    }
+    if s.failing_turn_lists > 0 {
+        s.failing_turn_lists -= 1;
+        return error(503, "Turn lists unavailable");
+    }
+    let Some(turns) = s.tasks.get(&id) else {
+        return error(404, "Task not found");
+    };
+    if s.unknown_turn_list_shape {
+        return axum::Json(json!({ "data": turn_values(&id, turns), "taskId": id }))
+            .into_response();
+    }
+    axum::Json(json!({ "items": turn_values(&id, turns), "taskId": id })).into_response()
 }
 
 async fn get_worker(
@@ -649,6 +720,18 @@ async fn get_worker(
     if template.is_none() && !s.workers.contains(&id) && !s.task_workers.values().any(|w| *w == id)
     {
         return error(404, "Worker not found");
+    }
+    // `?taskId=` (2026-07 on): the worker's state for that task, its latest turn's answer.
+    let for_task = uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("taskId=")));
+    if let Some(task_id) = for_task {
+        let Some(latest) = s.tasks.get(task_id).and_then(|turns| turns.last()) else {
+            return error(404, "Task not found");
+        };
+        let mut answer = worker_answer(&id, latest.output.as_deref().unwrap_or_default());
+        answer["files"] = latest.files.clone();
+        return axum::Json(answer).into_response();
     }
     let mut answer = worker_answer(&id, "last answer");
     if let (Some(Value::Object(template)), Value::Object(answer)) = (template, &mut answer) {
@@ -834,13 +917,19 @@ async fn create_schedule(
         }
     }
     let schedule_id = next_id(&mut s, "sch");
+    // A one-off schedule runs at its date; the others next run at a fixed time here.
+    let next_run_at = match (kind, when.get("date")) {
+        ("scheduled", Some(date)) => date.clone(),
+        _ => json!("2026-12-01T09:00:00Z"),
+    };
     let mut schedule = json!({
         "id": schedule_id, "input": body.get("input"), "budget": body.get("budget"),
-        "nextRunAt": "2026-12-01T09:00:00Z", "type": kind
+        "nextRunAt": next_run_at, "type": kind
     });
-    // The when field flattened beside `type`, as the API reference lists it.
+    // The when field flattened beside `type`, as the API reference lists it; a `scheduled`
+    // one carries only `nextRunAt` (2026-07 on).
     for (key, value) in when {
-        if key != "type" {
+        if key != "type" && key != "date" {
             schedule[key] = value.clone();
         }
     }
@@ -864,8 +953,12 @@ async fn list_schedules(
         return error(404, "Worker not found");
     }
     let schedules = s.schedules.get(&id).cloned().unwrap_or_default();
-    axum::Json(json!({ "schedules": schedules, "workerId": id })).into_response()
+    axum::Json(json!({ "schedules": schedules, "workerId": id, "timezone": SCHEDULE_TIME_ZONE }))
+        .into_response()
 }
+
+/// The time zone the fake says cron schedules run in.
+pub const SCHEDULE_TIME_ZONE: &str = "Europe/Madrid";
 
 async fn cancel_schedule(
     State(state): State<Shared>,
