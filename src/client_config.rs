@@ -235,6 +235,7 @@ mod tests {
             default_worker: worker.map(str::to_owned),
             max_wait: Duration::from_secs(50),
             progress_interval: Duration::from_secs(5),
+            max_input_bytes: 1024,
             file_limits: crate::files::FileLimits {
                 max_files: 10,
                 max_file_bytes: 1024,

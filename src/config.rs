@@ -13,7 +13,7 @@ use crate::files::FileLimits;
 use crate::files::answer::AnswerFileOptions;
 use crate::files::upload::AllowedRoots;
 use crate::handinger::{Budget, ClientOptions};
-use crate::tasks::Retention;
+use crate::tasks::{Retention, TurnLimits};
 use crate::tools::{NamedWorker, TaskPolicy, ToolSettings, ToolsetChoice, parse_toolsets};
 
 pub const API_KEY_VAR: &str = "HANDINGER_API_KEY";
@@ -136,6 +136,26 @@ pub struct SettingsArgs {
     #[arg(long, env = "HANDINGER_MCP_MAX_RESULTS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
     pub max_results: u64,
 
+    /// Memory budget for the finished answers kept for get_task, in bytes (their text,
+    /// structured output, sources and file lists); beyond it the oldest go first.
+    #[arg(long, env = "HANDINGER_MCP_MAX_RETAINED_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024 * 1024), global = true)]
+    pub max_retained_bytes: u64,
+
+    /// Longest task input accepted, in bytes; longer ones are refused before anything is
+    /// sent (attach long material as a file instead).
+    #[arg(long, env = "HANDINGER_MCP_MAX_INPUT_BYTES", default_value_t = 256 * 1024, value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024), global = true)]
+    pub max_input_bytes: u64,
+
+    /// Most Handinger tasks running upstream at once for the whole server. A turn holds its
+    /// slot until Handinger answers it, even after its caller stopped waiting.
+    #[arg(long, env = "HANDINGER_MCP_MAX_TURNS_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
+    pub max_turns_in_flight: u64,
+
+    /// Most Handinger tasks running upstream at once for one API key (with
+    /// `--key-from-request`, per user).
+    #[arg(long, env = "HANDINGER_MCP_MAX_TURNS_IN_FLIGHT_PER_KEY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
+    pub max_turns_in_flight_per_key: u64,
+
     /// Largest answer accepted from Handinger, in bytes.
     #[arg(long, env = "HANDINGER_MCP_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024), global = true)]
     pub max_response_bytes: u64,
@@ -239,6 +259,7 @@ pub struct Settings {
     pub client: ClientOptions,
     pub policy: TaskPolicy,
     pub retention: Retention,
+    pub turn_limits: TurnLimits,
     pub answer_files: AnswerFileOptions,
     pub log_format: LogFormat,
     pub tools: ToolSettings,
@@ -283,6 +304,7 @@ impl SettingsArgs {
                 default_worker: self.worker_id,
                 max_wait: Duration::from_secs(self.max_wait),
                 progress_interval: Duration::from_secs(self.progress_interval),
+                max_input_bytes: usize::try_from(self.max_input_bytes).unwrap_or(usize::MAX),
                 file_limits: FileLimits {
                     max_files: usize::try_from(self.max_files).unwrap_or(usize::MAX),
                     max_file_bytes: self.max_file_bytes,
@@ -298,6 +320,12 @@ impl SettingsArgs {
             retention: Retention {
                 ttl: Duration::from_secs(self.result_ttl),
                 max_finished: usize::try_from(self.max_results).unwrap_or(usize::MAX),
+                max_bytes: usize::try_from(self.max_retained_bytes).unwrap_or(usize::MAX),
+            },
+            turn_limits: TurnLimits {
+                max_in_flight: usize::try_from(self.max_turns_in_flight).unwrap_or(usize::MAX),
+                max_in_flight_per_key: usize::try_from(self.max_turns_in_flight_per_key)
+                    .unwrap_or(usize::MAX),
             },
             log_format: self.log_format,
             tools,

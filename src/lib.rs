@@ -53,7 +53,11 @@ use tools::HandingerServer;
 pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
     let max_wait = settings.policy.max_wait;
     let api = HandingerClient::new(&settings.api_key, settings.client.clone())?;
-    let turns = Arc::new(TurnRegistry::new(settings.retention, settings.answer_files));
+    let turns = Arc::new(TurnRegistry::new(
+        settings.retention,
+        settings.turn_limits,
+        settings.answer_files,
+    ));
     let mut policy = settings.policy;
     if matches!(cli.command, Some(Command::Http(_))) {
         // The server does not run on the caller's machine: its files are not theirs to send.

@@ -7,10 +7,16 @@
 //! a second turn and spend credits twice).
 //!
 //! Entries are keyed by the API key's scope as well as the task id, so with per-client keys
-//! one client can never collect another's answer. Finished entries are kept for a bounded
-//! time and count ([`Retention`]); running ones are never evicted.
+//! one client can never collect another's answer.
+//!
+//! Everything here is bounded ([`Retention`], [`TurnLimits`]): turns running upstream, per
+//! server and per key (a turn holds its slot until its POST ends, whatever happened to the
+//! call that started it); finished answers by age, count and bytes, the oldest evicted
+//! first. A turn keeps no copy of its input: only a keyed digest to recognise a repeat, and
+//! the request itself lives in the task that sends it, so it is gone when the turn ends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -28,11 +34,20 @@ const RECONCILE_POLL: Duration = Duration::from_secs(2);
 /// registry stops and leaves it to `get_task`.
 const RECONCILE_LIMIT: Duration = Duration::from_secs(30 * 60);
 
-/// How long, and how many, finished answers are kept for collection.
+/// How long, how many and how many bytes of finished answers are kept for collection.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
     pub ttl: Duration,
     pub max_finished: usize,
+    /// Budget for the answers kept, counted by [`TurnOutcome::retained_bytes`].
+    pub max_bytes: usize,
+}
+
+/// How many turns may run upstream at once.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnLimits {
+    pub max_in_flight: usize,
+    pub max_in_flight_per_key: usize,
 }
 
 /// How a turn ended.
@@ -67,11 +82,15 @@ pub enum Recorded {
     Unknown,
 }
 
-/// One turn: what was asked, when, and (once known) how it ended.
+/// One turn: what was asked (as a digest), when, and (once known) how it ended.
 #[derive(Debug)]
 pub struct Turn {
+    /// Unique within the process: tells a turn from a later one of the same task.
+    id: u64,
     pub task_id: TaskId,
-    pub input: String,
+    /// A keyed digest of the input: enough to recognise a repeat of the same call without
+    /// holding the input itself.
+    input_digest: u64,
     pub budget: Budget,
     pub worker_id: Option<String>,
     pub started: Instant,
@@ -84,6 +103,11 @@ pub struct Turn {
 }
 
 impl Turn {
+    /// Whether this turn was asked `input` (by digest; see the field).
+    pub fn asked(&self, input: &str) -> bool {
+        self.input_digest == input_digest(input)
+    }
+
     /// The outcome, if the turn has ended.
     pub fn outcome(&self) -> Option<Arc<TurnOutcome>> {
         self.outcome.borrow().clone()
@@ -172,6 +196,9 @@ pub enum WaitEnd {
 pub enum StartRefused {
     /// A different turn of the same task is still running.
     Busy { running_for: Duration },
+    /// As many turns as allowed are already running upstream: for the whole server
+    /// (`per_key: false`) or for this API key.
+    Full { limit: usize, per_key: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -184,27 +211,40 @@ struct TurnKey {
 pub struct TurnRegistry {
     turns: Mutex<Registry>,
     retention: Retention,
+    limits: TurnLimits,
     answer_files: Arc<AnswerFileOptions>,
     shutdown: CancellationToken,
 }
 
+#[derive(Default)]
 struct Registry {
     map: HashMap<TurnKey, Arc<Turn>>,
-    last_prune: Instant,
-    /// Turns started since the last prune.
-    starts_since_prune: usize,
+    /// Finished turns in the order they finished, oldest first: what eviction walks. An
+    /// entry whose turn has since been replaced in `map` (a follow-up of the same task) is
+    /// stale and skipped.
+    finished: VecDeque<Finished>,
+    /// Finished turns still in `map`, and the bytes their outcomes hold.
+    finished_count: usize,
+    retained_bytes: usize,
+    /// Turns whose POST has not ended, in all and per key scope.
+    in_flight: usize,
+    in_flight_by_scope: HashMap<u64, usize>,
+    next_id: u64,
+}
+
+struct Finished {
+    key: TurnKey,
+    turn_id: u64,
+    at: Instant,
 }
 
 impl TurnRegistry {
-    pub fn new(retention: Retention, answer_files: AnswerFileOptions) -> Self {
+    pub fn new(retention: Retention, limits: TurnLimits, answer_files: AnswerFileOptions) -> Self {
         Self {
             answer_files: Arc::new(answer_files),
-            turns: Mutex::new(Registry {
-                map: HashMap::new(),
-                last_prune: Instant::now(),
-                starts_since_prune: 0,
-            }),
+            turns: Mutex::new(Registry::default()),
             retention,
+            limits,
             shutdown: CancellationToken::new(),
         }
     }
@@ -224,7 +264,9 @@ impl TurnRegistry {
             scope: api.scope(),
             task_id: task_id.clone(),
         };
-        self.lock().map.get(&key).cloned()
+        let mut registry = self.lock();
+        self.evict(&mut registry);
+        registry.map.get(&key).cloned()
     }
 
     /// Starts a turn, or joins the running one when it asks the same thing.
@@ -238,15 +280,19 @@ impl TurnRegistry {
         mut request: TaskRequest,
         explicit_worker: bool,
     ) -> Result<Arc<Turn>, StartRefused> {
+        let scope = api.scope();
         let key = TurnKey {
-            scope: api.scope(),
+            scope,
             task_id: task_id.clone(),
         };
+        let digest = input_digest(&request.input);
         let turn = {
             let mut registry = self.lock();
+            self.evict(&mut registry);
+            let mut replaced = None;
             if let Some(existing) = registry.map.get(&key) {
                 if existing.outcome().is_none() {
-                    if existing.input == request.input {
+                    if existing.input_digest == digest {
                         return Ok(existing.clone());
                     }
                     return Err(StartRefused::Busy {
@@ -256,10 +302,32 @@ impl TurnRegistry {
                 if !explicit_worker && let Some(worker) = existing.known_worker() {
                     request.worker_id = Some(worker);
                 }
+                replaced = Some(existing.clone());
             }
+            if registry.in_flight >= self.limits.max_in_flight {
+                return Err(StartRefused::Full {
+                    limit: self.limits.max_in_flight,
+                    per_key: false,
+                });
+            }
+            let for_key = registry.in_flight_by_scope.entry(scope).or_default();
+            if *for_key >= self.limits.max_in_flight_per_key {
+                return Err(StartRefused::Full {
+                    limit: self.limits.max_in_flight_per_key,
+                    per_key: true,
+                });
+            }
+            *for_key += 1;
+            registry.in_flight += 1;
+            if let Some(old) = replaced {
+                // The finished turn it replaces no longer counts; its queue entry is stale.
+                registry.forget_finished(&old);
+            }
+            registry.next_id += 1;
             let turn = Arc::new(Turn {
+                id: registry.next_id,
                 task_id,
-                input: request.input.clone(),
+                input_digest: digest,
                 budget: request.budget,
                 worker_id: request.worker_id.clone(),
                 started: Instant::now(),
@@ -268,21 +336,53 @@ impl TurnRegistry {
                 finished: OnceLock::new(),
                 cancelled: Default::default(),
             });
-            registry.map.insert(key, turn.clone());
-            self.prune(&mut registry);
+            registry.map.insert(key.clone(), turn.clone());
             turn
         };
         let api = api.clone();
         let running = turn.clone();
-        let answer_files = self.answer_files.clone();
+        let registry = self.clone();
         tokio::spawn(async move {
-            let outcome = run_turn(&api, &running.task_id, &request, &answer_files).await;
-            let _ = running
-                .finished
-                .set((Instant::now(), rmcp::task_manager::current_timestamp()));
-            running.outcome.send_replace(Some(Arc::new(outcome)));
+            let outcome = run_turn(&api, &running.task_id, &request, &registry.answer_files).await;
+            // The input goes with the request, here, whatever the outcome.
+            drop(request);
+            registry.finish(key, &running, outcome);
         });
         Ok(turn)
+    }
+
+    /// Turns whose POST has not ended yet.
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight
+    }
+
+    /// Publishes a turn's outcome, frees its slot and counts what it keeps.
+    fn finish(&self, key: TurnKey, turn: &Arc<Turn>, outcome: TurnOutcome) {
+        let at = Instant::now();
+        let _ = turn
+            .finished
+            .set((at, rmcp::task_manager::current_timestamp()));
+        let bytes = outcome.retained_bytes();
+        let mut registry = self.lock();
+        registry.in_flight -= 1;
+        if let Some(count) = registry.in_flight_by_scope.get_mut(&key.scope) {
+            *count -= 1;
+            if *count == 0 {
+                registry.in_flight_by_scope.remove(&key.scope);
+            }
+        }
+        // Published under the lock, so eviction never sees a finished turn it has not counted.
+        turn.outcome.send_replace(Some(Arc::new(outcome)));
+        if registry.map.get(&key).is_some_and(|t| t.id == turn.id) {
+            registry.finished_count += 1;
+            registry.retained_bytes += bytes;
+            registry.finished.push_back(Finished {
+                key,
+                turn_id: turn.id,
+                at,
+            });
+        }
+        self.evict(&mut registry);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -293,43 +393,81 @@ impl TurnRegistry {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Drops finished turns past their time, then the oldest finished ones past the count.
-    ///
-    /// A prune walks the whole map, so it runs once a second, or sooner when the map may
-    /// hold more than the count allows, but then only after an eighth of the count has
-    /// been started since the last one: the map may briefly keep up to that many more
-    /// finished answers, and a start costs O(1) amortized instead of a walk (and a sort)
-    /// every time once the count is reached.
-    fn prune(&self, registry: &mut Registry) {
-        registry.starts_since_prune += 1;
-        let max = self.retention.max_finished;
-        let over = registry.map.len() > max && registry.starts_since_prune > max / 8;
-        if !over && registry.last_prune.elapsed() < Duration::from_secs(1) {
-            return;
-        }
-        registry.last_prune = Instant::now();
-        registry.starts_since_prune = 0;
-        let ttl = self.retention.ttl;
-        registry
-            .map
-            .retain(|_, turn| turn.finished.get().is_none_or(|(at, _)| at.elapsed() < ttl));
-        let finished = registry
-            .map
-            .values()
-            .filter(|t| t.finished.get().is_some())
-            .count();
-        if finished > self.retention.max_finished {
-            let mut ends: Vec<Instant> = registry
+    /// Drops finished answers, oldest first, while any bound is exceeded: past their time,
+    /// beyond the count, or beyond the byte budget. Running turns are never dropped.
+    /// Amortized O(1): each finished turn is queued once and dropped once.
+    fn evict(&self, registry: &mut Registry) {
+        let Retention {
+            ttl,
+            max_finished,
+            max_bytes,
+        } = self.retention;
+        while let Some(oldest) = registry.finished.front() {
+            let stale = registry
                 .map
-                .values()
-                .filter_map(|t| t.finished.get().map(|(at, _)| *at))
-                .collect();
-            ends.sort_unstable();
-            let cutoff = ends[finished - self.retention.max_finished - 1];
-            registry
-                .map
-                .retain(|_, turn| turn.finished.get().is_none_or(|(at, _)| *at > cutoff));
+                .get(&oldest.key)
+                .is_none_or(|t| t.id != oldest.turn_id);
+            let over = registry.finished_count > max_finished
+                || registry.retained_bytes > max_bytes
+                || oldest.at.elapsed() >= ttl;
+            if !stale && !over {
+                break;
+            }
+            let Some(oldest) = registry.finished.pop_front() else {
+                break;
+            };
+            if !stale && let Some(turn) = registry.map.remove(&oldest.key) {
+                registry.forget_finished(&turn);
+            }
         }
+    }
+}
+
+impl Registry {
+    /// Stops counting a finished turn that leaves the map.
+    fn forget_finished(&mut self, turn: &Turn) {
+        if let Some(outcome) = turn.outcome() {
+            self.finished_count -= 1;
+            self.retained_bytes -= outcome.retained_bytes();
+        }
+    }
+}
+
+/// What a saved or inlined answer file keeps (an inlined image's base64 above all).
+fn copy_bytes(copy: &LocalCopy) -> usize {
+    let path = copy.path.as_ref().map_or(0, |p| p.as_os_str().len());
+    let image = copy
+        .image
+        .as_ref()
+        .map_or(0, |(kind, data)| kind.len() + data.len());
+    copy.url.len() + path + image + copy.problem.as_ref().map_or(0, String::len) + 64
+}
+
+/// A digest of a turn's input, keyed per process so nobody can craft two inputs that
+/// collide: 64 bits are plenty to tell a repeated call from a different one.
+fn input_digest(input: &str) -> u64 {
+    static KEY: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    KEY.get_or_init(Default::default).hash_one(input)
+}
+
+impl TurnOutcome {
+    /// What the outcome keeps in memory, in bytes: the strings and raw JSON it holds, as
+    /// the byte budget counts them.
+    pub fn retained_bytes(&self) -> usize {
+        const OVERHEAD: usize = 256;
+        OVERHEAD
+            + match self {
+                TurnOutcome::Answered { answer, copies } => {
+                    answer.retained_bytes() + copies.iter().map(copy_bytes).sum::<usize>()
+                }
+                TurnOutcome::Recovered {
+                    record, sources, ..
+                } => {
+                    record.retained_bytes()
+                        + sources.iter().map(Source::retained_bytes).sum::<usize>()
+                }
+                TurnOutcome::Failed { error, .. } => error.to_string().len(),
+            }
     }
 }
 
@@ -466,12 +604,92 @@ mod tests {
         HandingerClient::new(&SecretString::from(key.to_owned()), options).unwrap()
     }
 
+    impl TurnRegistry {
+        /// (finished answers held, their bytes, turns in flight), as the bounds see them.
+        fn counts(&self) -> (usize, usize, usize) {
+            let registry = self.lock();
+            (
+                registry.finished_count,
+                registry.retained_bytes,
+                registry.in_flight,
+            )
+        }
+    }
+
+    async fn finished(turn: &Turn) -> Arc<TurnOutcome> {
+        let mut outcome = turn.outcome.subscribe();
+        let ended = outcome.wait_for(Option::is_some).await.unwrap();
+        ended.clone().unwrap()
+    }
+
+    fn request(task_id: &TaskId, input: &str) -> TaskRequest {
+        TaskRequest {
+            input: input.into(),
+            budget: Budget::Low,
+            task_id: task_id.to_string(),
+            worker_id: None,
+            files: Vec::new(),
+        }
+    }
+
+    /// A follow-up replaces the task's finished turn: the old answer stops counting at once,
+    /// and its stale place in the eviction queue is skipped, never counted twice.
+    #[tokio::test]
+    async fn replaced_and_evicted_answers_are_counted_once() {
+        let registry = Arc::new(TurnRegistry::new(
+            Retention {
+                ttl: Duration::from_secs(60),
+                max_finished: 2,
+                max_bytes: 1 << 20,
+            },
+            TurnLimits {
+                max_in_flight: 10,
+                max_in_flight_per_key: 10,
+            },
+            AnswerFileOptions::default(),
+        ));
+        // Nothing listens on port 9: each turn fails at once, certainly not sent.
+        let api = client("hdg_alice");
+        let task = TaskId::generate();
+        let first = registry
+            .start(&api, task.clone(), request(&task, "one"), false)
+            .unwrap();
+        let size = finished(&first).await.retained_bytes();
+        assert_eq!(registry.counts(), (1, size, 0));
+        let second = registry
+            .start(&api, task.clone(), request(&task, "two"), false)
+            .unwrap();
+        finished(&second).await;
+        assert_eq!(registry.counts().0, 1, "the follow-up replaced the first");
+        let others: Vec<_> = (0..3)
+            .map(|_| {
+                let id = TaskId::generate();
+                registry
+                    .start(&api, id.clone(), request(&id, "x"), false)
+                    .unwrap()
+            })
+            .collect();
+        for turn in &others {
+            finished(turn).await;
+        }
+        let (count, bytes, in_flight) = registry.counts();
+        assert_eq!((count, in_flight), (2, 0), "at most max_finished are kept");
+        assert_eq!(bytes, 2 * size, "bytes follow the answers kept");
+        assert!(registry.get(&api, &task).is_none(), "the oldest went first");
+        assert!(registry.get(&api, &others[2].task_id).is_some());
+    }
+
     #[tokio::test]
     async fn a_turn_is_visible_only_to_the_key_that_started_it() {
         let registry = Arc::new(TurnRegistry::new(
             Retention {
                 ttl: Duration::from_secs(60),
                 max_finished: 10,
+                max_bytes: 1 << 20,
+            },
+            TurnLimits {
+                max_in_flight: 10,
+                max_in_flight_per_key: 10,
             },
             AnswerFileOptions::default(),
         ));

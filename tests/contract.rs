@@ -3,7 +3,7 @@
 //! types, and every field the bridge reads comes through. A field the API renames or drops
 //! fails here, by name, instead of silently decoding to "absent".
 
-use handinger_mcp::handinger::types::{TaskAnswer, TurnList, WorkerAnswer};
+use handinger_mcp::handinger::types::{RawJson, TaskAnswer, TurnList, WorkerAnswer, raw_str};
 use handinger_mcp::handinger::workers::{ScheduleList, WorkerInfo};
 use serde::de::DeserializeOwned;
 
@@ -11,6 +11,11 @@ fn fixture<T: DeserializeOwned>(name: &str) -> T {
     let path = format!("{}/tests/contract/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} does not decode: {e}"))
+}
+
+/// Raw JSON the bridge passes through, parsed for comparison.
+fn json(raw: &Option<RawJson>) -> Option<serde_json::Value> {
+    raw.as_ref().map(|r| serde_json::from_str(r.get()).unwrap())
 }
 
 #[test]
@@ -25,7 +30,7 @@ fn the_task_answer_carries_what_create_task_reports() {
         "output_text"
     );
     assert_eq!(
-        answer.structured_output,
+        json(&answer.structured_output),
         Some(serde_json::json!({"verdict": "sunny"})),
         "structured_output"
     );
@@ -81,12 +86,12 @@ fn the_task_lookup_carries_status_title_totals_and_worker() {
     assert_eq!(totals.duration_ms, Some(82500.0), "totals.durationMs");
     assert_eq!(totals.turn_count, Some(2), "totals.turnCount");
     assert_eq!(
-        task.created_at.as_ref().and_then(|v| v.as_str()),
+        task.created_at.as_ref().and_then(raw_str).as_deref(),
         Some("2026-11-29T10:00:00Z"),
         "createdAt"
     );
     assert_eq!(
-        task.completed_at.as_ref().and_then(|v| v.as_str()),
+        task.completed_at.as_ref().and_then(raw_str).as_deref(),
         Some("2026-11-29T10:02:11Z"),
         "completedAt"
     );
@@ -115,7 +120,7 @@ fn the_turn_list_carries_each_turns_answer_credits_and_files() {
         "outputText"
     );
     assert_eq!(
-        first.structured_output,
+        json(&first.structured_output),
         Some(serde_json::json!({"verdict": "sunny"})),
         "structuredOutput"
     );
@@ -124,7 +129,7 @@ fn the_turn_list_carries_each_turns_answer_credits_and_files() {
     assert_eq!(first.input_tokens, Some(812.0), "inputTokens");
     assert_eq!(first.output_tokens, Some(96.0), "outputTokens");
     assert_eq!(
-        first.started_at.as_ref().and_then(|v| v.as_str()),
+        first.started_at.as_ref().and_then(raw_str).as_deref(),
         Some("2026-11-29T10:00:00Z"),
         "startedAt"
     );

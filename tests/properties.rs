@@ -390,6 +390,7 @@ fn policy(max_budget: Budget) -> TaskPolicy {
         default_worker: None,
         max_wait: Duration::from_secs(50),
         progress_interval: Duration::from_secs(5),
+        max_input_bytes: 1 << 20,
         file_limits: FileLimits {
             max_files: 2,
             max_file_bytes: 64,

@@ -6,6 +6,12 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// JSON the bridge passes through untouched (a worker's structured output): kept as the raw
+/// text Handinger sent, never parsed into a tree, so a large answer costs its own size and
+/// no more.
+pub type RawJson = Box<RawValue>;
 
 // Variants are ordered cheapest first, so `Ord` answers "is this above the cap?". They
 // carry no doc comments on purpose: those would turn the schema's plain `enum` into a
@@ -79,8 +85,8 @@ pub struct WorkerAnswer {
     pub running: Option<bool>,
     #[serde(deserialize_with = "null_as_default")]
     pub output_text: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub structured_output: Option<Value>,
+    #[serde(deserialize_with = "raw_unless_null")]
+    pub structured_output: Option<RawJson>,
     #[serde(deserialize_with = "null_as_default")]
     pub sources: Vec<Source>,
     #[serde(deserialize_with = "null_as_default")]
@@ -91,8 +97,8 @@ pub struct WorkerAnswer {
     #[serde(deserialize_with = "null_as_default")]
     pub url: Option<String>,
     /// Unspecified shape; anything but `null` means the turn failed.
-    #[serde(deserialize_with = "null_as_default")]
-    pub error: Option<Value>,
+    #[serde(deserialize_with = "raw_unless_null")]
+    pub error: Option<RawJson>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -194,10 +200,10 @@ pub struct TaskSummary {
     pub url: Option<String>,
     #[serde(deserialize_with = "null_as_default")]
     pub totals: Option<TaskTotals>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub created_at: Option<Value>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub completed_at: Option<Value>,
+    #[serde(deserialize_with = "raw_unless_null")]
+    pub created_at: Option<RawJson>,
+    #[serde(deserialize_with = "raw_unless_null")]
+    pub completed_at: Option<RawJson>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
@@ -235,8 +241,8 @@ pub struct Turn {
     pub input: Option<String>,
     #[serde(deserialize_with = "null_as_default")]
     pub output_text: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub structured_output: Option<Value>,
+    #[serde(deserialize_with = "raw_unless_null")]
+    pub structured_output: Option<RawJson>,
     #[serde(deserialize_with = "null_as_default")]
     pub credits: Option<f64>,
     #[serde(deserialize_with = "null_as_default")]
@@ -245,10 +251,10 @@ pub struct Turn {
     pub input_tokens: Option<f64>,
     #[serde(deserialize_with = "null_as_default")]
     pub output_tokens: Option<f64>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub started_at: Option<Value>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub completed_at: Option<Value>,
+    #[serde(deserialize_with = "raw_unless_null")]
+    pub started_at: Option<RawJson>,
+    #[serde(deserialize_with = "raw_unless_null")]
+    pub completed_at: Option<RawJson>,
     /// The files this turn published.
     #[serde(deserialize_with = "null_as_default")]
     pub files: Vec<AnswerFile>,
@@ -260,6 +266,95 @@ pub struct ErrorBody {
     pub error: Option<Value>,
 }
 
+/// Keeps any JSON value as its raw text, and `null` as absent.
+fn raw_unless_null<'de, D>(deserializer: D) -> Result<Option<RawJson>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let raw = RawJson::deserialize(deserializer)?;
+    Ok((raw.get() != "null").then_some(raw))
+}
+
+/// A raw JSON string's text (`"2026-11-29T10:00:00Z"` → `2026-11-29T10:00:00Z`); `None`
+/// for any other JSON.
+pub fn raw_str(raw: &RawJson) -> Option<String> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+fn text_bytes(text: &Option<String>) -> usize {
+    text.as_ref().map_or(0, String::len)
+}
+
+fn raw_bytes(raw: &Option<RawJson>) -> usize {
+    raw.as_ref().map_or(0, |r| r.get().len())
+}
+
+impl WorkerAnswer {
+    /// The bytes this answer holds (strings and raw JSON), for the turn registry's budget.
+    pub fn retained_bytes(&self) -> usize {
+        text_bytes(&self.id)
+            + text_bytes(&self.status)
+            + text_bytes(&self.output_text)
+            + raw_bytes(&self.structured_output)
+            + self
+                .sources
+                .iter()
+                .map(Source::retained_bytes)
+                .sum::<usize>()
+            + self
+                .files
+                .iter()
+                .map(AnswerFile::retained_bytes)
+                .sum::<usize>()
+            + text_bytes(&self.url)
+            + raw_bytes(&self.error)
+    }
+}
+
+impl Source {
+    pub fn retained_bytes(&self) -> usize {
+        text_bytes(&self.title) + text_bytes(&self.url) + 48
+    }
+}
+
+impl AnswerFile {
+    pub fn retained_bytes(&self) -> usize {
+        text_bytes(&self.filename) + text_bytes(&self.media_type) + text_bytes(&self.url) + 80
+    }
+}
+
+impl TaskRecord {
+    /// The bytes this record holds, for the turn registry's budget.
+    pub fn retained_bytes(&self) -> usize {
+        let task = &self.task;
+        let turns: usize = self
+            .turns
+            .iter()
+            .map(|t| {
+                text_bytes(&t.id)
+                    + text_bytes(&t.role)
+                    + text_bytes(&t.status)
+                    + text_bytes(&t.input)
+                    + text_bytes(&t.output_text)
+                    + raw_bytes(&t.structured_output)
+                    + t.files
+                        .iter()
+                        .map(AnswerFile::retained_bytes)
+                        .sum::<usize>()
+                    + 160
+            })
+            .sum();
+        turns
+            + text_bytes(&task.id)
+            + text_bytes(&task.status)
+            + text_bytes(&task.title)
+            + text_bytes(&task.worker_id)
+            + text_bytes(&task.url)
+            + text_bytes(&self.turns_unavailable)
+            + 128
+    }
+}
+
 /// Reads `null` as the field's default, and a value of the wrong type too: one odd field
 /// must not cost the caller a finished answer.
 pub(super) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -267,8 +362,10 @@ where
     D: Deserializer<'de>,
     T: Default + serde::de::DeserializeOwned,
 {
-    let value = Value::deserialize(deserializer)?;
-    Ok(serde_json::from_value(value).unwrap_or_default())
+    // Through the raw text, not a `Value`: a tree of a hostile field (millions of tiny
+    // array elements) would cost many times its size before being thrown away.
+    let raw = RawJson::deserialize(deserializer)?;
+    Ok(serde_json::from_str(raw.get()).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -93,15 +93,13 @@ impl HandingerServer {
             .task
             .created_at
             .as_ref()
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
+            .and_then(crate::handinger::types::raw_str)
             .unwrap_or_else(current_timestamp);
         let updated = record
             .task
             .completed_at
             .as_ref()
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
+            .and_then(crate::handinger::types::raw_str)
             .unwrap_or_else(current_timestamp);
         let status = result.status.clone();
         let payload = match status.as_str() {

@@ -70,6 +70,8 @@ pub struct TaskPolicy {
     /// Longest a tool call waits for an answer before returning the resumable taskId.
     pub max_wait: Duration,
     pub progress_interval: Duration,
+    /// Longest input accepted, in bytes.
+    pub max_input_bytes: usize,
     pub file_limits: FileLimits,
     /// Where local files may be attached from; `None` where local paths make no sense (a
     /// server that does not run on the caller's machine).
@@ -108,6 +110,13 @@ impl TaskPolicy {
             return Err(
                 "input is empty: describe the task for the worker in plain language.".into(),
             );
+        }
+        if args.input.len() > self.max_input_bytes {
+            return Err(format!(
+                "input is {} bytes, above this server's limit of {} (--max-input-bytes): shorten it, or attach the long material as a file (files) and refer to it in the input.",
+                args.input.len(),
+                self.max_input_bytes
+            ));
         }
         let budget = self.budget(args.budget)?;
         let task_id = match args.task_id {

@@ -7,7 +7,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::files::answer::LocalCopy;
-use crate::handinger::types::{AnswerFile, Source, TaskRecord, TaskTotals, Turn, Usage};
+use crate::handinger::types::{
+    AnswerFile, RawJson, Source, TaskRecord, TaskTotals, Turn, Usage, raw_str,
+};
 use crate::handinger::{ApiError, WorkerAnswer};
 use crate::task_id::TaskId;
 use crate::tasks::{Recorded, TurnOutcome};
@@ -25,7 +27,8 @@ pub struct TaskResult {
     /// The worker's answer (empty while it is still running).
     pub output_text: String,
     /// The worker's structured answer, when the worker has an output schema.
-    pub structured_output: Option<Value>,
+    #[schemars(with = "Option<Value>")]
+    pub structured_output: Option<RawJson>,
     /// Web pages the worker used.
     pub sources: Vec<SourceLink>,
     /// Files the worker produced.
@@ -78,13 +81,16 @@ pub struct TurnView {
     // Free-form fields need doc comments: a schema property without one is the bare `true`
     // schema, which the TypeScript MCP SDK (and the clients built on it) refuse.
     /// The turn's structured answer, when the worker has an output schema.
-    pub structured_output: Option<Value>,
+    #[schemars(with = "Option<Value>")]
+    pub structured_output: Option<RawJson>,
     pub credits: Option<f64>,
     pub duration_ms: Option<f64>,
     /// When the turn started, as Handinger reports it.
-    pub started_at: Option<Value>,
+    #[schemars(with = "Option<Value>")]
+    pub started_at: Option<RawJson>,
     /// When the turn completed (null while it runs), as Handinger reports it.
-    pub completed_at: Option<Value>,
+    #[schemars(with = "Option<Value>")]
+    pub completed_at: Option<RawJson>,
 }
 
 impl TaskResult {
@@ -434,16 +440,18 @@ fn last_segment(url: &str) -> &str {
         .unwrap_or(url)
 }
 
-fn compact(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Object(map) => map
-            .get("message")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .unwrap_or_else(|| value.to_string()),
-        other => other.to_string(),
+/// A worker's error in one line: its text, or its `message`, or its JSON.
+fn compact(raw: &RawJson) -> String {
+    if let Some(text) = raw_str(raw) {
+        return text;
     }
+    #[derive(serde::Deserialize)]
+    struct WithMessage {
+        message: String,
+    }
+    serde_json::from_str::<WithMessage>(raw.get())
+        .map(|m| m.message)
+        .unwrap_or_else(|_| raw.get().to_owned())
 }
 
 #[cfg(test)]

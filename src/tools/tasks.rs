@@ -98,6 +98,18 @@ Each call spends Handinger credits according to the budget.",
                 ))
                 .into());
             }
+            Err(StartRefused::Full { limit, per_key }) => {
+                let whose = if per_key {
+                    "for this API key"
+                } else {
+                    "on this server"
+                };
+                return Ok(error_result(format!(
+                    "{limit} Handinger tasks are already running {whose} (--max-turns-in-flight{}): nothing was sent. Wait for one to finish (collect running ones with get_task), then call create_task again.",
+                    if per_key { "-per-key" } else { "" }
+                ))
+                .into());
+            }
         };
         if context
             .client_capabilities()
@@ -174,7 +186,7 @@ and answer.",
                 if let Some(usage) = result.usage.as_mut().filter(|u| u.credits.is_none()) {
                     usage.credits = record
                         .latest_turn()
-                        .filter(|t| t.input.as_deref() == Some(turn.input.as_str()))
+                        .filter(|t| t.input.as_deref().is_some_and(|input| turn.asked(input)))
                         .and_then(|t| t.credits);
                 }
                 let overview = TaskResult::from_record(&task_id, &record);

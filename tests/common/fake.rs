@@ -38,6 +38,9 @@ pub enum Fault {
     Malformed,
     /// Answer 200 with a JSON body of about this many bytes.
     Huge(usize),
+    /// Answer 200 with a structured output that is an array of this many zeros: small on
+    /// the wire, many times larger as a parsed tree.
+    ZerosStructured(usize),
     /// Record the turn (it runs to completion), then answer 200 with a body that is not
     /// JSON.
     RecordThenMalformed,
@@ -58,6 +61,7 @@ impl Fault {
             Fault::Malformed => "malformed",
             Fault::RecordThenMalformed => "malformed after recording",
             Fault::Huge(_) => "huge",
+            Fault::ZerosStructured(_) => "zeros",
             Fault::Cut => "reset mid-body",
             Fault::SlowBody { .. } => "slow body",
         }
@@ -493,6 +497,12 @@ async fn create_task(State(state): State<Shared>, request: axum::extract::Reques
             return response;
         }
         Some(Fault::Malformed) => return sign_in_page(),
+        Some(Fault::ZerosStructured(count)) => {
+            let mut body = worker_answer(&worker_id, "zeros").to_string();
+            let zeros = format!("[{}0]", "0,".repeat(count.saturating_sub(1)));
+            body = body.replace(r#"{"verdict":"sunny"}"#, &zeros);
+            return ([("content-type", "application/json")], body).into_response();
+        }
         Some(Fault::Huge(size)) => {
             let padding = "x".repeat(*size);
             return axum::Json(json!({ "output_text": padding })).into_response();

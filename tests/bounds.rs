@@ -1,0 +1,179 @@
+//! The turn registry's bounds, seen from a client: inputs have a size cap, turns running
+//! upstream have a count cap (per server and per key) that a turn keeps until its POST ends,
+//! and finished answers have a byte budget beyond which the oldest go first. Each limit is
+//! set small by its flag.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+/// Whether the bridge looked the task's sources up on Handinger: it does only for an answer
+/// it no longer holds.
+fn asked_upstream_for_sources(fake: &FakeHandinger) -> bool {
+    fake.received()
+        .iter()
+        .any(|r| r.method == "GET" && r.path.starts_with("/api/workers/"))
+}
+
+#[tokio::test]
+async fn an_input_over_the_cap_is_refused_before_anything_is_sent() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start(&fake.base_url, &["--max-input-bytes", "64"]).await;
+    let result = call(
+        &bridge.client,
+        "create_task",
+        json!({"input": "x".repeat(65)}),
+    )
+    .await;
+    assert!(is_error(&result));
+    let message = text(&result);
+    for needle in ["65 bytes", "64", "--max-input-bytes", "file"] {
+        assert!(
+            message.contains(needle),
+            "{needle:?} missing from {message}"
+        );
+    }
+    assert!(fake.received().is_empty(), "nothing went upstream");
+    let fits = call(
+        &bridge.client,
+        "create_task",
+        json!({"input": "x".repeat(64)}),
+    )
+    .await;
+    assert!(!is_error(&fits), "{}", text(&fits));
+}
+
+#[tokio::test]
+async fn finished_answers_beyond_the_byte_budget_go_oldest_first() {
+    let fake = FakeHandinger::start().await;
+    // Each answer echoes its ~3 KB input: two fit in 8 KiB, three do not.
+    let bridge = start(&fake.base_url, &["--max-retained-bytes", "8192"]).await;
+    let mut task_ids = Vec::new();
+    for n in 0..3 {
+        let input = format!("{n} {}", "y".repeat(3000));
+        let result = call(&bridge.client, "create_task", json!({"input": input})).await;
+        assert!(!is_error(&result), "{}", text(&result));
+        task_ids.push(structured(&result)["taskId"].as_str().unwrap().to_owned());
+    }
+
+    // The newest answer is still held: get_task serves its sources without asking.
+    let newest = call(&bridge.client, "get_task", json!({"taskId": task_ids[2]})).await;
+    assert_eq!(structured(&newest)["sources"].as_array().unwrap().len(), 2);
+    assert!(!asked_upstream_for_sources(&fake), "the newest is held");
+
+    // The oldest was evicted: get_task rebuilds it from Handinger, all of it.
+    let oldest = call(&bridge.client, "get_task", json!({"taskId": task_ids[0]})).await;
+    assert!(!is_error(&oldest), "{}", text(&oldest));
+    assert!(
+        structured(&oldest)["outputText"]
+            .as_str()
+            .unwrap()
+            .starts_with("answer to: 0 "),
+        "{}",
+        text(&oldest)
+    );
+    assert!(asked_upstream_for_sources(&fake), "the oldest was evicted");
+    assert_eq!(fake.posts().len(), 3, "collecting never posts");
+}
+
+/// `--max-turns-in-flight 1`: a second task is refused while the first runs upstream, even
+/// after the first call stopped waiting (`--max-wait 1`), and accepted once it has ended.
+#[tokio::test]
+async fn a_running_turn_holds_its_slot_after_its_caller_stopped_waiting() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start(
+        &fake.base_url,
+        &["--max-turns-in-flight", "1", "--max-wait", "1"],
+    )
+    .await;
+    let first = call(
+        &bridge.client,
+        "create_task",
+        json!({"input": "long sleep=2500"}),
+    )
+    .await;
+    assert_eq!(structured(&first)["status"], "running", "{}", text(&first));
+    let task_id = structured(&first)["taskId"].as_str().unwrap().to_owned();
+
+    let refused = call(&bridge.client, "create_task", json!({"input": "another"})).await;
+    assert!(is_error(&refused));
+    let message = text(&refused);
+    for needle in [
+        "1 Handinger tasks",
+        "--max-turns-in-flight",
+        "nothing was sent",
+    ] {
+        assert!(
+            message.contains(needle),
+            "{needle:?} missing from {message}"
+        );
+    }
+    assert_eq!(fake.posts().len(), 1, "the refused call sent nothing");
+
+    // Joining the running turn is not a new turn: it is let in.
+    let joined = call(
+        &bridge.client,
+        "create_task",
+        json!({"input": "long sleep=2500", "taskId": task_id}),
+    )
+    .await;
+    assert!(!is_error(&joined), "{}", text(&joined));
+
+    let collected = call(
+        &bridge.client,
+        "get_task",
+        json!({"taskId": task_id, "wait": 30}),
+    )
+    .await;
+    assert_eq!(structured(&collected)["status"], "completed");
+    let after = call(&bridge.client, "create_task", json!({"input": "another"})).await;
+    assert!(!is_error(&after), "{}", text(&after));
+    assert_eq!(fake.posts().len(), 2);
+}
+
+#[tokio::test]
+async fn the_per_key_bound_refuses_with_its_own_advice() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start(
+        &fake.base_url,
+        &["--max-turns-in-flight-per-key", "1", "--max-wait", "1"],
+    )
+    .await;
+    let first = call(
+        &bridge.client,
+        "create_task",
+        json!({"input": "long sleep=2000"}),
+    )
+    .await;
+    assert_eq!(structured(&first)["status"], "running");
+    let refused = call(&bridge.client, "create_task", json!({"input": "another"})).await;
+    assert!(is_error(&refused));
+    assert!(
+        text(&refused).contains("for this API key (--max-turns-in-flight-per-key)"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(fake.posts().len(), 1);
+}
+
+/// A 15 MB answer whose structured output is 7.5 million zeros. Parsed into a tree on
+/// arrival and kept as one, it peaked at over 700 MB; kept as raw text, only the moment of
+/// answering builds a tree (rmcp's structured content is a `serde_json::Value`), once.
+#[tokio::test]
+async fn a_structured_output_of_tiny_elements_is_not_kept_as_a_tree() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start(&fake.base_url, &["--max-response-bytes", "20000000"]).await;
+    fake.push_fault(Fault::ZerosStructured(7_500_000));
+    let result = call(&bridge.client, "create_task", json!({"input": "zeros"})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    assert_eq!(
+        structured(&result)["structuredOutput"]
+            .as_array()
+            .map(Vec::len),
+        Some(7_500_000),
+        "passed through whole"
+    );
+    let peak = peak_rss(bridge.pid).unwrap();
+    assert!(peak < 512 << 20, "peak RSS {} MiB", peak >> 20);
+}
