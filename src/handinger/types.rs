@@ -73,53 +73,40 @@ pub struct TaskRequest {
 }
 
 /// The answer of `POST /api/tasks` (Handinger calls it a Worker object).
+#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct WorkerAnswer {
     /// The worker's id.
-    #[serde(deserialize_with = "null_as_default")]
     pub id: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub status: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub running: Option<bool>,
-    #[serde(deserialize_with = "null_as_default")]
     pub output_text: Option<String>,
-    #[serde(deserialize_with = "raw_unless_null")]
     pub structured_output: Option<RawJson>,
-    #[serde(deserialize_with = "null_as_default")]
     pub sources: Vec<Source>,
-    #[serde(deserialize_with = "null_as_default")]
     pub files: Vec<AnswerFile>,
-    #[serde(deserialize_with = "null_as_default")]
     pub usage: Option<Usage>,
     /// Dashboard link of the worker.
-    #[serde(deserialize_with = "null_as_default")]
     pub url: Option<String>,
     /// Unspecified shape; anything but `null` means the turn failed.
-    #[serde(deserialize_with = "raw_unless_null")]
     pub error: Option<RawJson>,
 }
 
+#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Source {
-    #[serde(deserialize_with = "null_as_default")]
     pub title: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub url: Option<String>,
 }
 
+#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct AnswerFile {
-    #[serde(deserialize_with = "null_as_default")]
     pub filename: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub media_type: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub url: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub size: Option<f64>,
 }
 
@@ -127,18 +114,13 @@ pub struct AnswerFile {
 // task's turn record (`GET /api/tasks/{taskId}/turns`); older deployments still send them here.
 // (A doc comment here would become the tool schemas' description of `usage`.)
 /// Credits and time a turn (or a whole task) consumed.
+#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Usage {
-    #[serde(
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub credits: Option<f64>,
-    #[serde(
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<f64>,
 }
 
@@ -164,99 +146,69 @@ impl TaskRecord {
 
 /// The answer of `GET /api/tasks/{taskId}`: `{task}` today, `{task, turns}` on deployments
 /// older than 2026-07.
+#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct TaskAnswer {
-    #[serde(deserialize_with = "null_as_default")]
     pub task: TaskSummary,
     /// Only older deployments embed the turns; `None` when the answer has no turn list.
-    #[serde(deserialize_with = "null_as_default")]
     pub turns: Option<Vec<Turn>>,
 }
 
 /// The answer of `GET /api/tasks/{taskId}/turns` (2026-07 on): `{items, taskId}`.
+#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TurnList {
     /// `None` when the answer has no list under `items`: an unknown shape, not "no turns".
-    #[serde(deserialize_with = "null_as_default")]
     pub items: Option<Vec<Turn>>,
-    #[serde(deserialize_with = "null_as_default")]
     pub task_id: Option<String>,
 }
 
+#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TaskSummary {
-    #[serde(deserialize_with = "null_as_default")]
     pub id: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub status: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub title: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub worker_id: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub url: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub totals: Option<TaskTotals>,
-    #[serde(deserialize_with = "raw_unless_null")]
     pub created_at: Option<RawJson>,
-    #[serde(deserialize_with = "raw_unless_null")]
     pub completed_at: Option<RawJson>,
 }
 
+#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TaskTotals {
-    #[serde(
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub credits: Option<f64>,
-    #[serde(
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<f64>,
-    #[serde(
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub turn_count: Option<u64>,
 }
 
+#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Turn {
-    #[serde(deserialize_with = "null_as_default")]
     pub id: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub seq: Option<i64>,
-    #[serde(deserialize_with = "null_as_default")]
     pub role: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub status: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub input: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub output_text: Option<String>,
-    #[serde(deserialize_with = "raw_unless_null")]
     pub structured_output: Option<RawJson>,
-    #[serde(deserialize_with = "null_as_default")]
     pub credits: Option<f64>,
-    #[serde(deserialize_with = "null_as_default")]
     pub duration_ms: Option<f64>,
-    #[serde(deserialize_with = "null_as_default")]
     pub input_tokens: Option<f64>,
-    #[serde(deserialize_with = "null_as_default")]
     pub output_tokens: Option<f64>,
-    #[serde(deserialize_with = "raw_unless_null")]
     pub started_at: Option<RawJson>,
-    #[serde(deserialize_with = "raw_unless_null")]
     pub completed_at: Option<RawJson>,
     /// The files this turn published.
-    #[serde(deserialize_with = "null_as_default")]
     pub files: Vec<AnswerFile>,
 }
 
@@ -264,15 +216,6 @@ pub struct Turn {
 #[derive(Debug, Deserialize)]
 pub struct ErrorBody {
     pub error: Option<Value>,
-}
-
-/// Keeps any JSON value as its raw text, and `null` as absent.
-fn raw_unless_null<'de, D>(deserializer: D) -> Result<Option<RawJson>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    let raw = RawJson::deserialize(deserializer)?;
-    Ok((raw.get() != "null").then_some(raw))
 }
 
 /// A raw JSON string's text (`"2026-11-29T10:00:00Z"` → `2026-11-29T10:00:00Z`); `None`
@@ -356,7 +299,9 @@ impl TaskRecord {
 }
 
 /// Reads `null` as the field's default, and a value of the wrong type too: one odd field
-/// must not cost the caller a finished answer.
+/// must not cost the caller a finished answer. Every field of an answer shape reads through
+/// it (`serde_with::apply` on each struct); an `Option<RawJson>` field keeps any JSON but
+/// `null` as its raw text.
 pub(super) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,

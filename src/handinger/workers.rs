@@ -73,32 +73,25 @@ impl WorkerPatch {
 /// A worker as Handinger describes it: the WorkerTemplate that `POST` and `PATCH` answer,
 /// or the Worker (current state, latest answer) that `GET` answers. The two shapes differ in
 /// field case, so both spellings are read.
+#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct WorkerInfo {
-    #[serde(deserialize_with = "null_as_default")]
     pub id: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub title: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub summary: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub instructions: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub visibility: Option<String>,
-    #[serde(alias = "output_schema", deserialize_with = "null_as_default")]
+    #[serde(alias = "output_schema")]
     pub output_schema: Option<Value>,
-    #[serde(deserialize_with = "null_as_default")]
     pub url: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub status: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub running: Option<bool>,
-    #[serde(alias = "output_text", deserialize_with = "null_as_default")]
+    #[serde(alias = "output_text")]
     pub output_text: Option<String>,
-    #[serde(alias = "created_at", deserialize_with = "null_as_default")]
+    #[serde(alias = "created_at")]
     pub created_at: Option<Value>,
-    #[serde(alias = "updated_at", deserialize_with = "null_as_default")]
+    #[serde(alias = "updated_at")]
     pub updated_at: Option<Value>,
 }
 
@@ -139,53 +132,41 @@ pub struct NewSchedule {
 
 /// A schedule as Handinger answers it: `id, input, budget, nextRunAt, type` plus its when
 /// field (read both nested under `when` and flattened beside `type`).
+#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ScheduleInfo {
-    #[serde(deserialize_with = "null_as_default")]
     pub id: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub input: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub budget: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub next_run_at: Option<Value>,
-    #[serde(rename = "type", deserialize_with = "null_as_default")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
-    #[serde(deserialize_with = "null_as_default")]
     pub when: Option<Value>,
-    #[serde(deserialize_with = "null_as_default")]
     pub date: Option<Value>,
-    #[serde(deserialize_with = "null_as_default")]
     pub delay_in_seconds: Option<Value>,
-    #[serde(deserialize_with = "null_as_default")]
     pub cron: Option<Value>,
-    #[serde(deserialize_with = "null_as_default")]
     pub interval_seconds: Option<Value>,
 }
 
 /// The answer of `GET /api/workers/{id}/schedules`.
+#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ScheduleList {
-    #[serde(deserialize_with = "null_as_default")]
     pub schedules: Vec<ScheduleInfo>,
-    #[serde(deserialize_with = "null_as_default")]
     pub worker_id: Option<String>,
     /// The IANA time zone the worker's cron expressions run in (2026-07 on).
-    #[serde(deserialize_with = "null_as_default")]
     pub timezone: Option<String>,
 }
 
 /// `{deleted}`, `{cancelled}`, `{archived}`: whichever flag the endpoint answers with.
+#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Done {
-    #[serde(deserialize_with = "null_as_default")]
     pub deleted: Option<bool>,
-    #[serde(deserialize_with = "null_as_default")]
     pub cancelled: Option<bool>,
-    #[serde(deserialize_with = "null_as_default")]
     pub archived: Option<bool>,
 }
 
