@@ -65,7 +65,8 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
     match cli.command.unwrap_or(Command::Stdio) {
         Command::Stdio => {
             let server = server(&api, &policy, &turns, key, tools).await?;
-            transport::stdio::serve(server, turns.shutdown_token().clone()).await
+            let shutdown = turns.shutdown_token().clone();
+            transport::stdio::serve(server, shutdown, settings.max_message_bytes).await
         }
         Command::Http(args) => {
             let http = args.validate(max_wait)?;
