@@ -20,9 +20,11 @@ pub fn init(format: LogFormat) {
     };
     // A second initialisation (tests calling in twice) is harmless; ignore it.
     let _ = tracing_subscriber::registry()
-        .with(layer.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-            !names_a_session(meta)
-        })))
+        .with(
+            layer.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                !names_a_session(meta)
+            })),
+        )
         .with(filter)
         .try_init();
 }
@@ -32,6 +34,8 @@ pub fn init(format: LogFormat) {
 /// asks; it still shows at debug, where a person debugging asked for everything.
 fn names_a_session(meta: &tracing::Metadata<'_>) -> bool {
     *meta.level() <= tracing::Level::INFO
-        && meta.target().starts_with("rmcp::transport::streamable_http_server")
+        && meta
+            .target()
+            .starts_with("rmcp::transport::streamable_http_server")
         && meta.fields().field("session_id").is_some()
 }

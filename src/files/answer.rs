@@ -9,8 +9,8 @@ use bytes::Bytes;
 use rmcp::model::ResourceContents;
 
 use super::validate_name;
-use crate::handinger::{ApiError, HandingerClient};
 use crate::handinger::types::AnswerFile;
+use crate::handinger::{ApiError, HandingerClient};
 
 /// What to do with answer files besides linking them.
 #[derive(Debug, Clone, Default)]

@@ -117,9 +117,8 @@ impl Resolve for PublicOnlyResolver {
         let host = name.as_str().to_owned();
         let allowed = self.hosts.allows_name(&host);
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if !allowed && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
                 tracing::warn!(host, address = %bad.ip(), "refused to fetch an answer file from a non-public address");
                 return Err(not_public(&host).into());
@@ -246,7 +245,12 @@ mod tests {
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for public in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

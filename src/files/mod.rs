@@ -8,6 +8,7 @@
 //!   MCP resources.
 
 pub mod answer;
+pub mod beneath;
 pub mod fetch_guard;
 pub mod upload;
 

@@ -375,10 +375,7 @@ fn multipart_form(request: &TaskRequest) -> Result<Form, ApiError> {
                 let file = Upload::reopen(file).map_err(|e| ApiError::LocalFile {
                     detail: format!("cannot read {} again: {e}", upload.name),
                 })?;
-                let stream = tokio_util::io::ReaderStream::with_capacity(
-                    tokio::fs::File::from_std(file),
-                    UPLOAD_CHUNK,
-                );
+                let stream = crate::files::upload::exact_stream(file, *len, UPLOAD_CHUNK);
                 Part::stream_with_length(reqwest::Body::wrap_stream(stream), *len)
             }
         };

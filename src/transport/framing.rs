@@ -17,8 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientNotification, ErrorCode, ErrorData, RequestId,
-    ServerJsonRpcMessage,
+    ClientJsonRpcMessage, ClientNotification, ErrorCode, ErrorData, RequestId, ServerJsonRpcMessage,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
@@ -57,8 +56,7 @@ impl InFlight {
     /// Forgets a request the client cancelled: rmcp sends no answer for it.
     pub fn cancelled(&self, message: &ClientJsonRpcMessage) {
         if let ClientJsonRpcMessage::Notification(notification) = message
-            && let ClientNotification::CancelledNotification(cancelled) =
-                &notification.notification
+            && let ClientNotification::CancelledNotification(cancelled) = &notification.notification
             && let Some(id) = &cancelled.params.request_id
         {
             self.leave(id);
@@ -188,7 +186,10 @@ async fn read_messages<R: AsyncRead + Unpin>(
             Err(error) => {
                 tracing::debug!(%error, "a JSON line that is not an MCP message");
                 let answer = ServerJsonRpcMessage::error(
-                    ErrorData::invalid_request(format!("not a JSON-RPC message of MCP: {error}"), None),
+                    ErrorData::invalid_request(
+                        format!("not a JSON-RPC message of MCP: {error}"),
+                        None,
+                    ),
                     leading_id(text),
                 );
                 let _ = to_client.send(answer).await;
@@ -213,7 +214,9 @@ async fn read_messages<R: AsyncRead + Unpin>(
 /// The `id` of a JSON-RPC message, read from the start of its text (where `jsonrpc`, `id`
 /// and `method` come before the parameters in practice); `None` when it cannot be found.
 pub fn leading_id(text: &[u8]) -> Option<RequestId> {
-    let text = std::str::from_utf8(text).or_else(|e| std::str::from_utf8(&text[..e.valid_up_to()])).ok()?;
+    let text = std::str::from_utf8(text)
+        .or_else(|e| std::str::from_utf8(&text[..e.valid_up_to()]))
+        .ok()?;
     let start = text.find("\"id\"")? + 4;
     let rest = text[start..].trim_start().strip_prefix(':')?;
     let mut values = serde_json::Deserializer::from_str(rest).into_iter::<serde_json::Value>();
@@ -227,7 +230,9 @@ pub fn leading_id(text: &[u8]) -> Option<RequestId> {
 enum Line {
     Complete(Vec<u8>),
     /// Longer than the cap; its first bytes, the rest skipped.
-    Oversized { head: Vec<u8> },
+    Oversized {
+        head: Vec<u8>,
+    },
     Eof,
 }
 
@@ -295,7 +300,9 @@ mod tests {
     async fn lines_over_the_cap_are_cut_to_their_head() {
         let input = format!("{}\nshort\n", "x".repeat(10_000));
         let mut reader = LineReader::new(input.as_bytes(), 100);
-        assert!(matches!(reader.next().await.unwrap(), Line::Oversized { head } if head.len() == HEAD_BYTES));
+        assert!(
+            matches!(reader.next().await.unwrap(), Line::Oversized { head } if head.len() == HEAD_BYTES)
+        );
         assert!(matches!(reader.next().await.unwrap(), Line::Complete(l) if l == b"short"));
         assert!(matches!(reader.next().await.unwrap(), Line::Eof));
     }

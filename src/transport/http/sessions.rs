@@ -51,14 +51,20 @@ impl Owners {
     /// Whether `owner` may use session `id`. A session this map does not know is left to
     /// the transport, which answers an unknown one with 404 itself.
     pub fn allows(&self, id: &str, owner: Owner) -> bool {
-        let map = self.by_session.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self
+            .by_session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         map.get(id).is_none_or(|known| *known == owner)
     }
 
     /// Records the owner of a new session, and forgets sessions that are gone (`live` says
     /// which still exist), so the map stays as large as the session table.
     pub fn bind(&self, id: &str, owner: Owner, live: impl Fn(&str) -> bool) {
-        let mut map = self.by_session.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self
+            .by_session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         map.retain(|known, _| live(known));
         map.entry(id.to_owned()).or_insert(owner);
     }

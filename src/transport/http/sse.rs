@@ -33,8 +33,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
 use super::sessions::Owner;
-use crate::transport::framing::InFlight;
 use crate::tools::HandingerServer;
+use crate::transport::framing::InFlight;
 
 /// Messages buffered per direction before the sender waits.
 const CHANNEL_CAPACITY: usize = 32;

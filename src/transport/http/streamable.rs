@@ -127,9 +127,10 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
     let (head, body) = response.into_parts();
     if !had_session && let Some(id) = head.headers.get(SESSION_HEADER) {
         let live = mcp.sessions.sessions.read().await;
-        mcp.owners.bind(id.to_str().unwrap_or_default(), owner, |known| {
-            live.contains_key(known)
-        });
+        mcp.owners
+            .bind(id.to_str().unwrap_or_default(), owner, |known| {
+                live.contains_key(known)
+            });
     }
     // rmcp's own 404 for a session it does not know is a bare line of text; JSON 404s are
     // protocol answers (an unknown method) and pass through untouched.
