@@ -11,6 +11,7 @@ use secrecy::SecretString;
 
 use crate::files::FileLimits;
 use crate::files::answer::AnswerFileOptions;
+use crate::files::fetch_guard::FileHosts;
 use crate::files::upload::AllowedRoots;
 use crate::handinger::{Budget, ClientOptions};
 use crate::tasks::{Retention, TurnLimits};
@@ -198,6 +199,27 @@ pub struct SettingsArgs {
     )]
     pub download_dir: Option<PathBuf>,
 
+    /// Most answer files saved or inlined per answer; the rest are listed but not fetched.
+    #[arg(long, env = "HANDINGER_MCP_MAX_ANSWER_FILES", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000), global = true)]
+    pub max_answer_files: u64,
+
+    /// Most bytes of answer files fetched per answer, all files together; files beyond it
+    /// are listed but not saved.
+    #[arg(long, env = "HANDINGER_MCP_MAX_ANSWER_BYTES", default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub max_answer_bytes: u64,
+
+    /// A host answer files may be fetched from even though it is not public or not https
+    /// (repeatable; comma separated in the variable): `host` or `host:port`. Without it, a
+    /// file is fetched only from the API's own origin or over https from a public address.
+    #[arg(
+        long = "allow-file-host",
+        env = "HANDINGER_MCP_ALLOW_FILE_HOST",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allow_file_hosts: Vec<String>,
+
     /// Return images the worker produces inline, for clients that show them.
     #[arg(long, env = "HANDINGER_MCP_INLINE_IMAGES", global = true)]
     pub inline_images: bool,
@@ -205,6 +227,11 @@ pub struct SettingsArgs {
     /// Largest image returned inline, in bytes.
     #[arg(long, env = "HANDINGER_MCP_MAX_INLINE_IMAGE_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024), global = true)]
     pub max_inline_image_bytes: u64,
+
+    /// Largest MCP message read from stdin, in bytes (stdio mode); a longer one is answered
+    /// with an error instead of being read.
+    #[arg(long, env = "HANDINGER_MCP_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024), global = true)]
+    pub max_message_bytes: u64,
 
     /// Log format on stderr.
     #[arg(long, env = "HANDINGER_MCP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -263,6 +290,8 @@ pub struct Settings {
     pub answer_files: AnswerFileOptions,
     pub log_format: LogFormat,
     pub tools: ToolSettings,
+    /// Largest message read from stdin.
+    pub max_message_bytes: usize,
 }
 
 impl SettingsArgs {
@@ -283,6 +312,7 @@ impl SettingsArgs {
         }
         let tools = ToolSettings::new(self.toolsets, self.read_only, self.workers)?;
         let local_roots = AllowedRoots::from_config(&self.allow_dirs)?;
+        let file_hosts = FileHosts::new(&self.allow_file_hosts)?;
         if let Some(dir) = &self.download_dir
             && !dir.is_dir()
         {
@@ -297,6 +327,7 @@ impl SettingsArgs {
                 base_url,
                 max_response_bytes: usize::try_from(self.max_response_bytes).unwrap_or(usize::MAX),
                 get_timeout: Duration::from_secs(self.request_timeout),
+                file_hosts,
             },
             policy: TaskPolicy {
                 default_budget: self.default_budget,
@@ -316,6 +347,8 @@ impl SettingsArgs {
                 download_dir: self.download_dir,
                 inline_images_up_to: self.inline_images.then_some(self.max_inline_image_bytes),
                 max_file_bytes: self.max_file_bytes,
+                max_files: usize::try_from(self.max_answer_files).unwrap_or(usize::MAX),
+                max_total_bytes: self.max_answer_bytes,
             },
             retention: Retention {
                 ttl: Duration::from_secs(self.result_ttl),
@@ -329,13 +362,16 @@ impl SettingsArgs {
             },
             log_format: self.log_format,
             tools,
+            max_message_bytes: usize::try_from(self.max_message_bytes).unwrap_or(usize::MAX),
         })
     }
 }
 
-/// An `http(s)://host[:port][/prefix]` URL, returned without a trailing slash.
+/// An `http(s)://host[:port][/prefix]` URL, returned without a trailing slash. Errors show
+/// the URL with any user and password masked: it may carry a real password.
 fn validate_base_url(raw: &str) -> Result<String, String> {
-    let url = reqwest::Url::parse(raw.trim())
+    let raw = &crate::doctor::mask_credentials(raw.trim());
+    let url = reqwest::Url::parse(raw)
         .map_err(|e| format!("HANDINGER_BASE_URL / --base-url {raw:?} is not a URL ({e}); use e.g. https://handinger.com"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!(

@@ -2,8 +2,10 @@
 //!
 //! A tool call flows one way through these modules and back:
 //!
-//! - [`transport`] — how a client reaches us: [`transport::stdio`] for local clients,
-//!   [`transport::http`] for remote ones (Streamable HTTP, legacy SSE, health and metrics).
+//! - [`transport`] — how a client reaches us: [`transport::stdio`] for local clients (framed
+//!   by [`transport::framing`]: a size cap per message, no two requests with one id in
+//!   flight), [`transport::http`] for remote ones (Streamable HTTP, legacy SSE, health and
+//!   metrics; sessions bound to the credentials that opened them).
 //! - [`tools`] — the MCP surface: `create_task` and `get_task`, their argument structs
 //!   (the tools' input schemas are derived from them), the task policy (default and
 //!   maximum budget, default worker) and the mapping of answers to MCP content; the
@@ -13,10 +15,16 @@
 //! - [`tasks`] — turns in flight: each POST is owned by the server, not by the call that
 //!   started it, so an answer outlives a client's timeout, a cancellation or `--max-wait`
 //!   and is collected later with `get_task` (or MCP `tasks/get`).
-//! - [`files`] — attachments going up (checked against the allowed roots and limits, then
-//!   streamed) and answer files coming down (saved, inlined, served as resources).
+//! - [`files`] — attachments going up (opened without following links below the allowed
+//!   roots, checked against the limits, then streamed) and answer files coming down (only
+//!   from the API origin or public https hosts, capped per answer; saved, inlined, served as
+//!   resources).
 //! - [`handinger`] — the Handinger API client: auth, body caps, a retry policy that never
-//!   resends a POST Handinger may have taken, typed answers that tolerate missing fields.
+//!   resends a POST Handinger may have taken, typed answers that tolerate missing fields,
+//!   and no automatic redirects (downloads follow them by hand, the key never leaving the
+//!   API origin).
+//!
+//! The threat model and the test behind each defence: `docs/security.md`.
 //! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped.
 //!
 //! Around them: [`config`] (every flag and environment variable), [`config_file`] (the
@@ -69,7 +77,8 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
     match cli.command.unwrap_or(Command::Stdio) {
         Command::Stdio => {
             let server = server(&api, &policy, &turns, key, tools).await?;
-            transport::stdio::serve(server, turns.shutdown_token().clone()).await
+            let shutdown = turns.shutdown_token().clone();
+            transport::stdio::serve(server, shutdown, settings.max_message_bytes).await
         }
         Command::Http(args) => {
             let http = args.validate(max_wait)?;

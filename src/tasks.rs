@@ -600,6 +600,7 @@ mod tests {
             base_url: "http://127.0.0.1:9".into(),
             max_response_bytes: 1024,
             get_timeout: Duration::from_secs(1),
+            file_hosts: Default::default(),
         };
         HandingerClient::new(&SecretString::from(key.to_owned()), options).unwrap()
     }

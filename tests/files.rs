@@ -236,7 +236,9 @@ async fn answer_files_are_resources_and_only_the_api_origin_gets_the_key() {
         {"filename": "report.csv", "mediaType": "text/csv", "url": format!("{}/files/report.csv", fake.base_url), "size": 8},
         {"filename": "chart.png", "mediaType": "image/png", "url": format!("{}/files/chart.png", foreign.base_url), "size": 6}
     ]));
-    let bridge = start(&fake.base_url, &[]).await;
+    // The foreign host is plain http on loopback: the operator has to allow it.
+    let foreign_host = foreign.base_url.trim_start_matches("http://").to_owned();
+    let bridge = start(&fake.base_url, &["--allow-file-host", &foreign_host]).await;
     let result = call(
         &bridge.client,
         "create_task",

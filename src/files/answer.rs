@@ -9,8 +9,8 @@ use bytes::Bytes;
 use rmcp::model::ResourceContents;
 
 use super::validate_name;
-use crate::handinger::HandingerClient;
 use crate::handinger::types::AnswerFile;
+use crate::handinger::{ApiError, HandingerClient};
 
 /// What to do with answer files besides linking them.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +21,10 @@ pub struct AnswerFileOptions {
     pub inline_images_up_to: Option<u64>,
     /// Largest file fetched at all.
     pub max_file_bytes: u64,
+    /// Most files of one answer fetched (`--max-answer-files`).
+    pub max_files: usize,
+    /// Most bytes of one answer's files fetched, all together (`--max-answer-bytes`).
+    pub max_total_bytes: u64,
 }
 
 impl AnswerFileOptions {
@@ -37,12 +41,12 @@ pub struct LocalCopy {
     pub path: Option<PathBuf>,
     /// Media type and base64 bytes of an image to show inline.
     pub image: Option<(String, String)>,
-    /// Why it was not saved or inlined, when something went wrong.
+    /// Why it was not saved or inlined, when something went wrong; shown in the result.
     pub problem: Option<String>,
 }
 
-/// Fetches what the options ask for. Failures become notes on the copy, never errors: the
-/// answer itself stands without them.
+/// Fetches what the options ask for, within the per-answer caps. Failures and skipped files
+/// become notes on the copy, never errors: the answer itself stands without them.
 pub async fn local_copies(
     api: &HandingerClient,
     files: &[AnswerFile],
@@ -52,6 +56,7 @@ pub async fn local_copies(
     if !options.wants_anything() {
         return copies;
     }
+    let (mut fetched, mut total) = (0usize, 0u64);
     for file in files {
         let Some(url) = file.url.as_deref().filter(|u| !u.is_empty()) else {
             continue;
@@ -68,27 +73,69 @@ pub async fn local_copies(
             url: url.to_owned(),
             ..Default::default()
         };
-        match api.download(url, options.max_file_bytes).await {
-            Ok((bytes, _)) => {
-                if let Some(dir) = &options.download_dir {
-                    let name = file.filename.clone().unwrap_or_default();
-                    match save_unique(dir, &name, url, &bytes) {
-                        Ok(path) => copy.path = Some(path),
-                        Err(e) => copy.problem = Some(format!("not saved: {e}")),
+        let remaining = options.max_total_bytes.saturating_sub(total);
+        if let Err(problem) = answer_name(file.filename.as_deref()) {
+            copy.problem = Some(format!("not fetched: {problem}"));
+        } else if fetched >= options.max_files {
+            copy.problem = Some(format!(
+                "skipped: the answer has more files than the {} this server fetches per answer (--max-answer-files)",
+                options.max_files
+            ));
+        } else if file.size.is_some_and(|size| size > remaining as f64) {
+            copy.problem = Some(total_cap_note(options));
+        } else {
+            fetched += 1;
+            let limit = options.max_file_bytes.min(remaining);
+            match api.download(url, limit).await {
+                Ok((bytes, _)) => {
+                    total += bytes.len() as u64;
+                    if let Some(dir) = &options.download_dir {
+                        let name = file.filename.clone().unwrap_or_default();
+                        match save_unique(dir, &name, url, &bytes) {
+                            Ok(path) => copy.path = Some(path),
+                            Err(e) => {
+                                copy.problem = Some(format!(
+                                    "not saved in --download-dir {}: {e}",
+                                    dir.display()
+                                ))
+                            }
+                        }
+                    }
+                    if let Some(cap) = inline_cap
+                        && bytes.len() as u64 <= cap
+                    {
+                        let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
+                        copy.image = Some((media_type.clone(), data));
                     }
                 }
-                if let Some(cap) = inline_cap
-                    && bytes.len() as u64 <= cap
-                {
-                    let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
-                    copy.image = Some((media_type.clone(), data));
+                Err(ApiError::TooLarge { .. }) if limit < options.max_file_bytes => {
+                    copy.problem = Some(total_cap_note(options));
                 }
+                Err(e) => copy.problem = Some(format!("could not fetch it: {e}")),
             }
-            Err(e) => copy.problem = Some(format!("could not fetch it: {e}")),
+        }
+        if let Some(problem) = &copy.problem {
+            tracing::warn!(%problem, "answer file not kept");
         }
         copies.push(copy);
     }
     copies
+}
+
+fn total_cap_note(options: &AnswerFileOptions) -> String {
+    format!(
+        "skipped: the answer's files add up to more than the {} bytes this server fetches per answer (--max-answer-bytes)",
+        options.max_total_bytes
+    )
+}
+
+/// An answer's own file name, when it gives one, must be usable as it is: a name made to
+/// look like another (bidirectional overrides) or a blank one is refused, not repaired.
+fn answer_name(name: Option<&str>) -> Result<(), String> {
+    match name {
+        None | Some("") => Ok(()),
+        Some(name) => validate_name(name).map_err(|e| format!("refused the file name: {e}")),
+    }
 }
 
 /// Writes `bytes` into `dir` under a safe form of `name`, never replacing an existing

@@ -8,6 +8,8 @@
 //!   MCP resources.
 
 pub mod answer;
+pub mod beneath;
+pub mod fetch_guard;
 pub mod upload;
 
 /// Limits on what goes up and what comes down, all from the command line.
@@ -31,15 +33,28 @@ pub fn validate_name(name: &str) -> Result<(), String> {
             name.len()
         ));
     }
+    if name.trim().is_empty() {
+        return Err(format!("file name {name:?} is blank"));
+    }
     if let Some(bad) = name
         .chars()
-        .find(|c| matches!(c, '/' | '\\') || c.is_control())
+        .find(|c| matches!(c, '/' | '\\') || c.is_control() || is_direction_mark(*c))
     {
         return Err(format!(
-            "file name {name:?} contains {bad:?}; names may not hold path separators or control characters"
+            "file name {name:?} contains {bad:?}; names may not hold path separators, control characters or text-direction marks"
         ));
     }
     Ok(())
+}
+
+/// The Unicode marks that change the display order of text (as in `evil\u{202e}txt.exe`,
+/// shown as `evilexe.txt`), plus the invisible joiners and byte-order mark that make one
+/// name look like another.
+fn is_direction_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+    )
 }
 
 #[cfg(test)]
@@ -48,7 +63,18 @@ mod tests {
 
     #[test]
     fn names_with_separators_or_controls_are_refused() {
-        for bad in ["", ".", "..", "a/b", "..\\x", "a\nb", "a\u{7}"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "..\\x",
+            "a\nb",
+            "a\u{7}",
+            "  ",
+            "evil\u{202e}txt.exe",
+            "a\u{2067}b",
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
         assert!(validate_name("report (final).csv").is_ok());

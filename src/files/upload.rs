@@ -1,10 +1,12 @@
 //! Attachments of `create_task`: decoding, the allowed-roots check, limits.
 //!
 //! Everything is checked before anything is sent: a refused file means no request at all.
-//! A local file is opened once, here, and the open handle is what gets streamed later, so
-//! a path swapped for a symlink after the check cannot change what leaves the machine.
+//! A local file is opened once, here, without following links below the allowed directory
+//! ([`super::beneath`]), and the open handle is what gets streamed later, exactly as many
+//! bytes as were checked ([`exact_stream`]), so a path swapped for a symlink cannot change
+//! what leaves the machine.
 
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -72,6 +74,38 @@ impl Upload {
     }
 }
 
+/// The first `len` bytes of `file`, as a body stream: a part's declared length must be
+/// the length sent, so a file that grew is cut at `len` and one that shrank ends the stream
+/// with an error (the request fails rather than going out malformed).
+pub fn exact_stream(
+    file: std::fs::File,
+    len: u64,
+    chunk: usize,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    use futures::StreamExt as _;
+    use tokio::io::AsyncReadExt as _;
+    let reader = tokio::fs::File::from_std(file).take(len);
+    let mut sent = 0u64;
+    tokio_util::io::ReaderStream::with_capacity(reader, chunk)
+        .map(Some)
+        .chain(futures::stream::once(async { None }))
+        .filter_map(move |item| {
+            let out = match item {
+                Some(Ok(bytes)) => {
+                    sent += bytes.len() as u64;
+                    Some(Ok(bytes))
+                }
+                Some(Err(e)) => Some(Err(e)),
+                None if sent < len => Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the file shrank to {sent} of its {len} bytes while it was sent"),
+                ))),
+                None => None,
+            };
+            futures::future::ready(out)
+        })
+}
+
 /// Where local files may come from. Directories are canonical (symlinks resolved).
 #[derive(Debug, Clone, Default)]
 pub struct AllowedRoots {
@@ -116,8 +150,11 @@ impl AllowedRoots {
         Self { dirs }
     }
 
-    fn contains(&self, path: &Path) -> bool {
-        self.dirs.iter().any(|dir| path.starts_with(dir))
+    /// The allowed directory `path` is in, and the rest of the path below it.
+    fn split<'a>(&'a self, path: &'a Path) -> Option<(&'a Path, &'a Path)> {
+        self.dirs
+            .iter()
+            .find_map(|dir| Some((dir.as_path(), path.strip_prefix(dir).ok()?)))
     }
 
     fn describe(&self) -> String {
@@ -203,27 +240,41 @@ fn local_file(
     if !path.is_absolute() {
         return Err(format!("path {raw:?} is relative; give an absolute path"));
     }
-    // Resolves symlinks and `..`, so the check below sees where the file really is.
+    // Where the path points now: this only picks the allowed directory and the names below
+    // it. What is sent is decided by the open below, which walks those names from the
+    // directory without following a link, so a swap after this line changes nothing.
     let canonical = std::fs::canonicalize(path).map_err(|e| format!("cannot read {raw:?}: {e}"))?;
-    if !roots.contains(&canonical) {
+    let Some((root, below)) = roots.split(&canonical) else {
         return Err(format!(
             "{raw:?} is outside the allowed directories ({}); move the file there or allow its directory with --allow-dir",
             roots.describe()
         ));
-    }
-    let file = std::fs::File::open(&canonical).map_err(|e| format!("cannot open {raw:?}: {e}"))?;
+    };
+    let file = super::beneath::open_beneath(root, below).map_err(|e| {
+        if super::beneath::is_link_refusal(&e) {
+            format!(
+                "{raw:?} changed while it was being opened (a directory on its path became a symbolic link); nothing was sent: attach it again"
+            )
+        } else {
+            format!("cannot open {raw:?}: {e}")
+        }
+    })?;
     let metadata = file
         .metadata()
         .map_err(|e| format!("cannot read {raw:?}: {e}"))?;
     if !metadata.is_file() {
-        return Err(format!("{raw:?} is not a regular file"));
-    }
-    if metadata.len() > limits.max_file_bytes {
         return Err(format!(
-            "{raw:?} is {} bytes; the limit is {} (--max-file-bytes)",
-            metadata.len(),
-            limits.max_file_bytes
+            "{raw:?} is not a regular file (a directory, FIFO, socket or device); attach a file"
         ));
+    }
+    let too_large = |len: u64| {
+        format!(
+            "{raw:?} is {len} bytes; the limit is {} (--max-file-bytes)",
+            limits.max_file_bytes
+        )
+    };
+    if metadata.len() > limits.max_file_bytes {
+        return Err(too_large(metadata.len()));
     }
     let name = canonical
         .file_name()
@@ -231,13 +282,31 @@ fn local_file(
         .ok_or_else(|| format!("{raw:?} has no usable file name"))?
         .to_owned();
     validate_name(&name)?;
+    let source = if metadata.len() == 0 {
+        // Files under /proc and /sys report a size of 0 and have content: read what is
+        // there, bounded by the limit, and send exactly that.
+        let mut bytes = Vec::new();
+        (&file)
+            .take(limits.max_file_bytes + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read {raw:?}: {e}"))?;
+        if bytes.len() as u64 > limits.max_file_bytes {
+            return Err(format!(
+                "{raw:?} holds more than {} bytes (--max-file-bytes)",
+                limits.max_file_bytes
+            ));
+        }
+        UploadSource::Memory(Bytes::from(bytes))
+    } else {
+        UploadSource::Disk {
+            file: Arc::new(file),
+            len: metadata.len(),
+        }
+    };
     Ok(Upload {
         media_type: media_type_for(&name, media_type)?,
         name,
-        source: UploadSource::Disk {
-            file: Arc::new(file),
-            len: metadata.len(),
-        },
+        source,
     })
 }
 

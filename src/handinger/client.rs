@@ -10,14 +10,13 @@ use serde::de::DeserializeOwned;
 use reqwest::multipart::{Form, Part};
 
 use super::error::ApiError;
+use super::redirect::{self, HttpClients};
 use super::types::{
     ErrorBody, Source, TaskAnswer, TaskRecord, TaskRequest, TaskSummary, TurnList, WorkerAnswer,
 };
 use crate::files::upload::{Upload, UploadSource};
 use crate::task_id::TaskId;
 
-/// How long to wait for a TCP/TLS connection before calling the request unsent.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Resends of a POST that certainly did not reach Handinger (no connection, or 429).
 const POST_RESENDS: u32 = 2;
 /// Attempts of an idempotent GET.
@@ -41,12 +40,17 @@ pub struct ClientOptions {
     /// none: a turn legitimately takes minutes, and how long to wait for one is the task
     /// runner's decision.
     pub get_timeout: Duration,
+    /// Hosts answer files may come from beyond the public internet (`--allow-file-host`).
+    pub file_hosts: crate::files::fetch_guard::FileHosts,
 }
 
 /// A cheap-to-clone handle on the Handinger API for one key.
 #[derive(Clone)]
 pub struct HandingerClient {
+    /// API calls, never following a redirect (see [`super::redirect`]).
     http: reqwest::Client,
+    /// Answer files on other hosts: no credentials, public addresses only.
+    files: reqwest::Client,
     /// `Bearer <key>`, built once and marked sensitive so no `Debug` output shows it.
     auth: header::HeaderValue,
     /// Identifies the key without revealing it (a keyed hash, random per process), so
@@ -66,22 +70,19 @@ impl std::fmt::Debug for HandingerClient {
 
 impl HandingerClient {
     pub fn new(key: &SecretString, options: ClientOptions) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("handinger-mcp/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| format!("could not set up the HTTP client: {e}"))?;
+        let http = HttpClients::new(&options.file_hosts)?;
         Self::with_http(http, key, options)
     }
 
     /// Shares one connection pool across keys (used when each HTTP client brings its own).
     pub fn with_http(
-        http: reqwest::Client,
+        http: HttpClients,
         key: &SecretString,
         options: ClientOptions,
     ) -> Result<Self, String> {
         Ok(Self {
-            http,
+            http: http.api,
+            files: http.files,
             auth: bearer(key)?,
             scope: key_scope(key),
             tasks_url: format!("{}/api/tasks", options.base_url),
@@ -226,47 +227,68 @@ impl HandingerClient {
     }
 
     /// Downloads a file an answer points at, up to `limit` bytes; returns the bytes and the
-    /// declared content type. The API key goes along only when the URL is on the API's own
-    /// origin: a file hosted anywhere else gets no credentials (and reqwest drops them on a
-    /// redirect to another host).
+    /// declared content type.
+    ///
+    /// Redirects are followed here, hop by hop (at most [`redirect::MAX_HOPS`]): the API key
+    /// goes along only while every URL so far is on the API's own origin; any other URL must
+    /// pass the file-host check first ([`crate::files::fetch_guard`]) and is fetched with the
+    /// client that sends no credentials and connects to public addresses only.
     pub async fn download(
         &self,
         url: &str,
         limit: u64,
     ) -> Result<(Bytes, Option<String>), ApiError> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| ApiError::LocalFile {
-            detail: format!("the file URL {url:?} is not a URL ({e})"),
-        })?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ApiError::LocalFile {
-                detail: format!("the file URL {url:?} is not http(s)"),
-            });
+        let refused = |detail: String| ApiError::LocalFile { detail };
+        let mut url = reqwest::Url::parse(url)
+            .map_err(|e| refused(format!("the file URL {url:?} is not a URL ({e})")))?;
+        let mut on_api_origin = true;
+        for _hop in 0..=redirect::MAX_HOPS {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(refused(format!(
+                    "not fetched: {} is not an http(s) URL",
+                    url.origin().ascii_serialization()
+                )));
+            }
+            on_api_origin = on_api_origin && self.is_api_origin(&url);
+            let builder = if on_api_origin {
+                self.http
+                    .get(url.clone())
+                    .header(header::AUTHORIZATION, self.auth.clone())
+            } else {
+                self.options.file_hosts.check(&url).map_err(refused)?;
+                self.files.get(url.clone())
+            };
+            let response = builder
+                .timeout(self.options.get_timeout)
+                .send()
+                .await
+                .map_err(|e| self.transport_error(&e))?;
+            if let Some(next) = redirect::target(&response) {
+                url = next.map_err(refused)?;
+                continue;
+            }
+            let status = response.status();
+            let media_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            let body = read_capped(response, limit).await?;
+            if !status.is_success() {
+                return Err(ApiError::Status {
+                    status: status.as_u16(),
+                    message: error_message(&body),
+                    retry_after: None,
+                    should_retry: None,
+                });
+            }
+            return Ok((body, media_type));
         }
-        let mut builder = self
-            .http
-            .get(parsed.clone())
-            .timeout(self.options.get_timeout);
-        if self.is_api_origin(&parsed) {
-            builder = builder.header(header::AUTHORIZATION, self.auth.clone());
-        }
-        let response = builder.send().await.map_err(|e| self.transport_error(&e))?;
-        let status = response.status();
-        let media_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let body = read_capped(response, limit).await?;
-        if !status.is_success() {
-            return Err(ApiError::Status {
-                status: status.as_u16(),
-                message: error_message(&body),
-                retry_after: None,
-                should_retry: None,
-            });
-        }
-        Ok((body, media_type))
+        Err(refused(format!(
+            "not fetched: more than {} redirects",
+            redirect::MAX_HOPS
+        )))
     }
 
     fn is_api_origin(&self, url: &reqwest::Url) -> bool {
@@ -373,6 +395,14 @@ impl HandingerClient {
         response: reqwest::Response,
     ) -> Result<T, ApiError> {
         let status = response.status();
+        if let Some(message) = redirect::refusal(&response) {
+            return Err(ApiError::Status {
+                status: status.as_u16(),
+                message: Some(message),
+                retry_after: None,
+                should_retry: None,
+            });
+        }
         let retry_after = retry_after(response.headers(), std::time::SystemTime::now());
         let should_retry = should_retry(response.headers());
         let body = read_capped(response, self.options.max_response_bytes).await?;
@@ -427,10 +457,7 @@ fn multipart_form(request: &TaskRequest) -> Result<Form, ApiError> {
                 let file = Upload::reopen(file).map_err(|e| ApiError::LocalFile {
                     detail: format!("cannot read {} again: {e}", upload.name),
                 })?;
-                let stream = tokio_util::io::ReaderStream::with_capacity(
-                    tokio::fs::File::from_std(file),
-                    UPLOAD_CHUNK,
-                );
+                let stream = crate::files::upload::exact_stream(file, *len, UPLOAD_CHUNK);
                 Part::stream_with_length(reqwest::Body::wrap_stream(stream), *len)
             }
         };

@@ -50,6 +50,12 @@ pub struct TaskResult {
     #[serde(skip)]
     #[schemars(skip)]
     pub images: Vec<(String, String)>,
+    /// Why answer files were not saved, inlined or fetched (`--download-dir`,
+    /// `--inline-images`, the per-answer caps, refused URLs and names), one line per file,
+    /// shown in the text.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub file_notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -102,9 +108,23 @@ impl TaskResult {
             .filter_map(|f| FileLink::from_file(task_id, f, copies))
             .collect();
         let images = copies.iter().filter_map(|c| c.image.clone()).collect();
+        let file_notes = copies
+            .iter()
+            .filter_map(|copy| {
+                let problem = copy.problem.as_ref()?;
+                let name = answer
+                    .files
+                    .iter()
+                    .find(|f| f.url.as_deref() == Some(copy.url.as_str()))
+                    .map(|f| file_name(f.filename.as_deref(), &copy.url))
+                    .unwrap_or_else(|| copy.url.clone());
+                Some(format!("{name:?}: {problem}"))
+            })
+            .collect();
         TaskResult {
             files,
             images,
+            file_notes,
             task_id: task_id.to_string(),
             status: if answer.error.is_some() {
                 "failed".into()
@@ -299,6 +319,13 @@ pub fn task_result(result: &TaskResult, problem: Option<String>) -> CallToolResu
             ),
         },
     };
+    if !result.file_notes.is_empty() {
+        text.push_str("\n\nAnswer files not kept:");
+        for note in &result.file_notes {
+            text.push_str("\n- ");
+            text.push_str(note);
+        }
+    }
     text.push_str(&footer(result));
     let mut content = Vec::with_capacity(1 + result.sources.len() + result.files.len());
     content.push(ContentBlock::text(text));

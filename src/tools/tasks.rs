@@ -77,7 +77,16 @@ Each call spends Handinger credits according to the budget.",
         } else {
             None
         };
-        let prepared = self.policy.prepare(args, roots.as_ref());
+        let prepared = if args.files.as_ref().is_some_and(|files| !files.is_empty()) {
+            // Opening and reading files can block (a slow disk, a FIFO): never on the
+            // runtime, which on stdio is a single thread serving everything else too.
+            let policy = self.policy.clone();
+            tokio::task::spawn_blocking(move || policy.prepare(args, roots.as_ref()))
+                .await
+                .unwrap_or_else(|e| Err(format!("checking the attached files failed: {e}")))
+        } else {
+            self.policy.prepare(args, roots.as_ref())
+        };
         let (prepared, api) = match prepared.and_then(|p| Ok((p, self.api_for(&context)?))) {
             Ok(ready) => ready,
             Err(message) => return Ok(error_result(message).into()),

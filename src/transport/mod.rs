@@ -1,4 +1,5 @@
 //! The ways a client reaches the server.
 
+pub mod framing;
 pub mod http;
 pub mod stdio;

@@ -4,23 +4,28 @@
 //! fires the shutdown token: calls still waiting for a worker then answer at once with
 //! their resumable taskId, and rmcp flushes those answers before the process exits.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use rmcp::ServiceExt;
-use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::tools::HandingerServer;
 
-/// Serves one client until it closes stdin or the process is told to stop.
-pub async fn serve(server: HandingerServer, shutdown: CancellationToken) -> Result<(), String> {
-    let stdin = EofSignal {
-        inner: tokio::io::stdin(),
-        eof: shutdown.clone(),
-    };
+/// Serves one client until it closes stdin or the process is told to stop. Lines longer
+/// than `max_message_bytes` are answered with an error (see [`super::framing`]).
+pub async fn serve(
+    server: HandingerServer,
+    shutdown: CancellationToken,
+    max_message_bytes: usize,
+) -> Result<(), String> {
+    // End of input fires the shutdown token, so waiting calls answer before the session
+    // (which only notices the end on its next read) winds down.
+    let transport = super::framing::transport(
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        max_message_bytes,
+        shutdown.clone(),
+    );
     let running = server
-        .serve((stdin, tokio::io::stdout()))
+        .serve(transport)
         .await
         .map_err(|e| format!("the MCP client did not complete initialization: {e}"))?;
     let cancel = running.cancellation_token();
@@ -43,29 +48,4 @@ pub async fn serve(server: HandingerServer, shutdown: CancellationToken) -> Resu
         .await
         .map_err(|e| format!("the MCP session ended with an error: {e}"))?;
     Ok(())
-}
-
-/// Stdin that fires a token at end of input, so waiting calls answer before the session
-/// (which only notices EOF on its next read) winds down.
-struct EofSignal<R> {
-    inner: R,
-    eof: CancellationToken,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for EofSignal<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &poll
-            && buf.filled().len() == before
-            && buf.remaining() > 0
-        {
-            self.eof.cancel();
-        }
-        poll
-    }
 }

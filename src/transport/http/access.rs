@@ -1,6 +1,7 @@
 //! Who may use the server: the checks every MCP request passes before the protocol sees it.
 //!
-//! In order: `Host` and `Origin` (403), the bearer token (401), the per-user Handinger key
+//! In order: no repeated `Host`, `Origin`, `Authorization` or key header (400), `Host` (and
+//! an absolute-form request target's host) and `Origin` (403), the bearer token (401), the per-user Handinger key
 //! when `--key-from-request` is on (401), then the client's rate limit (429). Secrets in the
 //! request's headers are marked sensitive on the way through, so no debug output of the
 //! request (ours or a library's) can show them.
@@ -130,6 +131,29 @@ impl Access {
     }
 }
 
+/// Refuses a request that repeats a header the checks read: each check looks at one value,
+/// and a second one (good, then evil) must not leave it to chance which value another layer
+/// or a proxy acts on.
+fn check_single_values(headers: &HeaderMap) -> Result<(), Response> {
+    for name in [
+        header::HOST.as_str(),
+        header::ORIGIN.as_str(),
+        header::AUTHORIZATION.as_str(),
+        API_KEY_HEADER,
+    ] {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            crate::metrics::record_rejection("duplicate_header");
+            tracing::warn!(header = name, "refused a request with a repeated header");
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("Bad Request: the request has more than one {name} header; send it once"),
+            )
+                .into_response());
+        }
+    }
+    Ok(())
+}
+
 /// Marks the headers that carry secrets as sensitive: their `Debug` output is then redacted.
 fn mark_secrets(headers: &mut HeaderMap) {
     for name in [header::AUTHORIZATION.as_str(), API_KEY_HEADER] {
@@ -185,6 +209,7 @@ impl Access {
     /// origin, then the bearer token.
     fn check_caller(&self, request: &mut Request) -> Result<(), Response> {
         mark_secrets(request.headers_mut());
+        check_single_values(request.headers())?;
         self.check_host_and_origin(request)?;
         self.check_token(request.headers())
     }

@@ -73,28 +73,34 @@ impl AllowedHosts {
                 .any(|entry| entry.host == host && entry.port.is_none_or(|p| Some(p) == port))
     }
 
-    /// Checks a request's `Host` (or, in HTTP/2, its `:authority`). The error is the reason.
+    /// Checks a request's `Host` (or, in HTTP/2, its `:authority`), and the host of an
+    /// absolute-form request target (`POST http://evil.example/mcp`) too: both must be
+    /// allowed, so neither can smuggle a name past the other. The error is the reason.
     pub fn check(&self, host_header: Option<&[u8]>, uri: &http::Uri) -> Result<(), String> {
-        let authority = match host_header {
-            Some(raw) => std::str::from_utf8(raw)
-                .ok()
-                .and_then(|text| Authority::try_from(text).ok())
-                .ok_or("the Host header is malformed")?,
-            None => uri
-                .authority()
-                .cloned()
-                .ok_or("the request has no Host header")?,
+        let header = match host_header {
+            Some(raw) => Some(
+                std::str::from_utf8(raw)
+                    .ok()
+                    .and_then(|text| Authority::try_from(text).ok())
+                    .ok_or("the Host header is malformed")?,
+            ),
+            None => None,
         };
-        let host = normalize(authority.host());
-        if self.allows(&host, authority.port_u16()) {
-            Ok(())
-        } else {
-            Err(format!(
-                "the Host {:?} is not one this server answers (DNS-rebinding protection); if \
-                 clients reach it by that name, start it with --allowed-host {host}",
-                authority.as_str()
-            ))
+        let target = uri.authority().cloned();
+        if header.is_none() && target.is_none() {
+            return Err("the request has no Host header".into());
         }
+        for authority in header.iter().chain(target.iter()) {
+            let host = normalize(authority.host());
+            if !self.allows(&host, authority.port_u16()) {
+                return Err(format!(
+                    "the Host {:?} is not one this server answers (DNS-rebinding protection); if \
+                     clients reach it by that name, start it with --allowed-host {host}",
+                    authority.as_str()
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -266,6 +272,15 @@ mod tests {
                 .is_ok()
         );
         assert!(h.check(None, &http::Uri::from_static("/mcp")).is_err());
+    }
+
+    #[test]
+    fn an_absolute_target_host_is_checked_like_host() {
+        let h = hosts("127.0.0.1:8787", &[]);
+        let evil = http::Uri::from_static("http://evil.example/mcp");
+        assert!(h.check(Some(b"localhost:8787"), &evil).is_err());
+        let good = http::Uri::from_static("http://localhost:8787/mcp");
+        assert!(h.check(Some(b"localhost:8787"), &good).is_ok());
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod access;
 mod hosts;
 mod limits;
 mod probes;
+mod sessions;
 mod settings;
 mod sse;
 mod streamable;

@@ -23,7 +23,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use rmcp::ServiceExt;
 use rmcp::model::{
     ClientJsonRpcMessage, ClientRequest, GetExtensions, RequestId, ServerJsonRpcMessage,
@@ -32,7 +32,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
+use super::sessions::Owner;
 use crate::tools::HandingerServer;
+use crate::transport::framing::InFlight;
 
 /// Messages buffered per direction before the sender waits.
 const CHANNEL_CAPACITY: usize = 32;
@@ -51,9 +53,13 @@ pub struct LegacySse {
 }
 
 struct Session {
+    /// Who opened it: posts with other credentials find no session.
+    owner: Owner,
     to_server: mpsc::Sender<ClientJsonRpcMessage>,
     /// Permits of this session's tool calls, released when their answers go out.
     calls: Mutex<HashMap<RequestId, OwnedSemaphorePermit>>,
+    /// Ids of requests not answered yet: a second request with one of them is refused.
+    in_flight: InFlight,
     /// When a message last passed, either way.
     last_active: Mutex<Instant>,
 }
@@ -118,7 +124,7 @@ impl Drop for SessionGuard {
 }
 
 /// `GET /sse`: opens a session and its event stream.
-pub async fn open(State(sse): State<Arc<LegacySse>>) -> Response {
+pub async fn open(State(sse): State<Arc<LegacySse>>, headers: HeaderMap) -> Response {
     if sse.shutdown.is_cancelled() {
         return limits::Refusal::ShuttingDown.into_response();
     }
@@ -126,8 +132,10 @@ pub async fn open(State(sse): State<Arc<LegacySse>>) -> Response {
     let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
     let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
     let session = Arc::new(Session {
+        owner: Owner::of(&headers),
         to_server,
         calls: Mutex::new(HashMap::new()),
+        in_flight: InFlight::default(),
         last_active: Mutex::new(Instant::now()),
     });
     lock(&sse.sessions).insert(id.clone(), session.clone());
@@ -135,7 +143,6 @@ pub async fn open(State(sse): State<Arc<LegacySse>>) -> Response {
 
     let server = (sse.factory)();
     let service_stop = stop.clone();
-    let session_id = id.clone();
     let watched = session.clone();
     let idle_timeout = sse.idle_timeout;
     tokio::spawn(async move {
@@ -148,14 +155,15 @@ pub async fn open(State(sse): State<Arc<LegacySse>>) -> Response {
                     let _ = running.waiting().await;
                 }
                 Err(error) => {
-                    tracing::info!(session = %session_id, %error, "legacy SSE client did not complete initialization");
+                    // Session ids stay out of info logs: they identify a live session.
+                    tracing::info!(%error, "legacy SSE client did not complete initialization");
                 }
             }
         };
         tokio::select! {
             () = serve => {}
             () = watched.idle_for(idle_timeout) => {
-                tracing::info!(session = %session_id, "closing an idle legacy SSE session");
+                tracing::info!("closing an idle legacy SSE session");
             }
         }
         // The service is gone: end the event stream too, which closes the session.
@@ -204,6 +212,7 @@ fn release_answered_call(session: &Session, message: &ServerJsonRpcMessage) {
     if let Some(id) = id {
         lock(&session.calls).remove(id);
     }
+    session.in_flight.answered(message);
 }
 
 #[derive(serde::Deserialize)]
@@ -226,7 +235,12 @@ pub async fn message(
         )
             .into_response();
     };
-    let Some(session) = lock(&sse.sessions).get(&id).cloned() else {
+    let owner = Owner::of(request.headers());
+    let Some(session) = lock(&sse.sessions)
+        .get(&id)
+        .filter(|session| session.owner == owner)
+        .cloned()
+    else {
         return session_unknown();
     };
     session.touch();
@@ -245,6 +259,20 @@ pub async fn message(
                 .into_response();
         }
     };
+    session.in_flight.cancelled(&message);
+    if let ClientJsonRpcMessage::Request(request) = &message
+        && !session.in_flight.enter(&request.id)
+    {
+        return (
+            StatusCode::CONFLICT,
+            format!(
+                "Conflict: a request with id {} is still in flight on this session; this one \
+                 was not run: give each request its own id",
+                request.id
+            ),
+        )
+            .into_response();
+    }
     if let ClientJsonRpcMessage::Request(request) = &message
         && matches!(request.request, ClientRequest::CallToolRequest(_))
     {
@@ -252,7 +280,10 @@ pub async fn message(
             Ok(permit) => {
                 lock(&session.calls).insert(request.id.clone(), permit);
             }
-            Err(refusal) => return refusal.into_response(),
+            Err(refusal) => {
+                session.in_flight.leave(&request.id);
+                return refusal.into_response();
+            }
         }
     }
     // As on /mcp: the call's context carries the HTTP request, for per-user keys.

@@ -22,7 +22,10 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
+use super::sessions::{InFlightIds, Owner, Owners, request_id};
 use crate::tools::HandingerServer;
+
+const SESSION_HEADER: &str = "mcp-session-id";
 
 /// How often an idle event stream carries a keep-alive comment, so proxies keep it open.
 const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -30,6 +33,10 @@ const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub struct StreamableMcp {
     service: StreamableHttpService<HandingerServer, LocalSessionManager>,
     sessions: Arc<LocalSessionManager>,
+    /// Who opened each session; requests with other credentials find no session.
+    owners: Owners,
+    /// Request ids in flight per session.
+    in_flight: InFlightIds,
     gate: Arc<CallGate>,
     max_body_bytes: usize,
 }
@@ -66,6 +73,8 @@ impl StreamableMcp {
         Self {
             service,
             sessions,
+            owners: Owners::default(),
+            in_flight: InFlightIds::default(),
             gate,
             max_body_bytes: options.max_body_bytes,
         }
@@ -79,11 +88,23 @@ impl StreamableMcp {
 pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let mut permit = None;
+    let mut in_flight = None;
     let body = if parts.method == Method::POST {
         let bytes = match limits::read_capped(body, &parts.headers, mcp.max_body_bytes).await {
             Ok(bytes) => bytes,
             Err(response) => return response,
         };
+        if let Some(session) = parts.headers.get(SESSION_HEADER)
+            && let Some(id) = request_id(&bytes)
+        {
+            match mcp
+                .in_flight
+                .enter(session.to_str().unwrap_or_default(), &id)
+            {
+                Some(guard) => in_flight = Some(guard),
+                None => return duplicate_id(&id),
+            }
+        }
         if limits::is_tool_call(&bytes) {
             match mcp.gate.try_enter() {
                 Ok(entered) => permit = Some(entered),
@@ -94,9 +115,23 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
     } else {
         body
     };
-    let had_session = parts.headers.contains_key("mcp-session-id");
+    let owner = Owner::of(&parts.headers);
+    let session = parts.headers.get(SESSION_HEADER).cloned();
+    if let Some(id) = &session
+        && !mcp.owners.allows(id.to_str().unwrap_or_default(), owner)
+    {
+        return session_gone();
+    }
+    let had_session = session.is_some();
     let response = mcp.service.handle(Request::from_parts(parts, body)).await;
     let (head, body) = response.into_parts();
+    if !had_session && let Some(id) = head.headers.get(SESSION_HEADER) {
+        let live = mcp.sessions.sessions.read().await;
+        mcp.owners
+            .bind(id.to_str().unwrap_or_default(), owner, |known| {
+                live.contains_key(known)
+            });
+    }
     // rmcp's own 404 for a session it does not know is a bare line of text; JSON 404s are
     // protocol answers (an unknown method) and pass through untouched.
     if head.status == StatusCode::NOT_FOUND
@@ -106,11 +141,25 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
         return session_gone();
     }
     let body = Body::new(body);
-    let body = match permit {
-        Some(permit) => limits::hold_until_sent(body, permit),
-        None => body,
+    let body = match (permit, in_flight) {
+        (None, None) => body,
+        held => limits::hold_until_sent(body, held),
     };
     Response::from_parts(head, body)
+}
+
+/// A JSON-RPC error for a request whose id is still in flight on its session.
+fn duplicate_id(id: &str) -> Response {
+    let id: serde_json::Value = serde_json::from_str(id).unwrap_or(serde_json::Value::Null);
+    let error = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {
+            "code": -32600,
+            "message": format!("a request with id {id} is still in flight on this session; this one was not run: give each request its own id"),
+        }
+    });
+    (StatusCode::OK, axum::Json(error)).into_response()
 }
 
 fn session_gone() -> Response {
