@@ -197,10 +197,11 @@ struct VsCodeFile<'a> {
     servers: BTreeMap<&'static str, StdioServer<'a>>,
 }
 
-/// The `tools` command: the tools/list JSON a client sees, pretty-printed with a trailing
-/// newline, exactly as `tests/snapshots/tools_list.json` holds it.
+/// The `tools` command: the tools/list result a client gets (`{"tools": [...]}`, one page:
+/// the server does not paginate), pretty-printed with a trailing newline. Its `tools` array
+/// is what `tests/snapshots/tools_list.json` holds.
 pub fn tools_json(server: &HandingerServer) -> Result<String, String> {
-    serde_json::to_string_pretty(&server.tools())
+    serde_json::to_string_pretty(&serde_json::json!({ "tools": server.tools() }))
         .map(|json| json + "\n")
         .map_err(|e| format!("could not write the tools as JSON: {e}"))
 }

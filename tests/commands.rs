@@ -243,11 +243,18 @@ async fn tools_prints_the_snapshot_without_a_key_or_network() {
         .env("HANDINGER_BASE_URL", dead_base_url());
     let output = run_to_completion(cmd).await;
     assert!(output.status.success(), "{}", all_output(&output));
-    let expected = std::fs::read_to_string(SNAPSHOT).unwrap();
+    // A tools/list result, whose `tools` array is the reviewed snapshot.
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let snapshot: Value =
+        serde_json::from_str(&std::fs::read_to_string(SNAPSHOT).unwrap()).unwrap();
     assert_eq!(
-        stdout(&output),
-        expected,
-        "`handinger-mcp tools` differs from {SNAPSHOT}"
+        printed,
+        serde_json::json!({ "tools": snapshot }),
+        "`handinger-mcp tools` is not {{\"tools\": <{SNAPSHOT}>}}"
+    );
+    assert!(
+        stdout(&output).ends_with("}\n"),
+        "one JSON document and a newline"
     );
 }
 
@@ -261,8 +268,8 @@ async fn tools_reflects_the_current_settings_and_serving_still_needs_a_key() {
     ))
     .await;
     assert!(output.status.success(), "{}", all_output(&output));
-    let tools: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(tools[0]["name"], "create_task");
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed["tools"][0]["name"], "create_task");
     assert!(fake.received().is_empty(), "tools made a call");
 
     // Only doctor and tools start without a key.
