@@ -91,6 +91,22 @@ async fn doctor_passes_with_an_accepted_key_and_prints_paste_ready_configuration
     assert_eq!(server["env"]["HANDINGER_API_KEY"], "YOUR_HANDINGER_API_KEY");
     assert_eq!(server["env"]["HANDINGER_BASE_URL"], fake.base_url.as_str());
 
+    // The same through npx, for machines with Node.js and no binary on a path.
+    let npx = json_block(&text, "npx: Claude Desktop");
+    let server = &npx["mcpServers"]["handinger"];
+    assert_eq!(server["command"], "npx");
+    assert_eq!(
+        server["args"],
+        serde_json::json!(["-y", "handinger-mcp", "stdio"])
+    );
+    assert_eq!(server["env"]["HANDINGER_BASE_URL"], fake.base_url.as_str());
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("claude mcp add handinger")
+                && l.ends_with("-- npx -y handinger-mcp stdio")),
+        "{text}"
+    );
+
     let vscode = json_block(&text, "VS Code");
     assert_eq!(vscode["inputs"][0]["type"], "promptString");
     assert_eq!(vscode["inputs"][0]["password"], true);
