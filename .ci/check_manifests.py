@@ -2,7 +2,8 @@
 
 Run by .ci/validate-manifests.sh with the venv's Python (PyYAML comes with
 kubernetes-validate). The validators check each file against its format; this checks the
-files against each other and against this project: one version everywhere, the tools the
+files against each other and against this project: one version everywhere (Cargo.toml,
+the registry entry, the MCPB manifest, the npm packages, the image tags), the tools the
 server really lists, secrets marked secret and never committed, and the Kubernetes
 hardening the README promises. Prints one line per problem; exits 1 if there is any.
 """
@@ -68,9 +69,10 @@ def versions_agree(version: str) -> None:
     for package in server.get("packages", []):
         if package.get("registryType") == "oci" and not package.get("identifier", "").endswith(f":{version}"):
             problem(MANIFESTS / "registry/server.json", f"OCI image {package.get('identifier')!r} is not tagged {version}")
-    dockerfile = (MANIFESTS / "docker/Dockerfile").read_text()
-    if f"ARG VERSION={version}\n" not in dockerfile:
-        problem(MANIFESTS / "docker/Dockerfile", f"ARG VERSION default is not {version}")
+    for name in ("Dockerfile", "Dockerfile.release"):
+        dockerfile = (MANIFESTS / "docker" / name).read_text()
+        if f"ARG VERSION={version}\n" not in dockerfile:
+            problem(MANIFESTS / "docker" / name, f"ARG VERSION default is not {version}")
     deployment = yaml.safe_load((MANIFESTS / "kubernetes/deployment.yaml").read_text())
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     if not image.endswith(f":{version}"):
@@ -79,6 +81,38 @@ def versions_agree(version: str) -> None:
     for entry in kustomization.get("images", []):
         if entry.get("newTag") != version:
             problem(MANIFESTS / "kubernetes/kustomization.yaml", f"image tag {entry.get('newTag')!r} is not {version}")
+    npm_packages_agree(version)
+
+
+# The platforms the release workflow builds, in Node's names (process.platform-process.arch);
+# each has an npm package the launcher lists as an optional dependency.
+RELEASE_PLATFORMS = {"linux-x64", "linux-arm64", "darwin-x64", "darwin-arm64", "win32-x64"}
+
+
+def npm_packages_agree(version: str) -> None:
+    """Every npm package.json carries the crate's version, and the launcher pulls in exactly
+    one package per release platform, at that version (npm would otherwise install an older
+    binary under a newer launcher, or none)."""
+    for path in sorted((MANIFESTS / "npm").rglob("package.json")):
+        package = load_json(path) or {}
+        if package.get("version") != version:
+            problem(path, f"version {package.get('version')!r} is not Cargo.toml's {version!r}")
+    launcher = load_json(MANIFESTS / "npm/launcher/package.json") or {}
+    optional = launcher.get("optionalDependencies", {})
+    expected = {f"@handinger/mcp-{platform}" for platform in RELEASE_PLATFORMS}
+    if set(optional) != expected:
+        problem(MANIFESTS / "npm/launcher/package.json",
+                f"optionalDependencies {sorted(optional)} are not one package per release platform {sorted(expected)}")
+    for name, spec in optional.items():
+        if spec != version:
+            problem(MANIFESTS / "npm/launcher/package.json", f"{name} is pinned at {spec!r}, not {version!r}")
+    if launcher.get("bin", {}).get("handinger-mcp") is None:
+        problem(MANIFESTS / "npm/launcher/package.json", "must provide the handinger-mcp bin")
+    workflow = ROOT / ".github/workflows/release.yml"
+    text = workflow.read_text() if workflow.is_file() else ""
+    for platform in sorted(RELEASE_PLATFORMS):
+        if f"npm: {platform}" not in text:
+            problem(workflow, f"builds no binary for the npm package of {platform} (a matrix entry with npm: {platform})")
 
 
 def mcpb_lists_the_real_tools() -> None:
@@ -187,10 +221,16 @@ def kubernetes_hardening() -> None:
 
 
 def dockerfile() -> None:
-    path = MANIFESTS / "docker/Dockerfile"
+    """The source build (multi-stage) and the release image (the release binaries) alike:
+    non-root, labelled with the version and the registry name."""
+    for name in ("Dockerfile", "Dockerfile.release"):
+        one_dockerfile(MANIFESTS / "docker" / name, multi_stage=name == "Dockerfile")
+
+
+def one_dockerfile(path: Path, multi_stage: bool) -> None:
     lines = [line.strip() for line in path.read_text().splitlines()]
     stages = [line for line in lines if line.upper().startswith("FROM ")]
-    if len(stages) < 2:
+    if multi_stage and len(stages) < 2:
         problem(path, "must be multi-stage")
     users = [line.split(None, 1)[1] for line in lines if line.upper().startswith("USER ")]
     if not users or users[-1].split(":")[0] in {"0", "root"}:

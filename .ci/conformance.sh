@@ -45,17 +45,24 @@ done
 [ -n "$port" ] || { cat "$log"; echo "handinger-mcp did not start listening" >&2; exit 1; }
 
 # localhost, not 127.0.0.1: the DNS-rebinding scenario only runs against a localhost URL.
-# The suite's "Total: N passed, M failed" counts expected failures too; it is reworded so
-# that nothing reading this log mistakes it for a test runner's verdict.
+# The suite's "Total: N passed, M failed" counts checks (a scenario makes several), expected
+# failures included; it is reworded so that nothing reading this log mistakes it for a
+# scenario count or a test runner's verdict, and the scenarios are counted from the
+# summary's one line per scenario ("✓ name: …" or "✗ name: …").
 set +e
 timeout 240 "$node" "$cli" server \
   --url "http://localhost:$port/mcp" \
   --suite all \
   --expected-failures "$suite/expected-failures.yml" \
   --output-dir "$results" 2>&1 |
-  sed -E 's/^Total: ([0-9]+) passed, ([0-9]+) failed/Scenarios: \1 pass, \2 do not (see expected-failures.yml)/'
+  tee "$results/suite.log" |
+  sed -E 's/^Total: ([0-9]+) passed, ([0-9]+) failed/Checks (all scenarios, expected failures included): \1 passed, \2 failed/'
 status=${PIPESTATUS[0]}
 set -e
+summary=$(sed -n '/=== SUMMARY ===/,$p' "$results/suite.log")
+scenarios_passed=$(grep -c '^✓ ' <<<"$summary" || true)
+scenarios_failing=$(grep -c '^✗ ' <<<"$summary" || true)
+echo "Scenarios: $scenarios_passed passed every check, $scenarios_failing failed one or more (each must be listed in expected-failures.yml)"
 
 kill -TERM "$server"
 stopped=0

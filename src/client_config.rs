@@ -1,8 +1,8 @@
 //! What a client needs from us: the configuration to paste into it, and the tools it will see.
 //!
-//! `doctor` ends by printing [`ClientConfig`] for this very binary (its absolute path), so a
-//! person can paste it into Claude Code, Claude Desktop, Cursor or VS Code without looking up
-//! each client's format. The key is never printed: the configuration carries
+//! `doctor` ends by printing [`ClientConfig`] for this very binary (its absolute path), and
+//! the same through `npx -y handinger-mcp`, so a person can paste it into Claude Code, Claude
+//! Desktop, Cursor or VS Code without looking up each client's format. The key is never printed: the configuration carries
 //! [`KEY_PLACEHOLDER`] (or, for VS Code, an input prompt that stores the key in VS Code's
 //! secret storage). The same shapes are checked in under `manifests/clients/`.
 
@@ -23,11 +23,17 @@ pub const SERVER_NAME: &str = "handinger";
 const VSCODE_INPUT_ID: &str = "handinger-api-key";
 const DEFAULT_BASE_URL: &str = "https://handinger.com";
 
+/// The npm package that runs the binary (`npx -y handinger-mcp`), for clients on machines
+/// with Node.js but no binary on a path.
+pub const NPM_PACKAGE: &str = "handinger-mcp";
+
 /// A stdio configuration of this server for the usual clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientConfig {
-    /// Absolute path of the `handinger-mcp` binary.
+    /// Absolute path of the `handinger-mcp` binary, or `npx`.
     pub command: String,
+    /// The arguments before `stdio`: none for the binary, `-y handinger-mcp` for npx.
+    pub launcher_args: Vec<String>,
     /// Settings other than the key that differ from the defaults, as environment variables,
     /// so the pasted configuration runs the server the way this one was configured.
     pub env: Vec<(String, String)>,
@@ -55,7 +61,28 @@ impl ClientConfig {
                 policy.max_budget.to_string(),
             ));
         }
-        ClientConfig { command, env }
+        ClientConfig {
+            command,
+            launcher_args: Vec::new(),
+            env,
+        }
+    }
+
+    /// The same configuration run through npm (`npx -y handinger-mcp stdio`) instead of
+    /// this binary: nothing to keep on a path, and npm fetches the binary for the client's
+    /// platform.
+    pub fn via_npx(&self) -> Self {
+        ClientConfig {
+            command: "npx".to_owned(),
+            launcher_args: vec!["-y".to_owned(), NPM_PACKAGE.to_owned()],
+            env: self.env.clone(),
+        }
+    }
+
+    fn args(&self) -> Vec<&str> {
+        let mut args: Vec<&str> = self.launcher_args.iter().map(String::as_str).collect();
+        args.push("stdio");
+        args
     }
 
     /// Adds the tool settings that differ from the defaults (toolsets, read-only, named
@@ -94,17 +121,22 @@ impl ClientConfig {
                 shell_quote(&format!("{name}={value}"))
             ));
         }
-        line.push_str(&format!(" -- {} stdio", shell_quote(&self.command)));
+        line.push_str(&format!(" -- {}", shell_quote(&self.command)));
+        for arg in self.args() {
+            line.push(' ');
+            line.push_str(&shell_quote(arg));
+        }
         line
     }
 
     /// The `mcpServers` JSON that Claude Desktop (`claude_desktop_config.json`) and Cursor
     /// (`~/.cursor/mcp.json`) share, pretty-printed.
     pub fn mcp_servers_json(&self) -> String {
+        let args = self.args();
         let server = StdioServer {
             kind: None,
             command: &self.command,
-            args: &["stdio"],
+            args: &args,
             env: self.env_with_key(KEY_PLACEHOLDER),
         };
         pretty(&McpServersFile {
@@ -115,10 +147,11 @@ impl ClientConfig {
     /// VS Code's `.vscode/mcp.json`, pretty-printed: VS Code asks for the key once and keeps
     /// it in its secret storage, so the file holds no secret and can be committed.
     pub fn vscode_json(&self) -> String {
+        let args = self.args();
         let server = StdioServer {
             kind: Some("stdio"),
             command: &self.command,
-            args: &["stdio"],
+            args: &args,
             env: self.env_with_key(&format!("${{input:{VSCODE_INPUT_ID}}}")),
         };
         pretty(&VsCodeFile {
@@ -132,8 +165,29 @@ impl ClientConfig {
         })
     }
 
-    /// Everything, as `doctor` prints it.
+    /// Everything, as `doctor` prints it: for this binary, then the same through npx.
     pub fn render(&self) -> String {
+        let npx = self.via_npx();
+        format!(
+            "{binary}\n\
+             Or without a local binary (Node.js 18+), through npm:\n\
+             \n\
+             npx: Claude Code:\n\
+             {claude_code}\n\
+             \n\
+             npx: Claude Desktop and Cursor:\n\
+             {mcp_servers}\n\
+             \n\
+             npx: VS Code:\n\
+             {vscode}\n",
+            binary = self.render_one(),
+            claude_code = npx.claude_code(),
+            mcp_servers = npx.mcp_servers_json(),
+            vscode = npx.vscode_json(),
+        )
+    }
+
+    fn render_one(&self) -> String {
         format!(
             "Client configuration for {command}\n\
              (replace {KEY_PLACEHOLDER} with your key; VS Code asks for it instead)\n\
@@ -197,10 +251,11 @@ struct VsCodeFile<'a> {
     servers: BTreeMap<&'static str, StdioServer<'a>>,
 }
 
-/// The `tools` command: the tools/list JSON a client sees, pretty-printed with a trailing
-/// newline, exactly as `tests/snapshots/tools_list.json` holds it.
+/// The `tools` command: the tools/list result a client gets (`{"tools": [...]}`, one page:
+/// the server does not paginate), pretty-printed with a trailing newline. Its `tools` array
+/// is what `tests/snapshots/tools_list.json` holds.
 pub fn tools_json(server: &HandingerServer) -> Result<String, String> {
-    serde_json::to_string_pretty(&server.tools())
+    serde_json::to_string_pretty(&serde_json::json!({ "tools": server.tools() }))
         .map(|json| json + "\n")
         .map_err(|e| format!("could not write the tools as JSON: {e}"))
 }
@@ -285,6 +340,27 @@ mod tests {
                 .claude_code()
                 .contains("--env HANDINGER_MCP_WORKER_ID=wrk_1")
         );
+    }
+
+    #[test]
+    fn the_npx_form_runs_the_npm_package_with_the_same_settings() {
+        let config = ClientConfig::new("/bin/h".into(), "http://127.0.0.1:9", &policy(None));
+        let npx = config.via_npx();
+        assert_eq!(
+            npx.claude_code(),
+            "claude mcp add handinger --scope user --env HANDINGER_API_KEY=YOUR_HANDINGER_API_KEY --env HANDINGER_BASE_URL=http://127.0.0.1:9 -- npx -y handinger-mcp stdio"
+        );
+        let json: Value = serde_json::from_str(&npx.mcp_servers_json()).unwrap();
+        let server = &json["mcpServers"]["handinger"];
+        assert_eq!(server["command"], "npx");
+        assert_eq!(server["args"], json!(["-y", "handinger-mcp", "stdio"]));
+        assert_eq!(server["env"]["HANDINGER_BASE_URL"], "http://127.0.0.1:9");
+        let vscode: Value = serde_json::from_str(&npx.vscode_json()).unwrap();
+        assert_eq!(
+            vscode["servers"]["handinger"]["args"],
+            json!(["-y", "handinger-mcp", "stdio"])
+        );
+        assert!(config.render().contains("npx: Claude Desktop and Cursor:"));
     }
 
     #[test]

@@ -239,7 +239,8 @@ pub struct SettingsArgs {
 
     /// Tool groups to serve, comma separated: tasks (create_task, get_task), workers
     /// (create_worker, get_worker, update_worker), schedules (create_schedule, list_schedules,
-    /// cancel_schedule), admin (delete_worker, archive_task; destructive), or all.
+    /// cancel_schedule), admin (delete_worker, archive_task; destructive, served only when
+    /// named), or all (every group but admin; all,admin for everything).
     #[arg(long, env = "HANDINGER_MCP_TOOLSETS", value_name = "TOOLSETS", value_delimiter = ',', default_value = "tasks", value_parser = parse_toolsets, global = true)]
     pub toolsets: Vec<ToolsetChoice>,
 

@@ -33,7 +33,8 @@ use crate::config::{API_KEY_VAR, Cli};
 pub enum ArgsError {
     /// From clap (includes `--help` and `--version`): let clap print it and exit.
     Clap(clap::Error),
-    /// A problem with the config file, as a message for the user.
+    /// A problem with the config file, or with a value an environment variable carried, as
+    /// a message for the user.
     File(String),
 }
 
@@ -51,7 +52,10 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let command = Cli::command();
-    let first = command.clone().try_get_matches_from(&args)?;
+    let first = command
+        .clone()
+        .try_get_matches_from(&args)
+        .map_err(|e| blame_environment(&command, &args, e))?;
     let Some(path) = first.get_one::<std::path::PathBuf>("config").cloned() else {
         return Ok(Cli::from_arg_matches(&first)?);
     };
@@ -85,6 +89,66 @@ where
         ))
     })?;
     Ok(Cli::from_arg_matches(&matches)?)
+}
+
+/// Names the environment variable when a bad value came from one.
+///
+/// clap reports a bad value against the flag (`invalid value 'abc' for '--max-wait
+/// <MAX_WAIT>'`) even when the command line has no such flag and the value came from
+/// `HANDINGER_MCP_MAX_WAIT`, set in a client's configuration the user may not think of. When
+/// the flag is absent from the command line and its variable is set, the message names the
+/// variable instead.
+fn blame_environment(command: &clap::Command, args: &[OsString], error: clap::Error) -> ArgsError {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation | ErrorKind::InvalidUtf8
+    ) {
+        return ArgsError::Clap(error);
+    }
+    let Some(ContextValue::String(shown)) = error.get(ContextKind::InvalidArg) else {
+        return ArgsError::Clap(error);
+    };
+    let Some(long) = shown
+        .split_whitespace()
+        .next()
+        .and_then(|flag| flag.strip_prefix("--"))
+    else {
+        return ArgsError::Clap(error);
+    };
+    let arg = command
+        .get_arguments()
+        .chain(command.get_subcommands().flat_map(|c| c.get_arguments()))
+        .find(|a| a.get_long() == Some(long));
+    let Some(variable) = arg.and_then(|a| a.get_env()) else {
+        return ArgsError::Clap(error);
+    };
+    let flag = format!("--{long}");
+    let on_command_line = args.iter().skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        a == flag || a.starts_with(&format!("{flag}="))
+    });
+    if on_command_line || std::env::var_os(variable).is_none() {
+        return ArgsError::Clap(error);
+    }
+    let variable = variable.to_string_lossy();
+    let rendered = error.render().to_string();
+    // The message and its hints ("[possible values: …]"), without clap's usage footer.
+    let reason = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .replace(
+            &format!("'{shown}'"),
+            &format!("{variable} (the environment variable for {flag})"),
+        );
+    ArgsError::File(format!(
+        "{reason}; fix {variable} where it is set (the shell, or the client's configuration) or unset it"
+    ))
 }
 
 /// The `--name=value` arguments the file adds: one per setting that neither a flag nor an

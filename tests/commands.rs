@@ -91,6 +91,22 @@ async fn doctor_passes_with_an_accepted_key_and_prints_paste_ready_configuration
     assert_eq!(server["env"]["HANDINGER_API_KEY"], "YOUR_HANDINGER_API_KEY");
     assert_eq!(server["env"]["HANDINGER_BASE_URL"], fake.base_url.as_str());
 
+    // The same through npx, for machines with Node.js and no binary on a path.
+    let npx = json_block(&text, "npx: Claude Desktop");
+    let server = &npx["mcpServers"]["handinger"];
+    assert_eq!(server["command"], "npx");
+    assert_eq!(
+        server["args"],
+        serde_json::json!(["-y", "handinger-mcp", "stdio"])
+    );
+    assert_eq!(server["env"]["HANDINGER_BASE_URL"], fake.base_url.as_str());
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("claude mcp add handinger")
+                && l.ends_with("-- npx -y handinger-mcp stdio")),
+        "{text}"
+    );
+
     let vscode = json_block(&text, "VS Code");
     assert_eq!(vscode["inputs"][0]["type"], "promptString");
     assert_eq!(vscode["inputs"][0]["password"], true);
@@ -243,11 +259,18 @@ async fn tools_prints_the_snapshot_without_a_key_or_network() {
         .env("HANDINGER_BASE_URL", dead_base_url());
     let output = run_to_completion(cmd).await;
     assert!(output.status.success(), "{}", all_output(&output));
-    let expected = std::fs::read_to_string(SNAPSHOT).unwrap();
+    // A tools/list result, whose `tools` array is the reviewed snapshot.
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let snapshot: Value =
+        serde_json::from_str(&std::fs::read_to_string(SNAPSHOT).unwrap()).unwrap();
     assert_eq!(
-        stdout(&output),
-        expected,
-        "`handinger-mcp tools` differs from {SNAPSHOT}"
+        printed,
+        serde_json::json!({ "tools": snapshot }),
+        "`handinger-mcp tools` is not {{\"tools\": <{SNAPSHOT}>}}"
+    );
+    assert!(
+        stdout(&output).ends_with("}\n"),
+        "one JSON document and a newline"
     );
 }
 
@@ -261,8 +284,8 @@ async fn tools_reflects_the_current_settings_and_serving_still_needs_a_key() {
     ))
     .await;
     assert!(output.status.success(), "{}", all_output(&output));
-    let tools: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(tools[0]["name"], "create_task");
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed["tools"][0]["name"], "create_task");
     assert!(fake.received().is_empty(), "tools made a call");
 
     // Only doctor and tools start without a key.

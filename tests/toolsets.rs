@@ -87,7 +87,7 @@ impl Drop for TempConfig {
 #[tokio::test]
 async fn tool_lists_follow_the_toolsets_and_read_only() {
     let fake = FakeHandinger::start().await;
-    let cases: [(&[&str], &[&str]); 7] = [
+    let cases: [(&[&str], &[&str]); 9] = [
         (&[], &["create_task", "get_task"]),
         (
             &["--toolsets", "workers"],
@@ -109,6 +109,35 @@ async fn tool_lists_follow_the_toolsets_and_read_only() {
             ],
         ),
         (&["--read-only"], &["get_task"]),
+        // `all` leaves out the tools that cannot be undone; they come only by name.
+        (
+            &["--toolsets", "all"],
+            &[
+                "cancel_schedule",
+                "create_schedule",
+                "create_task",
+                "create_worker",
+                "get_task",
+                "get_worker",
+                "list_schedules",
+                "update_worker",
+            ],
+        ),
+        (
+            &["--toolsets", "all,admin"],
+            &[
+                "archive_task",
+                "cancel_schedule",
+                "create_schedule",
+                "create_task",
+                "create_worker",
+                "delete_worker",
+                "get_task",
+                "get_worker",
+                "list_schedules",
+                "update_worker",
+            ],
+        ),
         (
             &["--toolsets", "all", "--read-only"],
             &["get_task", "get_worker", "list_schedules"],
@@ -175,7 +204,9 @@ async fn all_toolsets_match_the_reviewed_snapshot() {
         .env("HANDINGER_BASE_URL", &fake.base_url);
     let output = run_to_completion(cmd).await;
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let expected: Value = serde_json::from_str(&expected).unwrap();
+    assert_eq!(printed, json!({ "tools": expected }));
     assert!(fake.received().is_empty());
 }
 
@@ -571,7 +602,7 @@ async fn schedule_mistakes_are_refused_with_nothing_sent() {
 #[tokio::test]
 async fn admin_tools_are_absent_by_default_and_destructive_when_enabled() {
     let fake = FakeHandinger::start().await;
-    let bridge = start(&fake.base_url, &["--toolsets", "all"]).await;
+    let bridge = start(&fake.base_url, &["--toolsets", "all,admin"]).await;
     let tools = tool_list(&bridge).await;
     for name in ["delete_worker", "archive_task"] {
         let annotations = tool(&tools, name).annotations.clone().unwrap();

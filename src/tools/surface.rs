@@ -70,7 +70,12 @@ impl std::fmt::Display for Toolset {
     }
 }
 
-/// One entry of `--toolsets`: a toolset, or `all` of them.
+/// What `--toolsets all` serves: every toolset but `admin`. Its tools cannot be undone, so
+/// they are served only when `admin` is named (`--toolsets all,admin`); a broad word must not
+/// hand a model a delete button.
+pub const ALL_BUT_ADMIN: [Toolset; 3] = [Toolset::Tasks, Toolset::Workers, Toolset::Schedules];
+
+/// One entry of `--toolsets`: a toolset, or `all` (every one but `admin`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolsetChoice(pub Vec<Toolset>);
 
@@ -78,7 +83,7 @@ pub struct ToolsetChoice(pub Vec<Toolset>);
 pub fn parse_toolsets(raw: &str) -> Result<ToolsetChoice, String> {
     let name = raw.trim().to_ascii_lowercase();
     if name == "all" {
-        return Ok(ToolsetChoice(Toolset::ALL.to_vec()));
+        return Ok(ToolsetChoice(ALL_BUT_ADMIN.to_vec()));
     }
     Toolset::ALL
         .into_iter()
@@ -86,7 +91,7 @@ pub fn parse_toolsets(raw: &str) -> Result<ToolsetChoice, String> {
         .map(|t| ToolsetChoice(vec![t]))
         .ok_or_else(|| {
             format!(
-                "unknown toolset {raw:?}: the toolsets are {} (or all)",
+                "unknown toolset {raw:?}: the toolsets are {} (or all, which is every one but admin)",
                 Toolset::ALL.map(Toolset::as_str).join(", ")
             )
         })
@@ -411,7 +416,11 @@ mod tests {
     #[test]
     fn toolset_names_and_all() {
         assert_eq!(parse_toolsets(" Workers ").unwrap().0, [Toolset::Workers]);
-        assert_eq!(parse_toolsets("all").unwrap().0, Toolset::ALL);
+        assert_eq!(
+            parse_toolsets("all").unwrap().0,
+            [Toolset::Tasks, Toolset::Workers, Toolset::Schedules],
+            "all leaves the destructive admin tools out"
+        );
         let err = parse_toolsets("repos").unwrap_err();
         assert!(err.contains("tasks, workers, schedules, admin"), "{err}");
     }

@@ -9,7 +9,8 @@
 //! Every MCP request first passes [`access`] (Host and Origin, bearer token, per-user key,
 //! rate limit), whose lists come from [`hosts`]; [`limits`] holds the body cap, the rate
 //! limiter and the bound on concurrent tool calls; [`settings`] holds the flags and the
-//! start-up checks (no listening beyond loopback without a token).
+//! start-up checks (no listening beyond loopback without a token), and [`listen`] reads
+//! `--listen` (an address, or a name resolved at start).
 //!
 //! Shutdown (SIGTERM or Ctrl-C): stop accepting connections and new tool calls, give the
 //! calls in flight `--shutdown-grace` to finish, then close every session and exit.
@@ -17,6 +18,7 @@
 mod access;
 mod hosts;
 mod limits;
+mod listen;
 mod probes;
 mod sessions;
 mod settings;

@@ -26,9 +26,10 @@ Example (a team server; clients bring their own Handinger keys):
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "HTTP server", after_help = AFTER_HELP)]
 pub struct HttpArgs {
-    /// Address and port to listen on (an IP address, not a name). Anything beyond loopback
-    /// needs --auth-token (or an explicit --insecure-no-auth).
-    #[arg(long, env = "HANDINGER_MCP_LISTEN", default_value = "127.0.0.1:8787")]
+    /// Address and port to listen on: IP:PORT, or HOST:PORT with a name resolved once at
+    /// start (localhost is 127.0.0.1). Anything beyond loopback needs --auth-token (or an
+    /// explicit --insecure-no-auth).
+    #[arg(long, env = "HANDINGER_MCP_LISTEN", default_value = "127.0.0.1:8787", value_parser = super::listen::parse_listen)]
     pub listen: SocketAddr,
 
     /// Bearer token every client must send (`Authorization: Bearer <token>`), at least 16

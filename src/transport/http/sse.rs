@@ -128,7 +128,9 @@ pub async fn open(State(sse): State<Arc<LegacySse>>, headers: HeaderMap) -> Resp
     if sse.shutdown.is_cancelled() {
         return limits::Refusal::ShuttingDown.into_response();
     }
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    // 80 random bits from a CSPRNG (ulid draws them from `rand::rng()`): the session id is
+    // the only handle on a session, so it must not be guessable.
+    let id = ulid::Ulid::generate().to_string();
     let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
     let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
     let session = Arc::new(Session {

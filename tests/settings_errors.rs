@@ -1,0 +1,83 @@
+//! Start-up settings a person gets wrong: the message must name where the bad value came
+//! from (a flag or an environment variable) and what is accepted; `--listen` takes names.
+
+mod common;
+
+use common::http::start_http_with;
+use common::*;
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A URL nothing listens on: these runs must not need Handinger.
+const NOWHERE: &str = "http://127.0.0.1:9";
+
+#[tokio::test]
+async fn a_bad_environment_value_names_the_variable_not_the_flag() {
+    let mut cmd = command(NOWHERE, &["tools"]);
+    cmd.env("HANDINGER_MCP_MAX_WAIT", "soon");
+    let output = run_to_completion(cmd).await;
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("HANDINGER_MCP_MAX_WAIT"), "{text}");
+    assert!(text.contains("'soon'"), "the value is shown: {text}");
+    assert!(!text.contains("<MAX_WAIT>"), "blames the flag: {text}");
+
+    // A value from a list keeps clap's list of what is accepted.
+    let mut cmd = command(NOWHERE, &["tools"]);
+    cmd.env("HANDINGER_MCP_MAX_BUDGET", "huge");
+    let output = run_to_completion(cmd).await;
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("HANDINGER_MCP_MAX_BUDGET"), "{text}");
+    assert!(text.contains("unlimited"), "lists the budgets: {text}");
+
+    // A subcommand's variable too.
+    let mut cmd = command(NOWHERE, &["http"]);
+    cmd.env("HANDINGER_MCP_LISTEN", "here");
+    let output = run_to_completion(cmd).await;
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("HANDINGER_MCP_LISTEN") && text.contains("HOST:PORT"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_flag_value_still_names_the_flag() {
+    // The variable is set too, but the flag is what clap read.
+    let mut cmd = command(NOWHERE, &["tools", "--max-wait", "soon"]);
+    cmd.env("HANDINGER_MCP_MAX_WAIT", "30");
+    let output = run_to_completion(cmd).await;
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("--max-wait"), "{text}");
+    assert!(!text.contains("HANDINGER_MCP_MAX_WAIT"), "{text}");
+}
+
+#[tokio::test]
+async fn listen_takes_a_host_name_and_says_what_it_accepts() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http_with(command(
+        &fake.base_url,
+        &["http", "--listen", "localhost:0"],
+    ))
+    .await;
+    assert!(
+        bridge.base.starts_with("http://127.0.0.1:"),
+        "localhost is the IPv4 loopback: {}",
+        bridge.base
+    );
+    let health = reqwest::get(bridge.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let output = run_to_completion(command(NOWHERE, &["http", "--listen", "localhost"])).await;
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("--listen") && text.contains("IP:PORT") && text.contains("no port"),
+        "{text}"
+    );
+}
