@@ -95,8 +95,15 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
         body
     };
     let had_session = parts.headers.contains_key("mcp-session-id");
+    let is_delete = parts.method == Method::DELETE;
     let response = mcp.service.handle(Request::from_parts(parts, body)).await;
-    let (head, body) = response.into_parts();
+    let (mut head, body) = response.into_parts();
+    // rmcp answers a session's DELETE with 202 Accepted, but the session is gone by then, and
+    // the Python SDK (and fastmcp on it) log "Session termination failed: 202" on every close
+    // for anything but 200 or 204. 200 is what every SDK takes as done.
+    if is_delete && head.status == StatusCode::ACCEPTED {
+        head.status = StatusCode::OK;
+    }
     // rmcp's own 404 for a session it does not know is a bare line of text; JSON 404s are
     // protocol answers (an unknown method) and pass through untouched.
     if head.status == StatusCode::NOT_FOUND
