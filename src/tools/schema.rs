@@ -225,4 +225,62 @@ mod tests {
         // String formats are real JSON Schema formats: they stay.
         assert_eq!(portable["properties"]["date"]["format"], "date-time");
     }
+
+    /// What an output struct writes with every `Option` empty: no `null` anywhere (the
+    /// schemas no longer allow one) and every property its schema still requires.
+    fn writes_what_its_schema_says<T: schemars::JsonSchema + serde::Serialize + 'static>(
+        value: &T,
+    ) {
+        let schema = portable(&rmcp::handler::server::common::schema_for_output::<T>());
+        let written = serde_json::to_value(value).unwrap();
+        let written = written.as_object().expect("an object");
+        for (name, member) in written {
+            assert!(!member.is_null(), "{name} is written as null");
+        }
+        for name in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = name.as_str().unwrap();
+            assert!(written.contains_key(name), "required {name} is missing");
+        }
+    }
+
+    #[test]
+    fn output_structs_leave_out_what_is_absent() {
+        use super::super::output::{FileLink, SourceLink, TaskResult, TurnView};
+        use super::super::schedules::{CreatedSchedule, ScheduleView};
+        use super::super::workers::WorkerView;
+        writes_what_its_schema_says(&TaskResult::default());
+        writes_what_its_schema_says(&WorkerView::default());
+        writes_what_its_schema_says(&ScheduleView::default());
+        writes_what_its_schema_says(&CreatedSchedule::default());
+        writes_what_its_schema_says(&SourceLink {
+            title: None,
+            url: "https://example.com".into(),
+        });
+        writes_what_its_schema_says(&FileLink {
+            filename: None,
+            media_type: None,
+            url: "https://example.com/f".into(),
+            size: None,
+            resource_uri: "handinger://tasks/tsk_1/files/f".into(),
+            local_path: None,
+        });
+        writes_what_its_schema_says(&TurnView {
+            seq: None,
+            status: None,
+            input: None,
+            output_text: None,
+            structured_output: None,
+            credits: None,
+            duration_ms: None,
+            started_at: None,
+            completed_at: None,
+        });
+        writes_what_its_schema_says(&crate::handinger::types::Usage::default());
+        writes_what_its_schema_says(&crate::handinger::types::TaskTotals::default());
+    }
 }
