@@ -4,11 +4,13 @@
 //! sessions (`Mcp-Session-Id`), and 2026-07-28 self-contained requests (`server/discover`
 //! and requests carrying their protocol version in `_meta`), which it always serves without
 //! a session. `--stateless` turns sessions off for the older era too and answers with plain
-//! JSON.
+//! JSON, unless the handler sends something before the answer (progress notifications for a
+//! call with a `progressToken`): rmcp then streams the whole exchange as SSE on that POST.
 //!
 //! In front of rmcp this module reads the body under the size cap, lets a `tools/call` in
-//! only with a permit from the call gate (held until its answer has been streamed), and
-//! words the 404 for an expired session so a person reading it knows what happened.
+//! only with a permit from the call gate (held until its answer has been streamed), words
+//! the 404 for an expired session so a person reading it knows what happened, and answers
+//! a session's `DELETE` with 200 rather than rmcp's 202.
 
 use std::sync::Arc;
 use std::time::Duration;
