@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The official MCP conformance suite (@modelcontextprotocol/conformance) against
 # `handinger-mcp http` on loopback. Installs the suite and the Node.js 22 it needs from
-# tests/conformance/package-lock.json, builds the binary, starts it, runs every server
-# scenario, stops it with SIGTERM. Exits non-zero on any unexpected result: a failure not
-# listed in tests/conformance/expected-failures.yml, a listed one that now passes, or a
-# server that does not start or stop cleanly.
+# tests/conformance/package-lock.json, builds the binary, checks every tool schema with the
+# TypeScript SDK's validator (tests/conformance/schema-warnings.cjs), starts the server,
+# runs every server scenario, stops it with SIGTERM. Exits non-zero on any unexpected
+# result: a schema warning, a failure not listed in tests/conformance/expected-failures.yml,
+# a listed one that now passes, or a server that does not start or stop cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,12 @@ echo "conformance suite $("$node" -p "require('./$suite/node_modules/@modelconte
 
 cargo build --locked --quiet
 rm -rf "$results" && mkdir -p "$results"
+
+# Every tool schema through the TypeScript SDK's own validator (installed with the suite):
+# no warnings, which its clients would print on every listing.
+HANDINGER_API_KEY=conformance-placeholder HANDINGER_BASE_URL=http://127.0.0.1:9 \
+  "$target/debug/handinger-mcp" --toolsets all tools >"$results/tools.json"
+"$node" "$suite/schema-warnings.cjs" "$results/tools.json"
 
 # No scenario reaches Handinger (they call the suite's own tools, which the bridge does not
 # have), so a placeholder key and a closed loopback port stand in for it. The rate limit

@@ -7,11 +7,11 @@
 //!   flight), [`transport::http`] for remote ones (Streamable HTTP, legacy SSE, health and
 //!   metrics; sessions bound to the credentials that opened them).
 //! - [`tools`] — the MCP surface: `create_task` and `get_task`, their argument structs
-//!   (the tools' input schemas are derived from them), the task policy (default and
-//!   maximum budget, default worker) and the mapping of answers to MCP content; the
-//!   optional toolsets (workers, schedules, admin), the named workers' `ask_<name>` tools
-//!   and the `delegate_research` prompt, and which of them a server lists (`--toolsets`,
-//!   `--read-only`, `--worker`).
+//!   (the tools' input schemas are derived from them, then made portable by
+//!   [`tools::schema`]), the task policy (default and maximum budget, default worker) and
+//!   the mapping of answers to MCP content; the optional toolsets (workers, schedules,
+//!   admin), the named workers' `ask_<name>` tools and the `delegate_research` prompt, and
+//!   which of them a server lists (`--toolsets`, `--read-only`, `--worker`).
 //! - [`tasks`] — turns in flight: each POST is owned by the server, not by the call that
 //!   started it, so an answer outlives a client's timeout, a cancellation or `--max-wait`
 //!   and is collected later with `get_task` (or MCP `tasks/get`).

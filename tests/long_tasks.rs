@@ -12,13 +12,15 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities,
     ClientConfig, GetTaskParams, Implementation, ProgressNotificationParam, TaskStatus,
 };
+use rmcp::service::ClientServiceExt;
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-/// A client that records progress notifications and may declare the MCP tasks extension.
+/// A client that records progress notifications and may declare the MCP tasks extension
+/// (then speaking protocol 2026-07-28, the first to define task handles).
 #[derive(Clone, Default)]
 struct RecordingClient {
     progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
@@ -54,6 +56,13 @@ async fn start_recording(
         .spawn()
         .unwrap()
         .0;
+    if handler.tasks {
+        // Task handles exist from protocol 2026-07-28 on, which has no initialize.
+        return handler
+            .serve_with_lifecycle(transport, modern())
+            .await
+            .expect("MCP discover");
+    }
     handler.serve(transport).await.expect("MCP initialize")
 }
 

@@ -1073,7 +1073,7 @@ async fn doctor_checks_the_named_workers_and_keeps_the_tool_settings() {
     );
 }
 
-/// A client that declares the MCP tasks extension.
+/// A client that declares the MCP tasks extension (speaking 2026-07-28, which defines it).
 #[derive(Clone, Default)]
 struct TasksClient;
 
@@ -1090,7 +1090,6 @@ impl rmcp::ClientHandler for TasksClient {
 
 #[tokio::test]
 async fn named_worker_tool_answers_mcp_tasks_like_create_task() {
-    use rmcp::ServiceExt;
     use rmcp::model::CallToolResponse;
 
     let fake = FakeHandinger::start().await;
@@ -1100,7 +1099,10 @@ async fn named_worker_tool_answers_mcp_tasks_like_create_task() {
         &["--worker", "fc=wrk_fc-1"],
     ))
     .unwrap();
-    let client = TasksClient.serve(transport).await.expect("MCP initialize");
+    let client =
+        rmcp::service::ClientServiceExt::serve_with_lifecycle(TasksClient, transport, modern())
+            .await
+            .expect("MCP discover");
     let mut params = rmcp::model::CallToolRequestParams::new("ask_fc");
     params.arguments = Some(args(json!({"input": "Is water wet? sleep=300"})));
     let response = client.call_tool_once(params).await.unwrap();

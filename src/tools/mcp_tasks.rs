@@ -1,17 +1,21 @@
 //! The MCP Tasks extension (`io.modelcontextprotocol/tasks`) mapped onto Handinger tasks.
 //!
-//! For a client that negotiates the extension, `create_task` answers at once with an MCP
-//! task whose id *is* the Handinger taskId, so `tasks/get` works from the turn registry
-//! while the server holds the turn, and from `GET /api/tasks/{id}` after that (another
-//! replica, a restart). Statuses map honestly: running or pending → working, completed →
-//! completed, error or aborted → failed. `tasks/cancel` stops our reporting of the task; it
-//! cannot stop the Handinger task, which has no cancel endpoint and keeps running.
+//! For a request that declares the extension under a protocol version that defines task
+//! handles (2026-07-28 and later, see [`offers_task_handles`]), `create_task` answers at once
+//! with an MCP task whose id *is* the Handinger taskId, so `tasks/get` works from the turn
+//! registry while the server holds the turn, and from `GET /api/tasks/{id}` after that
+//! (another replica, a restart). Statuses follow the extension: running or pending →
+//! working; an answer → completed carrying the tool result, also when that result has
+//! `isError` (an upstream failure, a Handinger task that ended in error or aborted), since
+//! the extension keeps `failed` for JSON-RPC errors and the tool result carries what a
+//! client needs (the taskId, whether resending is safe). `tasks/cancel` stops our reporting
+//! of the task; it cannot stop the Handinger task, which has no cancel endpoint and keeps
+//! running.
 
-use rmcp::model::{DetailedTask, JsonObject, Task, TaskPayload};
+use rmcp::model::{DetailedTask, JsonObject, ProtocolVersion, Task, TaskPayload};
 use rmcp::service::RequestContext;
 use rmcp::task_manager::current_timestamp;
 use rmcp::{ErrorData, RoleServer};
-use serde_json::json;
 
 use super::HandingerServer;
 use super::output::{TaskResult, outcome_result, task_result};
@@ -20,6 +24,22 @@ use crate::tasks::{Recorded, Turn, TurnOutcome};
 
 /// Suggested `tasks/get` polling interval.
 const POLL_INTERVAL_MS: u64 = 2_000;
+
+/// Whether a `tools/call` may be answered with a task handle (`resultType: "task"`): the
+/// request declares the tasks extension *and* is made under a protocol version that defines
+/// that result shape. The extension exists since 2026-07-28; a 2025-11-25 session that lists
+/// it at `initialize` (MCP Inspector does by default) cannot parse a handle, so it gets the
+/// ordinary tool result, as a client without the extension does.
+pub(super) fn offers_task_handles(context: &RequestContext<RoleServer>) -> bool {
+    let declared = context
+        .client_capabilities()
+        .is_some_and(|caps| caps.supports_tasks());
+    // ISO dates compare lexically as they do in time; rmcp compares versions the same way.
+    let defines_handles = context
+        .protocol_version()
+        .is_some_and(|version| version.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+    declared && defines_handles
+}
 
 impl HandingerServer {
     /// The MCP view of a turn the server holds.
@@ -59,11 +79,12 @@ impl HandingerServer {
                 ),
                 Some(outcome) => {
                     let result = outcome_result(&turn.task_id, outcome);
-                    if result.is_error == Some(true) {
-                        (failed(&result), "failed".into())
+                    let message = if result.is_error == Some(true) {
+                        "completed with a tool error: see the result"
                     } else {
-                        (completed(&result), "completed".into())
-                    }
+                        "completed"
+                    };
+                    (completed(&result), message.into())
                 }
             }
         };
@@ -102,9 +123,12 @@ impl HandingerServer {
             .and_then(crate::handinger::types::raw_str)
             .unwrap_or_else(current_timestamp);
         let status = result.status.clone();
+        // A Handinger task that ended in error or aborted is still a finished tool call: its
+        // result (an error result naming the status) is what the extension's `completed`
+        // carries; `failed` would drop it for a bare JSON-RPC error.
         let payload = match status.as_str() {
             "completed" => completed(&task_result(&result, None)),
-            "error" | "aborted" => failed(&task_result(
+            "error" | "aborted" => completed(&task_result(
                 &result,
                 Some(format!("Task {task_id} ended with status {status}.")),
             )),
@@ -148,19 +172,5 @@ fn completed(result: &rmcp::model::CallToolResult) -> TaskPayload {
         _ => TaskPayload::Completed {
             result: JsonObject::new(),
         },
-    }
-}
-
-/// A failed task carries a JSON-RPC style error: the tool result's text as the message.
-fn failed(result: &rmcp::model::CallToolResult) -> TaskPayload {
-    let message = result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let error = json!({ "code": -32000, "message": message });
-    TaskPayload::Failed {
-        error: error.as_object().cloned().unwrap_or_default(),
     }
 }

@@ -7,7 +7,8 @@
 //! with: the server's, or the caller's with `--key-from-request`). The optional toolsets
 //! have a file each (`workers`, `schedules`, `admin`), as do the named workers' `ask_<name>`
 //! tools (`named`) and the prompts (`prompts`); `surface` decides which of them a server
-//! lists, and `reply` shapes their results. This module holds what they share: the server
+//! lists, `schema` rewrites their schemas into what every client's validator accepts, and
+//! `reply` shapes their results. This module holds what they share: the server
 //! type and the task policy applied before anything is sent.
 
 mod admin;
@@ -20,6 +21,7 @@ mod prompts;
 mod reply;
 mod resources;
 mod schedules;
+pub mod schema;
 mod surface;
 mod tasks;
 mod workers;
@@ -166,7 +168,8 @@ impl HandingerServer {
         turns: Arc<TurnRegistry>,
         surface: &ToolSurface,
     ) -> Result<Self, String> {
-        let tool_router = surface.router()?;
+        let mut tool_router = surface.router()?;
+        schema::make_portable(&mut tool_router);
         let prompt_router = Self::prompts_for(tool_router.has_route("create_task"));
         Ok(Self {
             api,

@@ -4,7 +4,7 @@
 use rmcp::model::{CallToolResult, ContentBlock, Resource};
 use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::files::answer::LocalCopy;
 use crate::handinger::types::{
@@ -23,27 +23,36 @@ pub struct TaskResult {
     /// completed, running or pending; failed, error or aborted when it went wrong.
     pub status: String,
     /// The Handinger worker that runs the task.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<String>,
     /// The worker's answer (empty while it is still running).
     pub output_text: String,
-    /// The worker's structured answer, when the worker has an output schema.
-    #[schemars(with = "Option<Value>")]
+    /// The worker's structured answer, when the worker has an output schema (an object; a
+    /// value of another kind comes as {"value": …}).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Map<String, Value>>")]
     pub structured_output: Option<RawJson>,
     /// Web pages the worker used.
     pub sources: Vec<SourceLink>,
     /// Files the worker produced.
     pub files: Vec<FileLink>,
     /// Credits and time the turn consumed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     /// The task's or worker's page in the Handinger dashboard.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// What to do next, when the answer is not complete yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_step: Option<String>,
     /// The task's title (from a task lookup).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Totals over all turns (from a task lookup).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub totals: Option<TaskTotals>,
     /// Every turn, oldest first (from a task lookup; answers there carry no sources or files).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub turns: Option<Vec<TurnView>>,
     /// Small images to show inline (`--inline-images`): media type and base64 bytes. Not
     /// part of the structured result, which stays small.
@@ -60,6 +69,7 @@ pub struct TaskResult {
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SourceLink {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     pub url: String,
 }
@@ -67,36 +77,46 @@ pub struct SourceLink {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileLink {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
     pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
     /// The same file as an MCP resource of this server (resources/read).
     pub resource_uri: String,
     /// Where the server saved a copy (--download-dir).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub local_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnView {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub output_text: Option<String>,
-    // Free-form fields need doc comments: a schema property without one is the bare `true`
-    // schema, which the TypeScript MCP SDK (and the clients built on it) refuse.
-    /// The turn's structured answer, when the worker has an output schema.
-    #[schemars(with = "Option<Value>")]
+    /// The turn's structured answer, when the worker has an output schema (an object; a
+    /// value of another kind comes as {"value": …}).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Map<String, Value>>")]
     pub structured_output: Option<RawJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub credits: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<f64>,
-    /// When the turn started, as Handinger reports it.
-    #[schemars(with = "Option<Value>")]
-    pub started_at: Option<RawJson>,
-    /// When the turn completed (null while it runs), as Handinger reports it.
-    #[schemars(with = "Option<Value>")]
-    pub completed_at: Option<RawJson>,
+    /// When the turn started, as Handinger reports it (a date, or unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When the turn completed, as Handinger reports it; absent while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
 }
 
 impl TaskResult {
@@ -133,7 +153,7 @@ impl TaskResult {
             },
             worker_id: answer.id.clone(),
             output_text: answer.output_text.clone().unwrap_or_default(),
-            structured_output: answer.structured_output.clone(),
+            structured_output: structured_object(answer.structured_output.as_ref()),
             sources: answer
                 .sources
                 .iter()
@@ -255,6 +275,40 @@ impl FileLink {
     }
 }
 
+/// A structured answer as the output schema describes it: an object. Handinger's answers are
+/// objects (or null); anything else is kept, wrapped as `{"value": …}`, rather than dropped.
+/// The raw text is passed through (or wrapped as text), never parsed into a tree.
+pub fn structured_object(raw: Option<&RawJson>) -> Option<RawJson> {
+    let text = raw?.get();
+    if text.starts_with('{') {
+        return raw.cloned();
+    }
+    (text != "null")
+        .then(|| serde_json::value::RawValue::from_string(format!("{{\"value\":{text}}}")).ok())
+        .flatten()
+}
+
+/// A timestamp as Handinger gave it, as text: a date string as is, unix seconds as digits.
+/// Other shapes are outside the API's contract and left out.
+pub fn timestamp(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// [`timestamp`] of a raw JSON value.
+fn raw_timestamp(raw: Option<&RawJson>) -> Option<String> {
+    let raw = raw?;
+    raw_str(raw).or_else(|| {
+        raw.get()
+            .parse::<f64>()
+            .is_ok()
+            .then(|| raw.get().to_owned())
+    })
+}
+
 /// A file's name: the answer's filename, or the URL's last segment.
 pub fn file_name(filename: Option<&str>, url: &str) -> String {
     filename
@@ -294,11 +348,11 @@ impl From<&Turn> for TurnView {
             status: turn.status.clone(),
             input: turn.input.clone(),
             output_text: turn.output_text.clone(),
-            structured_output: turn.structured_output.clone(),
+            structured_output: structured_object(turn.structured_output.as_ref()),
             credits: turn.credits,
             duration_ms: turn.duration_ms,
-            started_at: turn.started_at.clone(),
-            completed_at: turn.completed_at.clone(),
+            started_at: raw_timestamp(turn.started_at.as_ref()),
+            completed_at: raw_timestamp(turn.completed_at.as_ref()),
         }
     }
 }

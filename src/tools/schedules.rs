@@ -11,10 +11,10 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::args::decode;
-use super::output::error_result;
+use super::output::{error_result, timestamp};
 use super::reply::{AfterFailure, api_failed, required_id, required_text, structured};
 use super::tasks::input_schema;
 use super::{HandingerServer, TaskPolicy};
@@ -66,16 +66,23 @@ pub struct CancelScheduleArgs {
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleView {
     /// Pass this as scheduleId to cancel_schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_id: Option<String>,
     /// scheduled, delayed, cron or interval.
     #[serde(rename = "type")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// When it runs: the date, delayInSeconds, cron or intervalSeconds, with its type.
-    pub when: Option<Value>,
-    /// When it runs next.
-    pub next_run_at: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub when: Option<Map<String, Value>>,
+    /// When it runs next, as Handinger reports it (a date, or unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_run_at: Option<String>,
     /// What the worker is asked on each run.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
+    /// The compute budget of each run.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<String>,
 }
 
@@ -94,6 +101,7 @@ pub struct ScheduleListView {
     pub worker_id: String,
     /// The time zone the worker's cron schedules run in (an IANA name such as Europe/Madrid),
     /// when Handinger says.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     pub schedules: Vec<ScheduleView>,
 }
@@ -111,7 +119,11 @@ pub struct CancelledSchedule {
 impl From<ScheduleInfo> for ScheduleView {
     fn from(info: ScheduleInfo) -> Self {
         // The when part comes nested (`when: {...}`) or flattened beside `type`.
-        let when = info.when.or_else(|| {
+        let nested = match info.when {
+            Some(Value::Object(when)) => Some(when),
+            _ => None,
+        };
+        let when = nested.or_else(|| {
             let mut when = serde_json::Map::new();
             if let Some(kind) = &info.kind {
                 when.insert("type".into(), json!(kind));
@@ -132,7 +144,7 @@ impl From<ScheduleInfo> for ScheduleView {
                     when.insert(key.into(), value);
                 }
             }
-            (when.len() > usize::from(info.kind.is_some())).then_some(Value::Object(when))
+            (when.len() > usize::from(info.kind.is_some())).then_some(when)
         });
         let kind = info.kind.or_else(|| {
             when.as_ref()
@@ -144,7 +156,7 @@ impl From<ScheduleInfo> for ScheduleView {
             schedule_id: info.id,
             kind,
             when,
-            next_run_at: info.next_run_at,
+            next_run_at: timestamp(info.next_run_at.as_ref()),
             input: info.input,
             budget: info.budget,
         }
@@ -197,7 +209,7 @@ in the Handinger dashboard (and the worker's webhook, if it has one), not in thi
                     view.schedule
                         .next_run_at
                         .as_ref()
-                        .map(|at| format!(", next run {}", plain(at)))
+                        .map(|at| format!(", next run {at}"))
                         .unwrap_or_default()
                 );
                 structured(summary, &view)
@@ -381,13 +393,6 @@ fn looks_like_a_date(date: &str) -> bool {
 }
 
 /// A JSON value as plain text (strings without their quotes).
-fn plain(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,7 +427,7 @@ mod tests {
         let view = ScheduleView::from(flat);
         assert_eq!(view.kind.as_deref(), Some("cron"));
         assert_eq!(
-            view.when,
+            view.when.map(Value::Object),
             Some(json!({"type": "cron", "cron": "0 9 * * *"}))
         );
         let nested: ScheduleInfo = serde_json::from_value(

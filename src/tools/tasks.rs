@@ -120,10 +120,7 @@ Each call spends Handinger credits according to the budget.",
                 .into());
             }
         };
-        if context
-            .client_capabilities()
-            .is_some_and(|caps| caps.supports_tasks())
-        {
+        if super::mcp_tasks::offers_task_handles(&context) {
             let task = self.mcp_task_of(&turn).task;
             return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
         }

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use super::HandingerServer;
 use super::args::decode;
-use super::output::error_result;
+use super::output::{error_result, timestamp};
 use super::reply::{AfterFailure, api_failed, required_id, structured};
 use super::tasks::input_schema;
 use crate::handinger::workers::{NewWorker, Visibility, WorkerInfo, WorkerPatch};
@@ -82,7 +82,17 @@ pub struct UpdateWorkerArgs {
     /// A new output schema (a JSON Schema object), or null to remove the schema so answers
     /// are plain text again. Omit it to keep the current schema.
     #[serde(default, deserialize_with = "present")]
+    #[schemars(schema_with = "schema_or_null")]
     pub output_schema: Option<Option<Map<String, Value>>>,
+}
+
+/// The schema of update_worker's `outputSchema`: an object, or `null`, which removes the
+/// schema. Written as two branches, which the portable-schema rewrite keeps: here `null`
+/// and absent mean different things.
+fn schema_or_null(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [{"type": "object", "additionalProperties": true}, {"type": "null"}]
+    })
 }
 
 /// Tells "absent" (the outer `None`, from `default`) from `null` (`Some(None)`).
@@ -98,23 +108,36 @@ where
 #[serde(rename_all = "camelCase")]
 pub struct WorkerView {
     /// Pass this as workerId to create_task, update_worker or create_schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
     /// The worker's standing instructions (its system prompt).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub instructions: Option<String>,
     /// private or public.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub visibility: Option<String>,
-    /// The JSON Schema every answer follows, or null when answers are plain text.
-    pub output_schema: Option<Value>,
+    /// The JSON Schema every answer follows; absent when answers are plain text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Map<String, Value>>,
     /// The worker's page in the Handinger dashboard.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Status of the worker's latest task (get_worker only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// The latest task's answer (get_worker only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_output_text: Option<String>,
-    pub created_at: Option<Value>,
-    pub updated_at: Option<Value>,
+    /// When the worker was created, as Handinger reports it (a date, or unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// When the worker last changed, as Handinger reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
 }
 
 impl WorkerView {
@@ -125,12 +148,16 @@ impl WorkerView {
             summary: info.summary,
             instructions: info.instructions,
             visibility: info.visibility,
-            output_schema: info.output_schema,
+            // Handinger's schemas are objects; anything else is not a schema to report.
+            output_schema: match info.output_schema {
+                Some(Value::Object(schema)) => Some(schema),
+                _ => None,
+            },
             url: info.url,
             status: info.status,
             last_output_text: info.output_text,
-            created_at: info.created_at,
-            updated_at: info.updated_at,
+            created_at: timestamp(info.created_at.as_ref()),
+            updated_at: timestamp(info.updated_at.as_ref()),
         }
     }
 

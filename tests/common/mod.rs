@@ -74,6 +74,14 @@ pub async fn start_with(cmd: Command) -> Bridge {
     }
 }
 
+/// The 2026-07-28 lifecycle for rmcp's client: `server/discover`, then self-contained
+/// requests. MCP task handles exist only there.
+pub fn modern() -> rmcp::service::ClientLifecycleMode {
+    rmcp::service::ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    }
+}
+
 /// Runs the binary to completion (commands, start-up failures), with stdin closed.
 pub async fn run_to_completion(mut cmd: Command) -> std::process::Output {
     cmd.stdin(Stdio::null());

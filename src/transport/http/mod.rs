@@ -215,7 +215,13 @@ fn announce(local: SocketAddr, settings: &HttpSettings) {
             "server (HANDINGER_API_KEY)"
         },
         stateless = settings.stateless,
-        "listening on http://{local}/mcp (legacy SSE: http://{local}/sse)"
+        "listening on http://{local}/mcp{}",
+        // Without sessions there is no legacy SSE transport: /sse answers 404 then.
+        if settings.stateless {
+            String::new()
+        } else {
+            format!(" (legacy SSE: http://{local}/sse)")
+        }
     );
     if settings.auth_token.is_none() && !local.ip().is_loopback() {
         tracing::warn!("serving beyond loopback without a bearer token (--insecure-no-auth)");

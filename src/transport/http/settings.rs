@@ -66,7 +66,8 @@ pub struct HttpArgs {
     )]
     pub allowed_origins: Vec<String>,
 
-    /// No sessions: every request is self-contained and answered with plain JSON, so
+    /// No sessions: every request is self-contained and answered with plain JSON (a call
+    /// that sends progress notifications answers with one event stream instead), so
     /// replicas behind a plain load balancer need no affinity. The legacy SSE transport
     /// (which needs a session) is off in this mode.
     #[arg(long, env = "HANDINGER_MCP_STATELESS", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]

@@ -4,11 +4,13 @@
 //! sessions (`Mcp-Session-Id`), and 2026-07-28 self-contained requests (`server/discover`
 //! and requests carrying their protocol version in `_meta`), which it always serves without
 //! a session. `--stateless` turns sessions off for the older era too and answers with plain
-//! JSON.
+//! JSON, unless the handler sends something before the answer (progress notifications for a
+//! call with a `progressToken`): rmcp then streams the whole exchange as SSE on that POST.
 //!
 //! In front of rmcp this module reads the body under the size cap, lets a `tools/call` in
-//! only with a permit from the call gate (held until its answer has been streamed), and
-//! words the 404 for an expired session so a person reading it knows what happened.
+//! only with a permit from the call gate (held until its answer has been streamed), words
+//! the 404 for an expired session so a person reading it knows what happened, and answers
+//! a session's `DELETE` with 200 rather than rmcp's 202.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,14 +125,21 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
         return session_gone();
     }
     let had_session = session.is_some();
+    let is_delete = parts.method == Method::DELETE;
     let response = mcp.service.handle(Request::from_parts(parts, body)).await;
-    let (head, body) = response.into_parts();
+    let (mut head, body) = response.into_parts();
     if !had_session && let Some(id) = head.headers.get(SESSION_HEADER) {
         let live = mcp.sessions.sessions.read().await;
         mcp.owners
             .bind(id.to_str().unwrap_or_default(), owner, |known| {
                 live.contains_key(known)
             });
+    }
+    // rmcp answers a session's DELETE with 202 Accepted, but the session is gone by then, and
+    // the Python SDK (and fastmcp on it) log "Session termination failed: 202" on every close
+    // for anything but 200 or 204. 200 is what every SDK takes as done.
+    if is_delete && head.status == StatusCode::ACCEPTED {
+        head.status = StatusCode::OK;
     }
     // rmcp's own 404 for a session it does not know is a bare line of text; JSON 404s are
     // protocol answers (an unknown method) and pass through untouched.
