@@ -14,8 +14,8 @@ use crate::files::answer::AnswerFileOptions;
 use crate::files::fetch_guard::FileHosts;
 use crate::files::upload::AllowedRoots;
 use crate::handinger::{Budget, ClientOptions};
-use crate::tasks::{Retention, TurnLimits};
 use crate::tools::{NamedWorker, TaskPolicy, ToolSettings, ToolsetChoice, parse_toolsets};
+use crate::turns::{Retention, TurnLimits};
 
 pub const API_KEY_VAR: &str = "HANDINGER_API_KEY";
 

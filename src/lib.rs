@@ -12,9 +12,11 @@
 //!   the mapping of answers to MCP content; the optional toolsets (workers, schedules,
 //!   admin), the named workers' `ask_<name>` tools and the `delegate_research` prompt, and
 //!   which of them a server lists (`--toolsets`, `--read-only`, `--worker`).
-//! - [`tasks`] — turns in flight: each POST is owned by the server, not by the call that
-//!   started it, so an answer outlives a client's timeout, a cancellation or `--max-wait`
-//!   and is collected later with `get_task` (or MCP `tasks/get`).
+//! - [`turns`] — turns in flight and finished answers (the registry): each POST is owned by
+//!   the server, not by the call that started it, so an answer outlives a client's timeout,
+//!   a cancellation or `--max-wait` and is collected later with `get_task` (or MCP
+//!   `tasks/get`); bounded in turns running upstream and in bytes kept. ("Task" means a
+//!   Handinger task, an MCP task, or the tool family; a "turn" is one POST of a task.)
 //! - [`files`] — attachments going up (opened without following links below the allowed
 //!   roots, checked against the limits, then streamed) and answer files coming down (only
 //!   from the API origin or public https hosts, capped per answer; saved, inlined, served as
@@ -23,9 +25,9 @@
 //!   resends a POST Handinger may have taken, typed answers that tolerate missing fields,
 //!   and no automatic redirects (downloads follow them by hand, the key never leaving the
 //!   API origin).
+//! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped.
 //!
 //! The threat model and the test behind each defence: `docs/security.md`.
-//! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped.
 //!
 //! Around them: [`config`] (every flag and environment variable), [`config_file`] (the
 //! same settings from a TOML file), [`logging`] (stderr only), [`metrics`] (counters for
@@ -46,16 +48,16 @@ pub mod logging;
 pub mod metrics;
 pub mod shutdown;
 pub mod task_id;
-pub mod tasks;
 pub mod tools;
 pub mod transport;
+pub mod turns;
 
 use std::sync::Arc;
 
 use config::{Cli, Command, Settings};
 use handinger::HandingerClient;
-use tasks::TurnRegistry;
 use tools::HandingerServer;
+use turns::TurnRegistry;
 
 /// Runs the command line; the error is a message for the user.
 pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {

@@ -20,7 +20,7 @@ use rmcp::{ErrorData, RoleServer};
 use super::HandingerServer;
 use super::output::{TaskResult, outcome_result, task_result};
 use crate::task_id::TaskId;
-use crate::tasks::{Recorded, Turn, TurnOutcome};
+use crate::turns::{Recorded, Turn, TurnOutcome};
 
 /// Suggested `tasks/get` polling interval.
 const POLL_INTERVAL_MS: u64 = 2_000;

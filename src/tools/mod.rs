@@ -45,7 +45,7 @@ use crate::files::FileLimits;
 use crate::files::upload::{self, AllowedRoots};
 use crate::handinger::{Budget, HandingerClient, TaskRequest};
 use crate::task_id::{TaskId, validate_id};
-use crate::tasks::TurnRegistry;
+use crate::turns::TurnRegistry;
 
 pub use args::{CreateTaskArgs, GetTaskArgs, decode};
 pub use keys::{API_KEY_HEADER, RequestKeys};

@@ -12,7 +12,7 @@ use crate::handinger::types::{
 };
 use crate::handinger::{ApiError, WorkerAnswer};
 use crate::task_id::TaskId;
-use crate::tasks::{Recorded, TurnOutcome};
+use crate::turns::{Recorded, TurnOutcome};
 
 /// A task as `create_task` and `get_task` report it.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
@@ -175,7 +175,7 @@ impl TaskResult {
             .clone()
             .or_else(|| latest.and_then(|t| t.status.clone()))
             .unwrap_or_else(|| "unknown".into());
-        let running = !crate::tasks::is_terminal_status(&status);
+        let running = !crate::turns::is_terminal_status(&status);
         let next_step = match (&record.turns_unavailable, running) {
             (Some(why), _) => Some(format!(
                 "The task's turns could not be read ({why}); call get_task again to see its answer."

@@ -15,7 +15,7 @@ use crate::files::answer::resource_contents;
 use crate::handinger::ApiError;
 use crate::handinger::types::AnswerFile;
 use crate::task_id::TaskId;
-use crate::tasks::TurnOutcome;
+use crate::turns::TurnOutcome;
 
 const PREFIX: &str = "handinger://tasks/";
 

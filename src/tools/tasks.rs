@@ -17,7 +17,7 @@ use super::output::{TaskResult, error_result, outcome_result, task_result};
 use crate::files::upload::AllowedRoots;
 use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;
-use crate::tasks::{Recorded, StartRefused, Stop, Turn, TurnOutcome, WaitEnd, is_terminal_status};
+use crate::turns::{Recorded, StartRefused, Stop, Turn, TurnOutcome, WaitEnd, is_terminal_status};
 
 /// How long to wait for a client to list its roots.
 const ROOTS_TIMEOUT: Duration = Duration::from_secs(5);
