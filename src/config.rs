@@ -208,6 +208,11 @@ pub struct SettingsArgs {
     #[arg(long, env = "HANDINGER_MCP_MAX_ANSWER_BYTES", default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub max_answer_bytes: u64,
 
+    /// Most answer files downloaded at once, all answers together (for --download-dir and
+    /// --inline-images). Downloads run in the background: the answer is returned first.
+    #[arg(long, env = "HANDINGER_MCP_MAX_PARALLEL_DOWNLOADS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256), global = true)]
+    pub max_parallel_downloads: u64,
+
     /// A host answer files may be fetched from even though it is not public or not https
     /// (repeatable; comma separated in the variable): `host` or `host:port`. Without it, a
     /// file is fetched only from the API's own origin or over https from a public address.
@@ -350,6 +355,9 @@ impl SettingsArgs {
                 max_file_bytes: self.max_file_bytes,
                 max_files: usize::try_from(self.max_answer_files).unwrap_or(usize::MAX),
                 max_total_bytes: self.max_answer_bytes,
+                download_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                    usize::try_from(self.max_parallel_downloads).unwrap_or(1),
+                )),
             },
             retention: Retention {
                 ttl: Duration::from_secs(self.result_ttl),

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::files::answer::{AnswerFileOptions, LocalCopy, local_copies};
+use crate::files::answer::{AnswerCopies, AnswerFileOptions};
 use crate::handinger::types::{Source, TaskRecord};
 use crate::handinger::{ApiError, Budget, HandingerClient, TaskRequest, WorkerAnswer};
 use crate::task_id::TaskId;
@@ -57,7 +57,7 @@ pub enum TurnOutcome {
     /// bridge did with those files (saved, inlined) when asked to.
     Answered {
         answer: WorkerAnswer,
-        copies: Vec<LocalCopy>,
+        copies: Arc<AnswerCopies>,
     },
     /// The POST failed after it was sent, but the turn was found upstream and followed to
     /// its end: the task record (answer text, structured output, files) and the turn's
@@ -433,16 +433,6 @@ impl Registry {
     }
 }
 
-/// What a saved or inlined answer file keeps (an inlined image's base64 above all).
-fn copy_bytes(copy: &LocalCopy) -> usize {
-    let path = copy.path.as_ref().map_or(0, |p| p.as_os_str().len());
-    let image = copy
-        .image
-        .as_ref()
-        .map_or(0, |(kind, data)| kind.len() + data.len());
-    copy.url.len() + path + image + copy.problem.as_ref().map_or(0, String::len) + 64
-}
-
 /// A digest of a turn's input, keyed per process so nobody can craft two inputs that
 /// collide: 64 bits are plenty to tell a repeated call from a different one.
 fn input_digest(input: &str) -> u64 {
@@ -458,7 +448,7 @@ impl TurnOutcome {
         OVERHEAD
             + match self {
                 TurnOutcome::Answered { answer, copies } => {
-                    answer.retained_bytes() + copies.iter().map(copy_bytes).sum::<usize>()
+                    answer.retained_bytes() + copies.retained_bytes()
                 }
                 TurnOutcome::Recovered {
                     record, sources, ..
@@ -477,13 +467,13 @@ async fn run_turn(
     api: &HandingerClient,
     task_id: &TaskId,
     request: &TaskRequest,
-    answer_files: &AnswerFileOptions,
+    answer_files: &Arc<AnswerFileOptions>,
 ) -> TurnOutcome {
     let error = match api.create_task(request).await {
         Ok(answer) => {
-            // Done here, once per turn, so files land in --download-dir even when the
-            // caller stopped waiting.
-            let copies = local_copies(api, &answer.files, answer_files).await;
+            // Started here, once per turn, so files land in --download-dir even when the
+            // caller stopped waiting; in the background, so the answer is published now.
+            let copies = AnswerCopies::start(api, &answer.files, answer_files);
             return TurnOutcome::Answered { answer, copies };
         }
         Err(error) => error,

@@ -178,3 +178,70 @@ async fn a_structured_output_of_tiny_elements_is_not_kept_as_a_tree() {
     let peak = peak_rss(bridge.pid).unwrap();
     assert!(peak < 512 << 20, "peak RSS {} MiB", peak >> 20);
 }
+
+/// Five answer files whose host never answers and one that does: the answer comes back at
+/// once (not "running" until the downloads end), the copies are fetched in the background
+/// two at a time, and each stalled one gives up after the request timeout with a reason.
+#[tokio::test]
+async fn answer_files_are_fetched_after_the_answer_is_returned() {
+    let fake = FakeHandinger::start().await;
+    fake.serve_file_bytes("quick.txt", "text/plain", b"quick");
+    let mut files: Vec<_> = (0..5)
+        .map(|n| {
+            json!({"filename": format!("stalled{n}.txt"), "mediaType": "text/plain",
+                   "url": format!("{}/stalled/{n}.txt", fake.base_url), "size": 5})
+        })
+        .collect();
+    files.push(json!({"filename": "quick.txt", "mediaType": "text/plain",
+                      "url": format!("{}/files/quick.txt", fake.base_url), "size": 5}));
+    fake.set_answer_files(serde_json::Value::Array(files));
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = start(
+        &fake.base_url,
+        &[
+            "--download-dir",
+            dir.path().to_str().unwrap(),
+            "--max-wait",
+            "2",
+            "--request-timeout",
+            "1",
+            "--max-parallel-downloads",
+            "2",
+        ],
+    )
+    .await;
+    let created = call(&bridge.client, "create_task", json!({"input": "files"})).await;
+    assert!(!is_error(&created), "{}", text(&created));
+    assert_eq!(
+        structured(&created)["status"],
+        "completed",
+        "the answer does not wait for its files: {}",
+        text(&created)
+    );
+    assert!(
+        text(&created).contains("still being fetched"),
+        "{}",
+        text(&created)
+    );
+    let task_id = structured(&created)["taskId"].as_str().unwrap().to_owned();
+
+    let settled = copies_settled(&bridge.client, &task_id).await;
+    let data = structured(&settled);
+    let quick = data["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == "quick.txt")
+        .unwrap();
+    let saved = quick["localPath"]
+        .as_str()
+        .expect("the quick file was saved");
+    assert_eq!(std::fs::read(saved).unwrap(), b"quick");
+    let message = text(&settled);
+    for n in 0..5 {
+        assert!(
+            message.contains(&format!("\"stalled{n}.txt\": could not fetch it")),
+            "{message}"
+        );
+    }
+}

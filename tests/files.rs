@@ -326,8 +326,11 @@ async fn download_dir_keeps_copies_without_overwriting_and_inline_images_are_sho
         &["--download-dir", download, "--inline-images"],
     )
     .await;
-    let result = call(&bridge.client, "create_task", json!({"input": "x"})).await;
-    assert!(!is_error(&result), "{}", text(&result));
+    let created = call(&bridge.client, "create_task", json!({"input": "x"})).await;
+    assert!(!is_error(&created), "{}", text(&created));
+    // The copies are made in the background; get_task shows them once they are.
+    let task_id = structured(&created)["taskId"].as_str().unwrap().to_owned();
+    let result = copies_settled(&bridge.client, &task_id).await;
 
     assert_eq!(
         std::fs::read(dir.path().join("report.csv")).unwrap(),

@@ -3,6 +3,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -12,8 +14,11 @@ use super::validate_name;
 use crate::handinger::types::AnswerFile;
 use crate::handinger::{ApiError, HandingerClient};
 
+/// Answer-file downloads running at once across the server, by default.
+pub const DEFAULT_PARALLEL_DOWNLOADS: usize = 4;
+
 /// What to do with answer files besides linking them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AnswerFileOptions {
     /// Save every answer file here.
     pub download_dir: Option<PathBuf>,
@@ -25,6 +30,22 @@ pub struct AnswerFileOptions {
     pub max_files: usize,
     /// Most bytes of one answer's files fetched, all together (`--max-answer-bytes`).
     pub max_total_bytes: u64,
+    /// Shared by every answer: bounds the downloads running at once
+    /// (`--max-parallel-downloads`).
+    pub download_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for AnswerFileOptions {
+    fn default() -> Self {
+        Self {
+            download_dir: None,
+            inline_images_up_to: None,
+            max_file_bytes: 0,
+            max_files: 0,
+            max_total_bytes: 0,
+            download_slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_PARALLEL_DOWNLOADS)),
+        }
+    }
 }
 
 impl AnswerFileOptions {
@@ -43,83 +64,220 @@ pub struct LocalCopy {
     pub image: Option<(String, String)>,
     /// Why it was not saved or inlined, when something went wrong; shown in the result.
     pub problem: Option<String>,
+    /// Still being fetched in the background.
+    pub pending: bool,
 }
 
-/// Fetches what the options ask for, within the per-answer caps. Failures and skipped files
-/// become notes on the copy, never errors: the answer itself stands without them.
-pub async fn local_copies(
-    api: &HandingerClient,
-    files: &[AnswerFile],
-    options: &AnswerFileOptions,
-) -> Vec<LocalCopy> {
-    let mut copies = Vec::new();
-    if !options.wants_anything() {
-        return copies;
-    }
-    let (mut fetched, mut total) = (0usize, 0u64);
-    for file in files {
-        let Some(url) = file.url.as_deref().filter(|u| !u.is_empty()) else {
-            continue;
+/// The copies of one answer's files, made in the background so that the answer itself is
+/// published at once: each download waits for one of the server's download slots and is
+/// bounded by the request timeout, and each copy is pending until its download ends.
+#[derive(Debug, Default)]
+pub struct AnswerCopies {
+    slots: Vec<Slot>,
+    /// The most a pending inline image may come to hold (its cap, as base64).
+    image_cap: usize,
+}
+
+#[derive(Debug)]
+struct Slot {
+    url: String,
+    /// Set once, when the copy is decided (at once for a refused file, after the download
+    /// for the others).
+    done: Arc<OnceLock<LocalCopy>>,
+}
+
+impl AnswerCopies {
+    /// Decides what each file gets, within the per-answer caps, and starts the downloads.
+    /// Failures and skipped files become notes on the copy, never errors: the answer itself
+    /// stands without them.
+    pub fn start(
+        api: &HandingerClient,
+        files: &[AnswerFile],
+        options: &Arc<AnswerFileOptions>,
+    ) -> Arc<Self> {
+        let mut copies = AnswerCopies {
+            slots: Vec::new(),
+            image_cap: options.inline_images_up_to.map_or(0, |cap| {
+                usize::try_from(cap.saturating_mul(4) / 3).unwrap_or(usize::MAX)
+            }),
         };
-        let media_type = file.media_type.clone().unwrap_or_default();
-        let inline_cap = options
-            .inline_images_up_to
-            .filter(|_| media_type.starts_with("image/"))
-            .filter(|cap| file.size.is_none_or(|size| size <= *cap as f64));
-        if options.download_dir.is_none() && inline_cap.is_none() {
-            continue;
+        if !options.wants_anything() {
+            return Arc::new(copies);
         }
+        let mut fetched = 0usize;
+        // Declared sizes are reserved up front; actual sizes are counted as they arrive.
+        let mut declared = 0u64;
+        let received = Arc::new(AtomicU64::new(0));
+        for file in files {
+            let Some(url) = file.url.as_deref().filter(|u| !u.is_empty()) else {
+                continue;
+            };
+            let media_type = file.media_type.clone().unwrap_or_default();
+            let inline_cap = options
+                .inline_images_up_to
+                .filter(|_| media_type.starts_with("image/"))
+                .filter(|cap| file.size.is_none_or(|size| size <= *cap as f64));
+            if options.download_dir.is_none() && inline_cap.is_none() {
+                continue;
+            }
+            let done = Arc::new(OnceLock::new());
+            let refuse = |problem: String| {
+                tracing::warn!(%problem, "answer file not kept");
+                LocalCopy {
+                    url: url.to_owned(),
+                    problem: Some(problem),
+                    ..Default::default()
+                }
+            };
+            let size = file.size.filter(|s| *s >= 0.0).map_or(0, |s| s as u64);
+            if let Err(problem) = answer_name(file.filename.as_deref()) {
+                let _ = done.set(refuse(format!("not fetched: {problem}")));
+            } else if fetched >= options.max_files {
+                let _ = done.set(refuse(format!(
+                    "skipped: the answer has more files than the {} this server fetches per answer (--max-answer-files)",
+                    options.max_files
+                )));
+            } else if declared.saturating_add(size) > options.max_total_bytes {
+                let _ = done.set(refuse(total_cap_note(options)));
+            } else {
+                fetched += 1;
+                declared += size;
+                let download = Download {
+                    api: api.clone(),
+                    url: url.to_owned(),
+                    name: file.filename.clone().unwrap_or_default(),
+                    media_type,
+                    inline_cap,
+                    options: options.clone(),
+                    received: received.clone(),
+                };
+                let slot = done.clone();
+                tokio::spawn(async move {
+                    let copy = download.run().await;
+                    if let Some(problem) = &copy.problem {
+                        tracing::warn!(%problem, "answer file not kept");
+                    }
+                    let _ = slot.set(copy);
+                });
+            }
+            copies.slots.push(Slot {
+                url: url.to_owned(),
+                done,
+            });
+        }
+        Arc::new(copies)
+    }
+
+    /// Each copy as it stands now: done, or pending.
+    pub fn snapshot(&self) -> Vec<LocalCopy> {
+        self.slots
+            .iter()
+            .map(|slot| {
+                slot.done.get().cloned().unwrap_or_else(|| LocalCopy {
+                    url: slot.url.clone(),
+                    pending: true,
+                    ..Default::default()
+                })
+            })
+            .collect()
+    }
+
+    /// What the copies keep in memory, counting a pending inline image at the most it may
+    /// hold (its cap, as base64), so a budget checked now holds once it arrives.
+    pub fn retained_bytes(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|slot| {
+                let held = match slot.done.get() {
+                    Some(copy) => {
+                        copy.path.as_ref().map_or(0, |p| p.as_os_str().len())
+                            + copy
+                                .image
+                                .as_ref()
+                                .map_or(0, |(kind, data)| kind.len() + data.len())
+                            + copy.problem.as_ref().map_or(0, String::len)
+                    }
+                    None => self.image_cap,
+                };
+                slot.url.len() + held + 64
+            })
+            .sum()
+    }
+}
+
+/// One file to fetch, save and/or inline.
+struct Download {
+    api: HandingerClient,
+    url: String,
+    name: String,
+    media_type: String,
+    inline_cap: Option<u64>,
+    options: Arc<AnswerFileOptions>,
+    /// Bytes received by all of this answer's downloads so far.
+    received: Arc<AtomicU64>,
+}
+
+impl Download {
+    async fn run(self) -> LocalCopy {
         let mut copy = LocalCopy {
-            url: url.to_owned(),
+            url: self.url.clone(),
             ..Default::default()
         };
-        let remaining = options.max_total_bytes.saturating_sub(total);
-        if let Err(problem) = answer_name(file.filename.as_deref()) {
-            copy.problem = Some(format!("not fetched: {problem}"));
-        } else if fetched >= options.max_files {
-            copy.problem = Some(format!(
-                "skipped: the answer has more files than the {} this server fetches per answer (--max-answer-files)",
-                options.max_files
-            ));
-        } else if file.size.is_some_and(|size| size > remaining as f64) {
+        let Ok(_slot) = self.options.download_slots.clone().acquire_owned().await else {
+            copy.problem = Some("not fetched: the server is shutting down".into());
+            return copy;
+        };
+        let options = &self.options;
+        let remaining = options
+            .max_total_bytes
+            .saturating_sub(self.received.load(Ordering::Relaxed));
+        let limit = options.max_file_bytes.min(remaining);
+        let bytes = match self.api.download(&self.url, limit).await {
+            Ok((bytes, _)) => bytes,
+            Err(ApiError::TooLarge { .. }) if limit < options.max_file_bytes => {
+                copy.problem = Some(total_cap_note(options));
+                return copy;
+            }
+            Err(e) => {
+                copy.problem = Some(format!("could not fetch it: {e}"));
+                return copy;
+            }
+        };
+        let before = self
+            .received
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if before + bytes.len() as u64 > options.max_total_bytes {
             copy.problem = Some(total_cap_note(options));
-        } else {
-            fetched += 1;
-            let limit = options.max_file_bytes.min(remaining);
-            match api.download(url, limit).await {
-                Ok((bytes, _)) => {
-                    total += bytes.len() as u64;
-                    if let Some(dir) = &options.download_dir {
-                        let name = file.filename.clone().unwrap_or_default();
-                        match save_unique(dir, &name, url, &bytes) {
-                            Ok(path) => copy.path = Some(path),
-                            Err(e) => {
-                                copy.problem = Some(format!(
-                                    "not saved in --download-dir {}: {e}",
-                                    dir.display()
-                                ))
-                            }
-                        }
-                    }
-                    if let Some(cap) = inline_cap
-                        && bytes.len() as u64 <= cap
-                    {
-                        let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
-                        copy.image = Some((media_type.clone(), data));
-                    }
+            return copy;
+        }
+        if let Some(dir) = &options.download_dir {
+            // Blocking file work stays off the async threads (the stdio server has one).
+            let (dir, name, url) = (dir.clone(), self.name.clone(), self.url.clone());
+            let data = bytes.clone();
+            let saved =
+                tokio::task::spawn_blocking(move || save_unique(&dir, &name, &url, &data)).await;
+            match saved {
+                Ok(Ok(path)) => copy.path = Some(path),
+                Ok(Err(e)) => {
+                    copy.problem = Some(format!(
+                        "not saved in --download-dir {}: {e}",
+                        options
+                            .download_dir
+                            .as_ref()
+                            .map_or_else(String::new, |d| d.display().to_string())
+                    ))
                 }
-                Err(ApiError::TooLarge { .. }) if limit < options.max_file_bytes => {
-                    copy.problem = Some(total_cap_note(options));
-                }
-                Err(e) => copy.problem = Some(format!("could not fetch it: {e}")),
+                Err(e) => copy.problem = Some(format!("not saved: {e}")),
             }
         }
-        if let Some(problem) = &copy.problem {
-            tracing::warn!(%problem, "answer file not kept");
+        if let Some(cap) = self.inline_cap
+            && bytes.len() as u64 <= cap
+        {
+            let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            copy.image = Some((self.media_type.clone(), data));
         }
-        copies.push(copy);
+        copy
     }
-    copies
 }
 
 fn total_cap_note(options: &AnswerFileOptions) -> String {

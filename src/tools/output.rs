@@ -131,7 +131,11 @@ impl TaskResult {
         let file_notes = copies
             .iter()
             .filter_map(|copy| {
-                let problem = copy.problem.as_ref()?;
+                let problem = match (&copy.problem, copy.pending) {
+                    (Some(problem), _) => problem,
+                    (None, true) => PENDING_NOTE,
+                    (None, false) => return None,
+                };
                 let name = answer
                     .files
                     .iter()
@@ -309,6 +313,9 @@ fn raw_timestamp(raw: Option<&RawJson>) -> Option<String> {
     })
 }
 
+/// What a copy still being fetched says in the result.
+const PENDING_NOTE: &str = "still being fetched in the background: call get_task with this taskId later to see the saved copy";
+
 /// A file's name: the answer's filename, or the URL's last segment.
 pub fn file_name(filename: Option<&str>, url: &str) -> String {
     filename
@@ -374,7 +381,7 @@ pub fn task_result(result: &TaskResult, problem: Option<String>) -> CallToolResu
         },
     };
     if !result.file_notes.is_empty() {
-        text.push_str("\n\nAnswer files not kept:");
+        text.push_str("\n\nAnswer files not kept (yet):");
         for note in &result.file_notes {
             text.push_str("\n- ");
             text.push_str(note);
@@ -439,7 +446,7 @@ fn footer(result: &TaskResult) -> String {
 pub fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult {
     match outcome {
         TurnOutcome::Answered { answer, copies } => {
-            let result = TaskResult::from_answer(task_id, answer, copies);
+            let result = TaskResult::from_answer(task_id, answer, &copies.snapshot());
             let problem = answer
                 .error
                 .as_ref()

@@ -187,7 +187,7 @@ and answer.",
                 && answer.error.is_none()
                 && let Ok(record) = api.get_task(&task_id).await
             {
-                let mut result = TaskResult::from_answer(&task_id, answer, copies);
+                let mut result = TaskResult::from_answer(&task_id, answer, &copies.snapshot());
                 // Since 2026-07 the POST answer has no credits: they are in the turn record.
                 if let Some(usage) = result.usage.as_mut().filter(|u| u.credits.is_none()) {
                     usage.credits = record

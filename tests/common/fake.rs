@@ -353,6 +353,7 @@ pub fn router(state: Shared) -> Router {
             delete(cancel_schedule),
         )
         .route("/files/{name}", get(serve_file))
+        .route("/stalled/{name}", get(stall_file))
         .fallback(unknown)
         // Attachments can be large (a 100 MiB upload test streams through).
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -1026,6 +1027,18 @@ async fn unknown(
 ) -> Response {
     record(&state, &method, &uri, &headers, Value::Null);
     error(404, "No such endpoint")
+}
+
+/// Accepts the request and never answers (within a test's life): a stalled file host.
+async fn stall_file(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, &uri, &headers, Value::Null);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    error(504, "Stalled")
 }
 
 /// Serves a file set with `serve_file_bytes`, to anyone: tests check who sent credentials.

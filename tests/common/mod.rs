@@ -151,3 +151,16 @@ pub fn structured(result: &CallToolResult) -> &Value {
         .as_ref()
         .expect("structured content")
 }
+
+/// `get_task` of a task whose answer files are being copied in the background
+/// (`--download-dir`, `--inline-images`), once no copy is pending any more.
+pub async fn copies_settled(client: &Client, task_id: &str) -> CallToolResult {
+    for _ in 0..600 {
+        let result = call(client, "get_task", serde_json::json!({"taskId": task_id})).await;
+        if !text(&result).contains("still being fetched") {
+            return result;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the answer files of {task_id} were still being fetched after 30 s");
+}
