@@ -11,8 +11,8 @@ use secrecy::SecretString;
 
 use crate::files::FileLimits;
 use crate::files::answer::AnswerFileOptions;
-use crate::files::fetch_guard::FileHosts;
 use crate::files::upload::AllowedRoots;
+use crate::handinger::fetch_guard::FileHosts;
 use crate::handinger::{Budget, ClientOptions};
 use crate::tools::{NamedWorker, TaskPolicy, ToolSettings, ToolsetChoice, parse_toolsets};
 use crate::turns::{Retention, TurnLimits};

@@ -161,6 +161,15 @@ async fn a_task_post_answered_with_a_redirect_is_an_error_and_goes_nowhere_else(
     assert!(!bridge.stderr.lock().unwrap().contains(API_KEY));
 }
 
+/// The task's result once its answer files, fetched in the background, are all settled.
+async fn settled(
+    bridge: &Bridge,
+    created: &rmcp::model::CallToolResult,
+) -> rmcp::model::CallToolResult {
+    let task_id = structured(created)["taskId"].as_str().unwrap().to_owned();
+    copies_settled(&bridge.client, &task_id).await
+}
+
 #[tokio::test]
 async fn a_file_redirected_off_the_api_origin_is_fetched_without_the_key_at_every_hop() {
     let (foreign, seen) = foreign_host().await;
@@ -184,8 +193,9 @@ async fn a_file_redirected_off_the_api_origin_is_fetched_without_the_key_at_ever
         ],
     )
     .await;
-    let result = call(&bridge.client, "create_task", json!({"input": "files"})).await;
-    assert!(!is_error(&result), "{}", text(&result));
+    let created = call(&bridge.client, "create_task", json!({"input": "files"})).await;
+    assert!(!is_error(&created), "{}", text(&created));
+    let result = settled(&bridge, &created).await;
     let saved = std::fs::read_to_string(dir.path().join("a.txt")).unwrap();
     assert_eq!(
         saved, "content of a.txt",
@@ -242,7 +252,8 @@ async fn answer_files_on_private_addresses_are_never_fetched() {
         &["--download-dir", dir.path().to_str().unwrap()],
     )
     .await;
-    let result = call(&bridge.client, "create_task", json!({"input": "files"})).await;
+    let created = call(&bridge.client, "create_task", json!({"input": "files"})).await;
+    let result = settled(&bridge, &created).await;
     let shown = text(&result);
     assert!(
         shown.contains("log.txt") && shown.contains("not fetched"),
@@ -296,8 +307,8 @@ async fn answer_files_are_capped_per_answer_and_bad_names_refused() {
         ],
     )
     .await;
-    let result = call(&bridge.client, "create_task", json!({"input": "files"})).await;
-    let shown = text(&result);
+    let created = call(&bridge.client, "create_task", json!({"input": "files"})).await;
+    let shown = text(&settled(&bridge, &created).await);
     let saved: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -327,8 +338,8 @@ async fn a_download_dir_failure_says_why() {
     .await;
     // The directory goes away under the running server.
     std::fs::remove_dir(&download).unwrap();
-    let result = call(&bridge.client, "create_task", json!({"input": "files"})).await;
-    let shown = text(&result);
+    let created = call(&bridge.client, "create_task", json!({"input": "files"})).await;
+    let shown = text(&settled(&bridge, &created).await);
     assert!(
         shown.contains("r.csv") && shown.contains("not saved in --download-dir"),
         "{shown}"

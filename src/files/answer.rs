@@ -1,5 +1,6 @@
-//! Files a worker produced: local copies in `--download-dir`, small images inlined, and the
-//! bytes behind the `handinger://tasks/{taskId}/files/{name}` resources.
+//! Files a worker produced: local copies in `--download-dir` and small images inlined,
+//! fetched in the background. (The `handinger://tasks/{taskId}/files/{name}` resources are
+//! MCP's business: [`crate::tools`] serves them.)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,8 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
-use bytes::Bytes;
-use rmcp::model::ResourceContents;
 
 use super::validate_name;
 use crate::handinger::types::AnswerFile;
@@ -349,39 +348,6 @@ fn safe_name(name: &str, url: &str) -> String {
     }
 }
 
-/// Resource contents for fetched bytes: text for textual types that are valid UTF-8,
-/// base64 otherwise. The type is the one the answer declared; no sniffing beyond it.
-pub fn resource_contents(uri: &str, bytes: Bytes, media_type: Option<String>) -> ResourceContents {
-    let media_type = media_type.unwrap_or_else(|| "application/octet-stream".into());
-    if is_textual(&media_type)
-        && let Ok(text) = String::from_utf8(bytes.to_vec())
-    {
-        return ResourceContents::TextResourceContents {
-            uri: uri.to_owned(),
-            mime_type: Some(media_type),
-            text,
-            meta: None,
-        };
-    }
-    ResourceContents::BlobResourceContents {
-        uri: uri.to_owned(),
-        mime_type: Some(media_type),
-        blob: base64::engine::general_purpose::STANDARD.encode(&bytes),
-        meta: None,
-    }
-}
-
-fn is_textual(media_type: &str) -> bool {
-    let essence = media_type.split(';').next().unwrap_or_default().trim();
-    essence.starts_with("text/")
-        || essence.ends_with("+json")
-        || essence.ends_with("+xml")
-        || matches!(
-            essence,
-            "application/json" | "application/xml" | "application/javascript" | "application/yaml"
-        )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,29 +371,5 @@ mod tests {
         assert_eq!(escaped.file_name().unwrap(), "file");
         let hidden = save_unique(dir.path(), ".bashrc", "https://x/", b"4").unwrap();
         assert_eq!(hidden.file_name().unwrap(), "file (1)");
-    }
-
-    #[test]
-    fn text_types_become_text_and_others_blobs() {
-        let text = resource_contents("u", Bytes::from_static(b"a,b"), Some("text/csv".into()));
-        assert!(matches!(
-            text,
-            ResourceContents::TextResourceContents { .. }
-        ));
-        let blob = resource_contents(
-            "u",
-            Bytes::from_static(b"\x89PNG"),
-            Some("image/png".into()),
-        );
-        assert!(matches!(
-            blob,
-            ResourceContents::BlobResourceContents { .. }
-        ));
-        let bad_utf8 =
-            resource_contents("u", Bytes::from_static(b"\xff"), Some("text/plain".into()));
-        assert!(matches!(
-            bad_utf8,
-            ResourceContents::BlobResourceContents { .. }
-        ));
     }
 }

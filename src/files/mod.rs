@@ -9,7 +9,6 @@
 
 pub mod answer;
 pub mod beneath;
-pub mod fetch_guard;
 pub mod upload;
 
 /// Limits on what goes up and what comes down, all from the command line.

@@ -9,12 +9,12 @@ use serde::de::DeserializeOwned;
 
 use reqwest::multipart::{Form, Part};
 
+use super::attachment::{Upload, UploadSource, exact_stream};
 use super::error::ApiError;
 use super::redirect::{self, HttpClients};
 use super::types::{
     ErrorBody, Source, TaskAnswer, TaskRecord, TaskRequest, TaskSummary, TurnList, WorkerAnswer,
 };
-use crate::files::upload::{Upload, UploadSource};
 use crate::task_id::TaskId;
 
 /// Resends of a POST that certainly did not reach Handinger (no connection, or 429).
@@ -41,7 +41,7 @@ pub struct ClientOptions {
     /// runner's decision.
     pub get_timeout: Duration,
     /// Hosts answer files may come from beyond the public internet (`--allow-file-host`).
-    pub file_hosts: crate::files::fetch_guard::FileHosts,
+    pub file_hosts: super::fetch_guard::FileHosts,
 }
 
 /// A cheap-to-clone handle on the Handinger API for one key.
@@ -231,7 +231,7 @@ impl HandingerClient {
     ///
     /// Redirects are followed here, hop by hop (at most [`redirect::MAX_HOPS`]): the API key
     /// goes along only while every URL so far is on the API's own origin; any other URL must
-    /// pass the file-host check first ([`crate::files::fetch_guard`]) and is fetched with the
+    /// pass the file-host check first ([`super::fetch_guard`]) and is fetched with the
     /// client that sends no credentials and connects to public addresses only.
     pub async fn download(
         &self,
@@ -457,7 +457,7 @@ fn multipart_form(request: &TaskRequest) -> Result<Form, ApiError> {
                 let file = Upload::reopen(file).map_err(|e| ApiError::LocalFile {
                     detail: format!("cannot read {} again: {e}", upload.name),
                 })?;
-                let stream = crate::files::upload::exact_stream(file, *len, UPLOAD_CHUNK);
+                let stream = exact_stream(file, *len, UPLOAD_CHUNK);
                 Part::stream_with_length(reqwest::Body::wrap_stream(stream), *len)
             }
         };

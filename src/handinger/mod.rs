@@ -1,7 +1,9 @@
 //! The Handinger API: typed requests and answers, the HTTP client, and its errors.
 
+pub mod attachment;
 pub mod client;
 pub mod error;
+pub mod fetch_guard;
 pub mod redirect;
 pub mod types;
 pub mod workers;

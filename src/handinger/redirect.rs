@@ -9,13 +9,13 @@
 //!   a redirect answer is an error that says so ([`refusal`]).
 //! - Answer-file downloads follow up to [`MAX_HOPS`] redirects by hand, deciding each hop
 //!   afresh: the key goes along only while every hop so far stayed on the API's origin, and
-//!   a hop anywhere else must pass the file-host check ([`crate::files::fetch_guard`]).
+//!   a hop anywhere else must pass the file-host check ([`super::fetch_guard`]).
 
 use std::time::Duration;
 
 use reqwest::header;
 
-use crate::files::fetch_guard::FileHosts;
+use super::fetch_guard::FileHosts;
 
 /// Most redirects one download follows.
 pub const MAX_HOPS: usize = 5;

@@ -69,7 +69,7 @@ pub struct TaskRequest {
     pub worker_id: Option<String>,
     /// Attachments; with any, the request goes as multipart instead of JSON.
     #[serde(skip)]
-    pub files: Vec<crate::files::upload::Upload>,
+    pub files: Vec<super::attachment::Upload>,
 }
 
 /// The answer of `POST /api/tasks` (Handinger calls it a Worker object).

@@ -5,13 +5,14 @@
 //!   (text for textual types, base64 otherwise).
 //! - `handinger://tasks/{taskId}`: the task record (status, totals, turns) as JSON.
 
+use base64::Engine as _;
+use bytes::Bytes;
 use rmcp::model::{ReadResourceResult, ResourceContents, ResourceTemplate};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
 use super::HandingerServer;
 use super::output::{TaskResult, file_name};
-use crate::files::answer::resource_contents;
 use crate::handinger::ApiError;
 use crate::handinger::types::AnswerFile;
 use crate::task_id::TaskId;
@@ -172,4 +173,66 @@ fn lookup_error(task_id: &TaskId, error: &ApiError) -> ErrorData {
     super::lookup_error(task_id, error, |message| {
         ErrorData::resource_not_found(message, None)
     })
+}
+
+/// Resource contents for fetched bytes: text for textual types that are valid UTF-8,
+/// base64 otherwise. The type is the one the answer declared; no sniffing beyond it.
+fn resource_contents(uri: &str, bytes: Bytes, media_type: Option<String>) -> ResourceContents {
+    let media_type = media_type.unwrap_or_else(|| "application/octet-stream".into());
+    if is_textual(&media_type)
+        && let Ok(text) = String::from_utf8(bytes.to_vec())
+    {
+        return ResourceContents::TextResourceContents {
+            uri: uri.to_owned(),
+            mime_type: Some(media_type),
+            text,
+            meta: None,
+        };
+    }
+    ResourceContents::BlobResourceContents {
+        uri: uri.to_owned(),
+        mime_type: Some(media_type),
+        blob: base64::engine::general_purpose::STANDARD.encode(&bytes),
+        meta: None,
+    }
+}
+
+fn is_textual(media_type: &str) -> bool {
+    let essence = media_type.split(';').next().unwrap_or_default().trim();
+    essence.starts_with("text/")
+        || essence.ends_with("+json")
+        || essence.ends_with("+xml")
+        || matches!(
+            essence,
+            "application/json" | "application/xml" | "application/javascript" | "application/yaml"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_types_become_text_and_others_blobs() {
+        let text = resource_contents("u", Bytes::from_static(b"a,b"), Some("text/csv".into()));
+        assert!(matches!(
+            text,
+            ResourceContents::TextResourceContents { .. }
+        ));
+        let blob = resource_contents(
+            "u",
+            Bytes::from_static(b"\x89PNG"),
+            Some("image/png".into()),
+        );
+        assert!(matches!(
+            blob,
+            ResourceContents::BlobResourceContents { .. }
+        ));
+        let bad_utf8 =
+            resource_contents("u", Bytes::from_static(b"\xff"), Some("text/plain".into()));
+        assert!(matches!(
+            bad_utf8,
+            ResourceContents::BlobResourceContents { .. }
+        ));
+    }
 }
