@@ -10,12 +10,11 @@ use serde::de::DeserializeOwned;
 use reqwest::multipart::{Form, Part};
 
 use super::error::ApiError;
+use super::lazy_http::LazyHttp;
 use super::types::{ErrorBody, TaskRecord, TaskRequest, WorkerAnswer};
 use crate::files::upload::{Upload, UploadSource};
 use crate::task_id::TaskId;
 
-/// How long to wait for a TCP/TLS connection before calling the request unsent.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Resends of a POST that certainly did not reach Handinger (no connection, or 429).
 const POST_RESENDS: u32 = 2;
 /// Attempts of an idempotent GET.
@@ -41,7 +40,8 @@ pub struct ClientOptions {
 /// A cheap-to-clone handle on the Handinger API for one key.
 #[derive(Clone)]
 pub struct HandingerClient {
-    http: reqwest::Client,
+    /// Built in the background at start-up (see [`LazyHttp`]); awaited at first use.
+    http: LazyHttp,
     /// `Bearer <key>`, built once and marked sensitive so no `Debug` output shows it.
     auth: header::HeaderValue,
     /// Identifies the key without revealing it (a keyed hash, random per process), so
@@ -60,18 +60,15 @@ impl std::fmt::Debug for HandingerClient {
 }
 
 impl HandingerClient {
+    /// Starts building the HTTP client in the background; a broken TLS setup shows at the
+    /// first call (and in `doctor`), not here.
     pub fn new(key: &SecretString, options: ClientOptions) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("handinger-mcp/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| format!("could not set up the HTTP client: {e}"))?;
-        Self::with_http(http, key, options)
+        Self::with_http(LazyHttp::spawn(), key, options)
     }
 
     /// Shares one connection pool across keys (used when each HTTP client brings its own).
     pub fn with_http(
-        http: reqwest::Client,
+        http: LazyHttp,
         key: &SecretString,
         options: ClientOptions,
     ) -> Result<Self, String> {
@@ -93,6 +90,20 @@ impl HandingerClient {
         &self.options.base_url
     }
 
+    /// The HTTP client this one sends with, to share its connection pool.
+    pub fn lazy_http(&self) -> &LazyHttp {
+        &self.http
+    }
+
+    /// The built HTTP client, waiting for the background build on first use. Its failure
+    /// (a broken TLS setup) is an error on this side: nothing was sent.
+    async fn connection(&self) -> Result<reqwest::Client, ApiError> {
+        self.http
+            .get()
+            .await
+            .map_err(|detail| ApiError::LocalFile { detail })
+    }
+
     /// `POST /api/tasks`: runs one turn and waits for its answer.
     ///
     /// Resent only when Handinger certainly did not take it and asked for, or will accept, a
@@ -100,9 +111,10 @@ impl HandingerClient {
     /// would add a second turn.
     pub async fn create_task(&self, request: &TaskRequest) -> Result<WorkerAnswer, ApiError> {
         let _turn = crate::metrics::turn_in_flight();
+        let http = self.connection().await?;
         let mut resends = 0;
         loop {
-            let builder = self.http.post(&self.tasks_url);
+            let builder = http.post(&self.tasks_url);
             let builder = if request.files.is_empty() {
                 builder.json(request)
             } else {
@@ -131,10 +143,11 @@ impl HandingerClient {
 
     /// An authenticated GET of any API path, retried with backoff on transient failures.
     pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, ApiError> {
+        let http = self.connection().await?;
         let mut attempt = 0;
         loop {
             let result = self
-                .send(self.http.get(url), Some(self.options.get_timeout))
+                .send(http.get(url), Some(self.options.get_timeout))
                 .await;
             match result {
                 Err(error) if attempt + 1 < GET_ATTEMPTS && error.is_transient() => {
@@ -167,10 +180,8 @@ impl HandingerClient {
                 detail: format!("the file URL {url:?} is not http(s)"),
             });
         }
-        let mut builder = self
-            .http
-            .get(parsed.clone())
-            .timeout(self.options.get_timeout);
+        let http = self.connection().await?;
+        let mut builder = http.get(parsed.clone()).timeout(self.options.get_timeout);
         if self.is_api_origin(&parsed) {
             builder = builder.header(header::AUTHORIZATION, self.auth.clone());
         }
@@ -219,9 +230,10 @@ impl HandingerClient {
         T: DeserializeOwned,
     {
         let url = self.url(path);
+        let http = self.connection().await?;
         let mut resends = 0;
         loop {
-            let mut builder = self.http.request(method.clone(), &url);
+            let mut builder = http.request(method.clone(), &url);
             if let Some(body) = body {
                 builder = builder.json(body);
             }
@@ -253,14 +265,14 @@ impl HandingerClient {
             .map_err(|()| not_sent("the base URL cannot carry a path".into()))?
             .pop_if_empty()
             .extend(segments);
-        let request = self
-            .http
+        let http = self.connection().await?;
+        let request = http
             .get(url)
             .header(header::AUTHORIZATION, self.auth.clone())
             .timeout(self.options.get_timeout)
             .build()
             .map_err(|e| self.transport_error(&e))?;
-        match self.http.execute(request).await {
+        match http.execute(request).await {
             Ok(response) => self.read_answer(response).await,
             Err(error) => Err(self.transport_error(&error)),
         }
@@ -278,8 +290,8 @@ impl HandingerClient {
         let request = builder.build().map_err(|e| self.transport_error(&e))?;
         let (method, path) = (request.method().clone(), request.url().path().to_owned());
         let started = Instant::now();
-        let response = self
-            .http
+        let http = self.connection().await?;
+        let response = http
             .execute(request)
             .await
             .map_err(|e| self.transport_error(&e));

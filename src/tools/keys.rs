@@ -7,36 +7,28 @@
 //! in the API client built for that one call; it is never stored, logged or shared with
 //! another client's calls.
 
-use std::time::Duration;
-
 use rmcp::RoleServer;
 use rmcp::service::RequestContext;
 use secrecy::SecretString;
 
 use super::HandingerServer;
-use crate::handinger::{ClientOptions, HandingerClient};
+use crate::handinger::{ClientOptions, HandingerClient, LazyHttp};
 
 /// The header a client's own Handinger key arrives in.
 pub const API_KEY_HEADER: &str = "x-handinger-api-key";
-
-/// Same as the shared client's: how long to wait for a connection to Handinger.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds an API client per call from the key in the call's HTTP request. All of them share
 /// one connection pool, so per-user keys cost no extra TLS handshakes.
 #[derive(Clone)]
 pub struct RequestKeys {
-    http: reqwest::Client,
+    http: LazyHttp,
     options: ClientOptions,
 }
 
 impl RequestKeys {
-    pub fn new(options: ClientOptions) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("handinger-mcp/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| format!("could not set up the HTTP client: {e}"))?;
+    /// `http` is the server's own client ([`HandingerServer::shared_http`]): one pool, one
+    /// CA store loaded once.
+    pub fn new(options: ClientOptions, http: LazyHttp) -> Result<Self, String> {
         Ok(Self { http, options })
     }
 
@@ -69,6 +61,12 @@ impl RequestKeys {
 }
 
 impl HandingerServer {
+    /// The HTTP client of the server's own API client, for others to share its
+    /// connection pool (per-user keys, the readiness probe).
+    pub fn shared_http(&self) -> LazyHttp {
+        self.api.lazy_http().clone()
+    }
+
     /// Makes calls run with the key each HTTP request carries instead of the server's.
     pub fn with_request_keys(mut self, keys: RequestKeys) -> Self {
         self.request_keys = Some(std::sync::Arc::new(keys));

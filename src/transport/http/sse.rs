@@ -15,10 +15,11 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::channel::mpsc;
@@ -32,6 +33,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
+use super::sessions::{SessionCap, Slot};
 use crate::tools::HandingerServer;
 
 /// Messages buffered per direction before the sender waits.
@@ -48,6 +50,7 @@ pub struct LegacySse {
     max_body_bytes: usize,
     idle_timeout: Duration,
     shutdown: CancellationToken,
+    cap: Arc<SessionCap>,
 }
 
 struct Session {
@@ -86,6 +89,7 @@ impl LegacySse {
         max_body_bytes: usize,
         idle_timeout: Duration,
         shutdown: CancellationToken,
+        cap: Arc<SessionCap>,
     ) -> Self {
         Self {
             factory: Box::new(factory),
@@ -94,6 +98,7 @@ impl LegacySse {
             max_body_bytes,
             idle_timeout,
             shutdown,
+            cap,
         }
     }
 
@@ -107,6 +112,8 @@ struct SessionGuard {
     sse: Arc<LegacySse>,
     id: String,
     stop: CancellationToken,
+    /// The session's place under the session cap, given back with it.
+    _slot: Slot,
 }
 
 impl Drop for SessionGuard {
@@ -118,10 +125,17 @@ impl Drop for SessionGuard {
 }
 
 /// `GET /sse`: opens a session and its event stream.
-pub async fn open(State(sse): State<Arc<LegacySse>>) -> Response {
+pub async fn open(
+    State(sse): State<Arc<LegacySse>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
     if sse.shutdown.is_cancelled() {
         return limits::Refusal::ShuttingDown.into_response();
     }
+    let slot = match sse.cap.try_open(Some(peer.ip())) {
+        Ok(slot) => slot,
+        Err(refusal) => return refusal.into_response(),
+    };
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
     let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
@@ -170,6 +184,7 @@ pub async fn open(State(sse): State<Arc<LegacySse>>) -> Response {
         sse: sse.clone(),
         id,
         stop: stop.clone(),
+        _slot: slot,
     };
     let messages = from_server.filter_map(move |message| {
         let _alive = &guard;

@@ -7,14 +7,16 @@
 //! JSON.
 //!
 //! In front of rmcp this module reads the body under the size cap, lets a `tools/call` in
-//! only with a permit from the call gate (held until its answer has been streamed), and
-//! words the 404 for an expired session so a person reading it knows what happened.
+//! only with a permit from the call gate (held until its answer has been streamed), opens a
+//! session only with a slot under the session cap ([`super::sessions`]), and words the 404 for an expired session so a person reading it knows what happened.
 
+use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode, header};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -22,6 +24,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
+use super::sessions::{SessionCap, Slot};
 use crate::tools::HandingerServer;
 
 /// How often an idle event stream carries a keep-alive comment, so proxies keep it open.
@@ -32,12 +35,15 @@ pub struct StreamableMcp {
     sessions: Arc<LocalSessionManager>,
     gate: Arc<CallGate>,
     max_body_bytes: usize,
+    stateless: bool,
+    cap: Arc<SessionCap>,
 }
 
 pub struct Options {
     pub stateless: bool,
     pub idle_timeout: Duration,
     pub max_body_bytes: usize,
+    pub session_cap: Arc<SessionCap>,
 }
 
 impl StreamableMcp {
@@ -68,7 +74,30 @@ impl StreamableMcp {
             sessions,
             gate,
             max_body_bytes: options.max_body_bytes,
+            stateless: options.stateless,
+            cap: options.session_cap,
         }
+    }
+
+    /// A slot under the session cap for an `initialize` from `client`: when the cap is
+    /// reached, first gives back the slots of sessions rmcp has closed since.
+    async fn session_slot(&self, client: Option<SocketAddr>) -> Result<Slot, Response> {
+        let client = client.map(|peer| peer.ip());
+        if let Ok(slot) = self.cap.try_open(client) {
+            return Ok(slot);
+        }
+        let live: HashSet<String> = self
+            .sessions
+            .sessions
+            .read()
+            .await
+            .keys()
+            .map(ToString::to_string)
+            .collect();
+        self.cap.forget_closed(&live);
+        self.cap
+            .try_open(client)
+            .map_err(IntoResponse::into_response)
     }
 
     pub async fn open_sessions(&self) -> usize {
@@ -79,6 +108,7 @@ impl StreamableMcp {
 pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let mut permit = None;
+    let mut session_slot = None;
     let body = if parts.method == Method::POST {
         let bytes = match limits::read_capped(body, &parts.headers, mcp.max_body_bytes).await {
             Ok(bytes) => bytes,
@@ -89,6 +119,18 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
                 Ok(entered) => permit = Some(entered),
                 Err(refusal) => return refusal.into_response(),
             }
+        } else if !mcp.stateless
+            && !parts.headers.contains_key("mcp-session-id")
+            && limits::is_initialize(&bytes)
+        {
+            let client = parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| *peer);
+            match mcp.session_slot(client).await {
+                Ok(slot) => session_slot = Some(slot),
+                Err(refusal) => return refusal,
+            }
         }
         Body::from(bytes)
     } else {
@@ -97,6 +139,17 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
     let had_session = parts.headers.contains_key("mcp-session-id");
     let response = mcp.service.handle(Request::from_parts(parts, body)).await;
     let (head, body) = response.into_parts();
+    // The slot stays with the session rmcp opened; without one (a refused initialize) it
+    // goes back here.
+    if let Some(slot) = session_slot
+        && head.status.is_success()
+        && let Some(id) = head
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+    {
+        slot.keep_for(id.to_owned());
+    }
     // rmcp's own 404 for a session it does not know is a bare line of text; JSON 404s are
     // protocol answers (an unknown method) and pass through untouched.
     if head.status == StatusCode::NOT_FOUND
