@@ -467,3 +467,46 @@ async fn a_broken_tls_setup_is_a_clear_error_at_the_first_call_and_in_doctor() {
     assert!(line.starts_with("PROBLEM"), "{line}");
     assert!(line.contains("CA certificates"), "{line}");
 }
+
+/// In `--stateless` mode plain tool calls share one service (src/transport/http/stateless.rs):
+/// calls from different clients with the same JSON-RPC id, held together, each get their
+/// own answer under the id they chose.
+#[tokio::test]
+async fn stateless_calls_with_the_same_id_each_get_their_own_answer() {
+    let fake = FakeHandinger::start().await;
+    fake.set_turn_duration(Duration::from_millis(500));
+    let bridge = start_http(&fake.base_url, &["--stateless"]).await;
+    let client = reqwest::Client::new();
+    let call = |id: Value, input: &str| {
+        client
+            .post(bridge.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "create_task", "arguments": {"input": input}}}))
+            .send()
+    };
+    let (first, second, third) = tokio::join!(
+        call(json!("same"), "first"),
+        call(json!("same"), "second"),
+        call(json!(7), "third"),
+    );
+    for (response, id, input) in [
+        (first, json!("same"), "first"),
+        (second, json!("same"), "second"),
+        (third, json!(7), "third"),
+    ] {
+        let response = response.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["id"], id, "{answer}");
+        let output = &answer["result"]["structuredContent"]["outputText"];
+        assert_eq!(
+            output,
+            &json!(format!("answer to: {input} (turn 1)")),
+            "{answer}"
+        );
+    }
+}

@@ -25,6 +25,7 @@ mod probes;
 mod sessions;
 mod settings;
 mod sse;
+mod stateless;
 mod streamable;
 
 use std::net::SocketAddr;

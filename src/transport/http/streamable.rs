@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
 use super::sessions::{SessionCap, Slot};
+use super::stateless::SharedCalls;
 use crate::tools::HandingerServer;
 
 /// How often an idle event stream carries a keep-alive comment, so proxies keep it open.
@@ -37,6 +38,8 @@ pub struct StreamableMcp {
     max_body_bytes: usize,
     stateless: bool,
     cap: Arc<SessionCap>,
+    /// `--stateless`: plain tool calls go to a shared service ([`super::stateless`]).
+    shared: Option<SharedCalls>,
 }
 
 pub struct Options {
@@ -67,7 +70,12 @@ impl StreamableMcp {
             // disagree with it.
             .disable_allowed_hosts()
             .disable_allowed_origins()
-            .with_cancellation_token(shutdown);
+            .with_cancellation_token(shutdown.clone());
+        let factory = Arc::new(factory);
+        let shared = options.stateless.then(|| {
+            let factory = factory.clone();
+            SharedCalls::new(move || factory(), shutdown.clone())
+        });
         let service = StreamableHttpService::new(move || Ok(factory()), sessions.clone(), config);
         Self {
             service,
@@ -76,6 +84,7 @@ impl StreamableMcp {
             max_body_bytes: options.max_body_bytes,
             stateless: options.stateless,
             cap: options.session_cap,
+            shared,
         }
     }
 
@@ -118,6 +127,18 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
             match mcp.gate.try_enter() {
                 Ok(entered) => permit = Some(entered),
                 Err(refusal) => return refusal.into_response(),
+            }
+            if let Some(shared) = &mcp.shared
+                && let Ok(message) = serde_json::from_slice(&bytes)
+                && let Some(version) = SharedCalls::eligible(&parts.headers, &message)
+            {
+                let response = shared.call(version, parts, message).await;
+                let (head, body) = response.into_parts();
+                let body = match permit {
+                    Some(permit) => limits::hold_until_sent(body, permit),
+                    None => body,
+                };
+                return Response::from_parts(head, body);
             }
         } else if !mcp.stateless
             && !parts.headers.contains_key("mcp-session-id")
