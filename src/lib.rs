@@ -3,7 +3,8 @@
 //! A tool call flows one way through these modules and back:
 //!
 //! - [`transport`] — how a client reaches us: [`transport::stdio`] for local clients,
-//!   [`transport::http`] for remote ones (Streamable HTTP, legacy SSE, health and metrics).
+//!   [`transport::http`] for remote ones (Streamable HTTP, legacy SSE, health and metrics;
+//!   its bounds are listed in docs/limits.md).
 //! - [`tools`] — the MCP surface: `create_task` and `get_task`, their argument structs
 //!   (the tools' input schemas are derived from them), the task policy (default and
 //!   maximum budget, default worker) and the mapping of answers to MCP content; the
@@ -16,7 +17,8 @@
 //! - [`files`] — attachments going up (checked against the allowed roots and limits, then
 //!   streamed) and answer files coming down (saved, inlined, served as resources).
 //! - [`handinger`] — the Handinger API client: auth, body caps, a retry policy that never
-//!   resends a POST Handinger may have taken, typed answers that tolerate missing fields.
+//!   resends a POST Handinger may have taken, typed answers that tolerate missing fields;
+//!   its HTTPS client is built on a thread of its own at start-up, off the handshake path.
 //! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped.
 //!
 //! Around them: [`config`] (every flag and environment variable), [`config_file`] (the

@@ -140,7 +140,7 @@ pub struct HttpArgs {
 
     /// Most bytes of request bodies held at once, across all requests in progress; a body
     /// that would go beyond it gets 503 with Retry-After. At least --max-body-bytes.
-    #[arg(long, env = "HANDINGER_MCP_MAX_BODY_BUFFER_BYTES", default_value_t = 32 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024 * 1024))]
+    #[arg(long, env = "HANDINGER_MCP_MAX_BODY_BUFFER_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024 * 1024))]
     pub max_body_buffer_bytes: u64,
 
     /// Seconds to let tool calls in flight finish after SIGTERM before closing sessions.

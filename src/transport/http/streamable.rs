@@ -132,6 +132,9 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
                 && let Ok(message) = serde_json::from_slice(&bytes)
                 && let Some(version) = SharedCalls::eligible(&parts.headers, &message)
             {
+                // Everything the call needs is in `message` now; the raw body would only sit
+                // in memory while the call is held.
+                drop(bytes);
                 let response = shared.call(version, parts, message).await;
                 let (head, body) = response.into_parts();
                 let body = match permit {
@@ -158,7 +161,10 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
         body
     };
     let had_session = parts.headers.contains_key("mcp-session-id");
-    let response = mcp.service.handle(Request::from_parts(parts, body)).await;
+    // Boxed: rmcp's request future is large, and without the box this handler's own future
+    // (which axum keeps on the heap for as long as a call is held) would be as large on the
+    // shared-service path too.
+    let response = Box::pin(mcp.service.handle(Request::from_parts(parts, body))).await;
     let (head, body) = response.into_parts();
     // The slot stays with the session rmcp opened; without one (a refused initialize) it
     // goes back here.
