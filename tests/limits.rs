@@ -510,3 +510,36 @@ async fn stateless_calls_with_the_same_id_each_get_their_own_answer() {
         );
     }
 }
+
+/// A connection cap above the descriptor limit would let `accept` fail for everyone
+/// (probes included) before the cap applies: the server says so at start-up.
+#[tokio::test]
+async fn a_connection_cap_above_the_descriptor_limit_is_warned_about() {
+    let fake = FakeHandinger::start().await;
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -n 256 && exec \"$0\" \"$@\"",
+        BINARY,
+        "http",
+        "--listen",
+        "127.0.0.1:0",
+        "--max-connections",
+        "1000",
+    ])
+    .env_clear()
+    .env("HANDINGER_API_KEY", API_KEY)
+    .env("HANDINGER_BASE_URL", &fake.base_url)
+    .env("RUST_LOG", "info");
+    let bridge = common::http::start_http_with(cmd).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !bridge.log().contains("descriptor limit") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no warning in:\n{}",
+            bridge.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(bridge.log().contains("--max-connections"));
+}

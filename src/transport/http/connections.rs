@@ -97,6 +97,7 @@ pub async fn serve(
     limits: ConnectionLimits,
     draining: CancellationToken,
 ) {
+    warn_if_over_descriptor_limit(&limits);
     let mut full = http1::Builder::new();
     // Our own timers (below) replace hyper's header timeout, which also runs while a
     // kept-alive connection waits for its next request.
@@ -150,6 +151,35 @@ pub async fn serve(
     }
     drop(listener);
     shared.wait_all_closed().await;
+}
+
+/// Descriptors the process needs beyond its connections: the listener, logs, the upstream
+/// pool, files being attached or saved.
+const SPARE_DESCRIPTORS: u64 = 64;
+
+/// Warns when the process may run out of descriptors before the connection cap is reached:
+/// then `accept` fails for everyone, probes included, instead of the cap refusing the
+/// surplus. Linux only (`/proc/self/limits`); elsewhere nothing is checked.
+fn warn_if_over_descriptor_limit(limits: &ConnectionLimits) {
+    let Some(soft) = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<u64>().ok()
+        })
+    else {
+        return;
+    };
+    let needed = (limits.max_connections + limits.probe_connections) as u64 + SPARE_DESCRIPTORS;
+    if needed > soft {
+        tracing::warn!(
+            descriptor_limit = soft,
+            needed,
+            "--max-connections plus --probe-connections is above what the descriptor limit \
+             allows: raise the limit (ulimit -n, LimitNOFILE=, docker run --ulimit nofile=) or \
+             lower --max-connections, or accepts will fail for everyone before the cap applies"
+        );
+    }
 }
 
 /// Errors of `accept` that concern one connection (it was reset before we took it), not
