@@ -8,7 +8,9 @@
 //!
 //! In front of rmcp this module reads the body under the size cap, lets a `tools/call` in
 //! only with a permit from the call gate (held until its answer has been streamed), opens a
-//! session only with a slot under the session cap ([`super::sessions`]), and words the 404 for an expired session so a person reading it knows what happened.
+//! session only with a slot under the session cap ([`super::sessions`]), hands plain tool
+//! calls in `--stateless` mode to a shared service ([`super::stateless`]), and words the 404
+//! for an expired session so a person reading it knows what happened.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
