@@ -29,12 +29,14 @@ HANDINGER_API_KEY=conformance-placeholder HANDINGER_BASE_URL=http://127.0.0.1:9 
 "$node" "$suite/schema-warnings.cjs" "$results/tools.json"
 
 # No scenario reaches Handinger (they call the suite's own tools, which the bridge does not
-# have), so a placeholder key and a closed loopback port stand in for it. The rate limit
-# is off because the suite fires its requests back to back from one address.
+# have), so a placeholder key and a closed loopback port stand in for it. The rate limits
+# are off and the sessions per client raised because the suite fires its requests back to
+# back from one address. CONFORMANCE_ARGS adds flags (e.g. --stateless).
 HANDINGER_API_KEY=conformance-placeholder \
 HANDINGER_BASE_URL=http://127.0.0.1:9 \
 RUST_LOG=info \
-  "$target/debug/handinger-mcp" http --listen 127.0.0.1:0 --rate-limit 0 >"$log" 2>&1 &
+  "$target/debug/handinger-mcp" http --listen 127.0.0.1:0 --rate-limit 0 \
+  --address-rate-limit 0 --max-sessions-per-client 1000 ${CONFORMANCE_ARGS:-} >"$log" 2>&1 &
 server=$!
 stop_server() {
   if kill -0 "$server" 2>/dev/null; then kill -KILL "$server" 2>/dev/null || true; fi

@@ -1,6 +1,7 @@
 //! `handinger-mcp doctor`: is this setup going to work, and if not, what to change.
 //!
-//! It checks, one line each: the key is set; which proxy (if any) reaches the base URL; the
+//! It checks, one line each: the key is set; the HTTPS client can be set up (the system's
+//! CA certificates load); which proxy (if any) reaches the base URL; the
 //! base URL answers like the Handinger API; the key is accepted; the default worker and the
 //! named workers (`--worker NAME=WORKER_ID`) exist.
 //! Then it prints the client configuration for this binary ([`crate::client_config`]).
@@ -98,6 +99,11 @@ pub async fn run(
         std::env::var(name).ok()
     }));
 
+    // The HTTPS client is built in the background at start-up; a broken TLS setup (no CA
+    // certificates) is its own finding, named before the probes it would make fail.
+    if let Err(setup) = api.lazy_http().get().await {
+        report(Finding::new(Status::Problem, "https client", setup));
+    }
     let probe = api
         .probe(&["api", "tasks", TaskId::generate().as_str()])
         .await;

@@ -5,7 +5,8 @@
 //! - [`transport`] — how a client reaches us: [`transport::stdio`] for local clients (framed
 //!   by [`transport::framing`]: a size cap per message, no two requests with one id in
 //!   flight), [`transport::http`] for remote ones (Streamable HTTP, legacy SSE, health and
-//!   metrics; sessions bound to the credentials that opened them).
+//!   metrics; sessions bound to the credentials that opened them; its bounds are listed in
+//!   docs/limits.md).
 //! - [`tools`] — the MCP surface: `create_task` and `get_task`, their argument structs
 //!   (the tools' input schemas are derived from them, then made portable by
 //!   [`tools::schema`]), the task policy (default and maximum budget, default worker) and
@@ -24,7 +25,8 @@
 //! - [`handinger`] — the Handinger API client: auth, body caps, a retry policy that never
 //!   resends a POST Handinger may have taken, typed answers that tolerate missing fields,
 //!   and no automatic redirects (downloads follow them by hand, the key never leaving the
-//!   API origin).
+//!   API origin); its HTTPS client is built on a thread of its own at start-up, off the
+//!   handshake path.
 //! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped.
 //!
 //! The threat model and the test behind each defence: `docs/security.md`.

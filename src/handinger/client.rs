@@ -11,7 +11,8 @@ use reqwest::multipart::{Form, Part};
 
 use super::attachment::{Upload, UploadSource, exact_stream};
 use super::error::ApiError;
-use super::redirect::{self, HttpClients};
+use super::lazy_http::LazyHttp;
+use super::redirect;
 use super::types::{
     ErrorBody, Source, TaskAnswer, TaskRecord, TaskRequest, TaskSummary, TurnList, WorkerAnswer,
 };
@@ -47,10 +48,10 @@ pub struct ClientOptions {
 /// A cheap-to-clone handle on the Handinger API for one key.
 #[derive(Clone)]
 pub struct HandingerClient {
-    /// API calls, never following a redirect (see [`super::redirect`]).
-    http: reqwest::Client,
-    /// Answer files on other hosts: no credentials, public addresses only.
-    files: reqwest::Client,
+    /// The API client (never following a redirect, see [`super::redirect`]) and the client
+    /// for answer files on other hosts (no credentials, public addresses only), built in
+    /// the background at start-up (see [`LazyHttp`]) and awaited at first use.
+    http: LazyHttp,
     /// `Bearer <key>`, built once and marked sensitive so no `Debug` output shows it.
     auth: header::HeaderValue,
     /// Identifies the key without revealing it (a keyed hash, random per process), so
@@ -69,20 +70,20 @@ impl std::fmt::Debug for HandingerClient {
 }
 
 impl HandingerClient {
+    /// Starts building the HTTP client in the background; a broken TLS setup shows at the
+    /// first call (and in `doctor`), not here.
     pub fn new(key: &SecretString, options: ClientOptions) -> Result<Self, String> {
-        let http = HttpClients::new(&options.file_hosts)?;
-        Self::with_http(http, key, options)
+        Self::with_http(LazyHttp::spawn(options.file_hosts.clone()), key, options)
     }
 
     /// Shares one connection pool across keys (used when each HTTP client brings its own).
     pub fn with_http(
-        http: HttpClients,
+        http: LazyHttp,
         key: &SecretString,
         options: ClientOptions,
     ) -> Result<Self, String> {
         Ok(Self {
-            http: http.api,
-            files: http.files,
+            http,
             auth: bearer(key)?,
             scope: key_scope(key),
             tasks_url: format!("{}/api/tasks", options.base_url),
@@ -99,6 +100,24 @@ impl HandingerClient {
         &self.options.base_url
     }
 
+    /// The HTTP client this one sends with, to share its connection pool.
+    pub fn lazy_http(&self) -> &LazyHttp {
+        &self.http
+    }
+
+    /// The built HTTP client, waiting for the background build on first use. Its failure
+    /// (a broken TLS setup) is an error on this side: nothing was sent.
+    async fn connection(&self) -> Result<reqwest::Client, ApiError> {
+        Ok(self.clients().await?.api)
+    }
+
+    async fn clients(&self) -> Result<super::redirect::HttpClients, ApiError> {
+        self.http
+            .get()
+            .await
+            .map_err(|detail| ApiError::LocalFile { detail })
+    }
+
     /// `POST /api/tasks`: runs one turn and waits for its answer.
     ///
     /// Resent only when Handinger certainly did not take it and asked for, or will accept, a
@@ -106,9 +125,10 @@ impl HandingerClient {
     /// would add a second turn.
     pub async fn create_task(&self, request: &TaskRequest) -> Result<WorkerAnswer, ApiError> {
         let _turn = crate::metrics::turn_in_flight();
+        let http = self.connection().await?;
         let mut resends = 0;
         loop {
-            let builder = self.http.post(&self.tasks_url);
+            let builder = http.post(&self.tasks_url);
             let builder = if request.files.is_empty() {
                 builder.json(request)
             } else {
@@ -207,10 +227,11 @@ impl HandingerClient {
 
     /// An authenticated GET of any API path, retried with backoff on transient failures.
     pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, ApiError> {
+        let http = self.connection().await?;
         let mut attempt = 0;
         loop {
             let result = self
-                .send(self.http.get(url), Some(self.options.get_timeout))
+                .send(http.get(url), Some(self.options.get_timeout))
                 .await;
             match result {
                 Err(error) if attempt + 1 < GET_ATTEMPTS && error.is_transient() => {
@@ -241,6 +262,7 @@ impl HandingerClient {
         let refused = |detail: String| ApiError::LocalFile { detail };
         let mut url = reqwest::Url::parse(url)
             .map_err(|e| refused(format!("the file URL {url:?} is not a URL ({e})")))?;
+        let clients = self.clients().await?;
         let mut on_api_origin = true;
         for _hop in 0..=redirect::MAX_HOPS {
             if !matches!(url.scheme(), "http" | "https") {
@@ -251,12 +273,13 @@ impl HandingerClient {
             }
             on_api_origin = on_api_origin && self.is_api_origin(&url);
             let builder = if on_api_origin {
-                self.http
+                clients
+                    .api
                     .get(url.clone())
                     .header(header::AUTHORIZATION, self.auth.clone())
             } else {
                 self.options.file_hosts.check(&url).map_err(refused)?;
-                self.files.get(url.clone())
+                clients.files.get(url.clone())
             };
             let response = builder
                 .timeout(self.options.get_timeout)
@@ -317,9 +340,10 @@ impl HandingerClient {
         T: DeserializeOwned,
     {
         let url = self.url(path);
+        let http = self.connection().await?;
         let mut resends = 0;
         loop {
-            let mut builder = self.http.request(method.clone(), &url);
+            let mut builder = http.request(method.clone(), &url);
             if let Some(body) = body {
                 builder = builder.json(body);
             }
@@ -351,14 +375,14 @@ impl HandingerClient {
             .map_err(|()| not_sent("the base URL cannot carry a path".into()))?
             .pop_if_empty()
             .extend(segments);
-        let request = self
-            .http
+        let http = self.connection().await?;
+        let request = http
             .get(url)
             .header(header::AUTHORIZATION, self.auth.clone())
             .timeout(self.options.get_timeout)
             .build()
             .map_err(|e| self.transport_error(&e))?;
-        match self.http.execute(request).await {
+        match http.execute(request).await {
             Ok(response) => self.read_answer(response).await,
             Err(error) => Err(self.transport_error(&error)),
         }
@@ -376,8 +400,8 @@ impl HandingerClient {
         let request = builder.build().map_err(|e| self.transport_error(&e))?;
         let (method, path) = (request.method().clone(), request.url().path().to_owned());
         let started = Instant::now();
-        let response = self
-            .http
+        let http = self.connection().await?;
+        let response = http
             .execute(request)
             .await
             .map_err(|e| self.transport_error(&e));

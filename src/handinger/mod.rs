@@ -4,11 +4,13 @@ pub mod attachment;
 pub mod client;
 pub mod error;
 pub mod fetch_guard;
+pub mod lazy_http;
 pub mod redirect;
 pub mod types;
 pub mod workers;
 
 pub use client::{ClientOptions, HandingerClient};
 pub use error::ApiError;
+pub use lazy_http::LazyHttp;
 pub use redirect::HttpClients;
 pub use types::{Budget, TaskRecord, TaskRequest, WorkerAnswer};

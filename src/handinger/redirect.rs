@@ -34,15 +34,14 @@ pub struct HttpClients {
 }
 
 impl HttpClients {
-    pub fn new(file_hosts: &FileHosts) -> Result<Self, String> {
-        let api = builder()
-            .build()
-            .map_err(|e| format!("could not set up the HTTP client: {e}"))?;
+    /// The one place HTTP clients are built. Loading the system's CA store makes this slow
+    /// (see [`super::lazy_http`], which runs it off the start-up path).
+    pub fn new(file_hosts: &FileHosts) -> Result<Self, reqwest::Error> {
+        let api = builder().build()?;
         let files = builder()
             .no_proxy()
             .dns_resolver(file_hosts.resolver())
-            .build()
-            .map_err(|e| format!("could not set up the HTTP client for answer files: {e}"))?;
+            .build()?;
         Ok(Self { api, files })
     }
 }

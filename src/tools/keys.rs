@@ -12,7 +12,7 @@ use rmcp::service::RequestContext;
 use secrecy::SecretString;
 
 use super::HandingerServer;
-use crate::handinger::{ClientOptions, HandingerClient, HttpClients};
+use crate::handinger::{ClientOptions, HandingerClient, LazyHttp};
 
 /// The header a client's own Handinger key arrives in.
 pub const API_KEY_HEADER: &str = "x-handinger-api-key";
@@ -21,14 +21,15 @@ pub const API_KEY_HEADER: &str = "x-handinger-api-key";
 /// one connection pool, so per-user keys cost no extra TLS handshakes.
 #[derive(Clone)]
 pub struct RequestKeys {
-    http: HttpClients,
+    http: LazyHttp,
     options: ClientOptions,
 }
 
 impl RequestKeys {
-    pub fn new(options: ClientOptions) -> Result<Self, String> {
-        // Redirect-free, like the server's own client: the keys are the clients'.
-        let http = HttpClients::new(&options.file_hosts)?;
+    /// `http` is the server's own clients ([`HandingerServer::shared_http`]): one pool, one
+    /// CA store loaded once, and redirect-free like the server's own: the keys are the
+    /// clients'.
+    pub fn new(options: ClientOptions, http: LazyHttp) -> Result<Self, String> {
         Ok(Self { http, options })
     }
 
@@ -61,6 +62,12 @@ impl RequestKeys {
 }
 
 impl HandingerServer {
+    /// The HTTP client of the server's own API client, for others to share its
+    /// connection pool (per-user keys, the readiness probe).
+    pub fn shared_http(&self) -> LazyHttp {
+        self.api.lazy_http().clone()
+    }
+
     /// Makes calls run with the key each HTTP request carries instead of the server's.
     pub fn with_request_keys(mut self, keys: RequestKeys) -> Self {
         self.request_keys = Some(std::sync::Arc::new(keys));

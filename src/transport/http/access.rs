@@ -1,8 +1,9 @@
 //! Who may use the server: the checks every MCP request passes before the protocol sees it.
 //!
 //! In order: no repeated `Host`, `Origin`, `Authorization` or key header (400), `Host` (and
-//! an absolute-form request target's host) and `Origin` (403), the bearer token (401), the per-user Handinger key
-//! when `--key-from-request` is on (401), then the client's rate limit (429). Secrets in the
+//! an absolute-form request target's host) and `Origin` (403), the bearer token (401), the
+//! per-user Handinger key when `--key-from-request` is on (401), then the rate limits (429):
+//! the client address's, and the client's own (its key, or its address without one). Secrets in the
 //! request's headers are marked sensitive on the way through, so no debug output of the
 //! request (ours or a library's) can show them.
 
@@ -30,6 +31,9 @@ pub struct Access {
     pub token: Option<SecretString>,
     pub key_from_request: bool,
     pub rate: Option<RateLimiter>,
+    /// Per client address whatever key it sends (`--address-rate-limit`), so unverified
+    /// keys cannot each buy a fresh bucket.
+    pub address_rate: Option<RateLimiter>,
 }
 
 impl Access {
@@ -177,18 +181,33 @@ pub async fn mcp_gate(
         Ok(None) => None,
         Err(response) => return response,
     };
-    let client = client.or_else(|| {
-        request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| ClientId::Ip(peer.ip()))
-    });
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| ClientId::Ip(peer.ip()));
+    if let (Some(limiter), Some(address)) = (&access.address_rate, address)
+        && let Err(wait) = limiter.check(address)
+    {
+        return address_over_limit(wait);
+    }
+    let client = client.or(address);
     if let Some(client) = client
         && let Err(response) = access.check_rate(client)
     {
         return response;
     }
     next.run(request).await
+}
+
+fn address_over_limit(wait: std::time::Duration) -> Response {
+    crate::metrics::record_rejection("address_rate_limit");
+    retry_later(
+        StatusCode::TOO_MANY_REQUESTS,
+        wait,
+        "Too Many Requests: your address is over this server's rate limit per client address \
+         (--address-rate-limit requests a minute, whatever keys are sent); retry after the \
+         Retry-After delay",
+    )
 }
 
 /// The gate for operational endpoints that show data (`/metrics`): host, origin and token,

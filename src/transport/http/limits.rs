@@ -1,5 +1,6 @@
-//! Limits that keep one client (or many) from exhausting the server: the request body cap,
-//! the per-client rate limit, and the bound on tool calls running at once.
+//! Limits that keep one client (or many) from exhausting the server: the request body cap
+//! (and the answers to bodies too slow or over the budget of [`super::connections`]), the
+//! per-client rate limit, and the bound on tool calls running at once.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -176,19 +177,47 @@ pub async fn read_capped(body: Body, headers: &HeaderMap, limit: usize) -> Resul
     let mut stream = body.into_data_stream();
     let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| {
-            (
-                StatusCode::BAD_REQUEST,
-                "Bad Request: the request body was cut off",
-            )
-                .into_response()
-        })?;
+        let chunk = chunk.map_err(body_error)?;
         if buffer.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }
         buffer.extend_from_slice(&chunk);
     }
     Ok(buffer.freeze())
+}
+
+/// The answer to a body that could not be read: too slow (408), over the server's budget
+/// for bodies held (503), or cut off (400).
+fn body_error(error: axum::Error) -> Response {
+    use super::connections::BodyError;
+    match error.into_inner().downcast_ref::<BodyError>() {
+        Some(BodyError::TimedOut(timeout)) => {
+            crate::metrics::record_rejection("body_timeout");
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "Request Timeout: the request body did not arrive within {}s \
+                     (--body-read-timeout); send the whole body at once",
+                    timeout.as_secs()
+                ),
+            )
+                .into_response()
+        }
+        Some(BodyError::OverBudget) => {
+            crate::metrics::record_rejection("body_buffer_full");
+            retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Duration::from_secs(1),
+                "Service Unavailable: this server is holding as many request bodies as it \
+                 allows (--max-body-buffer-bytes); retry after the Retry-After delay",
+            )
+        }
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "Bad Request: the request body was cut off",
+        )
+            .into_response(),
+    }
 }
 
 fn too_large(limit: usize) -> Response {
@@ -206,13 +235,21 @@ fn too_large(limit: usize) -> Response {
 /// Whether a JSON-RPC body is a `tools/call` request (what the call gate counts). Anything
 /// that does not parse is left for the protocol layer to refuse.
 pub fn is_tool_call(body: &[u8]) -> bool {
+    is_method(body, "tools/call")
+}
+
+/// Whether a JSON-RPC body is an `initialize` request (what opens a session).
+pub fn is_initialize(body: &[u8]) -> bool {
+    is_method(body, "initialize")
+}
+
+fn is_method(body: &[u8], name: &str) -> bool {
     #[derive(serde::Deserialize)]
     struct Peek<'a> {
         #[serde(borrow)]
         method: Option<std::borrow::Cow<'a, str>>,
     }
-    serde_json::from_slice::<Peek<'_>>(body)
-        .is_ok_and(|m| m.method.as_deref() == Some("tools/call"))
+    serde_json::from_slice::<Peek<'_>>(body).is_ok_and(|m| m.method.as_deref() == Some(name))
 }
 
 /// Keeps `guard` alive until `body` has been sent (or dropped): a tool call's permit is

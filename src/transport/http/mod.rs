@@ -6,23 +6,29 @@
 //! - `/sse` + `/message` — the legacy HTTP+SSE transport ([`sse`]);
 //! - `/healthz`, `/readyz`, `/metrics` — for operators ([`probes`]).
 //!
-//! Every MCP request first passes [`access`] (Host and Origin, bearer token, per-user key,
-//! rate limit), whose lists come from [`hosts`]; [`limits`] holds the body cap, the rate
-//! limiter and the bound on concurrent tool calls; [`settings`] holds the flags and the
-//! start-up checks (no listening beyond loopback without a token), and [`listen`] reads
-//! `--listen` (an address, or a name resolved at start).
+//! [`connections`] accepts connections under a cap and serves them with hyper, with the
+//! header, body and keep-alive timeouts. Every MCP request first passes [`access`] (repeated
+//! headers, Host and Origin, bearer token, per-user key, rate limits), whose lists come from
+//! [`hosts`]; [`limits`] holds the body cap, the rate limiter and the bound on concurrent
+//! tool calls; [`sessions`] binds each session to the credentials that opened it and bounds
+//! how many are open; [`settings`] holds the flags and the start-up checks (no listening
+//! beyond loopback without a token), and [`listen`] reads `--listen` (an address, or a name
+//! resolved at start). Every bound is listed in docs/limits.md.
 //!
 //! Shutdown (SIGTERM or Ctrl-C): stop accepting connections and new tool calls, give the
 //! calls in flight `--shutdown-grace` to finish, then close every session and exit.
 
 mod access;
+mod connections;
 mod hosts;
 mod limits;
 mod listen;
 mod probes;
+mod session_limits;
 mod sessions;
 mod settings;
 mod sse;
+mod stateless;
 mod streamable;
 
 use std::net::SocketAddr;
@@ -54,8 +60,9 @@ pub async fn serve(
     server: HandingerServer,
     client: ClientOptions,
 ) -> Result<(), String> {
+    let http = server.shared_http();
     let server = if settings.key_from_request {
-        server.with_request_keys(RequestKeys::new(client.clone())?)
+        server.with_request_keys(RequestKeys::new(client.clone(), http.clone())?)
     } else {
         server
     };
@@ -69,6 +76,7 @@ pub async fn serve(
     // Cancelled at the signal: stop accepting, report not ready.
     let draining = CancellationToken::new();
     let gate = Arc::new(limits::CallGate::new(settings.max_concurrent_calls));
+    let session_cap = session_limits::SessionCap::new(settings.sessions);
 
     let streamable = Arc::new(streamable::StreamableMcp::new(
         factory.clone(),
@@ -77,6 +85,7 @@ pub async fn serve(
             stateless: settings.stateless,
             idle_timeout: settings.session_idle_timeout,
             max_body_bytes: settings.max_body_bytes,
+            session_cap: session_cap.clone(),
         },
         close_sessions.clone(),
     ));
@@ -86,12 +95,14 @@ pub async fn serve(
         settings.max_body_bytes,
         settings.session_idle_timeout,
         close_sessions.clone(),
+        session_cap,
     ));
     let probes = Arc::new(probes::Probes::new(
         streamable.clone(),
         legacy.clone(),
         draining.clone(),
         &client.base_url,
+        http,
     )?);
     let access = Arc::new(access::Access {
         hosts: settings.hosts.clone(),
@@ -99,6 +110,7 @@ pub async fn serve(
         token: settings.auth_token.clone(),
         key_from_request: settings.key_from_request,
         rate: limits::RateLimiter::new(settings.rate_limit),
+        address_rate: limits::RateLimiter::new(settings.address_rate_limit),
     });
 
     let app = router(&settings, streamable, legacy, probes, access);
@@ -115,19 +127,16 @@ pub async fn serve(
         .map_err(|e| format!("could not read the listening address: {e}"))?;
     announce(local, &settings);
 
-    let mut running = tokio::spawn(
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(draining.clone().cancelled_owned())
-        .into_future(),
-    );
+    let mut running = tokio::spawn(connections::serve(
+        listener,
+        app,
+        settings.connections.clone(),
+        draining.clone(),
+    ));
     tokio::select! {
         outcome = &mut running => {
             return match outcome {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(format!("the HTTP server stopped: {e}")),
+                Ok(()) => Ok(()),
                 Err(e) => Err(format!("the HTTP server stopped: {e}")),
             };
         }

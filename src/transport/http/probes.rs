@@ -27,7 +27,7 @@ pub struct Probes {
 }
 
 struct Upstream {
-    http: reqwest::Client,
+    http: crate::handinger::LazyHttp,
     url: String,
     last: Mutex<Option<(Instant, Result<(), String>)>>,
 }
@@ -38,12 +38,8 @@ impl Probes {
         sse: Arc<LegacySse>,
         shutdown: CancellationToken,
         base_url: &str,
+        http: crate::handinger::LazyHttp,
     ) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("handinger-mcp/", env!("CARGO_PKG_VERSION")))
-            .timeout(READY_TIMEOUT)
-            .build()
-            .map_err(|e| format!("could not set up the HTTP client: {e}"))?;
         Ok(Self {
             streamable,
             sse,
@@ -70,13 +66,16 @@ impl Upstream {
         {
             return verdict.clone();
         }
-        let verdict = match self.http.get(&self.url).send().await {
-            Ok(_) => Ok(()),
-            Err(error) => Err(format!(
-                "cannot reach the Handinger API at {}: {}",
-                self.url,
-                innermost_cause(&error)
-            )),
+        let verdict = match self.http.get().await {
+            Err(setup) => Err(setup),
+            Ok(http) => match http.api.get(&self.url).timeout(READY_TIMEOUT).send().await {
+                Ok(_) => Ok(()),
+                Err(error) => Err(format!(
+                    "cannot reach the Handinger API at {}: {}",
+                    self.url,
+                    innermost_cause(&error)
+                )),
+            },
         };
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((Instant::now(), verdict.clone()));

@@ -98,6 +98,53 @@ pub struct HttpArgs {
     #[arg(long, env = "HANDINGER_MCP_SESSION_IDLE_TIMEOUT", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     pub session_idle_timeout: u64,
 
+    /// Most MCP sessions open at once (Streamable HTTP and legacy SSE together); an
+    /// `initialize` or `GET /sse` beyond it gets 503 with Retry-After.
+    #[arg(long, env = "HANDINGER_MCP_MAX_SESSIONS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_sessions: u32,
+
+    /// Most MCP sessions one client address may hold open; more get 429 with Retry-After.
+    /// Behind a proxy every client shares the proxy's address: raise it to --max-sessions.
+    #[arg(long, env = "HANDINGER_MCP_MAX_SESSIONS_PER_CLIENT", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_sessions_per_client: u32,
+
+    /// Requests one client address may make per minute, whatever keys it sends (so new
+    /// X-Handinger-Api-Key values buy nothing); more get 429 with Retry-After. Behind a proxy
+    /// every client shares the proxy's address: raise it or turn it off. 0 turns it off.
+    #[arg(long, env = "HANDINGER_MCP_ADDRESS_RATE_LIMIT", default_value_t = 1200)]
+    pub address_rate_limit: u32,
+
+    /// Most HTTP connections open at once. Beyond it, --probe-connections more are let in
+    /// for /healthz and /readyz only (anything else gets 503); beyond those, connections
+    /// are closed as soon as they are accepted. Keep it below the process's descriptor
+    /// limit (ulimit -n).
+    #[arg(long, env = "HANDINGER_MCP_MAX_CONNECTIONS", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Connections kept beyond --max-connections for health and readiness probes, so a
+    /// flood of connections never makes a healthy server look dead.
+    #[arg(long, env = "HANDINGER_MCP_PROBE_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub probe_connections: u32,
+
+    /// Seconds a new connection has to send a complete request head (the request line and
+    /// headers), and a kept-alive one from its first byte; slower ones are closed.
+    #[arg(long, env = "HANDINGER_MCP_HEADER_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub header_read_timeout: u64,
+
+    /// Seconds a request has to send its whole body once its head arrived; slower ones get
+    /// 408.
+    #[arg(long, env = "HANDINGER_MCP_BODY_READ_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_read_timeout: u64,
+
+    /// Seconds a kept-alive connection may sit between requests before it is closed.
+    #[arg(long, env = "HANDINGER_MCP_KEEP_ALIVE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub keep_alive_timeout: u64,
+
+    /// Most bytes of request bodies held at once, across all requests in progress; a body
+    /// that would go beyond it gets 503 with Retry-After. At least --max-body-bytes.
+    #[arg(long, env = "HANDINGER_MCP_MAX_BODY_BUFFER_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024 * 1024))]
+    pub max_body_buffer_bytes: u64,
+
     /// Seconds to let tool calls in flight finish after SIGTERM before closing sessions.
     #[arg(long, env = "HANDINGER_MCP_SHUTDOWN_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace: u64,
@@ -121,6 +168,9 @@ pub struct HttpSettings {
     pub rate_limit: u32,
     pub session_idle_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub sessions: super::session_limits::SessionLimits,
+    pub address_rate_limit: u32,
+    pub connections: super::connections::ConnectionLimits,
 }
 
 impl HttpArgs {
@@ -157,7 +207,35 @@ impl HttpArgs {
                 max_wait.as_secs()
             ));
         }
+        if self.max_sessions_per_client > self.max_sessions {
+            return Err(format!(
+                "--max-sessions-per-client {} is above --max-sessions {}: lower it, or raise \
+                 --max-sessions (HANDINGER_MCP_MAX_SESSIONS_PER_CLIENT / HANDINGER_MCP_MAX_SESSIONS)",
+                self.max_sessions_per_client, self.max_sessions
+            ));
+        }
+        if self.max_body_buffer_bytes < self.max_body_bytes {
+            return Err(format!(
+                "--max-body-buffer-bytes {} is below --max-body-bytes {}: no request of the \
+                 largest allowed size could be read. Raise it or lower --max-body-bytes",
+                self.max_body_buffer_bytes, self.max_body_bytes
+            ));
+        }
         Ok(HttpSettings {
+            sessions: super::session_limits::SessionLimits {
+                max_total: self.max_sessions as usize,
+                max_per_client: self.max_sessions_per_client as usize,
+            },
+            address_rate_limit: self.address_rate_limit,
+            connections: super::connections::ConnectionLimits {
+                max_connections: self.max_connections as usize,
+                probe_connections: self.probe_connections as usize,
+                header_read_timeout: Duration::from_secs(self.header_read_timeout),
+                body_read_timeout: Duration::from_secs(self.body_read_timeout),
+                keep_alive_timeout: Duration::from_secs(self.keep_alive_timeout),
+                max_body_buffer_bytes: usize::try_from(self.max_body_buffer_bytes)
+                    .unwrap_or(usize::MAX),
+            },
             listen: self.listen,
             auth_token,
             hosts,
@@ -242,6 +320,25 @@ mod tests {
     fn idle_timeout_must_outlast_max_wait() {
         let err = check(&["--session-idle-timeout", "50"]).unwrap_err();
         assert!(err.contains("--max-wait"), "{err}");
+    }
+
+    #[test]
+    fn connection_and_session_bounds_have_defaults_and_are_checked() {
+        let settings = check(&[]).unwrap();
+        assert_eq!(settings.connections.max_connections, 2048);
+        assert_eq!(settings.sessions.max_total, 1000);
+        let err = check(&["--max-sessions", "5", "--max-sessions-per-client", "6"]).unwrap_err();
+        assert!(err.contains("--max-sessions-per-client"), "{err}");
+        let err = check(&[
+            "--max-body-buffer-bytes",
+            "2048",
+            "--max-body-bytes",
+            "4096",
+        ])
+        .unwrap_err();
+        assert!(err.contains("--max-body-buffer-bytes"), "{err}");
+        let parsed = Cli::try_parse_from(["handinger-mcp", "http", "--max-connections", "0"]);
+        assert!(parsed.is_err(), "a cap of zero connections is refused");
     }
 
     #[test]

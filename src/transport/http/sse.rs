@@ -15,10 +15,11 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::channel::mpsc;
@@ -32,6 +33,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
+use super::session_limits::{SessionCap, Slot};
 use super::sessions::Owner;
 use crate::tools::HandingerServer;
 use crate::transport::framing::InFlight;
@@ -50,6 +52,7 @@ pub struct LegacySse {
     max_body_bytes: usize,
     idle_timeout: Duration,
     shutdown: CancellationToken,
+    cap: Arc<SessionCap>,
 }
 
 struct Session {
@@ -92,6 +95,7 @@ impl LegacySse {
         max_body_bytes: usize,
         idle_timeout: Duration,
         shutdown: CancellationToken,
+        cap: Arc<SessionCap>,
     ) -> Self {
         Self {
             factory: Box::new(factory),
@@ -100,6 +104,7 @@ impl LegacySse {
             max_body_bytes,
             idle_timeout,
             shutdown,
+            cap,
         }
     }
 
@@ -113,6 +118,8 @@ struct SessionGuard {
     sse: Arc<LegacySse>,
     id: String,
     stop: CancellationToken,
+    /// The session's place under the session cap, given back with it.
+    _slot: Slot,
 }
 
 impl Drop for SessionGuard {
@@ -124,10 +131,18 @@ impl Drop for SessionGuard {
 }
 
 /// `GET /sse`: opens a session and its event stream.
-pub async fn open(State(sse): State<Arc<LegacySse>>, headers: HeaderMap) -> Response {
+pub async fn open(
+    State(sse): State<Arc<LegacySse>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     if sse.shutdown.is_cancelled() {
         return limits::Refusal::ShuttingDown.into_response();
     }
+    let slot = match sse.cap.try_open(Some(peer.ip())) {
+        Ok(slot) => slot,
+        Err(refusal) => return refusal.into_response(),
+    };
     // 80 random bits from a CSPRNG (ulid draws them from `rand::rng()`): the session id is
     // the only handle on a session, so it must not be guessable.
     let id = ulid::Ulid::generate().to_string();
@@ -180,6 +195,7 @@ pub async fn open(State(sse): State<Arc<LegacySse>>, headers: HeaderMap) -> Resp
         sse: sse.clone(),
         id,
         stop: stop.clone(),
+        _slot: slot,
     };
     let messages = from_server.filter_map(move |message| {
         let _alive = &guard;

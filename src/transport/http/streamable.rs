@@ -8,15 +8,21 @@
 //! call with a `progressToken`): rmcp then streams the whole exchange as SSE on that POST.
 //!
 //! In front of rmcp this module reads the body under the size cap, lets a `tools/call` in
-//! only with a permit from the call gate (held until its answer has been streamed), words
-//! the 404 for an expired session so a person reading it knows what happened, and answers
-//! a session's `DELETE` with 200 rather than rmcp's 202.
+//! only with a permit from the call gate (held until its answer has been streamed), opens a
+//! session only with a slot under the session cap ([`super::session_limits`]) and binds it
+//! to the credentials that opened it ([`super::sessions`]), refuses a second request with
+//! an id still in flight on the session, hands plain tool calls in `--stateless` mode to a
+//! shared service ([`super::stateless`]), words the 404 for an expired session so a person
+//! reading it knows what happened, and answers a session's `DELETE` with 200 rather than
+//! rmcp's 202.
 
+use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode, header};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -24,7 +30,9 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
+use super::session_limits::{SessionCap, Slot};
 use super::sessions::{InFlightIds, Owner, Owners, request_id};
+use super::stateless::SharedCalls;
 use crate::tools::HandingerServer;
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -41,12 +49,17 @@ pub struct StreamableMcp {
     in_flight: InFlightIds,
     gate: Arc<CallGate>,
     max_body_bytes: usize,
+    stateless: bool,
+    cap: Arc<SessionCap>,
+    /// `--stateless`: plain tool calls go to a shared service ([`super::stateless`]).
+    shared: Option<SharedCalls>,
 }
 
 pub struct Options {
     pub stateless: bool,
     pub idle_timeout: Duration,
     pub max_body_bytes: usize,
+    pub session_cap: Arc<SessionCap>,
 }
 
 impl StreamableMcp {
@@ -70,7 +83,12 @@ impl StreamableMcp {
             // disagree with it.
             .disable_allowed_hosts()
             .disable_allowed_origins()
-            .with_cancellation_token(shutdown);
+            .with_cancellation_token(shutdown.clone());
+        let factory = Arc::new(factory);
+        let shared = options.stateless.then(|| {
+            let factory = factory.clone();
+            SharedCalls::new(move || factory(), shutdown.clone())
+        });
         let service = StreamableHttpService::new(move || Ok(factory()), sessions.clone(), config);
         Self {
             service,
@@ -79,7 +97,31 @@ impl StreamableMcp {
             in_flight: InFlightIds::default(),
             gate,
             max_body_bytes: options.max_body_bytes,
+            stateless: options.stateless,
+            cap: options.session_cap,
+            shared,
         }
+    }
+
+    /// A slot under the session cap for an `initialize` from `client`: when the cap is
+    /// reached, first gives back the slots of sessions rmcp has closed since.
+    async fn session_slot(&self, client: Option<SocketAddr>) -> Result<Slot, Response> {
+        let client = client.map(|peer| peer.ip());
+        if let Ok(slot) = self.cap.try_open(client) {
+            return Ok(slot);
+        }
+        let live: HashSet<String> = self
+            .sessions
+            .sessions
+            .read()
+            .await
+            .keys()
+            .map(ToString::to_string)
+            .collect();
+        self.cap.forget_closed(&live);
+        self.cap
+            .try_open(client)
+            .map_err(IntoResponse::into_response)
     }
 
     pub async fn open_sessions(&self) -> usize {
@@ -91,6 +133,7 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
     let (parts, body) = request.into_parts();
     let mut permit = None;
     let mut in_flight = None;
+    let mut session_slot = None;
     let body = if parts.method == Method::POST {
         let bytes = match limits::read_capped(body, &parts.headers, mcp.max_body_bytes).await {
             Ok(bytes) => bytes,
@@ -112,6 +155,33 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
                 Ok(entered) => permit = Some(entered),
                 Err(refusal) => return refusal.into_response(),
             }
+            if let Some(shared) = &mcp.shared
+                && let Ok(message) = serde_json::from_slice(&bytes)
+                && let Some(version) = SharedCalls::eligible(&parts.headers, &message)
+            {
+                // Everything the call needs is in `message` now; the raw body would only sit
+                // in memory while the call is held.
+                drop(bytes);
+                let response = shared.call(version, parts, message).await;
+                let (head, body) = response.into_parts();
+                let body = match permit {
+                    Some(permit) => limits::hold_until_sent(body, permit),
+                    None => body,
+                };
+                return Response::from_parts(head, body);
+            }
+        } else if !mcp.stateless
+            && !parts.headers.contains_key(SESSION_HEADER)
+            && limits::is_initialize(&bytes)
+        {
+            let client = parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| *peer);
+            match mcp.session_slot(client).await {
+                Ok(slot) => session_slot = Some(slot),
+                Err(refusal) => return refusal,
+            }
         }
         Body::from(bytes)
     } else {
@@ -126,14 +196,25 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
     }
     let had_session = session.is_some();
     let is_delete = parts.method == Method::DELETE;
-    let response = mcp.service.handle(Request::from_parts(parts, body)).await;
+    // Boxed: rmcp's request future is large, and without the box this handler's own future
+    // (which axum keeps on the heap for as long as a call is held) would be as large on the
+    // shared-service path too.
+    let response = Box::pin(mcp.service.handle(Request::from_parts(parts, body))).await;
     let (mut head, body) = response.into_parts();
     if !had_session && let Some(id) = head.headers.get(SESSION_HEADER) {
-        let live = mcp.sessions.sessions.read().await;
-        mcp.owners
-            .bind(id.to_str().unwrap_or_default(), owner, |known| {
-                live.contains_key(known)
-            });
+        let id = id.to_str().unwrap_or_default().to_owned();
+        {
+            let live = mcp.sessions.sessions.read().await;
+            mcp.owners
+                .bind(&id, owner, |known| live.contains_key(known));
+        }
+        // The slot stays with the session rmcp opened; without one (a refused initialize)
+        // it goes back here.
+        if let Some(slot) = session_slot
+            && head.status.is_success()
+        {
+            slot.keep_for(id);
+        }
     }
     // rmcp answers a session's DELETE with 202 Accepted, but the session is gone by then, and
     // the Python SDK (and fastmcp on it) log "Session termination failed: 202" on every close

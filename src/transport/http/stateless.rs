@@ -1,0 +1,367 @@
+//! Plain `tools/call` requests in `--stateless` mode, served by one long-lived rmcp service
+//! per protocol version instead of a fresh one per request.
+//!
+//! rmcp serves each stateless request with a service of its own: a one-shot transport, a
+//! peer, a service loop and its tasks, with three bounded channels whose first blocks (32
+//! slots of a JSON-RPC message each) are allocated at once: about 43 KB for every call held,
+//! more than everything else a held call costs (docs/benchmarks.md). A held `create_task`
+//! waits minutes at most but thousands may wait together, so here a tool call that needs
+//! none of that per-request machinery goes to a shared service loop instead, as the
+//! requests of a session do, and its answer is routed back by id.
+//!
+//! Only requests whose handling cannot depend on that machinery take this path: a
+//! `tools/call` of a protocol revision before 2026-07-28 (named by `MCP-Protocol-Version`,
+//! or none, which rmcp reads as 2025-03-26), without per-request protocol metadata, without
+//! a progress token (so its answer is one message, plain JSON, as rmcp answers it in this
+//! mode), without headers rmcp checks against the body (SEP-2243's `Mcp-Method`,
+//! `Mcp-Name`, `Mcp-Param-*`), and with the plain `Accept` and `Content-Type` every client
+//! sends. Everything else goes to rmcp as before, and so do all refusals and their wording.
+//!
+//! What the shared loop cannot give a request: the handler sees a peer whose client
+//! information is the default one for that protocol version, exactly what rmcp builds for
+//! each stateless request; a request for the client (roots, sampling) has no client to
+//! reach in this mode either way.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use futures::channel::{mpsc, oneshot};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use rmcp::model::{
+    ClientCapabilities, ClientJsonRpcMessage, ClientRequest, GetExtensions, GetMeta,
+    Implementation, InitializeRequestParams, NumberOrString, ProtocolVersion, RequestId,
+    ServerJsonRpcMessage,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::limits::Refusal;
+use crate::tools::HandingerServer;
+
+/// Answers the shared loop may have queued for routing before the router takes them.
+const ANSWER_QUEUE: usize = 64;
+/// The protocol revisions served here, as `MCP-Protocol-Version` names them.
+const LEGACY_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
+
+type Factory = dyn Fn() -> HandingerServer + Send + Sync;
+type Waiting = Arc<Mutex<HashMap<i64, oneshot::Sender<ServerJsonRpcMessage>>>>;
+
+pub struct SharedCalls {
+    factory: Box<Factory>,
+    loops: Mutex<HashMap<&'static str, Arc<Loop>>>,
+    shutdown: CancellationToken,
+}
+
+/// One shared rmcp service and the calls waiting on it.
+struct Loop {
+    to_service: mpsc::UnboundedSender<ClientJsonRpcMessage>,
+    waiting: Waiting,
+    next_id: AtomicI64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SharedCalls {
+    pub fn new(
+        factory: impl Fn() -> HandingerServer + Send + Sync + 'static,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            factory: Box::new(factory),
+            loops: Mutex::new(HashMap::new()),
+            shutdown,
+        }
+    }
+
+    /// The protocol version a request may be served here under, or `None` when it must go
+    /// to rmcp.
+    pub fn eligible(headers: &HeaderMap, message: &ClientJsonRpcMessage) -> Option<&'static str> {
+        let ClientJsonRpcMessage::Request(request) = message else {
+            return None;
+        };
+        let ClientRequest::CallToolRequest(call) = &request.request else {
+            return None;
+        };
+        let meta = request.request.get_meta();
+        if meta.protocol_version().is_some() || meta.get_progress_token().is_some() {
+            return None;
+        }
+        if call.params.input_responses.is_some() || call.params.request_state.is_some() {
+            return None;
+        }
+        let checked_against_body = headers.keys().any(|name| {
+            let name = name.as_str();
+            name == "mcp-method" || name == "mcp-name" || name.starts_with("mcp-param-")
+        });
+        if checked_against_body || !plain_media_types(headers) {
+            return None;
+        }
+        let mut versions = headers.get_all("mcp-protocol-version").iter();
+        match (versions.next(), versions.next()) {
+            (None, _) => Some(LEGACY_VERSIONS[0]),
+            (Some(version), None) => LEGACY_VERSIONS
+                .into_iter()
+                .find(|known| version.as_bytes() == known.as_bytes()),
+            _ => None,
+        }
+    }
+
+    /// Serves one eligible tool call; `version` is what [`SharedCalls::eligible`] returned.
+    pub async fn call(
+        &self,
+        version: &'static str,
+        parts: http::request::Parts,
+        message: ClientJsonRpcMessage,
+    ) -> Response {
+        let ClientJsonRpcMessage::Request(mut request) = message else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        let Some(shared) = self.loop_for(version) else {
+            return Refusal::ShuttingDown.into_response();
+        };
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let asked_as = std::mem::replace(&mut request.id, NumberOrString::Number(id));
+        // As rmcp does: the call's context carries the HTTP request (per-user keys).
+        request.request.extensions_mut().insert(parts);
+        let (answer_to, answer) = oneshot::channel();
+        lock(&shared.waiting).insert(id, answer_to);
+        let mut pending = Pending {
+            shared: shared.clone(),
+            id,
+            answered: false,
+        };
+        if shared
+            .to_service
+            .unbounded_send(ClientJsonRpcMessage::Request(request))
+            .is_err()
+        {
+            return Refusal::ShuttingDown.into_response();
+        }
+        let Ok(message) = answer.await else {
+            // The loop ended: the server is shutting down.
+            return Refusal::ShuttingDown.into_response();
+        };
+        pending.answered = true;
+        json_answer(message, asked_as)
+    }
+
+    fn loop_for(&self, version: &'static str) -> Option<Arc<Loop>> {
+        if self.shutdown.is_cancelled() {
+            return None;
+        }
+        let mut loops = lock(&self.loops);
+        if let Some(shared) = loops.get(version) {
+            return Some(shared.clone());
+        }
+        let shared = Arc::new(self.start(version)?);
+        loops.insert(version, shared.clone());
+        Some(shared)
+    }
+
+    fn start(&self, version: &'static str) -> Option<Loop> {
+        let protocol_version: ProtocolVersion =
+            serde_json::from_value(serde_json::Value::String(version.to_owned())).ok()?;
+        // What rmcp gives each stateless request: the version, default capabilities and
+        // client information.
+        let mut peer_info =
+            InitializeRequestParams::new(ClientCapabilities::default(), Implementation::default());
+        peer_info.protocol_version = protocol_version;
+        let (to_service, from_http) = mpsc::unbounded::<ClientJsonRpcMessage>();
+        let (to_router, from_service) = mpsc::channel::<ServerJsonRpcMessage>(ANSWER_QUEUE);
+        let service = rmcp::service::serve_directly_with_ct(
+            (self.factory)(),
+            (to_router, from_http),
+            Some(peer_info),
+            self.shutdown.child_token(),
+        );
+        tokio::spawn(async move {
+            let _ = service.waiting().await;
+        });
+        let waiting: Waiting = Arc::default();
+        tokio::spawn(route_answers(from_service, waiting.clone()));
+        Some(Loop {
+            to_service,
+            waiting,
+            next_id: AtomicI64::new(1),
+        })
+    }
+}
+
+/// Hands each answer of the shared loop to the call waiting for it.
+async fn route_answers(mut answers: mpsc::Receiver<ServerJsonRpcMessage>, waiting: Waiting) {
+    while let Some(message) = answers.next().await {
+        let id = match &message {
+            ServerJsonRpcMessage::Response(response) => Some(&response.id),
+            ServerJsonRpcMessage::Error(error) => error.id.as_ref(),
+            _ => None,
+        };
+        let Some(NumberOrString::Number(id)) = id else {
+            // Only calls without a progress token come here, so nothing else is expected;
+            // there is no stream to put it on in any case.
+            tracing::debug!(
+                "dropped a message of the shared stateless service with no call to answer"
+            );
+            continue;
+        };
+        if let Some(waiter) = lock(&waiting).remove(id) {
+            let _ = waiter.send(message);
+        }
+    }
+    // The loop ended: every call still waiting learns it from its dropped sender.
+    lock(&waiting).clear();
+}
+
+/// A call on its way: if its HTTP request goes away first (the client disconnected), the
+/// handler is cancelled, as rmcp cancels a stateless request's handler.
+struct Pending {
+    shared: Arc<Loop>,
+    id: i64,
+    answered: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        lock(&self.shared.waiting).remove(&self.id);
+        let cancelled = serde_json::json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": self.id, "reason": "the client disconnected"}
+        });
+        if let Ok(cancelled) = serde_json::from_value::<ClientJsonRpcMessage>(cancelled) {
+            let _ = self.shared.to_service.unbounded_send(cancelled);
+        }
+    }
+}
+
+/// The answer as rmcp sends it in this mode: the JSON-RPC message, with the id the client
+/// chose, as `application/json`.
+fn json_answer(mut message: ServerJsonRpcMessage, asked_as: RequestId) -> Response {
+    match &mut message {
+        ServerJsonRpcMessage::Response(response) => response.id = asked_as,
+        ServerJsonRpcMessage::Error(error) => error.id = Some(asked_as),
+        _ => {}
+    }
+    match serde_json::to_vec(&message) {
+        Ok(body) => {
+            let mut response = Response::new(Body::from(body));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not encode a tool call's answer");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// `Accept` names both media types Streamable HTTP needs and `Content-Type` is JSON, in the
+/// plain form clients send; anything fancier (weights, parameters) is left to rmcp's parser.
+fn plain_media_types(headers: &HeaderMap) -> bool {
+    let mut json = false;
+    let mut sse = false;
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        for essence in value.split(',').map(str::trim) {
+            if essence.contains(';') {
+                return false;
+            }
+            json |= essence.eq_ignore_ascii_case("application/json");
+            sse |= essence.eq_ignore_ascii_case("text/event-stream");
+        }
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim());
+    json && sse && content_type.is_some_and(|c| c.eq_ignore_ascii_case("application/json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    http::HeaderName::from_static(k),
+                    HeaderValue::from_static(v),
+                )
+            })
+            .collect()
+    }
+
+    fn message(value: serde_json::Value) -> ClientJsonRpcMessage {
+        serde_json::from_value(value).unwrap()
+    }
+
+    const PLAIN: [(&str, &str); 3] = [
+        ("accept", "application/json, text/event-stream"),
+        ("content-type", "application/json"),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+
+    fn call(params: serde_json::Value) -> ClientJsonRpcMessage {
+        message(
+            serde_json::json!({"jsonrpc": "2.0", "id": "x", "method": "tools/call", "params": params}),
+        )
+    }
+
+    #[test]
+    fn plain_tool_calls_of_legacy_revisions_are_eligible() {
+        let plain = call(serde_json::json!({"name": "create_task", "arguments": {"input": "a"}}));
+        assert_eq!(
+            SharedCalls::eligible(&headers(&PLAIN), &plain),
+            Some("2025-11-25")
+        );
+        assert_eq!(
+            SharedCalls::eligible(&headers(&PLAIN[..2]), &plain),
+            Some("2025-03-26"),
+            "no header means 2025-03-26, as rmcp reads it"
+        );
+    }
+
+    #[test]
+    fn anything_needing_rmcps_own_handling_is_not() {
+        let plain = call(serde_json::json!({"name": "create_task", "arguments": {"input": "a"}}));
+        let with_progress = call(
+            serde_json::json!({"name": "create_task", "arguments": {}, "_meta": {"progressToken": 1}}),
+        );
+        assert_eq!(
+            SharedCalls::eligible(&headers(&PLAIN), &with_progress),
+            None
+        );
+        let list = message(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+        assert_eq!(SharedCalls::eligible(&headers(&PLAIN), &list), None);
+        let mut newer = headers(&PLAIN);
+        newer.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_static("2026-07-28"),
+        );
+        assert_eq!(SharedCalls::eligible(&newer, &plain), None);
+        let mut checked = headers(&PLAIN);
+        checked.insert("mcp-method", HeaderValue::from_static("tools/call"));
+        assert_eq!(SharedCalls::eligible(&checked, &plain), None);
+        let mut weighted = headers(&PLAIN);
+        weighted.insert(
+            "accept",
+            HeaderValue::from_static("application/json;q=0, text/event-stream"),
+        );
+        assert_eq!(SharedCalls::eligible(&weighted, &plain), None);
+        assert_eq!(SharedCalls::eligible(&headers(&PLAIN[1..]), &plain), None);
+    }
+}

@@ -1,0 +1,545 @@
+//! The server's bounds under slow, idle and abusive clients (docs/limits.md): connections,
+//! request heads and bodies, keep-alive, bodies held, sessions, the rate limit per address,
+//! and a broken TLS setup that must not stop the server from starting.
+//!
+//! Every bound is set small by its flag; every wait on the server is bounded by
+//! [`PATIENCE`], so a bound that does not hold fails the test instead of stalling it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::http::{HttpBridge, start_http};
+use common::*;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bounds every wait on the server.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn initialize_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "limits-test", "version": "1"}}})
+}
+
+/// A reqwest client whose connections come from `source` (any 127.x address is loopback
+/// on Linux), so one test can act as several client addresses.
+fn http_from(source: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(source))
+        .build()
+        .unwrap()
+}
+
+fn initialize(client: &reqwest::Client, bridge: &HttpBridge) -> reqwest::RequestBuilder {
+    client
+        .post(bridge.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize_body())
+}
+
+async fn connect(bridge: &HttpBridge) -> TcpStream {
+    TcpStream::connect(bridge.authority()).await.unwrap()
+}
+
+/// Everything the server sends until it closes the connection (a reset counts as closed).
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, read)
+        .await
+        .expect("the server closes the connection");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+fn get(path: &str, bridge: &HttpBridge, close: bool) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nhost: {}\r\n{}\r\n",
+        bridge.authority(),
+        if close { "connection: close\r\n" } else { "" }
+    )
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused_and_probes_still_answer() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(
+        &fake.base_url,
+        &[
+            "--max-connections",
+            "4",
+            "--probe-connections",
+            "2",
+            "--header-read-timeout",
+            "600",
+        ],
+    )
+    .await;
+    // Four connections that send nothing fill the cap. The server accepts in order, so
+    // everything opened after them is counted after them.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(connect(&bridge).await);
+    }
+    let mut probe_band_mcp = connect(&bridge).await;
+    let mut probe_band_health = connect(&bridge).await;
+    let mut refused = connect(&bridge).await;
+
+    let answer = read_until_closed(&mut refused).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("--max-connections"), "{answer}");
+
+    probe_band_health
+        .write_all(get("/healthz", &bridge, false).as_bytes())
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut probe_band_health).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("ok\n"), "{answer}");
+
+    let body = serde_json::to_string(&initialize_body()).unwrap();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\ncontent-length: {}\r\n\r\n{body}",
+        bridge.authority(),
+        body.len()
+    );
+    probe_band_mcp.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut probe_band_mcp).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.to_lowercase().contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains("--max-connections"), "{answer}");
+
+    // Closing connections gives their places back.
+    drop(idle);
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let response = initialize(&client, &bridge).send().await;
+        if response.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no place came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(fake.posts().is_empty());
+}
+
+#[tokio::test]
+async fn silent_and_trickling_request_heads_are_cut_after_the_header_timeout() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(&fake.base_url, &["--header-read-timeout", "1"]).await;
+
+    let mut silent = connect(&bridge).await;
+    assert_eq!(read_until_closed(&mut silent).await, "");
+
+    // A head that keeps arriving, one byte at a time, never completes: the timer runs from
+    // its first byte, not from the last.
+    let stream = connect(&bridge).await;
+    let (mut reader, mut writer) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        writer.write_all(b"POST /mcp HTTP/1.1\r\n").await?;
+        loop {
+            writer.write_all(b"x").await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), std::io::Error>(())
+    });
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the trickling connection was not closed");
+    let writer_ended = tokio::time::timeout(PATIENCE, trickle).await;
+    assert!(
+        writer_ended.is_ok_and(|r| r.unwrap().is_err()),
+        "writes to the closed connection fail"
+    );
+
+    // The server itself is fine.
+    let response = reqwest::get(bridge.url("/healthz")).await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_trickling_request_body_gets_408_after_the_body_timeout() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(&fake.base_url, &["--body-read-timeout", "1"]).await;
+    let mut stream = connect(&bridge).await;
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\ncontent-length: 1000\r\n\r\n{{",
+        bridge.authority()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = tokio::time::timeout(PATIENCE, async {
+        let mut received = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            tokio::select! {
+                read = stream.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                },
+                () = tokio::time::sleep(Duration::from_millis(100)) => {
+                    // One more byte of the body, never all of it.
+                    let _ = stream.write_all(b" ").await;
+                }
+            }
+            if String::from_utf8_lossy(&received).contains("--body-read-timeout") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&received).into_owned()
+    })
+    .await
+    .expect("an answer before the test's patience runs out");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("--body-read-timeout"), "{answer}");
+    assert!(fake.posts().is_empty());
+}
+
+#[tokio::test]
+async fn idle_kept_alive_connections_are_closed_after_the_keep_alive_timeout() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(
+        &fake.base_url,
+        &["--keep-alive-timeout", "1", "--header-read-timeout", "600"],
+    )
+    .await;
+    let mut stream = connect(&bridge).await;
+    stream
+        .write_all(get("/healthz", &bridge, false).as_bytes())
+        .await
+        .unwrap();
+    // The answer comes, then nothing more until the server closes the idle connection.
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("ok\n"), "{answer}");
+}
+
+#[tokio::test]
+async fn bodies_beyond_the_buffer_budget_get_503() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(
+        &fake.base_url,
+        &[
+            "--max-body-bytes",
+            "1024",
+            "--max-body-buffer-bytes",
+            "1500",
+        ],
+    )
+    .await;
+    // One request holds 1,000 bytes of an unfinished body...
+    let mut holder = connect(&bridge).await;
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\ncontent-length: 1024\r\n\r\n{}",
+        bridge.authority(),
+        " ".repeat(1000)
+    );
+    holder.write_all(head.as_bytes()).await.unwrap();
+    // ...so another 1,000 would go beyond 1,500 held (once the server has read the first).
+    let client = reqwest::Client::new();
+    let over_budget = |client: &reqwest::Client| {
+        client
+            .post(bridge.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(" ".repeat(1000))
+            .send()
+    };
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let refusal = loop {
+        let response = over_budget(&client).await.unwrap();
+        if response.status() == 503 {
+            break response;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never refused: {}",
+            response.status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(refusal.headers().contains_key("retry-after"));
+    assert!(
+        refusal
+            .text()
+            .await
+            .unwrap()
+            .contains("--max-body-buffer-bytes")
+    );
+    // Once that request is gone, its bytes are given back.
+    drop(holder);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let status = over_budget(&client).await.unwrap().status();
+        if status != 503 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the budget never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn sessions_are_capped_per_client_address_and_in_total() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(
+        &fake.base_url,
+        &[
+            "--key-from-request",
+            "--max-sessions",
+            "3",
+            "--max-sessions-per-client",
+            "2",
+        ],
+    )
+    .await;
+    let first = http_from([127, 0, 0, 1]);
+    // A new, unverified key each time: keys are not who counts.
+    let mut sessions = Vec::new();
+    for key in ["hdg_live_rotated_1", "hdg_live_rotated_2"] {
+        let response = initialize(&first, &bridge)
+            .header("x-handinger-api-key", key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        sessions.push(response.headers()["mcp-session-id"].clone());
+    }
+    let response = initialize(&first, &bridge)
+        .header("x-handinger-api-key", "hdg_live_rotated_3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("--max-sessions-per-client")
+    );
+
+    let second = http_from([127, 0, 0, 2]);
+    let response = initialize(&second, &bridge)
+        .header("x-handinger-api-key", "hdg_live_other")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "another address has its own share");
+
+    let third = http_from([127, 0, 0, 3]);
+    let response = initialize(&third, &bridge)
+        .header("x-handinger-api-key", "hdg_live_third")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(response.text().await.unwrap().contains("--max-sessions"));
+    let response = third
+        .get(bridge.url("/sse"))
+        .header("accept", "text/event-stream")
+        .header("x-handinger-api-key", "hdg_live_third")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503, "legacy SSE sessions count too");
+
+    // A closed session gives its place back.
+    let response = first
+        .delete(bridge.url("/mcp"))
+        .header("mcp-session-id", sessions[0].clone())
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("x-handinger-api-key", "hdg_live_rotated_1")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let response = initialize(&third, &bridge)
+        .header("x-handinger-api-key", "hdg_live_third")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn rotating_keys_does_not_escape_the_rate_limit_per_address() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(
+        &fake.base_url,
+        &[
+            "--stateless",
+            "--key-from-request",
+            "--rate-limit",
+            "100",
+            "--address-rate-limit",
+            "3",
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let list = |key: String| {
+        client
+            .post(bridge.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("x-handinger-api-key", key)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+            .send()
+    };
+    for i in 0..3 {
+        let response = list(format!("hdg_live_fresh_{i}")).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let response = list("hdg_live_fresh_3".into()).await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("--address-rate-limit")
+    );
+    let response = reqwest::get(bridge.url("/healthz")).await.unwrap();
+    assert_eq!(response.status(), 200, "probes are not rate limited");
+}
+
+/// No CA certificates at all: the server still starts and answers the handshake (the HTTPS
+/// client is built off the start-up path), and the first call that needs Handinger, and
+/// `doctor`, say what is wrong.
+#[tokio::test]
+async fn a_broken_tls_setup_is_a_clear_error_at_the_first_call_and_in_doctor() {
+    let fake = FakeHandinger::start().await;
+    let empty = tempfile::tempdir().unwrap();
+    let no_roots = |args: &[&str]| {
+        let mut cmd = command(&fake.base_url, args);
+        cmd.env("SSL_CERT_FILE", empty.path().join("missing.pem"))
+            .env("SSL_CERT_DIR", empty.path());
+        cmd
+    };
+    let bridge = start_with(no_roots(&[])).await;
+    let tools = bridge.client.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "create_task"));
+    let result = call(&bridge.client, "create_task", json!({"input": "hello"})).await;
+    assert!(is_error(&result));
+    let message = text(&result);
+    assert!(message.contains("CA certificates"), "{message}");
+    assert!(message.contains("SSL_CERT_FILE"), "{message}");
+    assert!(fake.posts().is_empty());
+
+    let output = run_to_completion(no_roots(&["doctor"])).await;
+    assert!(!output.status.success());
+    let report = String::from_utf8_lossy(&output.stdout);
+    let line = report
+        .lines()
+        .find(|l| l.contains("https client"))
+        .unwrap_or_else(|| panic!("no https client line in:\n{report}"));
+    assert!(line.starts_with("PROBLEM"), "{line}");
+    assert!(line.contains("CA certificates"), "{line}");
+}
+
+/// In `--stateless` mode plain tool calls share one service (src/transport/http/stateless.rs):
+/// calls from different clients with the same JSON-RPC id, held together, each get their
+/// own answer under the id they chose.
+#[tokio::test]
+async fn stateless_calls_with_the_same_id_each_get_their_own_answer() {
+    let fake = FakeHandinger::start().await;
+    fake.set_turn_duration(Duration::from_millis(500));
+    let bridge = start_http(&fake.base_url, &["--stateless"]).await;
+    let client = reqwest::Client::new();
+    let call = |id: Value, input: &str| {
+        client
+            .post(bridge.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "create_task", "arguments": {"input": input}}}))
+            .send()
+    };
+    let (first, second, third) = tokio::join!(
+        call(json!("same"), "first"),
+        call(json!("same"), "second"),
+        call(json!(7), "third"),
+    );
+    for (response, id, input) in [
+        (first, json!("same"), "first"),
+        (second, json!("same"), "second"),
+        (third, json!(7), "third"),
+    ] {
+        let response = response.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["id"], id, "{answer}");
+        let output = &answer["result"]["structuredContent"]["outputText"];
+        assert_eq!(
+            output,
+            &json!(format!("answer to: {input} (turn 1)")),
+            "{answer}"
+        );
+    }
+}
+
+/// A connection cap above the descriptor limit would let `accept` fail for everyone
+/// (probes included) before the cap applies: the server says so at start-up.
+#[tokio::test]
+async fn a_connection_cap_above_the_descriptor_limit_is_warned_about() {
+    let fake = FakeHandinger::start().await;
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -n 256 && exec \"$0\" \"$@\"",
+        BINARY,
+        "http",
+        "--listen",
+        "127.0.0.1:0",
+        "--max-connections",
+        "1000",
+    ])
+    .env_clear()
+    .env("HANDINGER_API_KEY", API_KEY)
+    .env("HANDINGER_BASE_URL", &fake.base_url)
+    .env("RUST_LOG", "info");
+    let bridge = common::http::start_http_with(cmd).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !bridge.log().contains("descriptor limit") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no warning in:\n{}",
+            bridge.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(bridge.log().contains("--max-connections"));
+}
