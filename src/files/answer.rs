@@ -34,7 +34,7 @@ impl AnswerFileOptions {
 }
 
 /// What the bridge did with one answer file, by its URL.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct LocalCopy {
     pub url: String,
     /// Where it was saved.

@@ -62,6 +62,7 @@ pub async fn serve(
     // Fired once quick calls had their chance: waits on long turns then end at once with
     // the resumable taskId instead of holding the shutdown up or vanishing.
     let release_waits = server.turns().shutdown_token().clone();
+    let store = server.turns().shared().cloned();
     let factory = move || server.clone();
 
     // Cancelled once the grace period is over: ends sessions and their event streams.
@@ -87,12 +88,15 @@ pub async fn serve(
         settings.session_idle_timeout,
         close_sessions.clone(),
     ));
-    let probes = Arc::new(probes::Probes::new(
-        streamable.clone(),
-        legacy.clone(),
-        draining.clone(),
-        &client.base_url,
-    )?);
+    let probes = Arc::new(
+        probes::Probes::new(
+            streamable.clone(),
+            legacy.clone(),
+            draining.clone(),
+            &client.base_url,
+        )?
+        .with_store(store),
+    );
     let access = Arc::new(access::Access {
         hosts: settings.hosts.clone(),
         origins: settings.origins.clone(),
