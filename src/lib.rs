@@ -17,6 +17,9 @@
 //!   a cancellation or `--max-wait` and is collected later with `get_task` (or MCP
 //!   `tasks/get`); bounded in turns running upstream and in bytes kept. ("Task" means a
 //!   Handinger task, an MCP task, or the tool family; a "turn" is one POST of a task.)
+//!   [`turns::shared`] is the optional store replicas share (`--store redis://…`):
+//!   finished answers, the claim on a running turn that lets one replica join another's,
+//!   and the lease whose expiry hands a dead replica's turn to Handinger lookups.
 //! - [`files`] — attachments going up (opened without following links below the allowed
 //!   roots, checked against the limits, then streamed) and answer files coming down (only
 //!   from the API origin or public https hosts, capped per answer; saved, inlined, served as
