@@ -74,7 +74,7 @@ done
 echo "checked $(ls manifests/clients/*.json manifests/clients/*.sh | wc -l) files"
 
 step "Kubernetes (kubernetes-validate --strict)"
-mapfile -t k8s_files < <(ls manifests/kubernetes/*.yaml | grep -v '/kustomization.yaml$')
+mapfile -t k8s_files < <(ls manifests/kubernetes/*.yaml manifests/kubernetes/*/*.yaml | grep -v '/kustomization.yaml$')
 for version in "${K8S_VERSIONS[@]}"; do
     check "kubernetes $version" .ci/venv/bin/kubernetes-validate --strict --quiet \
         -k "$version" "${k8s_files[@]}"
@@ -91,6 +91,20 @@ if command -v kubectl >/dev/null 2>&1; then
         echo "FAILED: kubectl kustomize manifests/kubernetes"
     fi
     rm -f "$rendered"
+    # The shared-store component, rendered into the base as a user enables it.
+    overlay=$(mktemp -d)
+    cp -r manifests/kubernetes "$overlay/base"
+    printf 'components:\n  - shared-store\n' >>"$overlay/base/kustomization.yaml"
+    if kubectl kustomize "$overlay/base" >"$overlay/rendered.yaml" &&
+        grep -q 'HANDINGER_MCP_STORE' "$overlay/rendered.yaml"; then
+        check "kustomize output with shared-store" .ci/venv/bin/kubernetes-validate --strict --quiet \
+            -k "${K8S_VERSIONS[-1]}" "$overlay/rendered.yaml"
+        echo "kubectl kustomize output with the shared-store component valid ($(grep -c '^kind:' "$overlay/rendered.yaml") resources)"
+    else
+        failures+=("kubectl kustomize with shared-store")
+        echo "FAILED: kubectl kustomize with the shared-store component"
+    fi
+    rm -rf "$overlay"
 else
     echo "kubectl not installed: kustomization.yaml checked by the cross-checks only"
 fi

@@ -133,6 +133,19 @@ pub struct SettingsArgs {
     #[arg(long, env = "HANDINGER_MCP_RESULT_TTL", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600), global = true)]
     pub result_ttl: u64,
 
+    /// Where turns and finished answers live: `memory` (this process only), or a Redis or
+    /// Valkey URL (`redis://[:password@]host:port/db`, `rediss://` for TLS) that every
+    /// replica shares, so any of them serves an answer and a repeated call joins the turn
+    /// already running elsewhere. The URL's password is never logged.
+    #[arg(
+        long,
+        env = "HANDINGER_MCP_STORE",
+        default_value = "memory",
+        hide_env_values = true,
+        global = true
+    )]
+    pub store: String,
+
     /// Most finished answers kept for get_task; the oldest go first.
     #[arg(long, env = "HANDINGER_MCP_MAX_RESULTS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
     pub max_results: u64,
@@ -298,6 +311,9 @@ pub struct Settings {
     pub tools: ToolSettings,
     /// Largest message read from stdin.
     pub max_message_bytes: usize,
+    /// The shared turn store's URL (`--store`), `None` for memory. Secret: it may carry a
+    /// password.
+    pub store: Option<SecretString>,
 }
 
 impl SettingsArgs {
@@ -319,6 +335,7 @@ impl SettingsArgs {
         let tools = ToolSettings::new(self.toolsets, self.read_only, self.workers)?;
         let local_roots = AllowedRoots::from_config(&self.allow_dirs)?;
         let file_hosts = FileHosts::new(&self.allow_file_hosts)?;
+        let store = validate_store(&self.store)?;
         if let Some(dir) = &self.download_dir
             && !dir.is_dir()
         {
@@ -372,8 +389,28 @@ impl SettingsArgs {
             log_format: self.log_format,
             tools,
             max_message_bytes: usize::try_from(self.max_message_bytes).unwrap_or(usize::MAX),
+            store,
         })
     }
+}
+
+/// `memory`, or a `redis://` / `rediss://` URL (checked fully when the store is set up).
+/// Errors show the URL with its password masked.
+fn validate_store(raw: &str) -> Result<Option<SecretString>, String> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("memory") {
+        return Ok(None);
+    }
+    let scheme = raw
+        .split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    if !matches!(scheme.as_deref(), Some("redis" | "rediss")) {
+        return Err(format!(
+            "HANDINGER_MCP_STORE / --store {:?} is neither `memory` nor a Redis URL: use memory, redis://host:6379/0 or rediss://host:6380/0 (TLS)",
+            crate::doctor::mask_credentials(raw)
+        ));
+    }
+    Ok(Some(SecretString::from(raw.to_owned())))
 }
 
 /// An `http(s)://host[:port][/prefix]` URL, returned without a trailing slash. Errors show

@@ -71,6 +71,7 @@ pub async fn run(
     key: &SecretString,
     policy: &TaskPolicy,
     tools: &ToolSettings,
+    store: Option<&crate::turns::shared::SharedStore>,
 ) -> Result<(), String> {
     let key_given = key.expose_secret() != PLACEHOLDER_API_KEY;
     let mut findings = Vec::new();
@@ -95,6 +96,25 @@ pub async fn run(
             ),
         )
     });
+    if let Some(store) = store {
+        report(match store.ping().await {
+            Ok(()) => Finding::new(
+                Status::Ok,
+                "turn store",
+                format!(
+                    "{} answers: replicas share turns and answers",
+                    store.display()
+                ),
+            ),
+            Err(error) => Finding::new(
+                Status::Problem,
+                "turn store",
+                format!(
+                    "{error}: start it, or check --store / HANDINGER_MCP_STORE (create_task refuses to run without it)"
+                ),
+            ),
+        });
+    }
     report(proxy_finding(api.base_url(), &|name| {
         std::env::var(name).ok()
     }));

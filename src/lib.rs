@@ -18,6 +18,9 @@
 //!   a cancellation or `--max-wait` and is collected later with `get_task` (or MCP
 //!   `tasks/get`); bounded in turns running upstream and in bytes kept. ("Task" means a
 //!   Handinger task, an MCP task, or the tool family; a "turn" is one POST of a task.)
+//!   [`turns::shared`] is the optional store replicas share (`--store redis://…`):
+//!   finished answers, the claim on a running turn that lets one replica join another's,
+//!   and the lease whose expiry hands a dead replica's turn to Handinger lookups.
 //! - [`files`] — attachments going up (opened without following links below the allowed
 //!   roots, checked against the limits, then streamed) and answer files coming down (only
 //!   from the API origin or public https hosts, capped per answer; saved, inlined, served as
@@ -65,11 +68,25 @@ use turns::TurnRegistry;
 pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
     let max_wait = settings.policy.max_wait;
     let api = HandingerClient::new(&settings.api_key, settings.client.clone())?;
-    let turns = Arc::new(TurnRegistry::new(
-        settings.retention,
-        settings.turn_limits,
-        settings.answer_files,
-    ));
+    let store = match &settings.store {
+        Some(url) => {
+            use secrecy::ExposeSecret;
+            Some(turns::shared::SharedStore::connect(
+                url.expose_secret(),
+                settings.retention.ttl,
+                settings.retention.max_bytes,
+            )?)
+        }
+        None => None,
+    };
+    let turns = Arc::new(
+        TurnRegistry::new(
+            settings.retention,
+            settings.turn_limits,
+            settings.answer_files,
+        )
+        .with_store(store),
+    );
     let mut policy = settings.policy;
     if matches!(cli.command, Some(Command::Http(_))) {
         // The server does not run on the caller's machine: its files are not theirs to send.
@@ -89,7 +106,10 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
             let server = server(&api, &policy, &turns, key, tools).await?;
             transport::http::serve(http, server, settings.client).await
         }
-        Command::Doctor => doctor::run(&api, key, &policy, &tools).await,
+        Command::Doctor => {
+            let store = turns.shared().map(|store| &**store);
+            doctor::run(&api, key, &policy, &tools, store).await
+        }
         Command::Tools => {
             client_config::print_tools(&server(&api, &policy, &turns, key, tools).await?)
         }

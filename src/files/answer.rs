@@ -54,7 +54,7 @@ impl AnswerFileOptions {
 }
 
 /// What the bridge did with one answer file, by its URL.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct LocalCopy {
     pub url: String,
     /// Where it was saved.
@@ -201,6 +201,33 @@ impl AnswerCopies {
                 slot.url.len() + held + 64
             })
             .sum()
+    }
+}
+
+// A shared store (`--store`) keeps an answer with its copies as they stood when it was
+// stored. Copies still pending then are left out: they are this replica's downloads, which
+// another replica can neither see finish nor read from its own disk.
+impl serde::Serialize for AnswerCopies {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let settled: Vec<LocalCopy> = self.snapshot().into_iter().filter(|c| !c.pending).collect();
+        settled.serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AnswerCopies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let copies = Vec::<LocalCopy>::deserialize(deserializer)?;
+        Ok(AnswerCopies {
+            slots: copies
+                .into_iter()
+                .filter(|c| !c.pending)
+                .map(|copy| Slot {
+                    url: copy.url.clone(),
+                    done: Arc::new(OnceLock::from(copy)),
+                })
+                .collect(),
+            image_cap: 0,
+        })
     }
 }
 

@@ -96,6 +96,20 @@ impl HandingerClient {
         self.scope
     }
 
+    /// SHA-256 of `domain` and the key: unlike [`Self::scope`] the same in every process, so
+    /// replicas sharing a turn store (`--store`) file a key's answers under the same name.
+    /// Different domains give unrelated digests, and none reveals the key. Computed on
+    /// demand: only the shared store asks.
+    pub fn key_digest(&self, domain: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(domain.as_bytes());
+        hasher.update([0]);
+        // `Bearer <key>`: the key, trimmed, with a fixed prefix.
+        hasher.update(self.auth.as_bytes());
+        hasher.finalize().into()
+    }
+
     pub fn base_url(&self) -> &str {
         &self.options.base_url
     }

@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-#[derive(Debug, Clone, thiserror::Error)]
+// Serializable so a finished turn can be kept in the shared store (`--store`).
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ApiError {
     /// Handinger answered with a non-success status.
     #[error("Handinger answered HTTP {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]

@@ -74,7 +74,7 @@ pub struct TaskRequest {
 
 /// The answer of `POST /api/tasks` (Handinger calls it a Worker object).
 #[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct WorkerAnswer {
     /// The worker's id.
@@ -93,7 +93,7 @@ pub struct WorkerAnswer {
 }
 
 #[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Source {
     pub title: Option<String>,
@@ -101,7 +101,7 @@ pub struct Source {
 }
 
 #[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct AnswerFile {
     pub filename: Option<String>,
@@ -126,7 +126,8 @@ pub struct Usage {
 
 /// A task and its turns, as the bridge knows it: [`crate::handinger::HandingerClient::get_task`]
 /// builds it from `GET /api/tasks/{taskId}` and `GET /api/tasks/{taskId}/turns`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
 pub struct TaskRecord {
     pub task: TaskSummary,
     /// The task's turns, oldest first (empty when `turns_unavailable` says why).
@@ -166,7 +167,7 @@ pub struct TurnList {
 }
 
 #[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TaskSummary {
     pub id: Option<String>,
@@ -192,7 +193,7 @@ pub struct TaskTotals {
 }
 
 #[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Turn {
     pub id: Option<String>,

@@ -97,7 +97,7 @@ impl HandingerServer {
         context: &RequestContext<RoleServer>,
     ) -> Result<DetailedTask, ErrorData> {
         let (task_id, api) = self.mcp_ids(raw_id, context)?;
-        if let Some(turn) = self.turns.get(&api, &task_id) {
+        if let Some(turn) = self.turns.find(&api, &task_id).await {
             return Ok(self.mcp_task_of(&turn));
         }
         let record = api.get_task(&task_id).await.map_err(|error| {

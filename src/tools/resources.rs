@@ -108,7 +108,7 @@ impl HandingerServer {
                 .as_deref()
                 .is_some_and(|url| file_name(file.filename.as_deref(), url) == name)
         };
-        if let Some(turn) = self.turns.get(api, task_id)
+        if let Some(turn) = self.turns.find(api, task_id).await
             && let Some(TurnOutcome::Answered { answer, .. }) = turn.outcome().as_deref()
             && let Some(file) = answer.files.iter().find(matches)
         {

@@ -93,17 +93,27 @@ Each call spends Handinger credits according to the budget.",
         };
         let task_id = prepared.task_id.clone();
         tracing::info!(%task_id, budget = %prepared.request.budget, tool, "create_task");
-        let turn = match self.turns.start(
-            &api,
-            prepared.task_id,
-            prepared.request,
-            prepared.explicit_worker,
-        ) {
+        let turn = match self
+            .turns
+            .start(
+                &api,
+                prepared.task_id,
+                prepared.request,
+                prepared.explicit_worker,
+            )
+            .await
+        {
             Ok(turn) => turn,
             Err(StartRefused::Busy { running_for }) => {
                 return Ok(error_result(format!(
                     "Task {task_id} already has a turn running ({} s so far) with a different input. Collect it first with get_task (taskId \"{task_id}\", wait), then send the follow-up.",
                     running_for.as_secs()
+                ))
+                .into());
+            }
+            Err(StartRefused::Store(error)) => {
+                return Ok(error_result(format!(
+                    "{error}. Nothing was sent to Handinger: without the shared store this server cannot tell whether another replica already runs task {task_id}. Try again when the store is back (its /readyz shows when)."
                 ))
                 .into());
             }
@@ -161,7 +171,7 @@ and answer.",
             Err(message) => return Ok(error_result(message)),
         };
         let wait = Duration::from_secs(wait).min(self.policy.max_wait);
-        if let Some(turn) = self.turns.get(&api, &task_id) {
+        if let Some(turn) = self.turns.find(&api, &task_id).await {
             let Some(outcome) = self.await_outcome(&turn, wait, &context).await else {
                 return Ok(running_result(&turn));
             };

@@ -527,21 +527,34 @@ async fn create_task(State(state): State<Shared>, request: axum::extract::Reques
     // A zero sleep would still wait for the timer's next millisecond tick: skip it, so a
     // fake with no turn duration answers at once (the benchmark's floor depends on it).
     let pause = duration + requested_sleep(input);
-    if !pause.is_zero() {
-        tokio::time::sleep(pause).await;
-    }
     let output = format!("answer to: {input} (turn {turn})");
     let mut answer = worker_answer(&worker_id, &output);
-    {
-        let mut s = state.lock().unwrap();
-        if let Some(files) = s.answer_files.clone() {
-            answer["files"] = files;
-        }
-        if let Some(record) = s.tasks.get_mut(&task_id).and_then(|t| t.get_mut(turn - 1)) {
-            record.status = "completed".into();
-            record.output = Some(output.clone());
-            record.files = answer["files"].clone();
-        }
+    // Like Handinger, the turn runs to its end even when the client that posted it goes
+    // away (a killed replica): its own task, which a dropped connection does not cancel.
+    let finishing = {
+        let state = state.clone();
+        let output = output.clone();
+        let task_id = task_id.clone();
+        tokio::spawn(async move {
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            let mut s = state.lock().unwrap();
+            let files = s.answer_files.clone();
+            if let Some(record) = s.tasks.get_mut(&task_id).and_then(|t| t.get_mut(turn - 1)) {
+                record.status = "completed".into();
+                record.output = Some(output);
+                if let Some(files) = &files {
+                    record.files = files.clone();
+                } else {
+                    record.files = worker_answer("", "")["files"].clone();
+                }
+            }
+            files
+        })
+    };
+    if let Some(files) = finishing.await.unwrap() {
+        answer["files"] = files;
     }
     match fault {
         Some(Fault::RecordThenStatus(status)) => error(status, "Bad gateway"),

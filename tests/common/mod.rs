@@ -5,6 +5,7 @@
 
 pub mod fake;
 pub mod http;
+pub mod redis;
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};

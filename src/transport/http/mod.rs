@@ -69,6 +69,7 @@ pub async fn serve(
     // Fired once quick calls had their chance: waits on long turns then end at once with
     // the resumable taskId instead of holding the shutdown up or vanishing.
     let release_waits = server.turns().shutdown_token().clone();
+    let store = server.turns().shared().cloned();
     let factory = move || server.clone();
 
     // Cancelled once the grace period is over: ends sessions and their event streams.
@@ -97,13 +98,16 @@ pub async fn serve(
         close_sessions.clone(),
         session_cap,
     ));
-    let probes = Arc::new(probes::Probes::new(
-        streamable.clone(),
-        legacy.clone(),
-        draining.clone(),
-        &client.base_url,
-        http,
-    )?);
+    let probes = Arc::new(
+        probes::Probes::new(
+            streamable.clone(),
+            legacy.clone(),
+            draining.clone(),
+            &client.base_url,
+            http,
+        )?
+        .with_store(store),
+    );
     let access = Arc::new(access::Access {
         hosts: settings.hosts.clone(),
         origins: settings.origins.clone(),

@@ -1,5 +1,6 @@
 //! Operational endpoints: `/healthz` (the process answers), `/readyz` (it should get
-//! traffic: not shutting down, and Handinger is reachable) and `/metrics` (Prometheus).
+//! traffic: not shutting down, Handinger is reachable and so is the shared turn store when
+//! `--store` names one) and `/metrics` (Prometheus).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -24,6 +25,9 @@ pub struct Probes {
     pub sse: Arc<LegacySse>,
     pub shutdown: CancellationToken,
     upstream: Upstream,
+    /// The shared turn store: without it `create_task` refuses to post, so a replica that
+    /// cannot reach it should get no traffic.
+    store: Option<Arc<crate::turns::shared::SharedStore>>,
 }
 
 struct Upstream {
@@ -51,7 +55,14 @@ impl Probes {
                 url: format!("{base_url}/api/tasks"),
                 last: Mutex::new(None),
             },
+            store: None,
         })
+    }
+
+    /// Makes readiness depend on the shared turn store too.
+    pub fn with_store(mut self, store: Option<Arc<crate::turns::shared::SharedStore>>) -> Self {
+        self.store = store;
+        self
     }
 }
 
@@ -105,6 +116,16 @@ pub async fn readyz(State(probes): State<Arc<Probes>>) -> Response {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: shutting down\n",
+        )
+            .into_response();
+    }
+    if let Some(store) = &probes.store
+        && let Err(reason) = store.ping().await
+    {
+        tracing::warn!(%reason, "not ready");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
         )
             .into_response();
     }

@@ -28,6 +28,10 @@ use crate::handinger::types::{Source, TaskRecord};
 use crate::handinger::{ApiError, Budget, HandingerClient, TaskRequest, WorkerAnswer};
 use crate::task_id::TaskId;
 
+pub mod shared;
+
+use shared::{Claim, Lookup, Remote, SharedStore};
+
 /// How often an ambiguous failure is re-checked with `GET /api/tasks/{id}`.
 const RECONCILE_POLL: Duration = Duration::from_secs(2);
 /// How long a turn whose POST failed ambiguously is followed by polling before the
@@ -50,8 +54,8 @@ pub struct TurnLimits {
     pub max_in_flight_per_key: usize,
 }
 
-/// How a turn ended.
-#[derive(Debug)]
+/// How a turn ended. Serializable for the shared store (`--store`), in full.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub enum TurnOutcome {
     /// Handinger answered the POST: the full answer, with sources and files, and what the
     /// bridge did with those files (saved, inlined) when asked to.
@@ -72,7 +76,7 @@ pub enum TurnOutcome {
 }
 
 /// Whether Handinger has the turn, as far as the bridge could establish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Recorded {
     /// Certainly not: resending is safe.
     No,
@@ -100,12 +104,26 @@ pub struct Turn {
     finished: OnceLock<(Instant, String)>,
     /// Set when an MCP client cancelled its task: the turn itself keeps running upstream.
     cancelled: std::sync::atomic::AtomicBool,
+    /// A turn another replica runs or ran, read from the shared store: its outcome comes
+    /// from there (see [`shared::follow`]).
+    remote: Option<Arc<Remote>>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("uid", &self.meta.uid)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Turn {
     /// Whether this turn was asked `input` (by digest; see the field).
     pub fn asked(&self, input: &str) -> bool {
-        self.input_digest == input_digest(input)
+        match &self.remote {
+            Some(remote) => remote.ident.digest(input) == remote.meta.digest,
+            None => self.input_digest == input_digest(input),
+        }
     }
 
     /// The outcome, if the turn has ended.
@@ -150,6 +168,12 @@ impl Turn {
         Fut: std::future::Future<Output = ()>,
     {
         let mut receiver = self.outcome.subscribe();
+        if let Some(remote) = &self.remote
+            && receiver.borrow().is_none()
+        {
+            // Fed from the store while anyone waits; ends when the last waiter leaves.
+            tokio::spawn(shared::follow(remote.clone(), self.outcome.clone()));
+        }
         let deadline = tokio::time::Instant::now() + limit;
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -199,6 +223,9 @@ pub enum StartRefused {
     /// As many turns as allowed are already running upstream: for the whole server
     /// (`per_key: false`) or for this API key.
     Full { limit: usize, per_key: bool },
+    /// The shared store could not be asked whether another replica runs the turn, so
+    /// nothing was sent (posting blind could run it twice).
+    Store(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -214,6 +241,8 @@ pub struct TurnRegistry {
     limits: TurnLimits,
     answer_files: Arc<AnswerFileOptions>,
     shutdown: CancellationToken,
+    /// The store shared with other replicas (`--store`); `None` keeps everything here.
+    shared: Option<Arc<SharedStore>>,
 }
 
 #[derive(Default)]
@@ -246,6 +275,57 @@ impl TurnRegistry {
             retention,
             limits,
             shutdown: CancellationToken::new(),
+            shared: None,
+        }
+    }
+
+    /// Shares turns and answers with other replicas through `store`.
+    pub fn with_store(mut self, store: Option<Arc<SharedStore>>) -> Self {
+        self.shared = store;
+        self
+    }
+
+    /// The shared store, when there is one.
+    pub fn shared(&self) -> Option<&Arc<SharedStore>> {
+        self.shared.as_ref()
+    }
+
+    /// The latest turn of a task, here or (with a shared store) on any replica. Without a
+    /// store this is [`Self::get`]. With one, a turn this server runs is answered from
+    /// memory; otherwise the store decides (a later turn may have run elsewhere), and the
+    /// answer held here stands when the store cannot be asked. An orphaned turn (its owner
+    /// died) is `None`: the caller then follows the task on Handinger.
+    pub async fn find(&self, api: &HandingerClient, task_id: &TaskId) -> Option<Arc<Turn>> {
+        let local = self.get(api, task_id);
+        let Some(store) = &self.shared else {
+            return local;
+        };
+        if local.as_ref().is_some_and(|turn| turn.outcome().is_none()) {
+            return local;
+        }
+        let ident = store.ident(api, task_id);
+        let remote = |meta| Remote {
+            store: store.clone(),
+            api: api.clone(),
+            ident: ident.clone(),
+            meta,
+        };
+        match store.lookup(&ident).await {
+            Ok(Lookup::Running(meta)) => Some(remote(meta).turn(None)),
+            Ok(Lookup::Finished(stored)) => {
+                let shared::StoredAnswer {
+                    meta,
+                    finished_at,
+                    outcome,
+                } = *stored;
+                Some(remote(meta).turn(Some((outcome, finished_at))))
+            }
+            Ok(Lookup::Orphan(_)) => None,
+            Ok(Lookup::Nothing) => local,
+            Err(error) => {
+                tracing::warn!(%task_id, %error, "shared store unavailable; answering from this server and Handinger");
+                local
+            }
         }
     }
 
@@ -273,7 +353,24 @@ impl TurnRegistry {
     ///
     /// Without a `workerId`, a follow-up reuses the worker of the task's previous turn when
     /// the server remembers it, so the turn lands on the same worker.
-    pub fn start(
+    pub async fn start(
+        self: &Arc<Self>,
+        api: &HandingerClient,
+        task_id: TaskId,
+        request: TaskRequest,
+        explicit_worker: bool,
+    ) -> Result<Arc<Turn>, StartRefused> {
+        match &self.shared {
+            None => self.start_here(api, task_id, request, explicit_worker),
+            Some(store) => {
+                self.start_shared(store, api, task_id, request, explicit_worker)
+                    .await
+            }
+        }
+    }
+
+    /// [`Self::start`] without a shared store: everything under one lock.
+    fn start_here(
         self: &Arc<Self>,
         api: &HandingerClient,
         task_id: TaskId,
@@ -335,6 +432,7 @@ impl TurnRegistry {
                 outcome: watch::Sender::new(None),
                 finished: OnceLock::new(),
                 cancelled: Default::default(),
+                remote: None,
             });
             registry.map.insert(key.clone(), turn.clone());
             turn
@@ -347,6 +445,162 @@ impl TurnRegistry {
             // The input goes with the request, here, whatever the outcome.
             drop(request);
             registry.finish(key, &running, outcome);
+        });
+        Ok(turn)
+    }
+
+    /// [`Self::start`] with a shared store: a turn running here is joined from memory as
+    /// without one; otherwise the turn is claimed in the store before anything is sent, so
+    /// of all replicas exactly one posts it and the others join it through the store.
+    async fn start_shared(
+        self: &Arc<Self>,
+        store: &Arc<SharedStore>,
+        api: &HandingerClient,
+        task_id: TaskId,
+        mut request: TaskRequest,
+        explicit_worker: bool,
+    ) -> Result<Arc<Turn>, StartRefused> {
+        let scope = api.scope();
+        let key = TurnKey {
+            scope,
+            task_id: task_id.clone(),
+        };
+        let digest = input_digest(&request.input);
+        // The slot is taken before the claim (and given back if the turn is not ours), so
+        // the limits hold while the store is asked.
+        {
+            let mut registry = self.lock();
+            self.evict(&mut registry);
+            if let Some(existing) = registry.map.get(&key) {
+                if existing.outcome().is_none() {
+                    if existing.input_digest == digest {
+                        return Ok(existing.clone());
+                    }
+                    return Err(StartRefused::Busy {
+                        running_for: existing.started.elapsed(),
+                    });
+                }
+                if !explicit_worker && let Some(worker) = existing.known_worker() {
+                    request.worker_id = Some(worker);
+                }
+            }
+            registry.take_slot(scope, self.limits)?;
+        }
+        let ident = store.ident(api, &task_id);
+        let meta = store.meta(
+            &ident,
+            &request.input,
+            request.budget,
+            request.worker_id.clone(),
+        );
+        let mut claim = store.claim(&ident, &meta).await;
+        if let Ok(Claim::Held {
+            meta: held,
+            alive: false,
+        }) = &claim
+            && held.digest != meta.digest
+        {
+            // A different input after a turn whose owner died: it may start once Handinger
+            // shows that turn ended; until then the task is busy, as it would be here.
+            let ended = api.get_task(&task_id).await.is_ok_and(|record| {
+                record
+                    .task
+                    .status
+                    .as_deref()
+                    .is_some_and(is_terminal_status)
+            });
+            if ended && store.take_over(&ident, &held.uid).await.unwrap_or(false) {
+                claim = store.claim(&ident, &meta).await;
+            }
+        }
+        let worker = match claim {
+            Ok(Claim::Won { worker }) => worker,
+            Ok(Claim::Held { meta: held, .. }) => {
+                self.lock().give_slot(scope);
+                let running_for =
+                    Duration::from_millis(shared_now_ms().saturating_sub(held.started_ms));
+                if held.digest == meta.digest {
+                    // Joined through the store; an orphan is followed on Handinger by the
+                    // wait, never posted again.
+                    return Ok(Remote {
+                        store: store.clone(),
+                        api: api.clone(),
+                        ident,
+                        meta: held,
+                    }
+                    .turn(None));
+                }
+                return Err(StartRefused::Busy { running_for });
+            }
+            Err(error) => {
+                self.lock().give_slot(scope);
+                return Err(StartRefused::Store(error));
+            }
+        };
+        if request.worker_id.is_none() && !explicit_worker {
+            request.worker_id = worker;
+        }
+        let turn = {
+            let mut registry = self.lock();
+            if let Some(old) = registry.map.get(&key).cloned() {
+                registry.forget_finished(&old);
+            }
+            registry.next_id += 1;
+            let turn = Arc::new(Turn {
+                id: registry.next_id,
+                task_id,
+                input_digest: digest,
+                budget: request.budget,
+                worker_id: request.worker_id.clone(),
+                started: Instant::now(),
+                created_at: meta.created_at.clone(),
+                outcome: watch::Sender::new(None),
+                finished: OnceLock::new(),
+                cancelled: Default::default(),
+                remote: None,
+            });
+            registry.map.insert(key.clone(), turn.clone());
+            turn
+        };
+        let api = api.clone();
+        let running = turn.clone();
+        let registry = self.clone();
+        let store = store.clone();
+        tokio::spawn(async move {
+            let outcome = {
+                let post = run_turn(&api, &running.task_id, &request, &registry.answer_files);
+                tokio::pin!(post);
+                let mut renew = tokio::time::interval(shared::LEASE / 3);
+                renew.reset();
+                loop {
+                    tokio::select! {
+                        outcome = &mut post => break outcome,
+                        _ = renew.tick() => {
+                            // A failed renewal never stops the POST: at worst another
+                            // replica starts following the task on Handinger.
+                            if let Err(error) = store.renew(&ident, &meta.uid).await {
+                                tracing::warn!(%error, "could not renew the turn's claim");
+                            }
+                        }
+                    }
+                }
+            };
+            drop(request);
+            registry.finish(key, &running, outcome);
+            let (Some(outcome), Some(at)) = (running.outcome(), running.finished_at()) else {
+                return;
+            };
+            // A few tries: the answer is served from here meanwhile, and if the store stays
+            // down the claim expires and other replicas follow the task on Handinger.
+            for attempt in 0..3u32 {
+                match store.finish(&ident, &meta, &outcome, at).await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, attempt, "could not keep the answer in the shared store");
+                        tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+                    }
+                }
+            }
         });
         Ok(turn)
     }
@@ -364,13 +618,7 @@ impl TurnRegistry {
             .set((at, rmcp::task_manager::current_timestamp()));
         let bytes = outcome.retained_bytes();
         let mut registry = self.lock();
-        registry.in_flight -= 1;
-        if let Some(count) = registry.in_flight_by_scope.get_mut(&key.scope) {
-            *count -= 1;
-            if *count == 0 {
-                registry.in_flight_by_scope.remove(&key.scope);
-            }
-        }
+        registry.give_slot(key.scope);
         // Published under the lock, so eviction never sees a finished turn it has not counted.
         turn.outcome.send_replace(Some(Arc::new(outcome)));
         if registry.map.get(&key).is_some_and(|t| t.id == turn.id) {
@@ -424,6 +672,37 @@ impl TurnRegistry {
 }
 
 impl Registry {
+    /// Counts a turn about to run upstream, unless a limit is reached.
+    fn take_slot(&mut self, scope: u64, limits: TurnLimits) -> Result<(), StartRefused> {
+        if self.in_flight >= limits.max_in_flight {
+            return Err(StartRefused::Full {
+                limit: limits.max_in_flight,
+                per_key: false,
+            });
+        }
+        let for_key = self.in_flight_by_scope.entry(scope).or_default();
+        if *for_key >= limits.max_in_flight_per_key {
+            return Err(StartRefused::Full {
+                limit: limits.max_in_flight_per_key,
+                per_key: true,
+            });
+        }
+        *for_key += 1;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Gives back a slot [`Self::take_slot`] took (its turn ended, or never started).
+    fn give_slot(&mut self, scope: u64) {
+        self.in_flight -= 1;
+        if let Some(count) = self.in_flight_by_scope.get_mut(&scope) {
+            *count -= 1;
+            if *count == 0 {
+                self.in_flight_by_scope.remove(&scope);
+            }
+        }
+    }
+
     /// Stops counting a finished turn that leaves the map.
     fn forget_finished(&mut self, turn: &Turn) {
         if let Some(outcome) = turn.outcome() {
@@ -485,7 +764,8 @@ async fn run_turn(
         };
     }
     tracing::warn!(%task_id, %error, "task POST failed after sending; looking the task up");
-    reconcile(api, task_id, request, error).await
+    let ours = |input: &str| input == request.input;
+    reconcile(api, task_id, &ours, error).await
 }
 
 /// Looks the task up after an ambiguous failure and follows our turn to its end.
@@ -494,10 +774,11 @@ async fn run_turn(
 /// task is unknown (404), or its turn list was read and our turn is not in it. A lookup
 /// that fails, or a turn list that cannot be read, proves nothing and ends as
 /// [`Recorded::Unknown`] (or [`Recorded::StillRunning`] once the turn was seen).
+/// `ours` recognises our turn's input.
 async fn reconcile(
     api: &HandingerClient,
     task_id: &TaskId,
-    request: &TaskRequest,
+    ours: &(dyn Fn(&str) -> bool + Sync),
     cause: ApiError,
 ) -> TurnOutcome {
     let started = Instant::now();
@@ -537,7 +818,7 @@ async fn reconcile(
         // never recorded it.
         let ours = record
             .latest_turn()
-            .filter(|t| t.input.as_deref() == Some(request.input.as_str()));
+            .filter(|t| t.input.as_deref().is_some_and(ours));
         let Some(turn) = ours else {
             return TurnOutcome::Failed {
                 error: cause,
@@ -572,6 +853,12 @@ async fn reconcile(
         }
         tokio::time::sleep(RECONCILE_POLL).await;
     }
+}
+
+fn shared_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Task and turn statuses after which nothing more will change.
@@ -644,22 +931,26 @@ mod tests {
         let task = TaskId::generate();
         let first = registry
             .start(&api, task.clone(), request(&task, "one"), false)
+            .await
             .unwrap();
         let size = finished(&first).await.retained_bytes();
         assert_eq!(registry.counts(), (1, size, 0));
         let second = registry
             .start(&api, task.clone(), request(&task, "two"), false)
+            .await
             .unwrap();
         finished(&second).await;
         assert_eq!(registry.counts().0, 1, "the follow-up replaced the first");
-        let others: Vec<_> = (0..3)
-            .map(|_| {
-                let id = TaskId::generate();
+        let mut others = Vec::new();
+        for _ in 0..3 {
+            let id = TaskId::generate();
+            others.push(
                 registry
                     .start(&api, id.clone(), request(&id, "x"), false)
-                    .unwrap()
-            })
-            .collect();
+                    .await
+                    .unwrap(),
+            );
+        }
         for turn in &others {
             finished(turn).await;
         }
@@ -695,6 +986,7 @@ mod tests {
         };
         registry
             .start(&alice, task_id.clone(), request, false)
+            .await
             .unwrap();
         assert!(registry.get(&alice, &task_id).is_some());
         assert!(

@@ -1,0 +1,604 @@
+//! The shared turn store (`--store redis://…`): what lets replicas behind a load balancer
+//! (or a restarted stdio server) act as one memory.
+//!
+//! The registry keeps its in-process map either way (a running turn's waiters, its slot);
+//! this store is consulted only when `--store` names one, so the default path pays nothing.
+//! Per task, under a name derived from a digest of the API key (never the key itself, and
+//! the same in every process, unlike the registry's per-process scope):
+//!
+//! - `…:turn`: the running turn (owner's turn id, input digest, budget, start), written
+//!   atomically with `…:lease` only when no turn is recorded: that is the claim. It lives
+//!   for `--result-ttl`.
+//! - `…:lease`: the owner's turn id, expiring after [`LEASE`] unless the owner renews it
+//!   while its POST runs. A turn without a lease was orphaned (its owner died): nobody
+//!   posts it again; it is followed on Handinger instead.
+//! - `…:answer`: the finished outcome, in full (text, sources, files, structured output
+//!   kept raw, usage), for `--result-ttl`. Writing it removes `…:turn` and `…:lease` and
+//!   publishes on `…:done`, where waiting replicas listen.
+//! - `…:worker`: the task's worker, so a follow-up from any replica lands on it.
+//!
+//! Input digests are keyed with another digest of the API key that is never stored, so
+//! someone reading Redis cannot confirm a guess of what a tenant asked.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::{Turn, TurnOutcome};
+use crate::handinger::{ApiError, Budget, HandingerClient};
+use crate::task_id::TaskId;
+
+/// How long a claim outlives its owner's last renewal: the time before a replica that
+/// died mid-turn is noticed. The owner renews at a third of it.
+pub const LEASE: Duration = Duration::from_secs(15);
+/// Longest a single store operation may take before it counts as the store being down.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
+/// Version of the key layout and value format, so an incompatible release never misreads
+/// another's entries.
+const LAYOUT: &str = "handinger-mcp:v1";
+
+/// The connection to the shared store.
+pub struct SharedStore {
+    client: redis::Client,
+    manager: ConnectionManager,
+    /// The URL with any password masked: what logs, errors and `doctor` show.
+    display: String,
+    /// Names this process's turns (with a counter), so a replica recognises its own claim.
+    owner: String,
+    ttl: Duration,
+    /// Largest answer stored, in bytes as the registry counts them (`--max-retained-bytes`):
+    /// one that could not stay in memory is not kept in the store either.
+    max_bytes: usize,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// What the store knows of a turn while it runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TurnMeta {
+    pub uid: String,
+    /// Hex SHA-256 of the input, keyed per API key (see the module doc).
+    pub digest: String,
+    pub budget: Budget,
+    pub worker_id: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A finished turn as stored.
+#[derive(Serialize, Deserialize)]
+pub struct StoredAnswer {
+    pub meta: TurnMeta,
+    pub finished_at: String,
+    pub outcome: TurnOutcome,
+}
+
+/// One task's names in the store, for one API key.
+#[derive(Clone)]
+pub struct Ident {
+    prefix: String,
+    input_key: [u8; 32],
+}
+
+impl Ident {
+    fn key(&self, part: &str) -> String {
+        format!("{}:{part}", self.prefix)
+    }
+
+    /// The keyed digest of an input, as stored in [`TurnMeta::digest`].
+    pub fn digest(&self, input: &str) -> String {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(self.input_key);
+        hasher.update(input.as_bytes());
+        hex(&hasher.finalize())
+    }
+}
+
+/// The answer to a claim.
+pub enum Claim {
+    /// The turn is ours to post; the worker of the task's last turn, when the store has it.
+    Won { worker: Option<String> },
+    /// A turn of this task is recorded already; `alive` says whether its owner still renews
+    /// its lease.
+    Held { meta: TurnMeta, alive: bool },
+}
+
+/// What the store holds for a task.
+pub enum Lookup {
+    Running(TurnMeta),
+    /// A turn whose owner stopped renewing its lease before it ended.
+    Orphan(TurnMeta),
+    Finished(Box<StoredAnswer>),
+    Nothing,
+}
+
+// The claim: a turn is recorded (with its lease) only where none is.
+const CLAIM: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+  return {'held', current, redis.call('EXISTS', KEYS[2])}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return {'won', redis.call('GET', KEYS[3]) or ''}
+";
+
+// Renews the lease while it is still this turn's.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+// Stores a finished turn unless a later turn replaced it, ends the claim and wakes the
+// waiters. An empty answer only ends the claim (an answer too big to keep).
+const FINISH: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current)['uid'] ~= ARGV[1] then
+  return 0
+end
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+end
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[4], 'PX', ARGV[3])
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('PUBLISH', KEYS[5], ARGV[1])
+return 1
+";
+
+// Drops an orphaned turn (no lease) so a new one can be claimed.
+const TAKE_OVER: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current)['uid'] == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+";
+
+impl SharedStore {
+    /// Sets up the connection without making it: a store that is down at start-up fails
+    /// the calls that need it and `/readyz`, and is used as soon as it is back.
+    pub fn connect(url: &str, ttl: Duration, max_bytes: usize) -> Result<Arc<Self>, String> {
+        let display = crate::doctor::mask_credentials(url);
+        let client = redis::Client::open(url).map_err(|e| {
+            format!("--store {display} is not a usable Redis URL ({}); use redis://host:port/db or rediss://… for TLS", masked(&e, url))
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(OPERATION_TIMEOUT))
+            .set_response_timeout(Some(OPERATION_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| format!("could not set up the store {display}: {}", masked(&e, url)))?;
+        let owner = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
+        Ok(Arc::new(Self {
+            client,
+            manager,
+            display,
+            owner,
+            ttl,
+            max_bytes,
+            next: Default::default(),
+        }))
+    }
+
+    /// The store's URL with its password masked.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// Whether the store answers: for `/readyz` and `doctor`.
+    pub async fn ping(&self) -> Result<(), String> {
+        let mut connection = self.manager.clone();
+        self.run(async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        })
+        .await
+        .map(drop)
+    }
+
+    /// The store's names for a task of this key.
+    pub fn ident(&self, api: &HandingerClient, task_id: &TaskId) -> Ident {
+        Ident {
+            prefix: format!(
+                "{LAYOUT}:{}:{task_id}",
+                hex(&api.key_digest("handinger-mcp store scope")[..16])
+            ),
+            input_key: api.key_digest("handinger-mcp input digest key"),
+        }
+    }
+
+    /// A new turn's description, named for this process.
+    pub fn meta(
+        &self,
+        ident: &Ident,
+        input: &str,
+        budget: Budget,
+        worker: Option<String>,
+    ) -> TurnMeta {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        TurnMeta {
+            uid: format!("{}-{n}", self.owner),
+            digest: ident.digest(input),
+            budget,
+            worker_id: worker,
+            started_ms: now_ms(),
+            created_at: rmcp::task_manager::current_timestamp(),
+        }
+    }
+
+    /// Records `meta` as the task's running turn unless one is recorded already.
+    pub async fn claim(&self, ident: &Ident, meta: &TurnMeta) -> Result<Claim, String> {
+        let json = serde_json::to_string(meta).map_err(|e| e.to_string())?;
+        let mut connection = self.manager.clone();
+        let script = redis::Script::new(CLAIM);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(ident.key("turn"))
+            .key(ident.key("lease"))
+            .key(ident.key("worker"))
+            .arg(json)
+            .arg(&meta.uid)
+            .arg(millis(LEASE))
+            .arg(millis(self.ttl + LEASE));
+        let answer: Vec<redis::Value> = self
+            .run(async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        let text = |i: usize| match answer.get(i) {
+            Some(redis::Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            Some(redis::Value::SimpleString(s)) => s.clone(),
+            _ => String::new(),
+        };
+        match text(0).as_str() {
+            "won" => Ok(Claim::Won {
+                worker: Some(text(1)).filter(|w| !w.is_empty()),
+            }),
+            "held" => {
+                let meta = serde_json::from_str(&text(1)).map_err(|e| {
+                    format!(
+                        "the store {} holds an unreadable turn record ({e})",
+                        self.display
+                    )
+                })?;
+                let alive = matches!(answer.get(2), Some(redis::Value::Int(1)));
+                Ok(Claim::Held { meta, alive })
+            }
+            other => Err(format!(
+                "the store {} answered the claim with {other:?}",
+                self.display
+            )),
+        }
+    }
+
+    /// Keeps the claim alive; `false` once it is no longer this turn's.
+    pub async fn renew(&self, ident: &Ident, uid: &str) -> Result<bool, String> {
+        let mut connection = self.manager.clone();
+        let script = redis::Script::new(RENEW);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(ident.key("lease"))
+            .arg(uid)
+            .arg(millis(LEASE));
+        let renewed: i64 = self
+            .run(async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Stores a finished turn and ends its claim. An answer above the byte budget only ends
+    /// the claim: other replicas then look the task up on Handinger.
+    pub async fn finish(
+        &self,
+        ident: &Ident,
+        meta: &TurnMeta,
+        outcome: &TurnOutcome,
+        finished_at: &str,
+    ) -> Result<(), String> {
+        let answer = if outcome.retained_bytes() > self.max_bytes {
+            tracing::warn!(
+                bytes = outcome.retained_bytes(),
+                "the answer is above --max-retained-bytes: not kept in the shared store"
+            );
+            String::new()
+        } else {
+            serialize_answer(meta, outcome, finished_at)?
+        };
+        let worker = match outcome {
+            TurnOutcome::Answered { answer, .. } => answer.id.clone(),
+            TurnOutcome::Recovered { record, .. } => record.task.worker_id.clone(),
+            TurnOutcome::Failed { .. } => None,
+        }
+        .or_else(|| meta.worker_id.clone())
+        .unwrap_or_default();
+        let mut connection = self.manager.clone();
+        let script = redis::Script::new(FINISH);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(ident.key("turn"))
+            .key(ident.key("lease"))
+            .key(ident.key("answer"))
+            .key(ident.key("worker"))
+            .key(ident.key("done"))
+            .arg(&meta.uid)
+            .arg(answer)
+            .arg(millis(self.ttl))
+            .arg(worker);
+        let _: i64 = self
+            .run(async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        Ok(())
+    }
+
+    /// Drops an orphaned turn so a different input may start a new one.
+    pub async fn take_over(&self, ident: &Ident, uid: &str) -> Result<bool, String> {
+        let mut connection = self.manager.clone();
+        let script = redis::Script::new(TAKE_OVER);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(ident.key("turn"))
+            .key(ident.key("lease"))
+            .arg(uid);
+        let taken: i64 = self
+            .run(async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        Ok(taken == 1)
+    }
+
+    /// What the store holds for the task: a running turn wins over the previous answer.
+    pub async fn lookup(&self, ident: &Ident) -> Result<Lookup, String> {
+        let mut connection = self.manager.clone();
+        let keys = [ident.key("turn"), ident.key("lease"), ident.key("answer")];
+        let (turn, alive, answer): (Option<String>, bool, Option<Vec<u8>>) = self
+            .run(async move {
+                redis::pipe()
+                    .get(&keys[0])
+                    .exists(&keys[1])
+                    .get(&keys[2])
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        if let Some(turn) = turn {
+            let meta: TurnMeta = serde_json::from_str(&turn).map_err(|e| {
+                format!(
+                    "the store {} holds an unreadable turn record ({e})",
+                    self.display
+                )
+            })?;
+            return Ok(if alive {
+                Lookup::Running(meta)
+            } else {
+                Lookup::Orphan(meta)
+            });
+        }
+        let Some(answer) = answer else {
+            return Ok(Lookup::Nothing);
+        };
+        // What the store holds is checked like any outside input: an entry this release
+        // cannot read is reported and treated as absent, never trusted half-read.
+        match serde_json::from_slice::<StoredAnswer>(&answer) {
+            Ok(stored) => Ok(Lookup::Finished(Box::new(stored))),
+            Err(error) => {
+                tracing::warn!(store = %self.display, %error, "unreadable answer in the shared store; ignoring it");
+                Ok(Lookup::Nothing)
+            }
+        }
+    }
+
+    /// Runs one store operation within [`OPERATION_TIMEOUT`], its error as a message that
+    /// names the store (password masked) and says what it means for the call.
+    async fn run<T>(
+        &self,
+        operation: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(format!(
+                "the shared turn store {} failed: {}",
+                self.display,
+                scrub(&error.to_string(), &self.client)
+            )),
+            Err(_) => Err(format!(
+                "the shared turn store {} did not answer within {} s",
+                self.display,
+                OPERATION_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    /// Waits for the next publication on the task's `done` channel; `None` when the
+    /// subscription could not be made (the caller still re-checks on its timer).
+    async fn subscribe(&self, ident: &Ident) -> Option<redis::aio::PubSubStream> {
+        let channel = ident.key("done");
+        let subscribed = tokio::time::timeout(OPERATION_TIMEOUT, async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub.into_on_message())
+        })
+        .await;
+        match subscribed {
+            Ok(Ok(stream)) => Some(stream),
+            Ok(Err(error)) => {
+                tracing::warn!(store = %self.display, error = %scrub(&error.to_string(), &self.client), "could not subscribe to the turn's channel");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// A turn another replica runs (or ran), as the registry hands it to callers.
+pub struct Remote {
+    pub store: Arc<SharedStore>,
+    pub api: HandingerClient,
+    pub ident: Ident,
+    pub meta: TurnMeta,
+}
+
+/// Feeds a remote turn's outcome to its waiters: woken by the owner's publication, and by
+/// a timer at the lease's pace (to notice an owner that died, whose lease expires without
+/// a word). Ends when the outcome is known or nobody waits any more.
+pub(super) async fn follow(remote: Arc<Remote>, sender: watch::Sender<Option<Arc<TurnOutcome>>>) {
+    let store = &remote.store;
+    let mut messages = store.subscribe(&remote.ident).await;
+    loop {
+        match store.lookup(&remote.ident).await {
+            Ok(Lookup::Finished(stored)) if stored.meta.uid == remote.meta.uid => {
+                sender.send_replace(Some(Arc::new(stored.outcome)));
+                return;
+            }
+            Ok(Lookup::Running(meta)) if meta.uid == remote.meta.uid => {}
+            Ok(_) => {
+                // The owner died (its lease expired) or its answer could not be kept: the
+                // task is followed on Handinger, never posted again.
+                tracing::info!(task = %remote.ident.prefix, "the turn's owner is gone; following the task on Handinger");
+                let outcome = reconcile_remote(&remote).await;
+                sender.send_replace(Some(Arc::new(outcome)));
+                return;
+            }
+            Err(error) => tracing::warn!(%error, "could not check on a turn in the shared store"),
+        }
+        tokio::select! {
+            () = sender.closed() => return,
+            message = next_message(&mut messages) => {
+                if message.is_none() {
+                    messages = None;
+                }
+            }
+            () = tokio::time::sleep(LEASE / 3) => {}
+        }
+    }
+}
+
+async fn next_message(messages: &mut Option<redis::aio::PubSubStream>) -> Option<redis::Msg> {
+    match messages {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Follows an orphaned turn on Handinger to its end, and keeps what it found in the store
+/// for the other replicas.
+async fn reconcile_remote(remote: &Remote) -> TurnOutcome {
+    let task_id = match TaskId::parse(remote.ident.prefix.rsplit(':').next().unwrap_or_default()) {
+        Ok(id) => id,
+        Err(error) => {
+            return TurnOutcome::Failed {
+                error: ApiError::LocalFile { detail: error },
+                recorded: super::Recorded::Unknown,
+            };
+        }
+    };
+    let cause = ApiError::Interrupted {
+        detail: "the replica that sent it stopped before the answer arrived".into(),
+    };
+    let matches = |input: &str| remote.ident.digest(input) == remote.meta.digest;
+    let outcome = super::reconcile(&remote.api, &task_id, &matches, cause).await;
+    if matches!(outcome, TurnOutcome::Recovered { .. }) {
+        let at = rmcp::task_manager::current_timestamp();
+        if let Err(error) = remote
+            .store
+            .finish(&remote.ident, &remote.meta, &outcome, &at)
+            .await
+        {
+            tracing::warn!(%error, "could not keep the recovered answer in the shared store");
+        }
+    }
+    outcome
+}
+
+impl Remote {
+    /// A registry turn for what the store holds.
+    pub(super) fn turn(self, outcome: Option<(TurnOutcome, String)>) -> Arc<Turn> {
+        let elapsed = Duration::from_millis(now_ms().saturating_sub(self.meta.started_ms));
+        let started = std::time::Instant::now()
+            .checked_sub(elapsed)
+            .unwrap_or_else(std::time::Instant::now);
+        let finished = std::sync::OnceLock::new();
+        let outcome = match outcome {
+            Some((outcome, at)) => {
+                let _ = finished.set((std::time::Instant::now(), at));
+                Some(Arc::new(outcome))
+            }
+            None => None,
+        };
+        Arc::new(Turn {
+            id: 0,
+            task_id: TaskId::parse(self.ident.prefix.rsplit(':').next().unwrap_or_default())
+                .unwrap_or_else(|_| TaskId::generate()),
+            input_digest: 0,
+            budget: self.meta.budget,
+            worker_id: self.meta.worker_id.clone(),
+            started,
+            created_at: self.meta.created_at.clone(),
+            outcome: watch::Sender::new(outcome),
+            finished,
+            cancelled: Default::default(),
+            remote: Some(Arc::new(self)),
+        })
+    }
+}
+
+fn serialize_answer(
+    meta: &TurnMeta,
+    outcome: &TurnOutcome,
+    finished_at: &str,
+) -> Result<String, String> {
+    #[derive(Serialize)]
+    struct Borrowed<'a> {
+        meta: &'a TurnMeta,
+        finished_at: &'a str,
+        outcome: &'a TurnOutcome,
+    }
+    serde_json::to_string(&Borrowed {
+        meta,
+        finished_at,
+        outcome,
+    })
+    .map_err(|e| format!("could not serialize the answer for the shared store: {e}"))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A Redis error's text with the URL's password removed, should the crate ever echo it.
+fn masked(error: &redis::RedisError, url: &str) -> String {
+    let text = error.to_string();
+    match redis::IntoConnectionInfo::into_connection_info(url)
+        .ok()
+        .and_then(|info| info.redis_settings().password().map(str::to_owned))
+    {
+        Some(password) if !password.is_empty() => text.replace(&password, "****"),
+        _ => text,
+    }
+}
+
+fn scrub(text: &str, client: &redis::Client) -> String {
+    match client.get_connection_info().redis_settings().password() {
+        Some(password) if !password.is_empty() => text.replace(password, "****"),
+        _ => text.to_owned(),
+    }
+}

@@ -1,0 +1,233 @@
+//! Replicas sharing one turn store (`--store redis://…`) against a real Redis server: what
+//! one replica started, another collects in full, joins instead of posting again, or
+//! reconciles from Handinger when the first died; and a store that is down stops
+//! `create_task` before anything is sent.
+
+mod common;
+
+use common::redis::Redis;
+use common::*;
+use rmcp::model::{ReadResourceRequestParams, ResourceContents};
+use serde_json::json;
+
+async fn replica(fake: &FakeHandinger, redis: &Redis, extra: &[&str]) -> Bridge {
+    let url = redis.url();
+    let mut args = vec!["--store", url.as_str()];
+    args.extend_from_slice(extra);
+    start(&fake.base_url, &args).await
+}
+
+/// A task finished on A is served in full by B: sources, files, structured output, and
+/// the file as a resource, even while Handinger's task lookups fail (so nothing of it can
+/// come from there).
+#[tokio::test]
+async fn an_answer_from_one_replica_is_collected_in_full_from_another() {
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    fake.serve_file_bytes("report.csv", "text/csv", b"x,y\n1,2\n");
+    fake.set_answer_files(json!([
+        {"filename": "report.csv", "mediaType": "text/csv", "url": format!("{}/files/report.csv", fake.base_url), "size": 8}
+    ]));
+    let a = replica(&fake, &redis, &[]).await;
+    let b = replica(&fake, &redis, &[]).await;
+
+    let done = call(&a.client, "create_task", json!({"input": "make a report"})).await;
+    assert!(!is_error(&done), "{}", text(&done));
+    let task_id = structured(&done)["taskId"].as_str().unwrap().to_owned();
+
+    fake.state.lock().unwrap().failing_lookups = 1_000;
+    let collected = call(&b.client, "get_task", json!({"taskId": task_id})).await;
+    assert!(!is_error(&collected), "{}", text(&collected));
+    let data = structured(&collected);
+    assert_eq!(data["status"], "completed");
+    assert_eq!(data["outputText"], "answer to: make a report (turn 1)");
+    assert_eq!(data["sources"].as_array().unwrap().len(), 2, "{data}");
+    assert_eq!(data["files"][0]["filename"], "report.csv", "{data}");
+    assert_eq!(data["structuredOutput"], json!({"verdict": "sunny"}));
+
+    let read = b
+        .client
+        .read_resource(ReadResourceRequestParams::new(format!(
+            "handinger://tasks/{task_id}/files/report.csv"
+        )))
+        .await
+        .expect("B serves A's answer file");
+    let Some(ResourceContents::TextResourceContents { text: body, .. }) = read.contents.first()
+    else {
+        panic!("expected text contents: {:?}", read.contents);
+    };
+    assert_eq!(body, "x,y\n1,2\n");
+    assert_eq!(fake.posts().len(), 1);
+
+    // Another key never sees it: the store files answers under a digest of the key.
+    fake.accept_key("hdg_other_tenant");
+    let mut other = command(&fake.base_url, &["--store", &redis.url()]);
+    other.env("HANDINGER_API_KEY", "hdg_other_tenant");
+    let other = start_with(other).await;
+    let foreign = call(&other.client, "get_task", json!({"taskId": task_id})).await;
+    assert!(
+        !text(&foreign).contains("sunny")
+            && structured_opt(&foreign)
+                .is_none_or(|d| d["sources"].as_array().is_none_or(Vec::is_empty)),
+        "another tenant was served the answer: {}",
+        text(&foreign)
+    );
+}
+
+fn structured_opt(result: &rmcp::model::CallToolResult) -> Option<&serde_json::Value> {
+    result.structured_content.as_ref()
+}
+
+/// The same taskId and input on B while A's turn runs joins it through the store: one POST
+/// in all, and B answers with the turn's answer.
+#[tokio::test]
+async fn a_repeated_call_on_another_replica_joins_the_running_turn() {
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &["--max-wait", "1"]).await;
+    let b = replica(&fake, &redis, &[]).await;
+
+    let input = "long audit sleep=3000";
+    let started = call(&a.client, "create_task", json!({"input": input})).await;
+    assert_eq!(
+        structured(&started)["status"],
+        "running",
+        "{}",
+        text(&started)
+    );
+    let task_id = structured(&started)["taskId"].as_str().unwrap().to_owned();
+
+    let joined = call(
+        &b.client,
+        "create_task",
+        json!({"input": input, "taskId": task_id}),
+    )
+    .await;
+    assert!(!is_error(&joined), "{}", text(&joined));
+    assert_eq!(
+        structured(&joined)["status"],
+        "completed",
+        "{}",
+        text(&joined)
+    );
+    assert_eq!(
+        structured(&joined)["outputText"],
+        format!("answer to: {input} (turn 1)")
+    );
+    assert_eq!(fake.posts().len(), 1, "B joined instead of posting");
+
+    // A different input while the task is busy elsewhere is refused as it is locally.
+    let second = call(
+        &a.client,
+        "create_task",
+        json!({"input": "x sleep=3000", "taskId": task_id}),
+    )
+    .await;
+    assert!(!is_error(&second));
+    let busy = call(
+        &b.client,
+        "create_task",
+        json!({"input": "y", "taskId": task_id}),
+    )
+    .await;
+    assert!(is_error(&busy), "{}", text(&busy));
+    assert!(
+        text(&busy).contains("already has a turn running"),
+        "{}",
+        text(&busy)
+    );
+    assert_eq!(fake.posts().len(), 2);
+}
+
+/// A replica killed mid-turn leaves a claim nobody renews: B, waiting on the task, notices
+/// the lease expire and follows the task on Handinger instead of posting it again.
+#[tokio::test]
+async fn a_turn_whose_replica_died_is_reconciled_from_handinger() {
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &["--max-wait", "1"]).await;
+    let b = replica(&fake, &redis, &[]).await;
+
+    let input = "doomed sleep=2500";
+    let started = call(&a.client, "create_task", json!({"input": input})).await;
+    assert_eq!(
+        structured(&started)["status"],
+        "running",
+        "{}",
+        text(&started)
+    );
+    let task_id = structured(&started)["taskId"].as_str().unwrap().to_owned();
+    let status = std::process::Command::new("kill")
+        .args(["-9", &a.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let joined = call(
+        &b.client,
+        "create_task",
+        json!({"input": input, "taskId": task_id}),
+    )
+    .await;
+    assert!(!is_error(&joined), "{}", text(&joined));
+    assert_eq!(
+        structured(&joined)["status"],
+        "completed",
+        "{}",
+        text(&joined)
+    );
+    let answer = structured(&joined)["outputText"].as_str().unwrap();
+    assert!(
+        answer.starts_with(&format!("answer to: {input} (turn 1)")),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("stopped before the answer arrived"),
+        "{answer}"
+    );
+    assert_eq!(fake.posts().len(), 1, "nobody posted the turn again");
+}
+
+/// With the store down, create_task says so and sends nothing; a turn already running on
+/// A still ends in its answer there.
+#[tokio::test]
+async fn a_store_that_is_down_stops_create_task_before_anything_is_sent() {
+    let mut redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &["--max-wait", "1"]).await;
+    let b = replica(&fake, &redis, &[]).await;
+    let started = call(
+        &a.client,
+        "create_task",
+        json!({"input": "kept sleep=2000"}),
+    )
+    .await;
+    let task_id = structured(&started)["taskId"].as_str().unwrap().to_owned();
+
+    redis.stop();
+    let refused = call(
+        &b.client,
+        "create_task",
+        json!({"input": "kept sleep=2000", "taskId": task_id}),
+    )
+    .await;
+    assert!(is_error(&refused), "{}", text(&refused));
+    let message = text(&refused);
+    assert!(message.contains("shared turn store"), "{message}");
+    assert!(message.contains("Nothing was sent"), "{message}");
+    let fresh = call(&b.client, "create_task", json!({"input": "new"})).await;
+    assert!(is_error(&fresh), "{}", text(&fresh));
+    assert_eq!(fake.posts().len(), 1, "no POST without the store");
+
+    let collected = call(
+        &a.client,
+        "get_task",
+        json!({"taskId": task_id, "wait": 30}),
+    )
+    .await;
+    assert!(!is_error(&collected), "{}", text(&collected));
+    assert_eq!(
+        structured(&collected)["outputText"],
+        "answer to: kept sleep=2000 (turn 1)"
+    );
+}
