@@ -231,3 +231,21 @@ async fn a_store_that_is_down_stops_create_task_before_anything_is_sent() {
         "answer to: kept sleep=2000 (turn 1)"
     );
 }
+
+/// `/readyz` answers for the store too: ready while Redis answers, 503 naming the store once
+/// it stops, so an orchestrator takes the replica out instead of letting calls fail there.
+#[tokio::test]
+async fn readiness_follows_the_store() {
+    let mut redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let bridge = common::http::start_http(&fake.base_url, &["--store", &redis.url()]).await;
+    let ready = reqwest::get(bridge.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+
+    redis.stop();
+    let down = reqwest::get(bridge.url("/readyz")).await.unwrap();
+    assert_eq!(down.status(), 503);
+    let reason = down.text().await.unwrap();
+    assert!(reason.contains("store"), "{reason}");
+    assert!(!reason.contains(&redis.url()), "the store URL stays out: {reason}");
+}

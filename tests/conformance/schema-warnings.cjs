@@ -5,7 +5,8 @@
 const fs = require("fs");
 const { AjvJsonSchemaValidator } = require("@modelcontextprotocol/sdk/validation/ajv");
 
-const tools = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+// `handinger-mcp tools` prints a tools/list result, `{"tools": [...]}`.
+const tools = JSON.parse(fs.readFileSync(process.argv[2], "utf8")).tools;
 const warnings = [];
 for (const level of ["warn", "log", "error"]) {
   console[level] = (...args) => warnings.push(args.join(" "));
