@@ -25,7 +25,7 @@ rm -rf "$results" && mkdir -p "$results"
 # Every tool schema through the TypeScript SDK's own validator (installed with the suite):
 # no warnings, which its clients would print on every listing.
 HANDINGER_API_KEY=conformance-placeholder HANDINGER_BASE_URL=http://127.0.0.1:9 \
-  "$target/debug/handinger-mcp" --toolsets all tools >"$results/tools.json"
+  "$target/debug/handinger-mcp" --toolsets all,admin tools >"$results/tools.json"
 "$node" "$suite/schema-warnings.cjs" "$results/tools.json"
 
 # No scenario reaches Handinger (they call the suite's own tools, which the bridge does not

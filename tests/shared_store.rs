@@ -247,5 +247,8 @@ async fn readiness_follows_the_store() {
     assert_eq!(down.status(), 503);
     let reason = down.text().await.unwrap();
     assert!(reason.contains("store"), "{reason}");
-    assert!(!reason.contains(&redis.url()), "the store URL stays out: {reason}");
+    assert!(
+        !reason.contains(&redis.url()),
+        "the store URL stays out: {reason}"
+    );
 }
