@@ -586,12 +586,21 @@ impl TurnRegistry {
                 }
             };
             drop(request);
+            // Into the store first, so that once this replica answers, every replica can:
+            // a client told "done" here may well ask another one next.
+            let at = rmcp::task_manager::current_timestamp();
+            let stored = store.finish(&ident, &meta, &outcome, &at).await;
             registry.finish(key, &running, outcome);
+            if let Err(error) = stored {
+                tracing::warn!(%error, "could not keep the answer in the shared store; retrying");
+            } else {
+                return;
+            }
             let (Some(outcome), Some(at)) = (running.outcome(), running.finished_at()) else {
                 return;
             };
-            // A few tries: the answer is served from here meanwhile, and if the store stays
-            // down the claim expires and other replicas follow the task on Handinger.
+            // A few more tries: the answer is served from here meanwhile, and if the store
+            // stays down the claim expires and other replicas follow the task on Handinger.
             for attempt in 0..3u32 {
                 match store.finish(&ident, &meta, &outcome, at).await {
                     Ok(()) => return,

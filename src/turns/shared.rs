@@ -397,25 +397,26 @@ impl SharedStore {
         }
     }
 
-    /// Runs one store operation within [`OPERATION_TIMEOUT`], its error as a message that
-    /// names the store (password masked) and says what it means for the call.
+    /// Runs one store operation within [`OPERATION_TIMEOUT`]. The error names the store's
+    /// address (password masked) only in the log: the message goes to MCP clients and to
+    /// the unauthenticated `/readyz`, which have no business knowing where it lives.
     async fn run<T>(
         &self,
         operation: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, String> {
-        match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(format!(
-                "the shared turn store {} failed: {}",
-                self.display,
+        let message = match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => format!(
+                "the shared turn store failed: {}",
                 scrub(&error.to_string(), &self.client)
-            )),
-            Err(_) => Err(format!(
-                "the shared turn store {} did not answer within {} s",
-                self.display,
+            ),
+            Err(_) => format!(
+                "the shared turn store did not answer within {} s",
                 OPERATION_TIMEOUT.as_secs()
-            )),
-        }
+            ),
+        };
+        tracing::warn!(store = %self.display, "{message}");
+        Err(message)
     }
 
     /// Waits for the next publication on the task's `done` channel; `None` when the
