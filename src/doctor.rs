@@ -310,7 +310,12 @@ pub fn classify_probe(
             ),
             unchecked("the base URL does not look like the Handinger API"),
         ),
-        Err(error @ (ApiError::NotSent { .. } | ApiError::LocalFile { .. })) => (
+        Err(
+            error @ (ApiError::NotSent { .. }
+            | ApiError::LocalFile { .. }
+            | ApiError::Setup { .. }
+            | ApiError::Refused { .. }),
+        ) => (
             Finding::new(
                 Status::Problem,
                 REACH,

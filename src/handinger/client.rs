@@ -129,7 +129,7 @@ impl HandingerClient {
         self.http
             .get()
             .await
-            .map_err(|detail| ApiError::LocalFile { detail })
+            .map_err(|detail| ApiError::Setup { detail })
     }
 
     /// `POST /api/tasks`: runs one turn and waits for its answer.
@@ -273,7 +273,7 @@ impl HandingerClient {
         url: &str,
         limit: u64,
     ) -> Result<(Bytes, Option<String>), ApiError> {
-        let refused = |detail: String| ApiError::LocalFile { detail };
+        let refused = |detail: String| ApiError::Refused { detail };
         let mut url = reqwest::Url::parse(url)
             .map_err(|e| refused(format!("the file URL {url:?} is not a URL ({e})")))?;
         let clients = self.clients().await?;

@@ -32,9 +32,16 @@ pub enum ApiError {
     #[error("Handinger's answer was larger than the {limit}-byte cap (--max-response-bytes)")]
     TooLarge { limit: usize },
     /// Something on this side stopped the request before it was sent (an attachment that
-    /// can no longer be read, a file URL that is not one).
+    /// can no longer be read).
     #[error("{detail}")]
     LocalFile { detail: String },
+    /// An answer file's URL (or a redirect on the way) that this server does not fetch
+    /// from: not http(s), not the API origin nor a public https host, too many hops.
+    #[error("{detail}")]
+    Refused { detail: String },
+    /// The HTTPS client could not be set up (no CA certificates): nothing can be sent.
+    #[error("{detail}")]
+    Setup { detail: String },
     /// The answer was not the JSON we expected.
     #[error("Handinger answered HTTP {status} with a body that is not valid JSON ({detail})")]
     Malformed { status: u16, detail: String },
@@ -46,7 +53,10 @@ impl ApiError {
     /// rejection of the request itself.
     pub fn request_was_taken(&self) -> bool {
         match self {
-            ApiError::NotSent { .. } | ApiError::LocalFile { .. } => false,
+            ApiError::NotSent { .. }
+            | ApiError::LocalFile { .. }
+            | ApiError::Refused { .. }
+            | ApiError::Setup { .. } => false,
             ApiError::Status { status, .. } => !(400..500).contains(status) || *status == 408,
             ApiError::Interrupted { .. }
             | ApiError::TooLarge { .. }
@@ -82,9 +92,11 @@ impl ApiError {
             } => *verdict,
             ApiError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
             ApiError::NotSent { .. } | ApiError::Interrupted { .. } => true,
-            ApiError::TooLarge { .. } | ApiError::Malformed { .. } | ApiError::LocalFile { .. } => {
-                false
-            }
+            ApiError::TooLarge { .. }
+            | ApiError::Malformed { .. }
+            | ApiError::LocalFile { .. }
+            | ApiError::Refused { .. }
+            | ApiError::Setup { .. } => false,
         }
     }
 
@@ -128,6 +140,12 @@ impl ApiError {
                 "Raise --max-response-bytes (HANDINGER_MCP_MAX_RESPONSE_BYTES) if answers this large are expected.".into()
             }
             ApiError::LocalFile { .. } => "Check the file and call again.".into(),
+            ApiError::Refused { .. } => {
+                "The file stays unfetched: its link is in the result; an operator who trusts its host can allow it with --allow-file-host.".into()
+            }
+            ApiError::Setup { .. } => {
+                "Fix the server's TLS setup as the message says, then restart it; `handinger-mcp doctor` checks it.".into()
+            }
             ApiError::Malformed { .. } => {
                 "Check HANDINGER_BASE_URL points at the Handinger API (not a proxy or login page).".into()
             }

@@ -11,9 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::HandingerServer;
-use super::args::decode;
-use super::output::error_result;
-use super::reply::{AfterFailure, api_failed, required_id, structured};
+use super::call::answer;
+use super::reply::{AfterFailure, required_id, structured};
 use super::tasks::input_schema;
 use crate::task_id::TaskId;
 
@@ -73,16 +72,12 @@ delete this very worker.",
         Parameters(arguments): Parameters<JsonObject>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let parsed = decode::<DeleteWorkerArgs>("delete_worker", arguments).and_then(|args| {
-            required_id(&args.worker_id, "workerId", "wrk_vk81XUHKHG-qr4")?;
-            Ok((args.worker_id, self.api_for(&context)?))
-        });
-        let (worker_id, api) = match parsed {
-            Ok(parsed) => parsed,
-            Err(message) => return Ok(error_result(message)),
+        let check = |args: DeleteWorkerArgs| {
+            required_id(&args.worker_id, "workerId", "wrk_vk81XUHKHG-qr4").map(|()| args.worker_id)
         };
-        Ok(match api.delete_worker(&worker_id).await {
-            Ok(done) => {
+        self.api_call("delete_worker", arguments, &context, check, |api, worker_id| async move {
+            let what = format!("delete_worker for workerId {worker_id}");
+            answer(api.delete_worker(&worker_id).await, || what, AfterFailure::Repeatable, |done| {
                 let deleted = done.deleted.unwrap_or(true);
                 tracing::info!(%worker_id, deleted, "delete_worker");
                 let summary = if deleted {
@@ -93,13 +88,9 @@ delete this very worker.",
                     )
                 };
                 structured(summary, &DeletedWorker { worker_id, deleted })
-            }
-            Err(error) => api_failed(
-                &format!("delete_worker for workerId {worker_id}"),
-                &error,
-                AfterFailure::Repeatable,
-            ),
+            })
         })
+        .await
     }
 
     #[tool(
@@ -122,36 +113,27 @@ only when the user asked to archive this task.",
         Parameters(arguments): Parameters<JsonObject>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let parsed = decode::<ArchiveTaskArgs>("archive_task", arguments)
-            .and_then(|args| Ok((TaskId::parse(&args.task_id)?, self.api_for(&context)?)));
-        let (task_id, api) = match parsed {
-            Ok(parsed) => parsed,
-            Err(message) => return Ok(error_result(message)),
-        };
-        Ok(match api.archive_task(&task_id).await {
-            Ok(done) => {
-                let archived = done.archived.unwrap_or(true);
-                tracing::info!(%task_id, archived, "archive_task");
-                let summary = if archived {
-                    format!("Archived task {task_id}.")
-                } else {
-                    format!(
-                        "Handinger did not confirm archiving task {task_id}: check it with get_task."
-                    )
-                };
-                structured(
-                    summary,
-                    &ArchivedTask {
-                        task_id: task_id.to_string(),
-                        archived,
-                    },
-                )
-            }
-            Err(error) => api_failed(
-                &format!("archive_task for taskId {task_id}"),
-                &error,
+        let check = |args: ArchiveTaskArgs| TaskId::parse(&args.task_id);
+        self.api_call("archive_task", arguments, &context, check, |api, task_id| async move {
+            answer(
+                api.archive_task(&task_id).await,
+                || format!("archive_task for taskId {task_id}"),
                 AfterFailure::Repeatable,
-            ),
+                |done| {
+                    let archived = done.archived.unwrap_or(true);
+                    tracing::info!(%task_id, archived, "archive_task");
+                    let summary = if archived {
+                        format!("Archived task {task_id}.")
+                    } else {
+                        format!(
+                            "Handinger did not confirm archiving task {task_id}: check it with get_task."
+                        )
+                    };
+                    let task_id = task_id.to_string();
+                    structured(summary, &ArchivedTask { task_id, archived })
+                },
+            )
         })
+        .await
     }
 }

@@ -13,6 +13,7 @@
 
 mod admin;
 mod args;
+mod call;
 mod keys;
 mod mcp_tasks;
 mod named;

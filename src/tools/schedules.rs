@@ -13,9 +13,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::args::decode;
-use super::output::{error_result, timestamp};
-use super::reply::{AfterFailure, api_failed, required_id, required_text, structured};
+use super::call::answer;
+use super::output::timestamp;
+use super::reply::{AfterFailure, required_id, required_text, structured};
 use super::tasks::input_schema;
 use super::{HandingerServer, TaskPolicy};
 use crate::handinger::Budget;
@@ -186,42 +186,36 @@ in the Handinger dashboard (and the worker's webhook, if it has one), not in thi
         Parameters(arguments): Parameters<JsonObject>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let parsed = decode::<CreateScheduleArgs>("create_schedule", arguments)
-            .and_then(|args| new_schedule(args, &self.policy))
-            .and_then(|(id, schedule)| Ok((id, schedule, self.api_for(&context)?)));
-        let (worker_id, schedule, api) = match parsed {
-            Ok(parsed) => parsed,
-            Err(message) => return Ok(error_result(message)),
-        };
-        Ok(match api.create_schedule(&worker_id, &schedule).await {
-            Ok(info) => {
-                let view = CreatedSchedule {
-                    worker_id: worker_id.clone(),
-                    schedule: info.into(),
-                };
-                tracing::info!(%worker_id, schedule_id = ?view.schedule.schedule_id, "create_schedule");
-                let summary = format!(
-                    "Scheduled worker {worker_id}: schedule {}{}.",
-                    view.schedule
-                        .schedule_id
-                        .as_deref()
-                        .unwrap_or("(no id returned)"),
-                    view.schedule
-                        .next_run_at
-                        .as_ref()
-                        .map(|at| format!(", next run {at}"))
-                        .unwrap_or_default()
-                );
-                structured(summary, &view)
-            }
-            Err(error) => api_failed(
-                &format!("create_schedule on workerId {worker_id}"),
-                &error,
-                AfterFailure::Creation {
-                    check: &format!("check with list_schedules (workerId {worker_id})"),
+        let check = |args| new_schedule(args, &self.policy);
+        self.api_call("create_schedule", arguments, &context, check, |api, (worker_id, schedule): (String, _)| async move {
+            let check = format!("check with list_schedules (workerId {worker_id})");
+            answer(
+                api.create_schedule(&worker_id, &schedule).await,
+                || format!("create_schedule on workerId {worker_id}"),
+                AfterFailure::Creation { check: &check },
+                |info| {
+                    let view = CreatedSchedule {
+                        worker_id: worker_id.clone(),
+                        schedule: info.into(),
+                    };
+                    tracing::info!(%worker_id, schedule_id = ?view.schedule.schedule_id, "create_schedule");
+                    let summary = format!(
+                        "Scheduled worker {worker_id}: schedule {}{}.",
+                        view.schedule
+                            .schedule_id
+                            .as_deref()
+                            .unwrap_or("(no id returned)"),
+                        view.schedule
+                            .next_run_at
+                            .as_ref()
+                            .map(|at| format!(", next run {at}"))
+                            .unwrap_or_default()
+                    );
+                    structured(summary, &view)
                 },
-            ),
+            )
         })
+        .await
     }
 
     #[tool(
@@ -243,37 +237,41 @@ in the Handinger dashboard (and the worker's webhook, if it has one), not in thi
         Parameters(arguments): Parameters<JsonObject>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let parsed = decode::<ListSchedulesArgs>("list_schedules", arguments).and_then(|args| {
-            required_id(&args.worker_id, "workerId", WORKER_ID_EXAMPLE)?;
-            Ok((args.worker_id, self.api_for(&context)?))
-        });
-        let (worker_id, api) = match parsed {
-            Ok(parsed) => parsed,
-            Err(message) => return Ok(error_result(message)),
+        let check = |args: ListSchedulesArgs| {
+            required_id(&args.worker_id, "workerId", WORKER_ID_EXAMPLE).map(|()| args.worker_id)
         };
-        Ok(match api.list_schedules(&worker_id).await {
-            Ok(list) => {
-                let view = ScheduleListView {
-                    worker_id: list.worker_id.unwrap_or_else(|| worker_id.clone()),
-                    timezone: list.timezone,
-                    schedules: list.schedules.into_iter().map(Into::into).collect(),
-                };
-                let mut summary = match view.schedules.len() {
-                    0 => format!("Worker {worker_id} has no schedules."),
-                    1 => format!("Worker {worker_id} has 1 schedule."),
-                    n => format!("Worker {worker_id} has {n} schedules."),
-                };
-                if let Some(zone) = &view.timezone {
-                    summary.push_str(&format!(" Cron expressions run in the {zone} time zone."));
-                }
-                structured(summary, &view)
-            }
-            Err(error) => api_failed(
-                &format!("list_schedules for workerId {worker_id}"),
-                &error,
-                AfterFailure::Read,
-            ),
-        })
+        self.api_call(
+            "list_schedules",
+            arguments,
+            &context,
+            check,
+            |api, worker_id| async move {
+                answer(
+                    api.list_schedules(&worker_id).await,
+                    || format!("list_schedules for workerId {worker_id}"),
+                    AfterFailure::Read,
+                    |list| {
+                        let view = ScheduleListView {
+                            worker_id: list.worker_id.unwrap_or_else(|| worker_id.clone()),
+                            timezone: list.timezone,
+                            schedules: list.schedules.into_iter().map(Into::into).collect(),
+                        };
+                        let mut summary = match view.schedules.len() {
+                            0 => format!("Worker {worker_id} has no schedules."),
+                            1 => format!("Worker {worker_id} has 1 schedule."),
+                            n => format!("Worker {worker_id} has {n} schedules."),
+                        };
+                        if let Some(zone) = &view.timezone {
+                            summary.push_str(&format!(
+                                " Cron expressions run in the {zone} time zone."
+                            ));
+                        }
+                        structured(summary, &view)
+                    },
+                )
+            },
+        )
+        .await
     }
 
     #[tool(
@@ -295,18 +293,14 @@ started keeps going. This cannot be undone: to run again, create a new schedule.
         Parameters(arguments): Parameters<JsonObject>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let parsed = decode::<CancelScheduleArgs>("cancel_schedule", arguments).and_then(|args| {
+        let check = |args: CancelScheduleArgs| {
             required_id(&args.worker_id, "workerId", WORKER_ID_EXAMPLE)?;
             required_id(&args.schedule_id, "scheduleId", SCHEDULE_ID_EXAMPLE)?;
-            Ok((args, self.api_for(&context)?))
-        });
-        let (args, api) = match parsed {
-            Ok(parsed) => parsed,
-            Err(message) => return Ok(error_result(message)),
+            Ok((args.worker_id, args.schedule_id))
         };
-        let (worker_id, schedule_id) = (args.worker_id, args.schedule_id);
-        Ok(match api.cancel_schedule(&worker_id, &schedule_id).await {
-            Ok(done) => {
+        self.api_call("cancel_schedule", arguments, &context, check, |api, (worker_id, schedule_id)| async move {
+            let what = format!("cancel_schedule for scheduleId {schedule_id} on workerId {worker_id}");
+            answer(api.cancel_schedule(&worker_id, &schedule_id).await, || what, AfterFailure::Repeatable, |done| {
                 tracing::info!(%worker_id, %schedule_id, "cancel_schedule");
                 let cancelled = done.cancelled.unwrap_or(true);
                 let summary = if cancelled {
@@ -316,21 +310,10 @@ started keeps going. This cannot be undone: to run again, create a new schedule.
                         "Handinger did not confirm cancelling schedule {schedule_id}: check with list_schedules (workerId {worker_id})."
                     )
                 };
-                structured(
-                    summary,
-                    &CancelledSchedule {
-                        worker_id,
-                        schedule_id,
-                        cancelled,
-                    },
-                )
-            }
-            Err(error) => api_failed(
-                &format!("cancel_schedule for scheduleId {schedule_id} on workerId {worker_id}"),
-                &error,
-                AfterFailure::Repeatable,
-            ),
+                structured(summary, &CancelledSchedule { worker_id, schedule_id, cancelled })
+            })
         })
+        .await
     }
 }
 

@@ -14,9 +14,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::HandingerServer;
-use super::args::decode;
-use super::output::{error_result, timestamp};
-use super::reply::{AfterFailure, api_failed, required_id, structured};
+use super::call::answer;
+use super::output::timestamp;
+use super::reply::{AfterFailure, required_id, structured};
 use super::tasks::input_schema;
 use crate::handinger::workers::{NewWorker, Visibility, WorkerInfo, WorkerPatch};
 
@@ -200,27 +200,21 @@ create_task without a worker instead.",
         Parameters(arguments): Parameters<JsonObject>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let prepared = decode::<CreateWorkerArgs>("create_worker", arguments)
-            .and_then(new_worker)
-            .and_then(|worker| Ok((worker, self.api_for(&context)?)));
-        let (worker, api) = match prepared {
-            Ok(ready) => ready,
-            Err(message) => return Ok(error_result(message)),
-        };
-        Ok(match api.create_worker(&worker).await {
-            Ok(info) => {
-                let view = WorkerView::new(info, None);
-                tracing::info!(worker_id = ?view.worker_id, "create_worker");
-                structured(view.headline("Created"), &view)
-            }
-            Err(error) => api_failed(
-                "create_worker",
-                &error,
+        self.api_call("create_worker", arguments, &context, new_worker, |api, worker| async move {
+            answer(
+                api.create_worker(&worker).await,
+                || "create_worker".into(),
                 AfterFailure::Creation {
                     check: "look for it in the Handinger dashboard (there is no list of workers to check here)",
                 },
-            ),
+                |info| {
+                    let view = WorkerView::new(info, None);
+                    tracing::info!(worker_id = ?view.worker_id, "create_worker");
+                    structured(view.headline("Created"), &view)
+                },
+            )
         })
+        .await
     }
 
     #[tool(
@@ -243,25 +237,27 @@ latest task.",
         Parameters(arguments): Parameters<JsonObject>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let parsed = decode::<GetWorkerArgs>("get_worker", arguments).and_then(|args| {
-            required_id(&args.worker_id, "workerId", WORKER_ID_EXAMPLE)?;
-            Ok((args.worker_id, self.api_for(&context)?))
-        });
-        let (worker_id, api) = match parsed {
-            Ok(parsed) => parsed,
-            Err(message) => return Ok(error_result(message)),
+        let check = |args: GetWorkerArgs| {
+            required_id(&args.worker_id, "workerId", WORKER_ID_EXAMPLE).map(|()| args.worker_id)
         };
-        Ok(match api.get_worker(&worker_id).await {
-            Ok(info) => {
-                let view = WorkerView::new(info, Some(&worker_id));
-                structured(view.headline("Found"), &view)
-            }
-            Err(error) => api_failed(
-                &format!("get_worker for workerId {worker_id}"),
-                &error,
-                AfterFailure::Read,
-            ),
-        })
+        self.api_call(
+            "get_worker",
+            arguments,
+            &context,
+            check,
+            |api, worker_id| async move {
+                answer(
+                    api.get_worker(&worker_id).await,
+                    || format!("get_worker for workerId {worker_id}"),
+                    AfterFailure::Read,
+                    |info| {
+                        let view = WorkerView::new(info, Some(&worker_id));
+                        structured(view.headline("Found"), &view)
+                    },
+                )
+            },
+        )
+        .await
     }
 
     #[tool(
@@ -284,25 +280,25 @@ running keep the old instructions. Returns the worker as it is now.",
         Parameters(arguments): Parameters<JsonObject>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let parsed = decode::<UpdateWorkerArgs>("update_worker", arguments)
-            .and_then(worker_patch)
-            .and_then(|(id, patch)| Ok((id, patch, self.api_for(&context)?)));
-        let (worker_id, patch, api) = match parsed {
-            Ok(parsed) => parsed,
-            Err(message) => return Ok(error_result(message)),
-        };
-        Ok(match api.update_worker(&worker_id, &patch).await {
-            Ok(info) => {
-                tracing::info!(%worker_id, "update_worker");
-                let view = WorkerView::new(info, Some(&worker_id));
-                structured(view.headline("Updated"), &view)
-            }
-            Err(error) => api_failed(
-                &format!("update_worker for workerId {worker_id}"),
-                &error,
-                AfterFailure::Repeatable,
-            ),
-        })
+        self.api_call(
+            "update_worker",
+            arguments,
+            &context,
+            worker_patch,
+            |api, (worker_id, patch)| async move {
+                answer(
+                    api.update_worker(&worker_id, &patch).await,
+                    || format!("update_worker for workerId {worker_id}"),
+                    AfterFailure::Repeatable,
+                    |info| {
+                        tracing::info!(%worker_id, "update_worker");
+                        let view = WorkerView::new(info, Some(&worker_id));
+                        structured(view.headline("Updated"), &view)
+                    },
+                )
+            },
+        )
+        .await
     }
 }
 
@@ -341,6 +337,7 @@ fn worker_patch(args: UpdateWorkerArgs) -> Result<(String, WorkerPatch), String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tools::args::decode;
     use serde_json::json;
 
     fn object(value: Value) -> JsonObject {
