@@ -12,7 +12,9 @@
 //!   [`tools::schema`]), the task policy (default and maximum budget, default worker) and
 //!   the mapping of answers to MCP content; the optional toolsets (workers, schedules,
 //!   admin), the named workers' `ask_<name>` tools and the `delegate_research` prompt, and
-//!   which of them a server lists (`--toolsets`, `--read-only`, `--worker`).
+//!   which of them a server lists (`--toolsets`, `--read-only`, `--worker`). Every tool that
+//!   calls Handinger runs on one skeleton ([`tools`]' `call` module: decode, check, the
+//!   caller's client, the error result).
 //! - [`turns`] — turns in flight and finished answers (the registry): each POST is owned by
 //!   the server, not by the call that started it, so an answer outlives a client's timeout,
 //!   a cancellation or `--max-wait` and is collected later with `get_task` (or MCP
@@ -22,14 +24,17 @@
 //!   finished answers, the claim on a running turn that lets one replica join another's,
 //!   and the lease whose expiry hands a dead replica's turn to Handinger lookups.
 //! - [`files`] — attachments going up (opened without following links below the allowed
-//!   roots, checked against the limits, then streamed) and answer files coming down (only
-//!   from the API origin or public https hosts, capped per answer; saved, inlined, served as
-//!   resources).
+//!   roots, checked against the limits, handed to the client as its attachment type) and
+//!   answer files coming down (capped per answer, saved and inlined in the background). It
+//!   knows nothing of MCP: [`tools`] serves the files as resources.
 //! - [`handinger`] — the Handinger API client: auth, body caps, a retry policy that never
 //!   resends a POST Handinger may have taken, typed answers that tolerate missing fields,
 //!   and no automatic redirects (downloads follow them by hand, the key never leaving the
-//!   API origin); its HTTPS client is built on a thread of its own at start-up, off the
-//!   handshake path.
+//!   API origin; answer files elsewhere only from public https hosts,
+//!   [`handinger::fetch_guard`]); its HTTPS clients are built in one place
+//!   ([`handinger::HttpClients`]) on a thread of their own at start-up, off the handshake
+//!   path. It depends on nothing of ours but task ids: attachments are its own wire type
+//!   ([`handinger::attachment`]), which [`files`] produces.
 //! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped.
 //!
 //! The threat model and the test behind each defence: `docs/security.md`.
