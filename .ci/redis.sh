@@ -11,5 +11,5 @@ if [[ $(id -u) -ne 0 ]]; then
     sudo="sudo"
 fi
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq redis-server
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
 redis-server --version
