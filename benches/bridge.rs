@@ -832,6 +832,9 @@ async fn http_burst(
             "--max-sessions-per-client",
             &(HTTP_SESSIONS + 10).to_string(),
         ])
+        // One key runs every turn here: lift the turns-in-flight bounds to the burst too.
+        .args(["--max-turns-in-flight", &(calls + 10).to_string()])
+        .args(["--max-turns-in-flight-per-key", &(calls + 10).to_string()])
         .env_clear()
         .env("HANDINGER_API_KEY", fake::API_KEY)
         .env("HANDINGER_BASE_URL", &base_url)
