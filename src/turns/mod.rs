@@ -385,57 +385,13 @@ impl TurnRegistry {
         let digest = input_digest(&request.input);
         let turn = {
             let mut registry = self.lock();
-            self.evict(&mut registry);
-            let mut replaced = None;
-            if let Some(existing) = registry.map.get(&key) {
-                if existing.outcome().is_none() {
-                    if existing.input_digest == digest {
-                        return Ok(existing.clone());
-                    }
-                    return Err(StartRefused::Busy {
-                        running_for: existing.started.elapsed(),
-                    });
-                }
-                if !explicit_worker && let Some(worker) = existing.known_worker() {
-                    request.worker_id = Some(worker);
-                }
-                replaced = Some(existing.clone());
+            if let Some(joined) =
+                self.admit(&mut registry, &key, digest, &mut request, explicit_worker)?
+            {
+                return Ok(joined);
             }
-            if registry.in_flight >= self.limits.max_in_flight {
-                return Err(StartRefused::Full {
-                    limit: self.limits.max_in_flight,
-                    per_key: false,
-                });
-            }
-            let for_key = registry.in_flight_by_scope.entry(scope).or_default();
-            if *for_key >= self.limits.max_in_flight_per_key {
-                return Err(StartRefused::Full {
-                    limit: self.limits.max_in_flight_per_key,
-                    per_key: true,
-                });
-            }
-            *for_key += 1;
-            registry.in_flight += 1;
-            if let Some(old) = replaced {
-                // The finished turn it replaces no longer counts; its queue entry is stale.
-                registry.forget_finished(&old);
-            }
-            registry.next_id += 1;
-            let turn = Arc::new(Turn {
-                id: registry.next_id,
-                task_id,
-                input_digest: digest,
-                budget: request.budget,
-                worker_id: request.worker_id.clone(),
-                started: Instant::now(),
-                created_at: rmcp::task_manager::current_timestamp(),
-                outcome: watch::Sender::new(None),
-                finished: OnceLock::new(),
-                cancelled: Default::default(),
-                remote: None,
-            });
-            registry.map.insert(key.clone(), turn.clone());
-            turn
+            let created_at = rmcp::task_manager::current_timestamp();
+            registry.insert(key.clone(), digest, &request, created_at)
         };
         let api = api.clone();
         let running = turn.clone();
@@ -470,21 +426,11 @@ impl TurnRegistry {
         // the limits hold while the store is asked.
         {
             let mut registry = self.lock();
-            self.evict(&mut registry);
-            if let Some(existing) = registry.map.get(&key) {
-                if existing.outcome().is_none() {
-                    if existing.input_digest == digest {
-                        return Ok(existing.clone());
-                    }
-                    return Err(StartRefused::Busy {
-                        running_for: existing.started.elapsed(),
-                    });
-                }
-                if !explicit_worker && let Some(worker) = existing.known_worker() {
-                    request.worker_id = Some(worker);
-                }
+            if let Some(joined) =
+                self.admit(&mut registry, &key, digest, &mut request, explicit_worker)?
+            {
+                return Ok(joined);
             }
-            registry.take_slot(scope, self.limits)?;
         }
         let ident = store.ident(api, &task_id);
         let meta = store.meta(
@@ -540,28 +486,9 @@ impl TurnRegistry {
         if request.worker_id.is_none() && !explicit_worker {
             request.worker_id = worker;
         }
-        let turn = {
-            let mut registry = self.lock();
-            if let Some(old) = registry.map.get(&key).cloned() {
-                registry.forget_finished(&old);
-            }
-            registry.next_id += 1;
-            let turn = Arc::new(Turn {
-                id: registry.next_id,
-                task_id,
-                input_digest: digest,
-                budget: request.budget,
-                worker_id: request.worker_id.clone(),
-                started: Instant::now(),
-                created_at: meta.created_at.clone(),
-                outcome: watch::Sender::new(None),
-                finished: OnceLock::new(),
-                cancelled: Default::default(),
-                remote: None,
-            });
-            registry.map.insert(key.clone(), turn.clone());
-            turn
-        };
+        let turn = self
+            .lock()
+            .insert(key.clone(), digest, &request, meta.created_at.clone());
         let api = api.clone();
         let running = turn.clone();
         let registry = self.clone();
@@ -642,6 +569,36 @@ impl TurnRegistry {
         self.evict(&mut registry);
     }
 
+    /// The admission both start paths share, under the lock: a turn of the task running
+    /// here with the same input is joined (`Some`), one with another input refuses, the
+    /// task's known worker carries over to a follow-up that names none, and a new turn takes
+    /// a slot within the limits (`None`: go ahead).
+    fn admit(
+        &self,
+        registry: &mut Registry,
+        key: &TurnKey,
+        digest: u64,
+        request: &mut TaskRequest,
+        explicit_worker: bool,
+    ) -> Result<Option<Arc<Turn>>, StartRefused> {
+        self.evict(registry);
+        if let Some(existing) = registry.map.get(key) {
+            if existing.outcome().is_none() {
+                if existing.input_digest == digest {
+                    return Ok(Some(existing.clone()));
+                }
+                return Err(StartRefused::Busy {
+                    running_for: existing.started.elapsed(),
+                });
+            }
+            if !explicit_worker && let Some(worker) = existing.known_worker() {
+                request.worker_id = Some(worker);
+            }
+        }
+        registry.take_slot(key.scope, self.limits)?;
+        Ok(None)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         // A panic while holding this lock cannot leave the map inconsistent (every
         // critical section is a single insert or lookup), so a poisoned lock is still usable.
@@ -682,6 +639,36 @@ impl TurnRegistry {
 
 impl Registry {
     /// Counts a turn about to run upstream, unless a limit is reached.
+    /// Puts a new turn of `key`'s task in the map, replacing its finished one (which stops
+    /// counting; its place in the eviction queue goes stale).
+    fn insert(
+        &mut self,
+        key: TurnKey,
+        digest: u64,
+        request: &TaskRequest,
+        created_at: String,
+    ) -> Arc<Turn> {
+        if let Some(old) = self.map.get(&key).cloned() {
+            self.forget_finished(&old);
+        }
+        self.next_id += 1;
+        let turn = Arc::new(Turn {
+            id: self.next_id,
+            task_id: key.task_id.clone(),
+            input_digest: digest,
+            budget: request.budget,
+            worker_id: request.worker_id.clone(),
+            started: Instant::now(),
+            created_at,
+            outcome: watch::Sender::new(None),
+            finished: OnceLock::new(),
+            cancelled: Default::default(),
+            remote: None,
+        });
+        self.map.insert(key, turn.clone());
+        turn
+    }
+
     fn take_slot(&mut self, scope: u64, limits: TurnLimits) -> Result<(), StartRefused> {
         if self.in_flight >= limits.max_in_flight {
             return Err(StartRefused::Full {
