@@ -19,9 +19,41 @@ use crate::turns::{Retention, TurnLimits};
 
 pub const API_KEY_VAR: &str = "HANDINGER_API_KEY";
 
-/// Stands in for a missing key in the commands that start without one (see
-/// [`Command::needs_api_key`]). It is never a real key, so Handinger refuses it.
-pub const PLACEHOLDER_API_KEY: &str = "hdg_live_placeholder_not_a_key";
+/// A setting that cannot be used, and what to do about it. Each message names the flag and
+/// its environment variable; a URL shown in one has its password masked.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "HANDINGER_API_KEY is not set: export HANDINGER_API_KEY=hdg_live_… (your Handinger API key) and start handinger-mcp again"
+    )]
+    MissingApiKey,
+    #[error(
+        "--default-budget {default} is above --max-budget {max}: lower the default or raise the limit"
+    )]
+    BudgetAboveMax { default: Budget, max: Budget },
+    #[error(
+        "HANDINGER_BASE_URL / --base-url {url:?} is not a URL ({detail}); use e.g. https://handinger.com"
+    )]
+    BaseUrlUnparsable { url: String, detail: String },
+    #[error(
+        "HANDINGER_BASE_URL / --base-url {url:?} must be an http(s) URL such as https://handinger.com"
+    )]
+    BaseUrlNotHttp { url: String },
+    #[error(
+        "HANDINGER_BASE_URL / --base-url {url:?} must not carry credentials, a query or a fragment"
+    )]
+    BaseUrlExtras { url: String },
+    #[error(
+        "HANDINGER_MCP_STORE / --store {url:?} is neither `memory` nor a Redis URL: use memory, redis://host:6379/0 or rediss://host:6380/0 (TLS)"
+    )]
+    StoreNotRedis { url: String },
+    #[error("--download-dir {} is not an existing directory: create it first", .0.display())]
+    NoDownloadDir(PathBuf),
+    /// A setting checked by the module that uses it (worker ids, toolsets, allowed
+    /// directories and file hosts, the HTTP transport's settings); the message names it.
+    #[error("{0}")]
+    Invalid(String),
+}
 
 const AFTER_HELP: &str = "\
 Environment:
@@ -69,21 +101,21 @@ impl Command {
     }
 }
 
-/// The server's own API key, from the environment, or the placeholder where none is
-/// needed: `doctor` and `tools` run without one, and with `http --key-from-request` every
-/// call runs with its client's key, so the server's is not even read. The placeholder is
-/// never sent by a call (one without a client key fails before reaching Handinger), and
-/// Handinger would refuse it if it were.
-pub fn server_api_key(command: Option<&Command>) -> Option<String> {
-    let from_env = std::env::var(API_KEY_VAR)
-        .ok()
-        .filter(|k| !k.trim().is_empty());
+/// The server's own API key, from the environment; `None` where the command runs without
+/// one: `doctor` and `tools` run without one, and with `http --key-from-request` every call
+/// runs with its client's key, so the server's is not even read. A command that needs the
+/// key and has none is refused.
+pub fn server_api_key(command: Option<&Command>) -> Result<Option<SecretString>, ConfigError> {
+    let from_env = || {
+        std::env::var(API_KEY_VAR)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .map(SecretString::from)
+    };
     match command {
-        Some(Command::Http(http)) if http.key_from_request => Some(PLACEHOLDER_API_KEY.into()),
-        Some(command) if !command.needs_api_key() => {
-            from_env.or_else(|| Some(PLACEHOLDER_API_KEY.into()))
-        }
-        _ => from_env,
+        Some(Command::Http(http)) if http.key_from_request => Ok(None),
+        Some(command) if !command.needs_api_key() => Ok(from_env()),
+        _ => from_env().map(Some).ok_or(ConfigError::MissingApiKey),
     }
 }
 
@@ -301,7 +333,8 @@ pub fn forget_empty_settings() {
 /// Validated settings, ready to run with.
 #[derive(Debug)]
 pub struct Settings {
-    pub api_key: SecretString,
+    /// `None` where the command runs without the server's own key (see [`server_api_key`]).
+    pub api_key: Option<SecretString>,
     pub client: ClientOptions,
     pub policy: TaskPolicy,
     pub retention: Retention,
@@ -317,35 +350,31 @@ pub struct Settings {
 }
 
 impl SettingsArgs {
-    /// Checks the settings together with the API key from the environment.
-    pub fn validate(self, api_key: Option<String>) -> Result<Settings, String> {
-        let api_key = api_key
-            .filter(|k| !k.trim().is_empty())
-            .ok_or_else(|| format!("{API_KEY_VAR} is not set: export {API_KEY_VAR}=hdg_live_… (your Handinger API key) and start handinger-mcp again"))?;
+    /// Checks the settings; `api_key` is what [`server_api_key`] found.
+    pub fn validate(self, api_key: Option<SecretString>) -> Result<Settings, ConfigError> {
         let base_url = validate_base_url(&self.base_url)?;
         if self.default_budget > self.max_budget {
-            return Err(format!(
-                "--default-budget {} is above --max-budget {}: lower the default or raise the limit",
-                self.default_budget, self.max_budget
-            ));
+            return Err(ConfigError::BudgetAboveMax {
+                default: self.default_budget,
+                max: self.max_budget,
+            });
         }
         if let Some(worker) = &self.worker_id {
-            crate::task_id::validate_id(worker, "--worker-id")?;
+            crate::task_id::validate_id(worker, "--worker-id").map_err(ConfigError::Invalid)?;
         }
-        let tools = ToolSettings::new(self.toolsets, self.read_only, self.workers)?;
-        let local_roots = AllowedRoots::from_config(&self.allow_dirs)?;
-        let file_hosts = FileHosts::new(&self.allow_file_hosts)?;
+        let tools = ToolSettings::new(self.toolsets, self.read_only, self.workers)
+            .map_err(ConfigError::Invalid)?;
+        let local_roots =
+            AllowedRoots::from_config(&self.allow_dirs).map_err(ConfigError::Invalid)?;
+        let file_hosts = FileHosts::new(&self.allow_file_hosts).map_err(ConfigError::Invalid)?;
         let store = validate_store(&self.store)?;
         if let Some(dir) = &self.download_dir
             && !dir.is_dir()
         {
-            return Err(format!(
-                "--download-dir {} is not an existing directory: create it first",
-                dir.display()
-            ));
+            return Err(ConfigError::NoDownloadDir(dir.clone()));
         }
         Ok(Settings {
-            api_key: SecretString::from(api_key),
+            api_key,
             client: ClientOptions {
                 base_url,
                 max_response_bytes: usize::try_from(self.max_response_bytes).unwrap_or(usize::MAX),
@@ -396,7 +425,7 @@ impl SettingsArgs {
 
 /// `memory`, or a `redis://` / `rediss://` URL (checked fully when the store is set up).
 /// Errors show the URL with its password masked.
-fn validate_store(raw: &str) -> Result<Option<SecretString>, String> {
+fn validate_store(raw: &str) -> Result<Option<SecretString>, ConfigError> {
     let raw = raw.trim();
     if raw.eq_ignore_ascii_case("memory") {
         return Ok(None);
@@ -405,33 +434,30 @@ fn validate_store(raw: &str) -> Result<Option<SecretString>, String> {
         .split_once("://")
         .map(|(scheme, _)| scheme.to_ascii_lowercase());
     if !matches!(scheme.as_deref(), Some("redis" | "rediss")) {
-        return Err(format!(
-            "HANDINGER_MCP_STORE / --store {:?} is neither `memory` nor a Redis URL: use memory, redis://host:6379/0 or rediss://host:6380/0 (TLS)",
-            crate::doctor::mask_credentials(raw)
-        ));
+        return Err(ConfigError::StoreNotRedis {
+            url: crate::doctor::mask_credentials(raw),
+        });
     }
     Ok(Some(SecretString::from(raw.to_owned())))
 }
 
 /// An `http(s)://host[:port][/prefix]` URL, returned without a trailing slash. Errors show
 /// the URL with any user and password masked: it may carry a real password.
-fn validate_base_url(raw: &str) -> Result<String, String> {
-    let raw = &crate::doctor::mask_credentials(raw.trim());
-    let url = reqwest::Url::parse(raw)
-        .map_err(|e| format!("HANDINGER_BASE_URL / --base-url {raw:?} is not a URL ({e}); use e.g. https://handinger.com"))?;
+fn validate_base_url(raw: &str) -> Result<String, ConfigError> {
+    let shown = crate::doctor::mask_credentials(raw.trim());
+    let url = reqwest::Url::parse(&shown).map_err(|e| ConfigError::BaseUrlUnparsable {
+        url: shown.clone(),
+        detail: e.to_string(),
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!(
-            "HANDINGER_BASE_URL / --base-url {raw:?} must be an http(s) URL such as https://handinger.com"
-        ));
+        return Err(ConfigError::BaseUrlNotHttp { url: shown });
     }
     if url.query().is_some()
         || url.fragment().is_some()
         || !url.username().is_empty()
         || url.password().is_some()
     {
-        return Err(format!(
-            "HANDINGER_BASE_URL / --base-url {raw:?} must not carry credentials, a query or a fragment"
-        ));
+        return Err(ConfigError::BaseUrlExtras { url: shown });
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
@@ -448,7 +474,7 @@ mod tests {
 
     #[test]
     fn missing_key_names_the_variable() {
-        let err = args(&[]).validate(None).unwrap_err();
+        let err = ConfigError::MissingApiKey.to_string();
         assert!(err.contains(API_KEY_VAR), "{err}");
     }
 
@@ -456,7 +482,8 @@ mod tests {
     fn default_above_max_is_refused() {
         let err = args(&["--default-budget", "high", "--max-budget", "low"])
             .validate(Some("k".into()))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--max-budget"), "{err}");
     }
 

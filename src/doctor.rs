@@ -14,10 +14,8 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use secrecy::{ExposeSecret, SecretString};
-
 use crate::client_config::ClientConfig;
-use crate::config::{API_KEY_VAR, PLACEHOLDER_API_KEY};
+use crate::config::API_KEY_VAR;
 use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;
 use crate::tools::{NamedWorker, TaskPolicy, ToolSettings};
@@ -64,16 +62,35 @@ impl std::fmt::Display for Finding {
     }
 }
 
+/// How many checks found a problem (at least one).
+#[derive(Debug, Clone, Copy)]
+pub struct Problems(pub usize);
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Problems(problems) = *self;
+        write!(
+            f,
+            "doctor found {problems} problem{}: fix {} as the PROBLEM line{} above say{}, then run handinger-mcp doctor again",
+            plural(problems),
+            if problems == 1 { "it" } else { "them" },
+            plural(problems),
+            if problems == 1 { "s" } else { "" },
+        )
+    }
+}
+
+impl std::error::Error for Problems {}
+
 /// Runs every check, prints the report and the client configuration; `Err` when a check
 /// found a problem.
 pub async fn run(
     api: &HandingerClient,
-    key: &SecretString,
+    key_given: bool,
     policy: &TaskPolicy,
     tools: &ToolSettings,
     store: Option<&crate::turns::shared::SharedStore>,
-) -> Result<(), String> {
-    let key_given = key.expose_secret() != PLACEHOLDER_API_KEY;
+) -> Result<(), Problems> {
     let mut findings = Vec::new();
     let mut report = |finding: Finding| {
         emit(&finding.to_string());
@@ -121,7 +138,7 @@ pub async fn run(
 
     // The HTTPS client is built in the background at start-up; a broken TLS setup (no CA
     // certificates) is its own finding, named before the probes it would make fail.
-    if let Err(setup) = api.lazy_http().get().await {
+    if let Err(setup) = api.check_setup().await {
         report(Finding::new(Status::Problem, "https client", setup));
     }
     let probe = api
@@ -182,13 +199,7 @@ pub async fn run(
     if problems == 0 {
         Ok(())
     } else {
-        Err(format!(
-            "doctor found {problems} problem{}: fix {} as the PROBLEM line{} above say{}, then run handinger-mcp doctor again",
-            plural(problems),
-            if problems == 1 { "it" } else { "them" },
-            plural(problems),
-            if problems == 1 { "s" } else { "" },
-        ))
+        Err(Problems(problems))
     }
 }
 

@@ -66,21 +66,49 @@ use std::sync::Arc;
 
 use config::{Cli, Command, Settings};
 use handinger::HandingerClient;
+use tokio_util::sync::CancellationToken;
 use tools::HandingerServer;
 use turns::TurnRegistry;
 
-/// Runs the command line; the error is a message for the user.
-pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
+/// Why a command could not run, or stopped; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Key(#[from] handinger::KeyError),
+    /// The shared turn store (`--store`) could not be set up.
+    #[error("{0}")]
+    Store(String),
+    /// The tools cannot be listed as configured (a named worker's tool clashes).
+    #[error("{0}")]
+    Tools(String),
+    /// A transport could not serve (the port is taken) or stopped with an error.
+    #[error("{0}")]
+    Serve(String),
+    /// `doctor` found problems; the report above says which.
+    #[error(transparent)]
+    Doctor(#[from] doctor::Problems),
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
     let max_wait = settings.policy.max_wait;
-    let api = HandingerClient::new(&settings.api_key, settings.client.clone())?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let api = HandingerClient::new(
+        settings.api_key.as_ref(),
+        settings.client.clone(),
+        metrics.clone(),
+    )?;
     let store = match &settings.store {
         Some(url) => {
             use secrecy::ExposeSecret;
-            Some(turns::shared::SharedStore::connect(
+            let connected = turns::shared::SharedStore::connect(
                 url.expose_secret(),
                 settings.retention.ttl,
                 settings.retention.max_bytes,
-            )?)
+            );
+            Some(connected.map_err(StartError::Store)?)
         }
         None => None,
     };
@@ -90,33 +118,52 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
             settings.turn_limits,
             settings.answer_files,
         )
-        .with_store(store),
+        .with_store(store.clone()),
     );
     let mut policy = settings.policy;
     if matches!(cli.command, Some(Command::Http(_))) {
         // The server does not run on the caller's machine: its files are not theirs to send.
         policy.local_roots = None;
     }
-    let policy = Arc::new(policy);
-    let key = &settings.api_key;
+    let shared = tools::Shared {
+        api: api.clone(),
+        policy: Arc::new(policy),
+        turns,
+        metrics: metrics.clone(),
+        shutdown: CancellationToken::new(),
+    };
+    let key_given = settings.api_key.is_some();
     let tools = settings.tools;
     match cli.command.unwrap_or(Command::Stdio) {
         Command::Stdio => {
-            let server = server(&api, &policy, &turns, key, tools).await?;
-            let shutdown = turns.shutdown_token().clone();
-            transport::stdio::serve(server, shutdown, settings.max_message_bytes).await
+            let shutdown = shared.shutdown.clone();
+            let server = server(shared, key_given, tools).await?;
+            transport::stdio::serve(server, shutdown, settings.max_message_bytes)
+                .await
+                .map_err(StartError::Serve)
         }
         Command::Http(args) => {
-            let http = args.validate(max_wait)?;
-            let server = server(&api, &policy, &turns, key, tools).await?;
-            transport::http::serve(http, server, settings.client).await
+            let http = args
+                .validate(max_wait)
+                .map_err(config::ConfigError::Invalid)?;
+            let process = transport::http::Process {
+                api: api.clone(),
+                store,
+                metrics,
+                shutdown: shared.shutdown.clone(),
+            };
+            let server = server(shared, key_given, tools).await?;
+            transport::http::serve(http, server, process)
+                .await
+                .map_err(StartError::Serve)
         }
         Command::Doctor => {
-            let store = turns.shared().map(|store| &**store);
-            doctor::run(&api, key, &policy, &tools, store).await
+            let store = store.as_deref();
+            Ok(doctor::run(&api, key_given, &shared.policy, &tools, store).await?)
         }
         Command::Tools => {
-            client_config::print_tools(&server(&api, &policy, &turns, key, tools).await?)
+            let server = server(shared, key_given, tools).await?;
+            client_config::print_tools(&server).map_err(StartError::Serve)
         }
     }
 }
@@ -125,14 +172,10 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), String> {
 /// which needs a real key: without one (`tools` runs without) they are described from their
 /// names.
 async fn server(
-    api: &HandingerClient,
-    policy: &Arc<tools::TaskPolicy>,
-    turns: &Arc<TurnRegistry>,
-    key: &secrecy::SecretString,
+    shared: tools::Shared,
+    key_given: bool,
     tools: tools::ToolSettings,
-) -> Result<HandingerServer, String> {
-    use secrecy::ExposeSecret;
-    let key_given = key.expose_secret() != config::PLACEHOLDER_API_KEY;
-    let surface = tools.describe(key_given.then_some(api)).await;
-    HandingerServer::new(api.clone(), policy.clone(), turns.clone(), &surface)
+) -> Result<HandingerServer, StartError> {
+    let surface = tools.describe(key_given.then_some(&shared.api)).await;
+    HandingerServer::new(shared, &surface).map_err(StartError::Tools)
 }

@@ -11,13 +11,11 @@ fn main() -> ExitCode {
         Err(ArgsError::Clap(error)) => error.exit(),
         Err(ArgsError::File(message)) => return fail(&message),
     };
-    let settings = match cli
-        .settings
-        .clone()
-        .validate(server_api_key(cli.command.as_ref()))
+    let settings = match server_api_key(cli.command.as_ref())
+        .and_then(|key| cli.settings.clone().validate(key))
     {
         Ok(settings) => settings,
-        Err(message) => return fail(&message),
+        Err(error) => return fail(&error.to_string()),
     };
     handinger_mcp::logging::init(settings.log_format);
     let runtime = match runtime_for(cli.command.as_ref()).enable_all().build() {
@@ -30,7 +28,7 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => fail(&message),
+        Err(error) => fail(&error.to_string()),
     }
 }
 

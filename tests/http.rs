@@ -428,7 +428,17 @@ async fn a_bearer_token_guards_every_mcp_endpoint_and_metrics() {
     let client = bridge.client(Some(TOKEN), &[]).await;
     let result = call(&client, "create_task", json!({"input": "with a token"})).await;
     assert!(!is_error(&result), "{}", text(&result));
-    metrics(&bridge, Some(TOKEN)).await;
+    // Every refusal above is counted under its reason, whichever layer refused it.
+    let text = metrics(&bridge, Some(TOKEN)).await;
+    let refused: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("handinger_mcp_http_rejected_total{reason=\"auth\"} "))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no auth refusals counted: {text}"));
+    assert!(
+        refused >= 5,
+        "5 requests were refused for their token: {text}"
+    );
 
     client.cancel().await.unwrap();
     assert!(

@@ -12,6 +12,7 @@ use reqwest::multipart::{Form, Part};
 use super::attachment::{Upload, UploadSource, exact_stream};
 use super::error::ApiError;
 use super::lazy_http::LazyHttp;
+use super::observer::{Observer, TurnInFlight};
 use super::redirect;
 use super::types::{
     ErrorBody, Source, TaskAnswer, TaskRecord, TaskRequest, TaskSummary, TurnList, WorkerAnswer,
@@ -52,13 +53,18 @@ pub struct HandingerClient {
     /// for answer files on other hosts (no credentials, public addresses only), built in
     /// the background at start-up (see [`LazyHttp`]) and awaited at first use.
     http: LazyHttp,
-    /// `Bearer <key>`, built once and marked sensitive so no `Debug` output shows it.
-    auth: header::HeaderValue,
+    /// `Bearer <key>`, built once and marked sensitive so no `Debug` output shows it. `None`
+    /// for a server that runs without a key of its own (`doctor` and `tools` without one,
+    /// `--key-from-request`, whose calls run on [`Self::with_key`] clients): its requests
+    /// fail before anything is sent, except the unauthenticated probes.
+    auth: Option<header::HeaderValue>,
     /// Identifies the key without revealing it (a keyed hash, random per process), so
     /// state kept per key (answers waiting for collection) never crosses keys.
     scope: u64,
     tasks_url: String,
     options: std::sync::Arc<ClientOptions>,
+    /// Told about every request (the server's metrics).
+    observer: std::sync::Arc<dyn Observer>,
 }
 
 impl std::fmt::Debug for HandingerClient {
@@ -72,22 +78,28 @@ impl std::fmt::Debug for HandingerClient {
 impl HandingerClient {
     /// Starts building the HTTP client in the background; a broken TLS setup shows at the
     /// first call (and in `doctor`), not here.
-    pub fn new(key: &SecretString, options: ClientOptions) -> Result<Self, String> {
-        Self::with_http(LazyHttp::spawn(options.file_hosts.clone()), key, options)
-    }
-
-    /// Shares one connection pool across keys (used when each HTTP client brings its own).
-    pub fn with_http(
-        http: LazyHttp,
-        key: &SecretString,
+    pub fn new(
+        key: Option<&SecretString>,
         options: ClientOptions,
-    ) -> Result<Self, String> {
+        observer: std::sync::Arc<dyn Observer>,
+    ) -> Result<Self, KeyError> {
         Ok(Self {
-            http,
-            auth: bearer(key)?,
-            scope: key_scope(key),
+            http: LazyHttp::spawn(options.file_hosts.clone()),
+            auth: key.map(bearer).transpose()?,
+            scope: key.map_or(0, key_scope),
             tasks_url: format!("{}/api/tasks", options.base_url),
             options: std::sync::Arc::new(options),
+            observer,
+        })
+    }
+
+    /// The same client with another key: the connection pool, settings and observer are
+    /// shared (per-user keys cost no extra TLS handshakes), the credentials are not.
+    pub fn with_key(&self, key: &SecretString) -> Result<Self, KeyError> {
+        Ok(Self {
+            auth: Some(bearer(key)?),
+            scope: key_scope(key),
+            ..self.clone()
         })
     }
 
@@ -106,7 +118,7 @@ impl HandingerClient {
         hasher.update(domain.as_bytes());
         hasher.update([0]);
         // `Bearer <key>`: the key, trimmed, with a fixed prefix.
-        hasher.update(self.auth.as_bytes());
+        hasher.update(self.auth.as_ref().map_or(&b""[..], |auth| auth.as_bytes()));
         hasher.finalize().into()
     }
 
@@ -114,9 +126,25 @@ impl HandingerClient {
         &self.options.base_url
     }
 
-    /// The HTTP client this one sends with, to share its connection pool.
-    pub fn lazy_http(&self) -> &LazyHttp {
-        &self.http
+    /// Waits for the HTTPS clients to be built; the error says what to fix (no CA
+    /// certificates).
+    pub async fn check_setup(&self) -> Result<(), String> {
+        self.http.get().await.map(drop)
+    }
+
+    /// Whether Handinger's API answers at all: one request without credentials (any HTTP
+    /// answer, 401 included, shows it is reachable, and no key needs to travel for it).
+    /// The error names the URL and the innermost cause ("Connection refused").
+    pub async fn check_reachable(&self, timeout: Duration) -> Result<(), String> {
+        let http = self.http.get().await?;
+        match http.api.get(&self.tasks_url).timeout(timeout).send().await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(format!(
+                "cannot reach the Handinger API at {}: {}",
+                self.tasks_url,
+                super::error::innermost_cause(&error)
+            )),
+        }
     }
 
     /// The built HTTP client, waiting for the background build on first use. Its failure
@@ -138,7 +166,7 @@ impl HandingerClient {
     /// second try (see [`ApiError::post_may_be_resent`]): a blind resend with the same task id
     /// would add a second turn.
     pub async fn create_task(&self, request: &TaskRequest) -> Result<WorkerAnswer, ApiError> {
-        let _turn = crate::metrics::turn_in_flight();
+        let _turn = TurnInFlight::new(&*self.observer);
         let http = self.connection().await?;
         let mut resends = 0;
         loop {
@@ -287,10 +315,7 @@ impl HandingerClient {
             }
             on_api_origin = on_api_origin && self.is_api_origin(&url);
             let builder = if on_api_origin {
-                clients
-                    .api
-                    .get(url.clone())
-                    .header(header::AUTHORIZATION, self.auth.clone())
+                self.with_auth(clients.api.get(url.clone()))
             } else {
                 self.options.file_hosts.check(&url).map_err(refused)?;
                 clients.files.get(url.clone())
@@ -390,9 +415,8 @@ impl HandingerClient {
             .pop_if_empty()
             .extend(segments);
         let http = self.connection().await?;
-        let request = http
-            .get(url)
-            .header(header::AUTHORIZATION, self.auth.clone())
+        let request = self
+            .with_auth(http.get(url))
             .timeout(self.options.get_timeout)
             .build()
             .map_err(|e| self.transport_error(&e))?;
@@ -402,12 +426,25 @@ impl HandingerClient {
         }
     }
 
+    /// `builder` with the key, when this client has one.
+    fn with_auth(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            Some(auth) => builder.header(header::AUTHORIZATION, auth.clone()),
+            None => builder,
+        }
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         builder: reqwest::RequestBuilder,
         timeout: Option<Duration>,
     ) -> Result<T, ApiError> {
-        let mut builder = builder.header(header::AUTHORIZATION, self.auth.clone());
+        let Some(auth) = &self.auth else {
+            return Err(ApiError::Setup {
+                detail: "no Handinger API key for this request: set HANDINGER_API_KEY to your key (hdg_live_…)".into(),
+            });
+        };
+        let mut builder = builder.header(header::AUTHORIZATION, auth.clone());
         if let Some(timeout) = timeout {
             builder = builder.timeout(timeout);
         }
@@ -424,7 +461,8 @@ impl HandingerClient {
             Err(error) => Err(error),
         };
         log_exchange(&method, &path, started.elapsed(), &outcome);
-        crate::metrics::observe_upstream(&method, started.elapsed(), outcome.is_ok());
+        self.observer
+            .request_finished(&method, started.elapsed(), outcome.is_ok());
         outcome
     }
 
@@ -459,7 +497,7 @@ impl HandingerClient {
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> ApiError {
-        let detail = error_chain(error);
+        let detail = super::error::cause_chain(error);
         if error.is_connect() || error.is_builder() {
             ApiError::NotSent {
                 base_url: self.options.base_url.clone(),
@@ -510,16 +548,24 @@ fn multipart_form(request: &TaskRequest) -> Result<Form, ApiError> {
     Ok(form)
 }
 
-fn bearer(key: &SecretString) -> Result<header::HeaderValue, String> {
+/// A key that cannot be sent. The messages never show the key.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+pub enum KeyError {
+    #[error("HANDINGER_API_KEY is empty: set it to your Handinger API key (hdg_live_…)")]
+    Empty,
+    #[error(
+        "HANDINGER_API_KEY contains characters that cannot go in an HTTP header (a stray newline or quote?): paste the key again"
+    )]
+    Unprintable,
+}
+
+fn bearer(key: &SecretString) -> Result<header::HeaderValue, KeyError> {
     let key = key.expose_secret().trim();
     if key.is_empty() {
-        return Err(
-            "HANDINGER_API_KEY is empty: set it to your Handinger API key (hdg_live_…)".into(),
-        );
+        return Err(KeyError::Empty);
     }
-    let mut value = header::HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-        "HANDINGER_API_KEY contains characters that cannot go in an HTTP header (a stray newline or quote?): paste the key again".to_string()
-    })?;
+    let mut value = header::HeaderValue::from_str(&format!("Bearer {key}"))
+        .map_err(|_| KeyError::Unprintable)?;
     value.set_sensitive(true);
     Ok(value)
 }
@@ -541,7 +587,7 @@ async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<By
     }
     let mut body = BytesMut::with_capacity(declared as usize);
     while let Some(chunk) = response.chunk().await.map_err(|e| ApiError::Interrupted {
-        detail: format!("the answer was cut off ({})", error_chain(&e)),
+        detail: format!("the answer was cut off ({})", super::error::cause_chain(&e)),
     })? {
         if body.len() + chunk.len() > limit {
             return Err(ApiError::TooLarge { limit });
@@ -609,24 +655,6 @@ fn resend_pause(error: &ApiError, attempt: u32) -> Option<Duration> {
     }
 }
 
-/// The error and its causes on one line, without the URL reqwest puts in front.
-fn error_chain(error: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = String::new();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    if text.is_empty() {
-        text = error.to_string();
-    }
-    text
-}
-
 fn log_exchange<T>(method: &Method, path: &str, elapsed: Duration, outcome: &Result<T, ApiError>) {
     match outcome {
         Ok(_) => tracing::debug!(%method, path, ?elapsed, "handinger call succeeded"),
@@ -650,9 +678,12 @@ mod tests {
         assert!(
             bearer(&SecretString::from("  "))
                 .unwrap_err()
+                .to_string()
                 .contains("empty")
         );
-        let err = bearer(&SecretString::from("hdg\nlive")).unwrap_err();
+        let err = bearer(&SecretString::from("hdg\nlive"))
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("hdg"));
     }
 

@@ -39,12 +39,38 @@ pub enum ApiError {
     /// from: not http(s), not the API origin nor a public https host, too many hops.
     #[error("{detail}")]
     Refused { detail: String },
-    /// The HTTPS client could not be set up (no CA certificates): nothing can be sent.
+    /// This side cannot send at all (no CA certificates for the HTTPS client, no API key):
+    /// nothing was sent.
     #[error("{detail}")]
     Setup { detail: String },
     /// The answer was not the JSON we expected.
     #[error("Handinger answered HTTP {status} with a body that is not valid JSON ({detail})")]
     Malformed { status: u16, detail: String },
+}
+
+/// The causes beneath `error`, outermost first. reqwest's own line leads with the URL;
+/// its causes say what happened.
+fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(error.source(), |cause| cause.source())
+}
+
+/// The innermost cause ("Connection refused"), which says more than reqwest's summary.
+pub(crate) fn innermost_cause(error: &reqwest::Error) -> String {
+    causes(error)
+        .last()
+        .map_or_else(|| error.to_string(), |cause| cause.to_string())
+}
+
+/// The causes on one line, without the URL reqwest puts in front.
+pub(crate) fn cause_chain(error: &reqwest::Error) -> String {
+    let chain: Vec<String> = causes(error).map(|cause| cause.to_string()).collect();
+    if chain.is_empty() {
+        error.to_string()
+    } else {
+        chain.join(": ")
+    }
 }
 
 impl ApiError {

@@ -73,13 +73,7 @@ fn build(file_hosts: &FileHosts) -> Built {
 /// What went wrong, with its innermost cause ("No CA certificates were loaded from the
 /// system") and what to do about it.
 fn setup_error(error: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut cause = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        cause = inner.to_string();
-        source = inner.source();
-    }
+    let cause = super::error::innermost_cause(error);
     format!(
         "could not set up the HTTPS client ({cause}): install the system's CA certificates \
          (e.g. the ca-certificates package), or point SSL_CERT_FILE at a PEM bundle of them"

@@ -5,12 +5,14 @@ pub mod client;
 pub mod error;
 pub mod fetch_guard;
 pub mod lazy_http;
+pub mod observer;
 pub mod redirect;
 pub mod types;
 pub mod workers;
 
-pub use client::{ClientOptions, HandingerClient};
+pub use client::{ClientOptions, HandingerClient, KeyError};
 pub use error::ApiError;
 pub use lazy_http::LazyHttp;
+pub use observer::{Observer, Unobserved};
 pub use redirect::HttpClients;
 pub use types::{Budget, TaskRecord, TaskRequest, WorkerAnswer};

@@ -12,65 +12,36 @@ use rmcp::service::RequestContext;
 use secrecy::SecretString;
 
 use super::HandingerServer;
-use crate::handinger::{ClientOptions, HandingerClient, LazyHttp};
+use crate::handinger::HandingerClient;
 
 /// The header a client's own Handinger key arrives in.
 pub const API_KEY_HEADER: &str = "x-handinger-api-key";
 
-/// Builds an API client per call from the key in the call's HTTP request. All of them share
-/// one connection pool, so per-user keys cost no extra TLS handshakes.
-#[derive(Clone)]
-pub struct RequestKeys {
-    http: LazyHttp,
-    options: ClientOptions,
-}
-
-impl RequestKeys {
-    /// `http` is the server's own clients ([`HandingerServer::shared_http`]): one pool, one
-    /// CA store loaded once, and redirect-free like the server's own: the keys are the
-    /// clients'.
-    pub fn new(options: ClientOptions, http: LazyHttp) -> Result<Self, String> {
-        Ok(Self { http, options })
-    }
-
-    fn client_for(&self, context: &RequestContext<RoleServer>) -> Result<HandingerClient, String> {
-        let key = context
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|parts| parts.headers.get(API_KEY_HEADER))
-            .and_then(|value| value.to_str().ok())
-            .map(str::trim)
-            .filter(|key| !key.is_empty())
-            .ok_or_else(|| {
-                "this server runs each call with the caller's own Handinger key, and this call \
-                 carried none: send your key in the X-Handinger-Api-Key header."
-                    .to_string()
-            })?;
-        HandingerClient::with_http(
-            self.http.clone(),
-            &SecretString::from(key.to_owned()),
-            self.options.clone(),
-        )
-        // The client's own message names HANDINGER_API_KEY, which is not where this key
-        // came from; never echo the key itself.
-        .map_err(|_| {
-            "the X-Handinger-Api-Key header does not hold a usable key (empty, or characters \
-             that cannot go in an HTTP header): send your Handinger API key (hdg_live_…)."
+/// Picks the key of the HTTP request that carried a call; `Err` (a message for the
+/// client) without one.
+fn request_key(context: &RequestContext<RoleServer>) -> Result<SecretString, String> {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.headers.get(API_KEY_HEADER))
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(|key| SecretString::from(key.to_owned()))
+        .ok_or_else(|| {
+            "this server runs each call with the caller's own Handinger key, and this call \
+             carried none: send your key in the X-Handinger-Api-Key header."
                 .to_string()
         })
-    }
 }
 
 impl HandingerServer {
-    /// The HTTP client of the server's own API client, for others to share its
-    /// connection pool (per-user keys, the readiness probe).
-    pub fn shared_http(&self) -> LazyHttp {
-        self.api.lazy_http().clone()
-    }
-
     /// Makes calls run with the key each HTTP request carries instead of the server's.
-    pub fn with_request_keys(mut self, keys: RequestKeys) -> Self {
-        self.request_keys = Some(std::sync::Arc::new(keys));
+    /// Their clients share the server's connection pool (one CA store loaded once, no
+    /// extra TLS handshakes) and, like the server's, never follow a redirect: the keys are
+    /// the clients'.
+    pub fn with_request_keys(mut self) -> Self {
+        self.request_keys = true;
         self
     }
 
@@ -82,9 +53,18 @@ impl HandingerServer {
         &self,
         context: &RequestContext<RoleServer>,
     ) -> Result<HandingerClient, String> {
-        match &self.request_keys {
-            Some(keys) => keys.client_for(context),
-            None => Ok(self.api.clone()),
+        if !self.request_keys {
+            return Ok(self.api.clone());
         }
+        self.api
+            .with_key(&request_key(context)?)
+            // The client's own message names HANDINGER_API_KEY, which is not where this key
+            // came from; never echo the key itself.
+            .map_err(|_| {
+                "the X-Handinger-Api-Key header does not hold a usable key (empty, or \
+                 characters that cannot go in an HTTP header): send your Handinger API key \
+                 (hdg_live_…)."
+                    .to_string()
+            })
     }
 }

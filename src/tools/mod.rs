@@ -45,11 +45,13 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
 use crate::files::FileLimits;
 use crate::files::upload::{self, AllowedRoots};
 use crate::handinger::{Budget, HandingerClient, TaskRequest};
+use crate::metrics::Metrics;
 use crate::task_id::{TaskId, validate_id};
 use crate::turns::TurnRegistry;
+use tokio_util::sync::CancellationToken;
 
 pub use args::{CreateTaskArgs, GetTaskArgs, decode};
-pub use keys::{API_KEY_HEADER, RequestKeys};
+pub use keys::API_KEY_HEADER;
 pub use output::TaskResult;
 pub use surface::{
     NamedWorker, ToolSettings, ToolSurface, Toolset, ToolsetChoice, WorkerCard, parse_toolsets,
@@ -146,6 +148,21 @@ impl TaskPolicy {
     }
 }
 
+/// What every server shares with the rest of the process, handed in at start-up rather
+/// than reached through globals.
+#[derive(Clone)]
+pub struct Shared {
+    /// The client with the server's own key (per-user keys derive theirs from it).
+    pub api: HandingerClient,
+    pub policy: Arc<TaskPolicy>,
+    /// Turns in flight and finished answers, shared by all connections.
+    pub turns: Arc<TurnRegistry>,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the process stops: waits on long turns then end at once with the
+    /// resumable taskId instead of holding the shutdown up.
+    pub shutdown: CancellationToken,
+}
+
 /// The MCP server: one per client connection, cheap to clone. The turn registry is shared
 /// by all connections, so an answer outlives the call (and the session) that started it.
 #[derive(Clone)]
@@ -153,33 +170,39 @@ pub struct HandingerServer {
     api: HandingerClient,
     policy: Arc<TaskPolicy>,
     turns: Arc<TurnRegistry>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
     instructions: Arc<str>,
     /// Set in HTTP mode with `--key-from-request`: calls run with their client's key.
-    request_keys: Option<Arc<RequestKeys>>,
+    request_keys: bool,
 }
 
 impl HandingerServer {
     /// A server listing the tools of `surface` (toolsets, `--read-only`, named workers).
     /// `Err` when a named worker's tool would clash with another tool.
-    pub fn new(
-        api: HandingerClient,
-        policy: Arc<TaskPolicy>,
-        turns: Arc<TurnRegistry>,
-        surface: &ToolSurface,
-    ) -> Result<Self, String> {
+    pub fn new(shared: Shared, surface: &ToolSurface) -> Result<Self, String> {
         let mut tool_router = surface.router()?;
         schema::make_portable(&mut tool_router);
         let prompt_router = Self::prompts_for(tool_router.has_route("create_task"));
+        let Shared {
+            api,
+            policy,
+            turns,
+            metrics,
+            shutdown,
+        } = shared;
         Ok(Self {
             api,
             policy,
             turns,
+            metrics,
+            shutdown,
             tool_router,
             prompt_router,
             instructions: surface.instructions(INSTRUCTIONS).into(),
-            request_keys: None,
+            request_keys: false,
         })
     }
 
@@ -188,14 +211,19 @@ impl HandingerServer {
         self.tool_router.list_all()
     }
 
-    /// The turn registry, whose shutdown token ends waits with a resumable answer.
-    pub fn turns(&self) -> &Arc<TurnRegistry> {
-        &self.turns
-    }
-
     /// The prompts this server lists.
     pub fn prompts(&self) -> Vec<rmcp::model::Prompt> {
         self.prompt_router.list_all()
+    }
+}
+
+/// How a tool call ended, as the `outcome` label of `/metrics` says it.
+fn outcome_word(outcome: &Result<CallToolResponse, ErrorData>) -> &'static str {
+    match outcome {
+        Ok(CallToolResponse::Complete(result)) if result.is_error == Some(true) => "error",
+        Ok(_) => "ok",
+        // The request itself was refused (unknown tool, malformed call): no tool ran.
+        Err(_) => "rejected",
     }
 }
 
@@ -235,9 +263,9 @@ impl ServerHandler for HandingerServer {
             .call(ToolCallContext::new(self, request, context))
             .await;
         let known = self.tool_router.has_route(&tool);
-        crate::metrics::record_tool_call(
+        self.metrics.record_tool_call(
             if known { &tool } else { "unknown" },
-            crate::metrics::tool_outcome(&outcome),
+            outcome_word(&outcome),
         );
         outcome
     }

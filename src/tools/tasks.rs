@@ -267,7 +267,7 @@ impl HandingerServer {
     ) -> Option<Arc<TurnOutcome>> {
         let stop = Stop {
             request: &context.ct,
-            shutdown: self.turns.shutdown_token(),
+            shutdown: &self.shutdown,
         };
         let end = turn
             .wait(limit, self.policy.progress_interval, &stop, |elapsed| {
@@ -332,7 +332,7 @@ impl HandingerServer {
             .await;
             tokio::select! {
                 biased;
-                () = self.turns.shutdown_token().cancelled() => return task_result(&result, None),
+                () = self.shutdown.cancelled() => return task_result(&result, None),
                 () = context.ct.cancelled() => return task_result(&result, None),
                 () = tokio::time::sleep_until(deadline.min(now + POLL_INTERVAL)) => {}
             }

@@ -240,7 +240,6 @@ pub struct TurnRegistry {
     retention: Retention,
     limits: TurnLimits,
     answer_files: Arc<AnswerFileOptions>,
-    shutdown: CancellationToken,
     /// The store shared with other replicas (`--store`); `None` keeps everything here.
     shared: Option<Arc<SharedStore>>,
 }
@@ -274,7 +273,6 @@ impl TurnRegistry {
             turns: Mutex::new(Registry::default()),
             retention,
             limits,
-            shutdown: CancellationToken::new(),
             shared: None,
         }
     }
@@ -283,11 +281,6 @@ impl TurnRegistry {
     pub fn with_store(mut self, store: Option<Arc<SharedStore>>) -> Self {
         self.shared = store;
         self
-    }
-
-    /// The shared store, when there is one.
-    pub fn shared(&self) -> Option<&Arc<SharedStore>> {
-        self.shared.as_ref()
     }
 
     /// The latest turn of a task, here or (with a shared store) on any replica. Without a
@@ -331,11 +324,6 @@ impl TurnRegistry {
 
     pub fn retention(&self) -> Retention {
         self.retention
-    }
-
-    /// Cancelled when the server starts shutting down: waits end with a resumable answer.
-    pub fn shutdown_token(&self) -> &CancellationToken {
-        &self.shutdown
     }
 
     /// The latest turn of a task, if the server still holds it.
@@ -875,7 +863,12 @@ mod tests {
             get_timeout: Duration::from_secs(1),
             file_hosts: Default::default(),
         };
-        HandingerClient::new(&SecretString::from(key.to_owned()), options).unwrap()
+        HandingerClient::new(
+            Some(&SecretString::from(key.to_owned())),
+            options,
+            Arc::new(crate::handinger::Unobserved),
+        )
+        .unwrap()
     }
 
     impl TurnRegistry {

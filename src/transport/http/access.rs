@@ -23,6 +23,7 @@ use subtle::ConstantTimeEq;
 
 use super::hosts::{AllowedHosts, AllowedOrigins};
 use super::limits::{ClientId, RateLimiter, retry_later};
+use super::rejected::rejected;
 use crate::tools::API_KEY_HEADER;
 
 pub struct Access {
@@ -51,9 +52,9 @@ impl Access {
                 )
             })
             .map_err(|reason| {
-                crate::metrics::record_rejection("host_or_origin");
                 tracing::warn!(%reason, "refused a request");
-                (StatusCode::FORBIDDEN, format!("Forbidden: {reason}")).into_response()
+                let response = (StatusCode::FORBIDDEN, format!("Forbidden: {reason}"));
+                rejected("host_or_origin", response.into_response())
             })
     }
 
@@ -80,14 +81,13 @@ impl Access {
                 "send Authorization: Bearer <token>, with the token the server's operator set in HANDINGER_MCP_AUTH_TOKEN"
             }
         };
-        crate::metrics::record_rejection("auth");
         let mut response =
             (StatusCode::UNAUTHORIZED, format!("Unauthorized: {reason}")).into_response();
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"handinger-mcp\""),
         );
-        Err(response)
+        Err(rejected("auth", response))
     }
 
     /// The client's own key when the server runs calls with per-user keys.
@@ -103,7 +103,6 @@ impl Access {
         match key {
             Some(key) => Ok(Some(key.as_bytes())),
             None => {
-                crate::metrics::record_rejection("missing_api_key");
                 let mut response = (
                     StatusCode::UNAUTHORIZED,
                     "Unauthorized: this server runs every call with its client's own Handinger \
@@ -114,7 +113,7 @@ impl Access {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("X-Handinger-Api-Key realm=\"handinger-mcp\""),
                 );
-                Err(response)
+                Err(rejected("missing_api_key", response))
             }
         }
     }
@@ -124,13 +123,13 @@ impl Access {
             return Ok(());
         };
         rate.check(client).map_err(|wait| {
-            crate::metrics::record_rejection("rate_limit");
-            retry_later(
+            let response = retry_later(
                 StatusCode::TOO_MANY_REQUESTS,
                 wait,
                 "Too Many Requests: this client is over the server's rate limit \
                  (--rate-limit requests a minute); retry after the Retry-After delay",
-            )
+            );
+            rejected("rate_limit", response)
         })
     }
 }
@@ -146,13 +145,12 @@ fn check_single_values(headers: &HeaderMap) -> Result<(), Response> {
         API_KEY_HEADER,
     ] {
         if headers.get_all(name).iter().nth(1).is_some() {
-            crate::metrics::record_rejection("duplicate_header");
             tracing::warn!(header = name, "refused a request with a repeated header");
-            return Err((
+            let response = (
                 StatusCode::BAD_REQUEST,
                 format!("Bad Request: the request has more than one {name} header; send it once"),
-            )
-                .into_response());
+            );
+            return Err(rejected("duplicate_header", response.into_response()));
         }
     }
     Ok(())
@@ -200,14 +198,14 @@ pub async fn mcp_gate(
 }
 
 fn address_over_limit(wait: std::time::Duration) -> Response {
-    crate::metrics::record_rejection("address_rate_limit");
-    retry_later(
+    let response = retry_later(
         StatusCode::TOO_MANY_REQUESTS,
         wait,
         "Too Many Requests: your address is over this server's rate limit per client address \
          (--address-rate-limit requests a minute, whatever keys are sent); retry after the \
          Retry-After delay",
-    )
+    );
+    rejected("address_rate_limit", response)
 }
 
 /// The gate for operational endpoints that show data (`/metrics`): host, origin and token,

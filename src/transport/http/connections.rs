@@ -49,6 +49,9 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
+use super::rejected::Rejected;
+use crate::metrics::Metrics;
+
 /// hyper's smallest read buffer limit (its `max_buf_size` refuses less).
 const READ_BUFFER_BYTES: usize = 8192;
 /// After an accept error that is not about one connection (out of descriptors), wait this
@@ -76,6 +79,8 @@ pub struct ConnectionLimits {
 struct Listener {
     app: Router,
     limits: ConnectionLimits,
+    /// Counts refused connections and every response marked [`Rejected`].
+    metrics: Arc<Metrics>,
     open: AtomicUsize,
     all_closed: Notify,
     body_budget: Arc<Semaphore>,
@@ -96,6 +101,7 @@ pub async fn serve(
     app: Router,
     limits: ConnectionLimits,
     draining: CancellationToken,
+    metrics: Arc<Metrics>,
 ) {
     warn_if_over_descriptor_limit(&limits);
     let mut full = http1::Builder::new();
@@ -111,6 +117,7 @@ pub async fn serve(
             limits.max_body_buffer_bytes.min(Semaphore::MAX_PERMITS),
         )),
         limits,
+        metrics,
         open: AtomicUsize::new(0),
         all_closed: Notify::new(),
         full,
@@ -133,7 +140,7 @@ pub async fn serve(
             }
         };
         let Some(admission) = shared.admit() else {
-            crate::metrics::record_rejection("connection_limit");
+            shared.metrics.record_rejection("connection_limit");
             tracing::debug!(%peer, "refused a connection: --max-connections and the probe reserve are in use");
             // Best effort and never waiting: a fresh socket's send buffer has room.
             let _ = stream.try_write(REFUSED);
@@ -276,7 +283,7 @@ async fn serve_connection(
             }
             () = sleep_until(deadline) => {
                 if state.deadline(&listener.limits).is_some_and(|d| d <= Instant::now()) {
-                    crate::metrics::record_rejection("connection_timeout");
+                    listener.metrics.record_rejection("connection_timeout");
                     tracing::debug!(%peer, "closing a connection that sent no complete request head in time, or sat idle too long");
                     break;
                 }
@@ -466,6 +473,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let in_progress = InProgress::start(self.state.clone());
         if self.probes_only && !is_probe(&request) {
+            self.listener.metrics.record_rejection("connection_limit");
             return Respond::Ready {
                 response: Some(probes_only_refusal()),
                 in_progress: Some(in_progress),
@@ -486,6 +494,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
         Respond::Routed {
             routed,
             in_progress: Some(in_progress),
+            metrics: self.listener.metrics.clone(),
         }
     }
 }
@@ -495,7 +504,6 @@ fn is_probe<B>(request: &Request<B>) -> bool {
 }
 
 fn probes_only_refusal() -> Response {
-    crate::metrics::record_rejection("connection_limit");
     let mut response = super::limits::retry_later(
         StatusCode::SERVICE_UNAVAILABLE,
         Duration::from_secs(1),
@@ -517,6 +525,7 @@ pin_project_lite::pin_project! {
             #[pin]
             routed: axum::routing::future::RouteFuture<Infallible>,
             in_progress: Option<InProgress>,
+            metrics: Arc<Metrics>,
         },
         Ready {
             response: Option<Response>,
@@ -533,8 +542,12 @@ impl Future for Respond {
             RespondProjection::Routed {
                 routed,
                 in_progress,
+                metrics,
             } => {
                 let Ok(response) = std::task::ready!(routed.poll(cx));
+                if let Some(Rejected(reason)) = response.extensions().get() {
+                    metrics.record_rejection(reason);
+                }
                 (response, in_progress.take())
             }
             RespondProjection::Ready {

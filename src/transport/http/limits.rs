@@ -15,6 +15,8 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::rejected::rejected;
+
 /// Above this many tracked clients, buckets that have refilled completely (clients that
 /// have gone quiet) are dropped, so the table cannot grow without bound.
 const PRUNE_ABOVE: usize = 10_000;
@@ -145,12 +147,12 @@ impl IntoResponse for Refusal {
                  Retry-After delay (a replica or the restarted server will answer)",
             ),
         };
-        crate::metrics::record_rejection(reason);
-        retry_later(
+        let response = retry_later(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(1),
             message,
-        )
+        );
+        rejected(reason, response)
     }
 }
 
@@ -192,25 +194,24 @@ fn body_error(error: axum::Error) -> Response {
     use super::connections::BodyError;
     match error.into_inner().downcast_ref::<BodyError>() {
         Some(BodyError::TimedOut(timeout)) => {
-            crate::metrics::record_rejection("body_timeout");
-            (
+            let response = (
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
                     "Request Timeout: the request body did not arrive within {}s \
                      (--body-read-timeout); send the whole body at once",
                     timeout.as_secs()
                 ),
-            )
-                .into_response()
+            );
+            rejected("body_timeout", response.into_response())
         }
         Some(BodyError::OverBudget) => {
-            crate::metrics::record_rejection("body_buffer_full");
-            retry_later(
+            let response = retry_later(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Duration::from_secs(1),
                 "Service Unavailable: this server is holding as many request bodies as it \
                  allows (--max-body-buffer-bytes); retry after the Retry-After delay",
-            )
+            );
+            rejected("body_buffer_full", response)
         }
         _ => (
             StatusCode::BAD_REQUEST,
@@ -221,15 +222,14 @@ fn body_error(error: axum::Error) -> Response {
 }
 
 fn too_large(limit: usize) -> Response {
-    crate::metrics::record_rejection("body_too_large");
-    (
+    let response = (
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(
             "Payload Too Large: request bodies are limited to {limit} bytes on this server \
              (--max-body-bytes)"
         ),
-    )
-        .into_response()
+    );
+    rejected("body_too_large", response.into_response())
 }
 
 /// Whether a JSON-RPC body is a `tools/call` request (what the call gate counts). Anything

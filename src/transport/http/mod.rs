@@ -24,6 +24,7 @@ mod hosts;
 mod limits;
 mod listen;
 mod probes;
+mod rejected;
 mod session_limits;
 mod sessions;
 mod settings;
@@ -40,8 +41,10 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get, post};
 use tokio_util::sync::CancellationToken;
 
-use crate::handinger::ClientOptions;
-use crate::tools::{HandingerServer, RequestKeys};
+use crate::handinger::HandingerClient;
+use crate::metrics::Metrics;
+use crate::tools::HandingerServer;
+use crate::turns::shared::SharedStore;
 
 pub use settings::{HttpArgs, HttpSettings};
 
@@ -55,21 +58,36 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// ended with the resumable taskId.
 const QUICK_CALLS: Duration = Duration::from_secs(2);
 
+/// What the HTTP server is handed besides the MCP server: the values it shares with the
+/// tools, for its probes, its counters and its shutdown.
+pub struct Process {
+    /// The server's own client: readiness asks whether Handinger answers.
+    pub api: HandingerClient,
+    /// The shared turn store, when there is one: readiness depends on it too.
+    pub store: Option<Arc<SharedStore>>,
+    pub metrics: Arc<Metrics>,
+    /// The tools' shutdown token, fired once quick calls had their chance: waits on long
+    /// turns then end at once with the resumable taskId instead of holding the shutdown up
+    /// or vanishing.
+    pub shutdown: CancellationToken,
+}
+
 pub async fn serve(
     settings: HttpSettings,
     server: HandingerServer,
-    client: ClientOptions,
+    process: Process,
 ) -> Result<(), String> {
-    let http = server.shared_http();
     let server = if settings.key_from_request {
-        server.with_request_keys(RequestKeys::new(client.clone(), http.clone())?)
+        server.with_request_keys()
     } else {
         server
     };
-    // Fired once quick calls had their chance: waits on long turns then end at once with
-    // the resumable taskId instead of holding the shutdown up or vanishing.
-    let release_waits = server.turns().shutdown_token().clone();
-    let store = server.turns().shared().cloned();
+    let Process {
+        api,
+        store,
+        metrics,
+        shutdown: release_waits,
+    } = process;
     let factory = move || server.clone();
 
     // Cancelled once the grace period is over: ends sessions and their event streams.
@@ -103,9 +121,9 @@ pub async fn serve(
             streamable.clone(),
             legacy.clone(),
             draining.clone(),
-            &client.base_url,
-            http,
-        )?
+            metrics.clone(),
+            api,
+        )
         .with_store(store),
     );
     let access = Arc::new(access::Access {
@@ -136,6 +154,7 @@ pub async fn serve(
         app,
         settings.connections.clone(),
         draining.clone(),
+        metrics,
     ));
     tokio::select! {
         outcome = &mut running => {

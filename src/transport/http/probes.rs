@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::sse::LegacySse;
 use super::streamable::StreamableMcp;
-use crate::metrics::{self, OpenSessions};
+use crate::handinger::HandingerClient;
+use crate::metrics::{Metrics, OpenSessions};
 
 /// How long one upstream check's verdict is reused: probes from several sources (kubelet,
 /// load balancer) then cost Handinger at most one request per interval.
@@ -24,6 +25,7 @@ pub struct Probes {
     pub streamable: Arc<StreamableMcp>,
     pub sse: Arc<LegacySse>,
     pub shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
     upstream: Upstream,
     /// The shared turn store: without it `create_task` refuses to post, so a replica that
     /// cannot reach it should get no traffic.
@@ -31,8 +33,7 @@ pub struct Probes {
 }
 
 struct Upstream {
-    http: crate::handinger::LazyHttp,
-    url: String,
+    api: HandingerClient,
     last: Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
@@ -41,22 +42,20 @@ impl Probes {
         streamable: Arc<StreamableMcp>,
         sse: Arc<LegacySse>,
         shutdown: CancellationToken,
-        base_url: &str,
-        http: crate::handinger::LazyHttp,
-    ) -> Result<Self, String> {
-        Ok(Self {
+        metrics: Arc<Metrics>,
+        api: HandingerClient,
+    ) -> Self {
+        Self {
             streamable,
             sse,
             shutdown,
+            metrics,
             upstream: Upstream {
-                http,
-                // Unauthenticated on purpose: any HTTP answer (401 included) shows the API
-                // is reachable, and no key needs to travel for it.
-                url: format!("{base_url}/api/tasks"),
+                api,
                 last: Mutex::new(None),
             },
             store: None,
-        })
+        }
     }
 
     /// Makes readiness depend on the shared turn store too.
@@ -77,34 +76,11 @@ impl Upstream {
         {
             return verdict.clone();
         }
-        let verdict = match self.http.get().await {
-            Err(setup) => Err(setup),
-            Ok(http) => match http.api.get(&self.url).timeout(READY_TIMEOUT).send().await {
-                Ok(_) => Ok(()),
-                Err(error) => Err(format!(
-                    "cannot reach the Handinger API at {}: {}",
-                    self.url,
-                    innermost_cause(&error)
-                )),
-            },
-        };
+        let verdict = self.api.check_reachable(READY_TIMEOUT).await;
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((Instant::now(), verdict.clone()));
         verdict
     }
-}
-
-/// The error's innermost cause ("Connection refused"), which says more than reqwest's own
-/// summary line.
-fn innermost_cause(error: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text = cause.to_string();
-        source = cause.source();
-    }
-    text
 }
 
 pub async fn healthz() -> &'static str {
@@ -147,7 +123,7 @@ pub async fn metrics(State(probes): State<Arc<Probes>>) -> Response {
         streamable_http: probes.streamable.open_sessions().await,
         sse: probes.sse.open_sessions(),
     };
-    let mut response = metrics::render(sessions).into_response();
+    let mut response = probes.metrics.render(sessions).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

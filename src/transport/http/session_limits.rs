@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
 use super::limits::retry_later;
+use super::rejected::rejected;
 
 /// When to come back after a refusal: idle sessions close on their own, and clients that
 /// are done close theirs.
@@ -152,19 +153,19 @@ impl Drop for Slot {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        match self {
-            Refusal::ServerFull => {
-                crate::metrics::record_rejection("session_limit");
+        let (reason, response) = match self {
+            Refusal::ServerFull => (
+                "session_limit",
                 retry_later(
                     StatusCode::SERVICE_UNAVAILABLE,
                     RETRY_AFTER,
                     "Service Unavailable: this server holds as many MCP sessions as it allows \
                      (--max-sessions); retry after the Retry-After delay, when idle sessions \
                      have closed",
-                )
-            }
-            Refusal::ClientFull => {
-                crate::metrics::record_rejection("client_session_limit");
+                ),
+            ),
+            Refusal::ClientFull => (
+                "client_session_limit",
                 retry_later(
                     StatusCode::TOO_MANY_REQUESTS,
                     RETRY_AFTER,
@@ -172,9 +173,10 @@ impl IntoResponse for Refusal {
                      allows one client (--max-sessions-per-client): close the sessions you no \
                      longer use (HTTP DELETE /mcp with their Mcp-Session-Id, or end their /sse \
                      stream) or reuse one, then retry after the Retry-After delay",
-                )
-            }
-        }
+                ),
+            ),
+        };
+        rejected(reason, response)
     }
 }
 
