@@ -435,7 +435,7 @@ fn validate_store(raw: &str) -> Result<Option<SecretString>, ConfigError> {
         .map(|(scheme, _)| scheme.to_ascii_lowercase());
     if !matches!(scheme.as_deref(), Some("redis" | "rediss")) {
         return Err(ConfigError::StoreNotRedis {
-            url: crate::doctor::mask_credentials(raw),
+            url: crate::redact::mask_credentials(raw),
         });
     }
     Ok(Some(SecretString::from(raw.to_owned())))
@@ -444,7 +444,7 @@ fn validate_store(raw: &str) -> Result<Option<SecretString>, ConfigError> {
 /// An `http(s)://host[:port][/prefix]` URL, returned without a trailing slash. Errors show
 /// the URL with any user and password masked: it may carry a real password.
 fn validate_base_url(raw: &str) -> Result<String, ConfigError> {
-    let shown = crate::doctor::mask_credentials(raw.trim());
+    let shown = crate::redact::mask_credentials(raw.trim());
     let url = reqwest::Url::parse(&shown).map_err(|e| ConfigError::BaseUrlUnparsable {
         url: shown.clone(),
         detail: e.to_string(),

@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use crate::client_config::ClientConfig;
 use crate::config::API_KEY_VAR;
 use crate::handinger::{ApiError, HandingerClient};
+use crate::redact::mask_credentials;
 use crate::task_id::TaskId;
 use crate::tools::{NamedWorker, TaskPolicy, ToolSettings};
 
@@ -519,27 +520,6 @@ pub fn proxy_finding(base_url: &str, env: &dyn Fn(&str) -> Option<String>) -> Fi
     Finding::new(Status::Info, CHECK, format!("{}; {effect}", set.join(", ")))
 }
 
-/// `scheme://user:password@host:port/…` with the user and password replaced by `****`.
-pub fn mask_credentials(value: &str) -> String {
-    let (scheme, rest) = match value.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), value),
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let masked = if userinfo.contains(':') {
-                "****:****"
-            } else {
-                "****"
-            };
-            format!("{scheme}{masked}@{host}{tail}")
-        }
-        None => value.to_owned(),
-    }
-}
-
 /// Whether a `NO_PROXY` list exempts `host`: `*`, a domain and its subdomains (a leading dot
 /// is optional), an IP address, or an IP range (`10.0.0.0/8`), as curl and reqwest read it.
 pub fn no_proxy_covers(list: &str, host: &str) -> bool {
@@ -688,15 +668,6 @@ mod tests {
 
     #[test]
     fn proxy_credentials_are_masked() {
-        assert_eq!(
-            mask_credentials("http://alice:s3cret@proxy.corp:3128"),
-            "http://****:****@proxy.corp:3128"
-        );
-        assert_eq!(
-            mask_credentials("socks5://token@proxy/x@y"),
-            "socks5://****@proxy/x@y"
-        );
-        assert_eq!(mask_credentials("proxy.corp:3128"), "proxy.corp:3128");
         let finding = proxy_finding(
             "https://handinger.com",
             &env(&[("https_proxy", "http://alice:s3cret@proxy:3128")]),

@@ -56,6 +56,7 @@ pub mod files;
 pub mod handinger;
 pub mod logging;
 pub mod metrics;
+pub mod redact;
 pub mod shutdown;
 pub mod task_id;
 pub mod tools;

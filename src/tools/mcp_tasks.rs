@@ -14,7 +14,6 @@
 
 use rmcp::model::{DetailedTask, JsonObject, ProtocolVersion, Task, TaskPayload};
 use rmcp::service::RequestContext;
-use rmcp::task_manager::current_timestamp;
 use rmcp::{ErrorData, RoleServer};
 
 use super::HandingerServer;
@@ -115,13 +114,13 @@ impl HandingerServer {
             .created_at
             .as_ref()
             .and_then(crate::handinger::types::raw_str)
-            .unwrap_or_else(current_timestamp);
+            .unwrap_or_else(crate::turns::now_rfc3339);
         let updated = record
             .task
             .completed_at
             .as_ref()
             .and_then(crate::handinger::types::raw_str)
-            .unwrap_or_else(current_timestamp);
+            .unwrap_or_else(crate::turns::now_rfc3339);
         let status = result.status.clone();
         // A Handinger task that ended in error or aborted is still a finished tool call: its
         // result (an error result naming the status) is what the extension's `completed`

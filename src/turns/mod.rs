@@ -234,6 +234,11 @@ struct TurnKey {
     task_id: TaskId,
 }
 
+/// Now, as the RFC 3339 timestamp MCP tasks carry.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
+
 /// All turns the server knows about.
 pub struct TurnRegistry {
     turns: Mutex<Registry>,
@@ -378,7 +383,7 @@ impl TurnRegistry {
             {
                 return Ok(joined);
             }
-            let created_at = rmcp::task_manager::current_timestamp();
+            let created_at = now_rfc3339();
             registry.insert(key.clone(), digest, &request, created_at)
         };
         let api = api.clone();
@@ -503,7 +508,7 @@ impl TurnRegistry {
             drop(request);
             // Into the store first, so that once this replica answers, every replica can:
             // a client told "done" here may well ask another one next.
-            let at = rmcp::task_manager::current_timestamp();
+            let at = now_rfc3339();
             let stored = store.finish(&ident, &meta, &outcome, &at).await;
             registry.finish(key, &running, outcome);
             if let Err(error) = stored {
@@ -537,9 +542,7 @@ impl TurnRegistry {
     /// Publishes a turn's outcome, frees its slot and counts what it keeps.
     fn finish(&self, key: TurnKey, turn: &Arc<Turn>, outcome: TurnOutcome) {
         let at = Instant::now();
-        let _ = turn
-            .finished
-            .set((at, rmcp::task_manager::current_timestamp()));
+        let _ = turn.finished.set((at, now_rfc3339()));
         let bytes = outcome.retained_bytes();
         let mut registry = self.lock();
         registry.give_slot(key.scope);

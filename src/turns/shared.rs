@@ -169,7 +169,7 @@ impl SharedStore {
     /// Sets up the connection without making it: a store that is down at start-up fails
     /// the calls that need it and `/readyz`, and is used as soon as it is back.
     pub fn connect(url: &str, ttl: Duration, max_bytes: usize) -> Result<Arc<Self>, String> {
-        let display = crate::doctor::mask_credentials(url);
+        let display = crate::redact::mask_credentials(url);
         let client = redis::Client::open(url).map_err(|e| {
             format!("--store {display} is not a usable Redis URL ({}); use redis://host:port/db or rediss://… for TLS", masked(&e, url))
         })?;
@@ -235,7 +235,7 @@ impl SharedStore {
             budget,
             worker_id: worker,
             started_ms: now_ms(),
-            created_at: rmcp::task_manager::current_timestamp(),
+            created_at: crate::turns::now_rfc3339(),
         }
     }
 
@@ -508,7 +508,7 @@ async fn reconcile_remote(remote: &Remote) -> TurnOutcome {
     let matches = |input: &str| remote.ident.digest(input) == remote.meta.digest;
     let outcome = super::reconcile(&remote.api, &task_id, &matches, cause).await;
     if matches!(outcome, TurnOutcome::Recovered { .. }) {
-        let at = rmcp::task_manager::current_timestamp();
+        let at = crate::turns::now_rfc3339();
         if let Err(error) = remote
             .store
             .finish(&remote.ident, &remote.meta, &outcome, &at)
