@@ -364,24 +364,32 @@ pub fn classify_worker(worker: &str, answer: &Result<serde_json::Value, ApiError
     let fix = "check --worker-id / HANDINGER_MCP_WORKER_ID (or leave it unset, and Handinger sets up a worker from each task's input)";
     match answer {
         Ok(_) => Finding::new(Status::Ok, CHECK, format!("{worker} exists")),
-        Err(ApiError::Status { status: 404, .. }) => Finding::new(
-            Status::Problem,
-            CHECK,
-            format!("{worker} was not found (HTTP 404): {fix}"),
-        ),
-        Err(ApiError::Status { status: 403, .. }) => Finding::new(
-            Status::Problem,
-            CHECK,
-            format!(
-                "the key has no access to {worker} (HTTP 403): use a worker of the key's organization, or {fix}"
-            ),
-        ),
-        Err(error) => Finding::new(
-            Status::Problem,
-            CHECK,
-            format!("{worker} could not be checked: {error}. {}", error.hint()),
-        ),
+        Err(error) => worker_unusable(CHECK, "", worker, fix, error),
     }
+}
+
+/// The finding for a worker whose lookup failed: not found, not the key's, or not
+/// checkable. `prefix` names the tool, for a named worker.
+fn worker_unusable(
+    check: &'static str,
+    prefix: &str,
+    id: &str,
+    fix: &str,
+    error: &ApiError,
+) -> Finding {
+    let detail = match error {
+        ApiError::Status { status: 404, .. } => {
+            format!("{prefix}{id} was not found (HTTP 404): {fix}")
+        }
+        ApiError::Status { status: 403, .. } => format!(
+            "{prefix}the key has no access to {id} (HTTP 403): use a worker of the key's organization, or {fix}"
+        ),
+        error => format!(
+            "{prefix}{id} could not be checked: {error}. {}",
+            error.hint()
+        ),
+    };
+    Finding::new(Status::Problem, check, detail)
 }
 
 /// What `GET /api/workers/{id}` says about a named worker, whose title and summary become
@@ -423,26 +431,7 @@ pub fn classify_named_worker(
                 ),
             }
         }
-        Err(ApiError::Status { status: 404, .. }) => Finding::new(
-            Status::Problem,
-            CHECK,
-            format!("{tool}: {id} was not found (HTTP 404): {fix}"),
-        ),
-        Err(ApiError::Status { status: 403, .. }) => Finding::new(
-            Status::Problem,
-            CHECK,
-            format!(
-                "{tool}: the key has no access to {id} (HTTP 403): use a worker of the key's organization, or {fix}"
-            ),
-        ),
-        Err(error) => Finding::new(
-            Status::Problem,
-            CHECK,
-            format!(
-                "{tool}: {id} could not be checked: {error}. {}",
-                error.hint()
-            ),
-        ),
+        Err(error) => worker_unusable(CHECK, &format!("{tool}: "), id, &fix, error),
     }
 }
 

@@ -14,12 +14,17 @@
 //!   admin), the named workers' `ask_<name>` tools and the `delegate_research` prompt, and
 //!   which of them a server lists (`--toolsets`, `--read-only`, `--worker`). Every tool that
 //!   calls Handinger runs on one skeleton ([`tools`]' `call` module: decode, check, the
-//!   caller's client, the error result).
+//!   caller's client, the error result). A server is handed what it shares with the
+//!   process ([`tools::Shared`]: the API client, the policy, the registry, the metrics, the
+//!   shutdown token) and reaches nothing global; it renders what [`turns`] says is true.
 //! - [`turns`] — turns in flight and finished answers (the registry): each POST is owned by
 //!   the server, not by the call that started it, so an answer outlives a client's timeout,
 //!   a cancellation or `--max-wait` and is collected later with `get_task` (or MCP
 //!   `tasks/get`); bounded in turns running upstream and in bytes kept. ("Task" means a
-//!   Handinger task, an MCP task, or the tool family; a "turn" is one POST of a task.)
+//!   Handinger task, an MCP task, or the tool family; a "turn" is one POST of a task.) It
+//!   is also the one source of truth about a task for `get_task`, `tasks/get` and
+//!   `resources/read` ([`turns::Known`], [`turns::Settled`]): the turn held here, or
+//!   Handinger's record, and which of them wins once a held turn has ended.
 //!   [`turns::shared`] is the optional store replicas share (`--store redis://…`):
 //!   finished answers, the claim on a running turn that lets one replica join another's,
 //!   and the lease whose expiry hands a dead replica's turn to Handinger lookups.
@@ -34,14 +39,22 @@
 //!   [`handinger::fetch_guard`]); its HTTPS clients are built in one place
 //!   ([`handinger::HttpClients`]) on a thread of their own at start-up, off the handshake
 //!   path. It depends on nothing of ours but task ids: attachments are its own wire type
-//!   ([`handinger::attachment`]), which [`files`] produces.
+//!   ([`handinger::attachment`]), which [`files`] produces, and it reports its requests to
+//!   the [`handinger::Observer`] it is given (the server's metrics).
 //! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped.
 //!
 //! The threat model and the test behind each defence: `docs/security.md`.
 //!
-//! Around them: [`config`] (every flag and environment variable), [`config_file`] (the
-//! same settings from a TOML file), [`logging`] (stderr only), [`metrics`] (counters for
-//! `/metrics`) and [`shutdown`] (signals).
+//! Around them: [`config`] (every flag and environment variable; its errors are
+//! [`config::ConfigError`], and what stops a command is a [`StartError`]), [`config_file`]
+//! (the same settings from a TOML file), [`logging`] (stderr only), [`metrics`] (the
+//! counters of `/metrics`: one value made in [`run`] and handed to the tools, the HTTP
+//! layer and, as its observer, the API client), [`shutdown`] (signals; the token that ends
+//! waits is made in [`run`] and handed to the tools and the transports) and [`redact`]
+//! (URLs shown without their passwords).
+//!
+//! Dependencies run one way: [`transport`] → [`tools`] → [`turns`] → [`files`] →
+//! [`handinger`] → [`task_id`]; [`metrics`] knows only [`handinger`]'s observer hooks.
 //!
 //! Two commands help a person set the server up rather than serve: `doctor` ([`doctor`]:
 //! checks the key, the base URL and proxy, the default worker) and `tools`; [`client_config`]

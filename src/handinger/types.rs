@@ -72,56 +72,73 @@ pub struct TaskRequest {
     pub files: Vec<super::attachment::Upload>,
 }
 
-/// The answer of `POST /api/tasks` (Handinger calls it a Worker object).
-#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct WorkerAnswer {
-    /// The worker's id.
-    pub id: Option<String>,
-    pub status: Option<String>,
-    pub running: Option<bool>,
-    pub output_text: Option<String>,
-    pub structured_output: Option<RawJson>,
-    pub sources: Vec<Source>,
-    pub files: Vec<AnswerFile>,
-    pub usage: Option<Usage>,
-    /// Dashboard link of the worker.
-    pub url: Option<String>,
-    /// Unspecified shape; anything but `null` means the turn failed.
-    pub error: Option<RawJson>,
+/// Declares a type Handinger answers with, read leniently: a missing field takes its
+/// default, and so does `null` or a value of the wrong type (through [`null_as_default`],
+/// on every field), so one odd field never costs the caller a whole answer. The attributes
+/// given (docs, more derives, `serde(rename_all)`) are kept.
+macro_rules! lenient {
+    ($(#[$attr:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        #[serde_with::apply(_ => #[serde(deserialize_with = "crate::handinger::types::null_as_default")])]
+        #[derive(Debug, Clone, Default, ::serde::Deserialize)]
+        #[serde(default)]
+        $(#[$attr])*
+        pub struct $name { $($fields)* }
+    };
+}
+pub(super) use lenient;
+
+lenient! {
+    /// The answer of `POST /api/tasks` (Handinger calls it a Worker object).
+    #[derive(Serialize)]
+    pub struct WorkerAnswer {
+        /// The worker's id.
+        pub id: Option<String>,
+        pub status: Option<String>,
+        pub running: Option<bool>,
+        pub output_text: Option<String>,
+        pub structured_output: Option<RawJson>,
+        pub sources: Vec<Source>,
+        pub files: Vec<AnswerFile>,
+        pub usage: Option<Usage>,
+        /// Dashboard link of the worker.
+        pub url: Option<String>,
+        /// Unspecified shape; anything but `null` means the turn failed.
+        pub error: Option<RawJson>,
+    }
 }
 
-#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct Source {
-    pub title: Option<String>,
-    pub url: Option<String>,
+lenient! {
+    #[derive(Serialize)]
+    pub struct Source {
+        pub title: Option<String>,
+        pub url: Option<String>,
+    }
 }
 
-#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct AnswerFile {
-    pub filename: Option<String>,
-    pub media_type: Option<String>,
-    pub url: Option<String>,
-    pub size: Option<f64>,
+lenient! {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AnswerFile {
+        pub filename: Option<String>,
+        pub media_type: Option<String>,
+        pub url: Option<String>,
+        pub size: Option<f64>,
+    }
 }
 
 // Since 2026-07 the POST answer's usage carries only `durationMs`: the credits come from the
 // task's turn record (`GET /api/tasks/{taskId}/turns`); older deployments still send them here.
 // (A doc comment here would become the tool schemas' description of `usage`.)
-/// Credits and time a turn (or a whole task) consumed.
-#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Usage {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credits: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<f64>,
+lenient! {
+    /// Credits and time a turn (or a whole task) consumed.
+    #[derive(Copy, PartialEq, Serialize, schemars::JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Usage {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub credits: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub duration_ms: Option<f64>,
+    }
 }
 
 /// A task and its turns, as the bridge knows it: [`crate::handinger::HandingerClient::get_task`]
@@ -145,72 +162,74 @@ impl TaskRecord {
     }
 }
 
-/// The answer of `GET /api/tasks/{taskId}`: `{task}` today, `{task, turns}` on deployments
-/// older than 2026-07.
-#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct TaskAnswer {
-    pub task: TaskSummary,
-    /// Only older deployments embed the turns; `None` when the answer has no turn list.
-    pub turns: Option<Vec<Turn>>,
+lenient! {
+    /// The answer of `GET /api/tasks/{taskId}`: `{task}` today, `{task, turns}` on deployments
+    /// older than 2026-07.
+    pub struct TaskAnswer {
+        pub task: TaskSummary,
+        /// Only older deployments embed the turns; `None` when the answer has no turn list.
+        pub turns: Option<Vec<Turn>>,
+    }
 }
 
-/// The answer of `GET /api/tasks/{taskId}/turns` (2026-07 on): `{items, taskId}`.
-#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct TurnList {
-    /// `None` when the answer has no list under `items`: an unknown shape, not "no turns".
-    pub items: Option<Vec<Turn>>,
-    pub task_id: Option<String>,
+lenient! {
+    /// The answer of `GET /api/tasks/{taskId}/turns` (2026-07 on): `{items, taskId}`.
+    #[serde(rename_all = "camelCase")]
+    pub struct TurnList {
+        /// `None` when the answer has no list under `items`: an unknown shape, not "no turns".
+        pub items: Option<Vec<Turn>>,
+        pub task_id: Option<String>,
+    }
 }
 
-#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct TaskSummary {
-    pub id: Option<String>,
-    pub status: Option<String>,
-    pub title: Option<String>,
-    pub worker_id: Option<String>,
-    pub url: Option<String>,
-    pub totals: Option<TaskTotals>,
-    pub created_at: Option<RawJson>,
-    pub completed_at: Option<RawJson>,
+lenient! {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct TaskSummary {
+        pub id: Option<String>,
+        pub status: Option<String>,
+        pub title: Option<String>,
+        pub worker_id: Option<String>,
+        pub url: Option<String>,
+        pub totals: Option<TaskTotals>,
+        pub created_at: Option<RawJson>,
+        pub completed_at: Option<RawJson>,
+    }
 }
 
-#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(default, rename_all = "camelCase")]
-pub struct TaskTotals {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credits: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub turn_count: Option<u64>,
+lenient! {
+    #[derive(Copy, PartialEq, Serialize, schemars::JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct TaskTotals {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub credits: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub duration_ms: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub turn_count: Option<u64>,
+    }
 }
 
-#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Turn {
-    pub id: Option<String>,
-    pub seq: Option<i64>,
-    pub role: Option<String>,
-    pub status: Option<String>,
-    pub input: Option<String>,
-    pub output_text: Option<String>,
-    pub structured_output: Option<RawJson>,
-    pub credits: Option<f64>,
-    pub duration_ms: Option<f64>,
-    pub input_tokens: Option<f64>,
-    pub output_tokens: Option<f64>,
-    pub started_at: Option<RawJson>,
-    pub completed_at: Option<RawJson>,
-    /// The files this turn published.
-    pub files: Vec<AnswerFile>,
+lenient! {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Turn {
+        pub id: Option<String>,
+        pub seq: Option<i64>,
+        pub role: Option<String>,
+        pub status: Option<String>,
+        pub input: Option<String>,
+        pub output_text: Option<String>,
+        pub structured_output: Option<RawJson>,
+        pub credits: Option<f64>,
+        pub duration_ms: Option<f64>,
+        pub input_tokens: Option<f64>,
+        pub output_tokens: Option<f64>,
+        pub started_at: Option<RawJson>,
+        pub completed_at: Option<RawJson>,
+        /// The files this turn published.
+        pub files: Vec<AnswerFile>,
+    }
 }
 
 /// Handinger's error body: `{"error": "..."}`.
@@ -301,7 +320,7 @@ impl TaskRecord {
 
 /// Reads `null` as the field's default, and a value of the wrong type too: one odd field
 /// must not cost the caller a finished answer. Every field of an answer shape reads through
-/// it (`serde_with::apply` on each struct); an `Option<RawJson>` field keeps any JSON but
+/// it (each struct is declared with `lenient!`); an `Option<RawJson>` field keeps any JSON but
 /// `null` as its raw text.
 pub(super) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where

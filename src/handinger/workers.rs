@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::client::HandingerClient;
 use super::error::ApiError;
-use super::types::{Budget, null_as_default};
+use super::types::{Budget, lenient};
 use crate::task_id::{TaskId, path_segment};
 
 /// Who can see and use a worker.
@@ -70,29 +70,29 @@ impl WorkerPatch {
     }
 }
 
-/// A worker as Handinger describes it: the WorkerTemplate that `POST` and `PATCH` answer,
-/// or the Worker (current state, latest answer) that `GET` answers. The two shapes differ in
-/// field case, so both spellings are read.
-#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct WorkerInfo {
-    pub id: Option<String>,
-    pub title: Option<String>,
-    pub summary: Option<String>,
-    pub instructions: Option<String>,
-    pub visibility: Option<String>,
-    #[serde(alias = "output_schema")]
-    pub output_schema: Option<Value>,
-    pub url: Option<String>,
-    pub status: Option<String>,
-    pub running: Option<bool>,
-    #[serde(alias = "output_text")]
-    pub output_text: Option<String>,
-    #[serde(alias = "created_at")]
-    pub created_at: Option<Value>,
-    #[serde(alias = "updated_at")]
-    pub updated_at: Option<Value>,
+lenient! {
+    /// A worker as Handinger describes it: the WorkerTemplate that `POST` and `PATCH` answer,
+    /// or the Worker (current state, latest answer) that `GET` answers. The two shapes differ in
+    /// field case, so both spellings are read.
+    #[serde(rename_all = "camelCase")]
+    pub struct WorkerInfo {
+        pub id: Option<String>,
+        pub title: Option<String>,
+        pub summary: Option<String>,
+        pub instructions: Option<String>,
+        pub visibility: Option<String>,
+        #[serde(alias = "output_schema")]
+        pub output_schema: Option<Value>,
+        pub url: Option<String>,
+        pub status: Option<String>,
+        pub running: Option<bool>,
+        #[serde(alias = "output_text")]
+        pub output_text: Option<String>,
+        #[serde(alias = "created_at")]
+        pub created_at: Option<Value>,
+        #[serde(alias = "updated_at")]
+        pub updated_at: Option<Value>,
+    }
 }
 
 /// When a schedule runs a task. Exactly one kind per schedule.
@@ -130,44 +130,43 @@ pub struct NewSchedule {
     pub when: When,
 }
 
-/// A schedule as Handinger answers it: `id, input, budget, nextRunAt, type` plus its when
-/// field (read both nested under `when` and flattened beside `type`).
-#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ScheduleInfo {
-    pub id: Option<String>,
-    pub input: Option<String>,
-    pub budget: Option<String>,
-    pub next_run_at: Option<Value>,
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub when: Option<Value>,
-    pub date: Option<Value>,
-    pub delay_in_seconds: Option<Value>,
-    pub cron: Option<Value>,
-    pub interval_seconds: Option<Value>,
+lenient! {
+    /// A schedule as Handinger answers it: `id, input, budget, nextRunAt, type` plus its when
+    /// field (read both nested under `when` and flattened beside `type`).
+    #[serde(rename_all = "camelCase")]
+    pub struct ScheduleInfo {
+        pub id: Option<String>,
+        pub input: Option<String>,
+        pub budget: Option<String>,
+        pub next_run_at: Option<Value>,
+        #[serde(rename = "type")]
+        pub kind: Option<String>,
+        pub when: Option<Value>,
+        pub date: Option<Value>,
+        pub delay_in_seconds: Option<Value>,
+        pub cron: Option<Value>,
+        pub interval_seconds: Option<Value>,
+    }
 }
 
-/// The answer of `GET /api/workers/{id}/schedules`.
-#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ScheduleList {
-    pub schedules: Vec<ScheduleInfo>,
-    pub worker_id: Option<String>,
-    /// The IANA time zone the worker's cron expressions run in (2026-07 on).
-    pub timezone: Option<String>,
+lenient! {
+    /// The answer of `GET /api/workers/{id}/schedules`.
+    #[serde(rename_all = "camelCase")]
+    pub struct ScheduleList {
+        pub schedules: Vec<ScheduleInfo>,
+        pub worker_id: Option<String>,
+        /// The IANA time zone the worker's cron expressions run in (2026-07 on).
+        pub timezone: Option<String>,
+    }
 }
 
-/// `{deleted}`, `{cancelled}`, `{archived}`: whichever flag the endpoint answers with.
-#[serde_with::apply(_ => #[serde(deserialize_with = "null_as_default")])]
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Done {
-    pub deleted: Option<bool>,
-    pub cancelled: Option<bool>,
-    pub archived: Option<bool>,
+lenient! {
+    /// `{deleted}`, `{cancelled}`, `{archived}`: whichever flag the endpoint answers with.
+    pub struct Done {
+        pub deleted: Option<bool>,
+        pub cancelled: Option<bool>,
+        pub archived: Option<bool>,
+    }
 }
 
 fn worker_path(worker_id: &str) -> String {

@@ -19,7 +19,7 @@ use rmcp::{ErrorData, RoleServer};
 use super::HandingerServer;
 use super::output::{TaskResult, outcome_result, task_result};
 use crate::task_id::TaskId;
-use crate::turns::{Recorded, Turn, TurnOutcome};
+use crate::turns::{Known, Recorded, Turn, TurnOutcome};
 
 /// Suggested `tasks/get` polling interval.
 const POLL_INTERVAL_MS: u64 = 2_000;
@@ -96,14 +96,15 @@ impl HandingerServer {
         context: &RequestContext<RoleServer>,
     ) -> Result<DetailedTask, ErrorData> {
         let (task_id, api) = self.mcp_ids(raw_id, context)?;
-        if let Some(turn) = self.turns.find(&api, &task_id).await {
-            return Ok(self.mcp_task_of(&turn));
-        }
-        let record = api.get_task(&task_id).await.map_err(|error| {
+        let known = self.turns.lookup(&api, &task_id).await.map_err(|error| {
             super::lookup_error(&task_id, &error, |message| {
                 ErrorData::invalid_params(message, None)
             })
         })?;
+        let record = match known {
+            Known::Held(turn) => return Ok(self.mcp_task_of(&turn)),
+            Known::Recorded(record) => *record,
+        };
         let mut result = TaskResult::from_record(&task_id, &record);
         if result.status == "completed" {
             let sources = api.latest_sources(&task_id, &record).await;

@@ -16,7 +16,7 @@ use super::output::{TaskResult, file_name};
 use crate::handinger::ApiError;
 use crate::handinger::types::AnswerFile;
 use crate::task_id::TaskId;
-use crate::turns::TurnOutcome;
+use crate::turns::{Known, TurnOutcome};
 
 const PREFIX: &str = "handinger://tasks/";
 
@@ -108,16 +108,20 @@ impl HandingerServer {
                 .as_deref()
                 .is_some_and(|url| file_name(file.filename.as_deref(), url) == name)
         };
-        if let Some(turn) = self.turns.find(api, task_id).await
-            && let Some(TurnOutcome::Answered { answer, .. }) = turn.outcome().as_deref()
-            && let Some(file) = answer.files.iter().find(matches)
-        {
-            return Ok(file.clone());
-        }
-        let record = api
-            .get_task(task_id)
-            .await
-            .map_err(|e| lookup_error(task_id, &e))?;
+        let lookup_failed = |e: ApiError| lookup_error(task_id, &e);
+        let record = match self.turns.lookup(api, task_id).await {
+            Ok(Known::Held(turn)) => {
+                if let Some(TurnOutcome::Answered { answer, .. }) = turn.outcome().as_deref()
+                    && let Some(file) = answer.files.iter().find(matches)
+                {
+                    return Ok(file.clone());
+                }
+                // Not in the held answer: an earlier turn's file, in the record.
+                api.get_task(task_id).await.map_err(lookup_failed)?
+            }
+            Ok(Known::Recorded(record)) => *record,
+            Err(error) => return Err(lookup_failed(error)),
+        };
         if let Some(why) = &record.turns_unavailable {
             return Err(ErrorData::internal_error(
                 format!("could not find {name:?} of task {task_id}: {why}. Try again in a moment."),

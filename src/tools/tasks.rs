@@ -17,7 +17,7 @@ use super::output::{TaskResult, error_result, outcome_result, task_result};
 use crate::files::upload::AllowedRoots;
 use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;
-use crate::turns::{Recorded, StartRefused, Stop, Turn, TurnOutcome, WaitEnd, is_terminal_status};
+use crate::turns::{Settled, StartRefused, Stop, Turn, TurnOutcome, WaitEnd, is_terminal_status};
 
 /// How long to wait for a client to list its roots.
 const ROOTS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -212,51 +212,35 @@ impl HandingerServer {
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
         let wait = Duration::from_secs(wait).min(self.policy.max_wait);
-        if let Some(turn) = self.turns.find(&api, &task_id).await {
-            let Some(outcome) = self.await_outcome(&turn, wait, context).await else {
-                return running_result(&turn);
-            };
-            // A held turn that failed is not the whole task: Handinger may hold it after all
-            // (its POST failed after sending and the lookups failed too, or it outran the
-            // reconciliation), or hold earlier turns (a follow-up that was refused). Either
-            // way the task record is the answer, not the stale "check it with get_task".
-            if let TurnOutcome::Failed { recorded, .. } = outcome.as_ref() {
-                // "Handinger holds something" needs a readable turn list: one that could not
-                // be read may hide the turn, so it goes to the task record too.
-                let upstream_has_turns = api.get_task(&task_id).await.is_ok_and(|record| {
-                    !record.turns.is_empty() || record.turns_unavailable.is_some()
-                });
-                if *recorded == Recorded::No && !upstream_has_turns {
-                    // Nothing upstream: the held failure says best what happened.
+        let Some(turn) = self.turns.find(&api, &task_id).await else {
+            return self.poll_task(&api, &task_id, wait, context).await;
+        };
+        let Some(outcome) = self.await_outcome(&turn, wait, context).await else {
+            return running_result(&turn);
+        };
+        match self.turns.settle(&api, &turn, &outcome).await {
+            Settled::AsHeld => outcome_result(&task_id, &outcome),
+            Settled::Upstream => self.poll_task(&api, &task_id, wait, context).await,
+            Settled::Completed { record, credits } => {
+                let TurnOutcome::Answered { answer, copies } = outcome.as_ref() else {
                     return outcome_result(&task_id, &outcome);
-                }
-                return self.poll_task(&api, &task_id, wait, context).await;
-            }
-            // The held answer has the sources and files; the task record adds the title,
-            // totals and turn history. Without the record the answer alone still stands.
-            if let TurnOutcome::Answered { answer, copies } = outcome.as_ref()
-                && answer.error.is_none()
-                && let Ok(record) = api.get_task(&task_id).await
-            {
+                };
+                // The held answer has the sources and files; the record adds the title,
+                // totals, turn history and credits.
                 let mut result = TaskResult::from_answer(&task_id, answer, &copies.snapshot());
-                // Since 2026-07 the POST answer has no credits: they are in the turn record.
                 if let Some(usage) = result.usage.as_mut().filter(|u| u.credits.is_none()) {
-                    usage.credits = record
-                        .latest_turn()
-                        .filter(|t| t.input.as_deref().is_some_and(|input| turn.asked(input)))
-                        .and_then(|t| t.credits);
+                    usage.credits = credits;
                 }
                 let overview = TaskResult::from_record(&task_id, &record);
                 result.url = overview.url.or(result.url);
                 result.title = overview.title;
                 result.totals = overview.totals;
                 result.turns = overview.turns;
-                return task_result(&result, None);
+                task_result(&result, None)
             }
-            return outcome_result(&task_id, &outcome);
         }
-        self.poll_task(&api, &task_id, wait, context).await
     }
+
     /// Waits for a turn the server holds, sending progress, at most `limit`; the outcome,
     /// or `None` while it still runs.
     async fn await_outcome(

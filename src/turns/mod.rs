@@ -29,8 +29,10 @@ use crate::handinger::{ApiError, Budget, HandingerClient, TaskRequest, WorkerAns
 use crate::task_id::TaskId;
 
 pub mod shared;
+mod truth;
 
 use shared::{Claim, Lookup, Remote, SharedStore};
+pub use truth::{Known, Settled};
 
 /// How often an ambiguous failure is re-checked with `GET /api/tasks/{id}`.
 const RECONCILE_POLL: Duration = Duration::from_secs(2);
@@ -234,6 +236,26 @@ struct TurnKey {
     task_id: TaskId,
 }
 
+impl TurnKey {
+    fn new(api: &HandingerClient, task_id: TaskId) -> Self {
+        Self {
+            scope: api.scope(),
+            task_id,
+        }
+    }
+}
+
+/// A turn asked for, as [`TurnRegistry::start`] checks and then runs it.
+struct Asked {
+    key: TurnKey,
+    /// Of the input: joining needs only equality, and the input itself goes with the
+    /// request.
+    digest: u64,
+    request: TaskRequest,
+    /// Whether the caller named the worker (a follow-up otherwise reuses the task's).
+    explicit_worker: bool,
+}
+
 /// Now, as the RFC 3339 timestamp MCP tasks carry.
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339()
@@ -333,10 +355,7 @@ impl TurnRegistry {
 
     /// The latest turn of a task, if the server still holds it.
     pub fn get(&self, api: &HandingerClient, task_id: &TaskId) -> Option<Arc<Turn>> {
-        let key = TurnKey {
-            scope: api.scope(),
-            task_id: task_id.clone(),
-        };
+        let key = TurnKey::new(api, task_id.clone());
         let mut registry = self.lock();
         self.evict(&mut registry);
         registry.map.get(&key).cloned()
@@ -353,12 +372,15 @@ impl TurnRegistry {
         request: TaskRequest,
         explicit_worker: bool,
     ) -> Result<Arc<Turn>, StartRefused> {
+        let asked = Asked {
+            key: TurnKey::new(api, task_id),
+            digest: input_digest(&request.input),
+            request,
+            explicit_worker,
+        };
         match &self.shared {
-            None => self.start_here(api, task_id, request, explicit_worker),
-            Some(store) => {
-                self.start_shared(store, api, task_id, request, explicit_worker)
-                    .await
-            }
+            None => self.start_here(api, asked),
+            Some(store) => self.start_shared(store, api, asked).await,
         }
     }
 
@@ -366,26 +388,16 @@ impl TurnRegistry {
     fn start_here(
         self: &Arc<Self>,
         api: &HandingerClient,
-        task_id: TaskId,
-        mut request: TaskRequest,
-        explicit_worker: bool,
+        mut asked: Asked,
     ) -> Result<Arc<Turn>, StartRefused> {
-        let scope = api.scope();
-        let key = TurnKey {
-            scope,
-            task_id: task_id.clone(),
-        };
-        let digest = input_digest(&request.input);
         let turn = {
             let mut registry = self.lock();
-            if let Some(joined) =
-                self.admit(&mut registry, &key, digest, &mut request, explicit_worker)?
-            {
+            if let Some(joined) = self.admit(&mut registry, &mut asked)? {
                 return Ok(joined);
             }
-            let created_at = now_rfc3339();
-            registry.insert(key.clone(), digest, &request, created_at)
+            registry.insert(&asked, now_rfc3339())
         };
+        let Asked { key, request, .. } = asked;
         let api = api.clone();
         let running = turn.clone();
         let registry = self.clone();
@@ -405,27 +417,20 @@ impl TurnRegistry {
         self: &Arc<Self>,
         store: &Arc<SharedStore>,
         api: &HandingerClient,
-        task_id: TaskId,
-        mut request: TaskRequest,
-        explicit_worker: bool,
+        mut asked: Asked,
     ) -> Result<Arc<Turn>, StartRefused> {
-        let scope = api.scope();
-        let key = TurnKey {
-            scope,
-            task_id: task_id.clone(),
-        };
-        let digest = input_digest(&request.input);
         // The slot is taken before the claim (and given back if the turn is not ours), so
         // the limits hold while the store is asked.
         {
             let mut registry = self.lock();
-            if let Some(joined) =
-                self.admit(&mut registry, &key, digest, &mut request, explicit_worker)?
-            {
+            if let Some(joined) = self.admit(&mut registry, &mut asked)? {
                 return Ok(joined);
             }
         }
-        let ident = store.ident(api, &task_id);
+        let scope = asked.key.scope;
+        let task_id = &asked.key.task_id;
+        let request = &mut asked.request;
+        let ident = store.ident(api, task_id);
         let meta = store.meta(
             &ident,
             &request.input,
@@ -441,7 +446,7 @@ impl TurnRegistry {
         {
             // A different input after a turn whose owner died: it may start once Handinger
             // shows that turn ended; until then the task is busy, as it would be here.
-            let ended = api.get_task(&task_id).await.is_ok_and(|record| {
+            let ended = api.get_task(task_id).await.is_ok_and(|record| {
                 record
                     .task
                     .status
@@ -476,12 +481,11 @@ impl TurnRegistry {
                 return Err(StartRefused::Store(error));
             }
         };
-        if request.worker_id.is_none() && !explicit_worker {
+        if request.worker_id.is_none() && !asked.explicit_worker {
             request.worker_id = worker;
         }
-        let turn = self
-            .lock()
-            .insert(key.clone(), digest, &request, meta.created_at.clone());
+        let turn = self.lock().insert(&asked, meta.created_at.clone());
+        let Asked { key, request, .. } = asked;
         let api = api.clone();
         let running = turn.clone();
         let registry = self.clone();
@@ -567,26 +571,25 @@ impl TurnRegistry {
     fn admit(
         &self,
         registry: &mut Registry,
-        key: &TurnKey,
-        digest: u64,
-        request: &mut TaskRequest,
-        explicit_worker: bool,
+        asked: &mut Asked,
     ) -> Result<Option<Arc<Turn>>, StartRefused> {
         self.evict(registry);
-        if let Some(existing) = registry.map.get(key) {
+        if let Some(existing) = registry.map.get(&asked.key) {
             if existing.outcome().is_none() {
-                if existing.input_digest == digest {
+                if existing.input_digest == asked.digest {
                     return Ok(Some(existing.clone()));
                 }
                 return Err(StartRefused::Busy {
                     running_for: existing.started.elapsed(),
                 });
             }
-            if !explicit_worker && let Some(worker) = existing.known_worker() {
-                request.worker_id = Some(worker);
+            if !asked.explicit_worker
+                && let Some(worker) = existing.known_worker()
+            {
+                asked.request.worker_id = Some(worker);
             }
         }
-        registry.take_slot(key.scope, self.limits)?;
+        registry.take_slot(asked.key.scope, self.limits)?;
         Ok(None)
     }
 
@@ -632,21 +635,21 @@ impl Registry {
     /// Counts a turn about to run upstream, unless a limit is reached.
     /// Puts a new turn of `key`'s task in the map, replacing its finished one (which stops
     /// counting; its place in the eviction queue goes stale).
-    fn insert(
-        &mut self,
-        key: TurnKey,
-        digest: u64,
-        request: &TaskRequest,
-        created_at: String,
-    ) -> Arc<Turn> {
-        if let Some(old) = self.map.get(&key).cloned() {
+    fn insert(&mut self, asked: &Asked, created_at: String) -> Arc<Turn> {
+        let Asked {
+            key,
+            digest,
+            request,
+            ..
+        } = asked;
+        if let Some(old) = self.map.get(key).cloned() {
             self.forget_finished(&old);
         }
         self.next_id += 1;
         let turn = Arc::new(Turn {
             id: self.next_id,
             task_id: key.task_id.clone(),
-            input_digest: digest,
+            input_digest: *digest,
             budget: request.budget,
             worker_id: request.worker_id.clone(),
             started: Instant::now(),
@@ -656,7 +659,7 @@ impl Registry {
             cancelled: Default::default(),
             remote: None,
         });
-        self.map.insert(key, turn.clone());
+        self.map.insert(key.clone(), turn.clone());
         turn
     }
 

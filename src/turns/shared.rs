@@ -20,7 +20,7 @@
 //! Input digests are keyed with another digest of the API key that is never stored, so
 //! someone reading Redis cannot confirm a guess of what a tenant asked.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt as _;
@@ -81,6 +81,7 @@ pub struct StoredAnswer {
 /// One task's names in the store, for one API key.
 #[derive(Clone)]
 pub struct Ident {
+    task_id: TaskId,
     prefix: String,
     input_key: [u8; 32],
 }
@@ -118,8 +119,13 @@ pub enum Lookup {
     Nothing,
 }
 
+// The scripts are built once: building one hashes it (EVALSHA sends the SHA-1, and the
+// script itself only when Redis does not know it yet).
+
 // The claim: a turn is recorded (with its lease) only where none is.
-const CLAIM: &str = r"
+static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
 local current = redis.call('GET', KEYS[1])
 if current then
   return {'held', current, redis.call('EXISTS', KEYS[2])}
@@ -127,19 +133,27 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return {'won', redis.call('GET', KEYS[3]) or ''}
-";
+",
+    )
+});
 
 // Renews the lease while it is still this turn's.
-const RENEW: &str = r"
+static RENEW: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
-";
+",
+    )
+});
 
 // Stores a finished turn unless a later turn replaced it, ends the claim and wakes the
 // waiters. An empty answer only ends the claim (an answer too big to keep).
-const FINISH: &str = r"
+static FINISH: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
 local current = redis.call('GET', KEYS[1])
 if current and cjson.decode(current)['uid'] ~= ARGV[1] then
   return 0
@@ -153,17 +167,23 @@ end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('PUBLISH', KEYS[5], ARGV[1])
 return 1
-";
+",
+    )
+});
 
 // Drops an orphaned turn (no lease) so a new one can be claimed.
-const TAKE_OVER: &str = r"
+static TAKE_OVER: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
 local current = redis.call('GET', KEYS[1])
 if current and cjson.decode(current)['uid'] == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('DEL', KEYS[1])
   return 1
 end
 return 0
-";
+",
+    )
+});
 
 impl SharedStore {
     /// Sets up the connection without making it: a store that is down at start-up fails
@@ -212,6 +232,7 @@ impl SharedStore {
     /// The store's names for a task of this key.
     pub fn ident(&self, api: &HandingerClient, task_id: &TaskId) -> Ident {
         Ident {
+            task_id: task_id.clone(),
             prefix: format!(
                 "{LAYOUT}:{}:{task_id}",
                 hex(&api.key_digest("handinger-mcp store scope")[..16])
@@ -242,19 +263,13 @@ impl SharedStore {
     /// Records `meta` as the task's running turn unless one is recorded already.
     pub async fn claim(&self, ident: &Ident, meta: &TurnMeta) -> Result<Claim, String> {
         let json = serde_json::to_string(meta).map_err(|e| e.to_string())?;
-        let mut connection = self.manager.clone();
-        let script = redis::Script::new(CLAIM);
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(ident.key("turn"))
-            .key(ident.key("lease"))
-            .key(ident.key("worker"))
-            .arg(json)
-            .arg(&meta.uid)
-            .arg(millis(LEASE))
-            .arg(millis(self.ttl + LEASE));
         let answer: Vec<redis::Value> = self
-            .run(async move { invocation.invoke_async(&mut connection).await })
+            .invoke(&CLAIM, ident, &["turn", "lease", "worker"], |call| {
+                call.arg(json)
+                    .arg(&meta.uid)
+                    .arg(millis(LEASE))
+                    .arg(millis(self.ttl + LEASE));
+            })
             .await?;
         let text = |i: usize| match answer.get(i) {
             Some(redis::Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
@@ -284,15 +299,10 @@ impl SharedStore {
 
     /// Keeps the claim alive; `false` once it is no longer this turn's.
     pub async fn renew(&self, ident: &Ident, uid: &str) -> Result<bool, String> {
-        let mut connection = self.manager.clone();
-        let script = redis::Script::new(RENEW);
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(ident.key("lease"))
-            .arg(uid)
-            .arg(millis(LEASE));
         let renewed: i64 = self
-            .run(async move { invocation.invoke_async(&mut connection).await })
+            .invoke(&RENEW, ident, &["lease"], |call| {
+                call.arg(uid).arg(millis(LEASE));
+            })
             .await?;
         Ok(renewed == 1)
     }
@@ -322,36 +332,24 @@ impl SharedStore {
         }
         .or_else(|| meta.worker_id.clone())
         .unwrap_or_default();
-        let mut connection = self.manager.clone();
-        let script = redis::Script::new(FINISH);
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(ident.key("turn"))
-            .key(ident.key("lease"))
-            .key(ident.key("answer"))
-            .key(ident.key("worker"))
-            .key(ident.key("done"))
-            .arg(&meta.uid)
-            .arg(answer)
-            .arg(millis(self.ttl))
-            .arg(worker);
+        let keys = ["turn", "lease", "answer", "worker", "done"];
         let _: i64 = self
-            .run(async move { invocation.invoke_async(&mut connection).await })
+            .invoke(&FINISH, ident, &keys, |call| {
+                call.arg(&meta.uid)
+                    .arg(answer)
+                    .arg(millis(self.ttl))
+                    .arg(worker);
+            })
             .await?;
         Ok(())
     }
 
     /// Drops an orphaned turn so a different input may start a new one.
     pub async fn take_over(&self, ident: &Ident, uid: &str) -> Result<bool, String> {
-        let mut connection = self.manager.clone();
-        let script = redis::Script::new(TAKE_OVER);
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(ident.key("turn"))
-            .key(ident.key("lease"))
-            .arg(uid);
         let taken: i64 = self
-            .run(async move { invocation.invoke_async(&mut connection).await })
+            .invoke(&TAKE_OVER, ident, &["turn", "lease"], |call| {
+                call.arg(uid);
+            })
             .await?;
         Ok(taken == 1)
     }
@@ -400,6 +398,24 @@ impl SharedStore {
     /// Runs one store operation within [`OPERATION_TIMEOUT`]. The error names the store's
     /// address (password masked) only in the log: the message goes to MCP clients and to
     /// the unauthenticated `/readyz`, which have no business knowing where it lives.
+    /// Runs one of the Lua scripts on `ident`'s `keys`, with the arguments `args` adds.
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        script: &'static redis::Script,
+        ident: &Ident,
+        keys: &[&str],
+        args: impl FnOnce(&mut redis::ScriptInvocation<'static>),
+    ) -> Result<T, String> {
+        let mut invocation = script.prepare_invoke();
+        for name in keys {
+            invocation.key(ident.key(name));
+        }
+        args(&mut invocation);
+        let mut connection = self.manager.clone();
+        self.run(async move { invocation.invoke_async(&mut connection).await })
+            .await
+    }
+
     async fn run<T>(
         &self,
         operation: impl std::future::Future<Output = redis::RedisResult<T>>,
@@ -493,20 +509,12 @@ async fn next_message(messages: &mut Option<redis::aio::PubSubStream>) -> Option
 /// Follows an orphaned turn on Handinger to its end, and keeps what it found in the store
 /// for the other replicas.
 async fn reconcile_remote(remote: &Remote) -> TurnOutcome {
-    let task_id = match TaskId::parse(remote.ident.prefix.rsplit(':').next().unwrap_or_default()) {
-        Ok(id) => id,
-        Err(error) => {
-            return TurnOutcome::Failed {
-                error: ApiError::LocalFile { detail: error },
-                recorded: super::Recorded::Unknown,
-            };
-        }
-    };
+    let task_id = &remote.ident.task_id;
     let cause = ApiError::Interrupted {
         detail: "the replica that sent it stopped before the answer arrived".into(),
     };
     let matches = |input: &str| remote.ident.digest(input) == remote.meta.digest;
-    let outcome = super::reconcile(&remote.api, &task_id, &matches, cause).await;
+    let outcome = super::reconcile(&remote.api, task_id, &matches, cause).await;
     if matches!(outcome, TurnOutcome::Recovered { .. }) {
         let at = crate::turns::now_rfc3339();
         if let Err(error) = remote
@@ -537,8 +545,7 @@ impl Remote {
         };
         Arc::new(Turn {
             id: 0,
-            task_id: TaskId::parse(self.ident.prefix.rsplit(':').next().unwrap_or_default())
-                .unwrap_or_else(|_| TaskId::generate()),
+            task_id: self.ident.task_id.clone(),
             input_digest: 0,
             budget: self.meta.budget,
             worker_id: self.meta.worker_id.clone(),

@@ -171,30 +171,11 @@ pub async fn mcp_gate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if let Err(response) = access.check_caller(&mut request) {
-        return response;
+    let checked = access.check_caller(&mut request);
+    match checked.and_then(|()| access.check_client(&request)) {
+        Ok(()) => next.run(request).await,
+        Err(response) => response,
     }
-    let client = match access.check_user_key(request.headers()) {
-        Ok(Some(key)) => access.rate.as_ref().map(|rate| rate.key_id(key)),
-        Ok(None) => None,
-        Err(response) => return response,
-    };
-    let address = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| ClientId::Ip(peer.ip()));
-    if let (Some(limiter), Some(address)) = (&access.address_rate, address)
-        && let Err(wait) = limiter.check(address)
-    {
-        return address_over_limit(wait);
-    }
-    let client = client.or(address);
-    if let Some(client) = client
-        && let Err(response) = access.check_rate(client)
-    {
-        return response;
-    }
-    next.run(request).await
 }
 
 fn address_over_limit(wait: std::time::Duration) -> Response {
@@ -222,6 +203,25 @@ pub async fn ops_gate(
 }
 
 impl Access {
+    /// What the MCP endpoints check beyond [`Self::check_caller`]: the client's own key
+    /// (with `--key-from-request`), then the rate limits, by address and by key.
+    fn check_client(&self, request: &Request) -> Result<(), Response> {
+        let client = self
+            .check_user_key(request.headers())?
+            .and_then(|key| self.rate.as_ref().map(|rate| rate.key_id(key)));
+        let address = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| ClientId::Ip(peer.ip()));
+        if let (Some(limiter), Some(address)) = (&self.address_rate, address) {
+            limiter.check(address).map_err(address_over_limit)?;
+        }
+        match client.or(address) {
+            Some(client) => self.check_rate(client),
+            None => Ok(()),
+        }
+    }
+
     /// What every guarded endpoint checks first: secrets hidden from logs, then host and
     /// origin, then the bearer token.
     fn check_caller(&self, request: &mut Request) -> Result<(), Response> {
