@@ -13,19 +13,7 @@ async fn tools_list_matches_the_reviewed_snapshot() {
     let fake = FakeHandinger::start().await;
     let bridge = start(&fake.base_url, &[]).await;
     let tools = bridge.client.list_all_tools().await.unwrap();
-    let actual = serde_json::to_string_pretty(&tools).unwrap() + "\n";
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/snapshots/tools_list.json"
-    );
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(path, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(path).unwrap_or_default();
-    assert_eq!(
-        actual, expected,
-        "tools/list changed: review it, then run with UPDATE_SNAPSHOTS=1 to accept"
-    );
+    snapshots::assert_listing(&snapshots::DEFAULT, &tools, "tools/list over stdio").await;
     let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
     assert_eq!(names, ["create_task", "get_task"]);
 }

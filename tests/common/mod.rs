@@ -6,6 +6,7 @@
 pub mod fake;
 pub mod http;
 pub mod redis;
+pub mod snapshots;
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
