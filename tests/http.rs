@@ -22,42 +22,24 @@ fn http() -> reqwest::Client {
 
 /// A JSON-RPC POST to `/mcp` with the headers a Streamable HTTP client sends.
 fn rpc(bridge: &HttpBridge, body: Value) -> reqwest::RequestBuilder {
-    http()
-        .post(bridge.url("/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .json(&body)
+    common::rpc::post(&http(), &bridge.url("/mcp")).json(&body)
 }
 
 fn initialize_body() -> Value {
-    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "raw-test", "version": "1"}}})
+    common::rpc::initialize(1, "2025-11-25", "raw-test")
 }
 
 fn call_body(id: u64, tool: &str, arguments: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-           "params": {"name": tool, "arguments": arguments}})
+    common::rpc::tool_call(id, tool, arguments)
 }
 
 /// The JSON-RPC answer in a response, whether it came as JSON or as an SSE stream.
 async fn rpc_answer(response: reqwest::Response) -> Value {
-    let is_sse = response
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
     let text = tokio::time::timeout(PATIENCE, response.text())
         .await
         .expect("answer in time")
         .unwrap();
-    if !is_sse {
-        return serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    }
-    text.split("\n\n")
-        .filter_map(|event| sse_field(event, "data"))
-        .filter_map(|data| serde_json::from_str::<Value>(&data).ok())
-        .find(|m| m.get("result").is_some() || m.get("error").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC answer in: {text}"))
+    common::rpc::http_answer(&text, None).unwrap_or_else(|| panic!("no JSON-RPC answer in: {text}"))
 }
 
 fn sse_field(event: &str, name: &str) -> Option<String> {
@@ -345,7 +327,7 @@ async fn legacy_sse_round_trip() {
     assert_eq!(answer["id"], 1);
     assert_eq!(answer["result"]["protocolVersion"], "2024-11-05");
     assert_eq!(answer["result"]["serverInfo"]["name"], "handinger-mcp");
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let initialized = common::rpc::initialized();
     assert_eq!(post(initialized).await.unwrap().status(), 202);
 
     let status = metrics(&bridge, None).await;
@@ -671,7 +653,7 @@ async fn per_user_keys_reach_handinger_and_the_server_key_stays_unused() {
     };
     assert_eq!(post(initialize_body()).await.unwrap().status(), 202);
     events.message().await;
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let initialized = common::rpc::initialized();
     assert_eq!(post(initialized).await.unwrap().status(), 202);
     let call = call_body(2, "create_task", json!({"input": "bob over sse"}));
     assert_eq!(post(call).await.unwrap().status(), 202);

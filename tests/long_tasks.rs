@@ -409,15 +409,12 @@ async fn waiting_call_survives(end: &str) {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    for line in [
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create_task","arguments":{"input":"slow sleep=30000"}}}"#,
+    for message in [
+        rpc::initialize(1, "2025-11-25", "raw"),
+        rpc::initialized(),
+        rpc::tool_call(2, "create_task", json!({"input": "slow sleep=30000"})),
     ] {
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
+        stdin.write_all(&rpc::line(&message)).await.unwrap();
     }
     while fake.posts().is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;

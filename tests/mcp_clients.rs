@@ -110,22 +110,11 @@ async fn rpc_answer(response: reqwest::Response) -> Value {
         .await
         .expect("answer in time")
         .unwrap();
-    if let Ok(json) = serde_json::from_str::<Value>(&text) {
-        return json;
-    }
-    text.lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-        .find(|m| m.get("result").is_some() || m.get("error").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC answer in: {text}"))
+    rpc::http_answer(&text, None).unwrap_or_else(|| panic!("no JSON-RPC answer in: {text}"))
 }
 
 fn post(url: &str, body: &Value) -> reqwest::RequestBuilder {
-    reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .json(body)
+    rpc::post(&reqwest::Client::new(), url).json(body)
 }
 
 /// A raw 2025-11-25 session over HTTP whose initialize lists the tasks extension, as MCP
@@ -148,7 +137,7 @@ async fn raw_legacy_session(url: &str) -> String {
         answer["result"]["capabilities"]["extensions"][TASKS_EXTENSION].is_object(),
         "{answer}"
     );
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let initialized = rpc::initialized();
     let response = post(url, &initialized)
         .header("mcp-session-id", &session)
         .header("mcp-protocol-version", "2025-11-25")
@@ -166,8 +155,7 @@ async fn a_raw_2025_11_25_http_session_declaring_the_extension_gets_the_tool_res
     let url = bridge.url("/mcp");
     let session = raw_legacy_session(&url).await;
 
-    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-        "params": {"name": "create_task", "arguments": {"input": "from the inspector"}}});
+    let call = rpc::tool_call(2, "create_task", json!({"input": "from the inspector"}));
     let response = post(&url, &call)
         .header("mcp-session-id", &session)
         .header("mcp-protocol-version", "2025-11-25")
