@@ -415,7 +415,8 @@ async fn gate(
     if path.starts_with("/api/") && !authorized(&state, &parts.headers) {
         return error(401, "Invalid API key");
     }
-    if parts.method != Method::GET
+    let write = matches!(parts.method, Method::POST | Method::PATCH | Method::DELETE);
+    if write
         && path != "/api/tasks"
         && let Some(response) = write_fault(&state)
     {

@@ -1,5 +1,11 @@
-//! Shared test harness: the fake Handinger API and the real `handinger-mcp` binary driven
-//! by rmcp's own client over stdio.
+//! Shared test harness: the real `handinger-mcp` binary driven by rmcp's own client over
+//! stdio (here), and beside it:
+//! - [`fake`]: the fake Handinger API (also served by the benchmark);
+//! - [`http`]: the binary in `http` mode;
+//! - [`rpc`]: raw JSON-RPC for tests that speak MCP by hand (also the benchmark's client);
+//! - [`stderr`]: a child's stderr, collected as it arrives;
+//! - [`snapshots`]: the reviewed `tools/list`, one file per tool;
+//! - [`redis`]: a real Redis server for the shared-store tests.
 
 #![allow(dead_code)]
 

@@ -72,6 +72,16 @@ pub const HOW_TO_ACCEPT: &str =
 /// The tools a server lists with `args`, built in-process the way `handinger-mcp tools`
 /// builds it: no key, so named workers are described from their names.
 pub async fn in_process(args: &[&str]) -> Vec<Tool> {
+    // The settings are read as the binary reads them, environment included: one inherited
+    // from the shell would change the listing.
+    let inherited: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("HANDINGER_MCP_"))
+        .collect();
+    assert!(
+        inherited.is_empty(),
+        "unset {inherited:?}: the in-process tools/list would follow them, not the listing's settings"
+    );
     let argv = ["handinger-mcp", "tools"].iter().chain(args);
     let cli = match parse_args(argv.copied()) {
         Ok(cli) => cli,
