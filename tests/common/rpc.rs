@@ -91,7 +91,8 @@ pub fn http_answer(body: &str, id: Option<&Value>) -> Option<Value> {
 /// when this is dropped.
 pub struct RawStdio {
     pub child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
+    /// `None` once closed.
+    stdin: Option<tokio::process::ChildStdin>,
     lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
     /// Longest wait for a line: a hang fails instead of stalling the suite.
     patience: Duration,
@@ -101,10 +102,20 @@ impl RawStdio {
     /// Spawns `cmd` with its stdin and stdout piped (stderr discarded) and completes the
     /// handshake with request id 1.
     pub async fn start(
-        mut cmd: tokio::process::Command,
+        cmd: tokio::process::Command,
         protocol_version: &str,
         patience: Duration,
     ) -> Self {
+        let mut raw = Self::spawn(cmd, patience);
+        raw.send(&initialize(1, protocol_version, "raw")).await;
+        let answer = raw.answer_to(1).await;
+        assert!(answer.get("result").is_some(), "initialize: {answer}");
+        raw.send(&initialized()).await;
+        raw
+    }
+
+    /// Spawns `cmd` with its stdin and stdout piped (stderr discarded), sending nothing.
+    pub fn spawn(mut cmd: tokio::process::Command, patience: Duration) -> Self {
         use tokio::io::AsyncBufReadExt;
         let mut child = cmd
             .stdin(std::process::Stdio::piped())
@@ -113,19 +124,14 @@ impl RawStdio {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn handinger-mcp");
-        let stdin = child.stdin.take().unwrap();
+        let stdin = child.stdin.take();
         let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut raw = RawStdio {
+        RawStdio {
             child,
             stdin,
             lines,
             patience,
-        };
-        raw.send(&initialize(1, protocol_version, "raw")).await;
-        let answer = raw.answer_to(1).await;
-        assert!(answer.get("result").is_some(), "initialize: {answer}");
-        raw.send(&initialized()).await;
-        raw
+        }
     }
 
     pub async fn send(&mut self, message: &Value) {
@@ -135,24 +141,48 @@ impl RawStdio {
     /// Sends `text` as one line, as it is: it need not be valid JSON-RPC.
     pub async fn send_line(&mut self, text: &str) {
         use tokio::io::AsyncWriteExt;
-        self.stdin.write_all(text.as_bytes()).await.unwrap();
-        self.stdin.write_all(b"\n").await.unwrap();
+        let stdin = self.stdin.as_mut().expect("stdin is still open");
+        stdin.write_all(text.as_bytes()).await.unwrap();
+        stdin.write_all(b"\n").await.unwrap();
+    }
+
+    /// Closes the child's stdin: the end of the session.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// The next message on stdout, `None` once it closes. Anything on stdout that is not
+    /// JSON fails the test: stdout carries only JSON-RPC.
+    pub async fn next_message(&mut self) -> Option<Value> {
+        let line = tokio::time::timeout(self.patience, self.lines.next_line())
+            .await
+            .expect("a message or the end of stdout instead of silence")
+            .expect("read stdout")?;
+        let message = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("non-JSON on stdout: {line:?} ({e})"));
+        Some(message)
     }
 
     /// The next message answering `id` (skipping notifications and other answers).
     pub async fn answer_to(&mut self, id: impl Into<Value>) -> Value {
         let id = id.into();
         loop {
-            let line = tokio::time::timeout(self.patience, self.lines.next_line())
+            let message = self
+                .next_message()
                 .await
-                .expect("an answer instead of silence")
-                .unwrap()
                 .expect("the server is still running");
-            let message: Value = serde_json::from_str(&line).unwrap();
             if answers(&message, &id) {
                 return message;
             }
         }
+    }
+
+    /// Waits (within the patience) for the child to exit.
+    pub async fn exit_status(&mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(self.patience, self.child.wait())
+            .await
+            .expect("the server exits")
+            .expect("wait for the server")
     }
 }
 
