@@ -398,10 +398,9 @@ async fn rotating_keys_does_not_escape_the_rate_limit_per_address() {
     .await;
     let client = reqwest::Client::new();
     let list = |key: String| {
-        rpc::post(&client, &bridge.url("/mcp"))
-            .header("mcp-protocol-version", "2025-11-25")
+        let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+        rpc::post_initialized(&client, &bridge.url("/mcp"), None, &list)
             .header("x-handinger-api-key", key)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
             .send()
     };
     for i in 0..3 {
@@ -466,10 +465,8 @@ async fn stateless_calls_with_the_same_id_each_get_their_own_answer() {
     let bridge = start_http(&fake.base_url, &["--stateless"]).await;
     let client = reqwest::Client::new();
     let call = |id: Value, input: &str| {
-        rpc::post(&client, &bridge.url("/mcp"))
-            .header("mcp-protocol-version", "2025-11-25")
-            .json(&rpc::tool_call(id, "create_task", json!({"input": input})))
-            .send()
+        let call = rpc::tool_call(id, "create_task", json!({"input": input}));
+        rpc::post_initialized(&client, &bridge.url("/mcp"), None, &call).send()
     };
     let (first, second, third) = tokio::join!(
         call(json!("same"), "first"),

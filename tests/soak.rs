@@ -198,10 +198,7 @@ impl Caller {
             } => {
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
                 let body = rpc::tool_call(id, tool, arguments);
-                let sent = rpc::post(http, url)
-                    .header("mcp-protocol-version", "2025-11-25")
-                    .json(&body)
-                    .send();
+                let sent = rpc::post_initialized(http, url, None, &body).send();
                 let response = tokio::time::timeout(CALL_DEADLINE, sent)
                     .await
                     .unwrap_or_else(|_| {

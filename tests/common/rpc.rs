@@ -71,6 +71,24 @@ pub fn post(http: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
         .header("accept", ACCEPT)
 }
 
+/// The protocol version the raw HTTP clients announce once initialized.
+pub const HTTP_PROTOCOL: &str = "2025-11-25";
+
+/// A POST of `body` once initialized: [`post`]'s headers, `mcp-protocol-version`
+/// ([`HTTP_PROTOCOL`]) and, in a session, the session's id.
+pub fn post_initialized(
+    http: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    body: &Value,
+) -> reqwest::RequestBuilder {
+    let mut request = post(http, url).header("mcp-protocol-version", HTTP_PROTOCOL);
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    request.json(body)
+}
+
 /// The JSON-RPC answer in a Streamable HTTP response body: the body itself when it is
 /// JSON, else the first `data:` line of its event stream that answers `id` (with `None`,
 /// the first that is a result or an error).
