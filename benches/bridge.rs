@@ -22,10 +22,13 @@
 #[allow(dead_code)]
 #[path = "../tests/common/fake.rs"]
 mod fake;
+#[allow(dead_code)]
+#[path = "../tests/common/rpc.rs"]
+mod rpc;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -301,15 +304,8 @@ impl Subject {
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut child = command.spawn().expect("spawn the bridge");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        StdioBridge {
-            child,
-            stdin,
-            stdout,
-            next_id: 0,
-            line: String::new(),
-        }
+        let rpc = rpc::BlockingStdio::new(&mut child);
+        StdioBridge { child, rpc }
     }
 }
 
@@ -331,10 +327,7 @@ fn output_of(command: &mut Command) -> Option<String> {
 /// A bridge child process and a blocking, one-line-per-message JSON-RPC client on it.
 struct StdioBridge {
     child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    next_id: u64,
-    line: String,
+    rpc: rpc::BlockingStdio,
 }
 
 impl StdioBridge {
@@ -342,74 +335,26 @@ impl StdioBridge {
         self.child.id()
     }
 
-    /// Sends a request and reads until its response; returns the parsed response.
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        self.send(&message);
-        self.read_response(id)
-    }
-
-    fn notify(&mut self, method: &str) {
-        self.send(&json!({"jsonrpc": "2.0", "method": method}));
-    }
-
-    fn send(&mut self, message: &Value) {
-        let mut bytes = serde_json::to_vec(message).expect("JSON");
-        bytes.push(b'\n');
-        self.stdin.write_all(&bytes).expect("write to the bridge");
-        self.stdin.flush().expect("flush to the bridge");
-    }
-
-    fn read_response(&mut self, id: u64) -> Value {
-        loop {
-            self.line.clear();
-            let n = self
-                .stdout
-                .read_line(&mut self.line)
-                .expect("read from the bridge");
-            assert!(n > 0, "the bridge closed stdout");
-            let message: Value = match serde_json::from_str(&self.line) {
-                Ok(message) => message,
-                Err(_) => continue,
-            };
-            if message.get("id").and_then(Value::as_u64) == Some(id)
-                && message.get("method").is_none()
-            {
-                return message;
-            }
-        }
-    }
-
     fn initialize(&mut self) {
-        let answer = self.request(
-            "initialize",
-            json!({
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "bridge-bench", "version": "1"}
-            }),
-        );
-        assert!(answer.get("result").is_some(), "initialize: {answer}");
-        self.notify("notifications/initialized");
+        self.rpc.initialize("2025-06-18", "bridge-bench");
     }
 
     fn list_tools(&mut self) {
-        let answer = self.request("tools/list", json!({}));
+        let answer = self.rpc.request("tools/list", json!({}));
         let tools = answer["result"]["tools"].as_array().map_or(0, Vec::len);
         assert!(tools >= 1, "tools/list: {answer}");
     }
 
     fn create_task(&mut self, arguments: Value) -> Value {
-        self.request(
+        self.rpc.request(
             "tools/call",
             json!({"name": "create_task", "arguments": arguments}),
         )
     }
 
     fn close(mut self) {
-        drop(self.stdin);
+        // Dropping the client closes the bridge's stdin.
+        drop(self.rpc);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -634,13 +579,8 @@ const HTTP_SESSIONS: usize = 100;
 
 /// Opens an MCP session (`initialize`, then `notifications/initialized`); its id.
 async fn open_session(http: &reqwest::Client, url: &str) -> Result<String, String> {
-    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "bridge-bench", "version": "1"}}});
-    let response = http
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+    let initialize = rpc::initialize(0, "2025-11-25", "bridge-bench");
+    let response = rpc::post(http, url)
         .json(&initialize)
         .send()
         .await
@@ -652,27 +592,14 @@ async fn open_session(http: &reqwest::Client, url: &str) -> Result<String, Strin
         .map(str::to_owned)
         .ok_or_else(|| format!("no session id (HTTP {})", response.status()))?;
     response.text().await.map_err(|e| e.to_string())?;
-    http.post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+    rpc::post(http, url)
         .header("mcp-session-id", &session)
         .header("mcp-protocol-version", "2025-11-25")
-        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .json(&rpc::initialized())
         .send()
         .await
         .map_err(|e| e.to_string())?;
     Ok(session)
-}
-
-/// The JSON-RPC answer with this id in a body, plain JSON or an event stream.
-fn find_answer(text: &str, id: usize) -> Option<Value> {
-    if let Ok(answer) = serde_json::from_str::<Value>(text) {
-        return Some(answer);
-    }
-    text.lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-        .find(|message| message["id"] == json!(id))
 }
 
 /// A throwaway CA and a certificate for 127.0.0.1 signed by it, made with `openssl`.
@@ -876,13 +803,8 @@ async fn http_burst(
         let (http, url) = (http.clone(), url.clone());
         let session = (!session_ids.is_empty()).then(|| session_ids[i % session_ids.len()].clone());
         async move {
-            let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
-                "params": {"name": "create_task", "arguments": {"input": format!("http call {i}")}}});
-            let mut request = http
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", "2025-11-25");
+            let body = rpc::tool_call(i, "create_task", json!({"input": format!("http call {i}")}));
+            let mut request = rpc::post(&http, &url).header("mcp-protocol-version", "2025-11-25");
             if let Some(session) = session {
                 request = request.header("mcp-session-id", session);
             }
@@ -893,7 +815,7 @@ async fn http_burst(
                 .map_err(|e| e.to_string())?;
             let status = response.status();
             let text = response.text().await.map_err(|e| e.to_string())?;
-            let answer = find_answer(&text, i).ok_or_else(|| {
+            let answer = rpc::http_answer(&text, Some(&json!(i))).ok_or_else(|| {
                 format!(
                     "HTTP {status}: {}",
                     text.chars().take(300).collect::<String>()

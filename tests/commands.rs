@@ -7,11 +7,6 @@ use std::process::Output;
 use common::*;
 use serde_json::Value;
 
-const SNAPSHOT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/snapshots/tools_list.json"
-);
-
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -261,12 +256,11 @@ async fn tools_prints_the_snapshot_without_a_key_or_network() {
     assert!(output.status.success(), "{}", all_output(&output));
     // A tools/list result, whose `tools` array is the reviewed snapshot.
     let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let snapshot: Value =
-        serde_json::from_str(&std::fs::read_to_string(SNAPSHOT).unwrap()).unwrap();
+    let snapshot = snapshots::expected_json(&snapshots::DEFAULT).await;
     assert_eq!(
         printed,
         serde_json::json!({ "tools": snapshot }),
-        "`handinger-mcp tools` is not {{\"tools\": <{SNAPSHOT}>}}"
+        "`handinger-mcp tools` is not {{\"tools\": <the default listing's snapshots>}}"
     );
     assert!(
         stdout(&output).ends_with("}\n"),

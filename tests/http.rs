@@ -22,42 +22,43 @@ fn http() -> reqwest::Client {
 
 /// A JSON-RPC POST to `/mcp` with the headers a Streamable HTTP client sends.
 fn rpc(bridge: &HttpBridge, body: Value) -> reqwest::RequestBuilder {
-    http()
-        .post(bridge.url("/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .json(&body)
+    common::rpc::post(&http(), &bridge.url("/mcp")).json(&body)
+}
+
+/// A JSON-RPC POST to `/mcp` once initialized (in `session`, if any).
+fn rpc_initialized(
+    bridge: &HttpBridge,
+    session: Option<&str>,
+    body: Value,
+) -> reqwest::RequestBuilder {
+    common::rpc::post_initialized(&http(), &bridge.url("/mcp"), session, &body)
+}
+
+/// A `tools/call` POST to `/mcp` once initialized, outside any session.
+fn call_initialized(
+    bridge: &HttpBridge,
+    id: u64,
+    tool: &str,
+    arguments: Value,
+) -> reqwest::RequestBuilder {
+    rpc_initialized(bridge, None, call_body(id, tool, arguments))
 }
 
 fn initialize_body() -> Value {
-    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "raw-test", "version": "1"}}})
+    common::rpc::initialize(1, "2025-11-25", "raw-test")
 }
 
 fn call_body(id: u64, tool: &str, arguments: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-           "params": {"name": tool, "arguments": arguments}})
+    common::rpc::tool_call(id, tool, arguments)
 }
 
 /// The JSON-RPC answer in a response, whether it came as JSON or as an SSE stream.
 async fn rpc_answer(response: reqwest::Response) -> Value {
-    let is_sse = response
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
     let text = tokio::time::timeout(PATIENCE, response.text())
         .await
         .expect("answer in time")
         .unwrap();
-    if !is_sse {
-        return serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    }
-    text.split("\n\n")
-        .filter_map(|event| sse_field(event, "data"))
-        .filter_map(|data| serde_json::from_str::<Value>(&data).ok())
-        .find(|m| m.get("result").is_some() || m.get("error").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC answer in: {text}"))
+    common::rpc::http_answer(&text, None).unwrap_or_else(|| panic!("no JSON-RPC answer in: {text}"))
 }
 
 fn sse_field(event: &str, name: &str) -> Option<String> {
@@ -185,14 +186,10 @@ async fn stateless_mode_answers_plain_json_without_sessions() {
     assert_eq!(answer["result"]["serverInfo"]["name"], "handinger-mcp");
 
     // Every request stands alone: a tool call needs no session and answers in one JSON body.
-    let response = rpc(
-        &bridge,
-        call_body(2, "create_task", json!({"input": "hello"})),
-    )
-    .header("mcp-protocol-version", "2025-11-25")
-    .send()
-    .await
-    .unwrap();
+    let response = call_initialized(&bridge, 2, "create_task", json!({"input": "hello"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let answer: Value = response.json().await.unwrap();
@@ -345,7 +342,7 @@ async fn legacy_sse_round_trip() {
     assert_eq!(answer["id"], 1);
     assert_eq!(answer["result"]["protocolVersion"], "2024-11-05");
     assert_eq!(answer["result"]["serverInfo"]["name"], "handinger-mcp");
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let initialized = common::rpc::initialized();
     assert_eq!(post(initialized).await.unwrap().status(), 202);
 
     let status = metrics(&bridge, None).await;
@@ -541,24 +538,14 @@ async fn tool_calls_beyond_the_concurrency_bound_get_503() {
         &["--stateless", "--max-concurrent-calls", "1"],
     )
     .await;
-    let slow = tokio::spawn(
-        rpc(
-            &bridge,
-            call_body(1, "create_task", json!({"input": "slow"})),
-        )
-        .header("mcp-protocol-version", "2025-11-25")
-        .send(),
-    );
+    let slow =
+        tokio::spawn(call_initialized(&bridge, 1, "create_task", json!({"input": "slow"})).send());
     wait_for(|| fake.posts().len() == 1).await;
 
-    let response = rpc(
-        &bridge,
-        call_body(2, "get_task", json!({"taskId": "tsk_1"})),
-    )
-    .header("mcp-protocol-version", "2025-11-25")
-    .send()
-    .await
-    .unwrap();
+    let response = call_initialized(&bridge, 2, "get_task", json!({"taskId": "tsk_1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
     assert!(
@@ -569,25 +556,17 @@ async fn tool_calls_beyond_the_concurrency_bound_get_503() {
             .contains("--max-concurrent-calls")
     );
     let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
-    let response = rpc(&bridge, list)
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .unwrap();
+    let response = rpc_initialized(&bridge, None, list).send().await.unwrap();
     assert_eq!(response.status(), 200, "only tool calls are bounded");
 
     let first = slow.await.unwrap().unwrap();
     assert_eq!(first.status(), 200);
     assert!(rpc_answer(first).await["result"]["structuredContent"]["taskId"].is_string());
     // Its permit went back with its answer.
-    let response = rpc(
-        &bridge,
-        call_body(4, "get_task", json!({"taskId": "tsk_1"})),
-    )
-    .header("mcp-protocol-version", "2025-11-25")
-    .send()
-    .await
-    .unwrap();
+    let response = call_initialized(&bridge, 4, "get_task", json!({"taskId": "tsk_1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
 }
 
@@ -681,7 +660,7 @@ async fn per_user_keys_reach_handinger_and_the_server_key_stays_unused() {
     };
     assert_eq!(post(initialize_body()).await.unwrap().status(), 202);
     events.message().await;
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let initialized = common::rpc::initialized();
     assert_eq!(post(initialized).await.unwrap().status(), 202);
     let call = call_body(2, "create_task", json!({"input": "bob over sse"}));
     assert_eq!(post(call).await.unwrap().status(), 202);
@@ -765,12 +744,11 @@ async fn idle_sessions_of_both_transports_expire_with_a_404() {
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
-    let expired = rpc(
+    let expired = rpc_initialized(
         &bridge,
+        Some(&session),
         json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}),
     )
-    .header("mcp-session-id", &session)
-    .header("mcp-protocol-version", "2025-11-25")
     .send()
     .await
     .unwrap();
@@ -805,12 +783,7 @@ async fn sigterm_lets_a_call_in_flight_finish_then_exits_0() {
     let mut bridge = start_http(&fake.base_url, &["--stateless"]).await;
 
     let call = tokio::spawn(
-        rpc(
-            &bridge,
-            call_body(1, "create_task", json!({"input": "finish me"})),
-        )
-        .header("mcp-protocol-version", "2025-11-25")
-        .send(),
+        call_initialized(&bridge, 1, "create_task", json!({"input": "finish me"})).send(),
     );
     wait_for(|| fake.posts().len() == 1).await;
     bridge.terminate();
@@ -892,11 +865,12 @@ async fn sigterm_answers_a_waiting_call_with_its_task_id() {
     let fake = FakeHandinger::start().await;
     let mut bridge = start_http(&fake.base_url, &["--stateless"]).await;
     let call = tokio::spawn(
-        rpc(
+        call_initialized(
             &bridge,
-            call_body(1, "create_task", json!({"input": "long sleep=60000"})),
+            1,
+            "create_task",
+            json!({"input": "long sleep=60000"}),
         )
-        .header("mcp-protocol-version", "2025-11-25")
         .send(),
     );
     wait_for(|| fake.posts().len() == 1).await;

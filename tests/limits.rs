@@ -19,9 +19,7 @@ use tokio::net::TcpStream;
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn initialize_body() -> Value {
-    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "limits-test", "version": "1"}}})
+    rpc::initialize(1, "2025-11-25", "limits-test")
 }
 
 /// A reqwest client whose connections come from `source` (any 127.x address is loopback
@@ -34,11 +32,7 @@ fn http_from(source: [u8; 4]) -> reqwest::Client {
 }
 
 fn initialize(client: &reqwest::Client, bridge: &HttpBridge) -> reqwest::RequestBuilder {
-    client
-        .post(bridge.url("/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .json(&initialize_body())
+    rpc::post(client, &bridge.url("/mcp")).json(&initialize_body())
 }
 
 async fn connect(bridge: &HttpBridge) -> TcpStream {
@@ -261,10 +255,7 @@ async fn bodies_beyond_the_buffer_budget_get_503() {
     // ...so another 1,000 would go beyond 1,500 held (once the server has read the first).
     let client = reqwest::Client::new();
     let over_budget = |client: &reqwest::Client| {
-        client
-            .post(bridge.url("/mcp"))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
+        rpc::post(client, &bridge.url("/mcp"))
             .body(" ".repeat(1000))
             .send()
     };
@@ -407,13 +398,9 @@ async fn rotating_keys_does_not_escape_the_rate_limit_per_address() {
     .await;
     let client = reqwest::Client::new();
     let list = |key: String| {
-        client
-            .post(bridge.url("/mcp"))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
+        let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+        rpc::post_initialized(&client, &bridge.url("/mcp"), None, &list)
             .header("x-handinger-api-key", key)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
             .send()
     };
     for i in 0..3 {
@@ -478,14 +465,8 @@ async fn stateless_calls_with_the_same_id_each_get_their_own_answer() {
     let bridge = start_http(&fake.base_url, &["--stateless"]).await;
     let client = reqwest::Client::new();
     let call = |id: Value, input: &str| {
-        client
-            .post(bridge.url("/mcp"))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
-            .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                "params": {"name": "create_task", "arguments": {"input": input}}}))
-            .send()
+        let call = rpc::tool_call(id, "create_task", json!({"input": input}));
+        rpc::post_initialized(&client, &bridge.url("/mcp"), None, &call).send()
     };
     let (first, second, third) = tokio::join!(
         call(json!("same"), "first"),

@@ -17,7 +17,6 @@ use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// A client that records progress notifications and may declare the MCP tasks extension
 /// (then speaking protocol 2026-07-28, the first to define task handles).
@@ -402,30 +401,21 @@ async fn mcp_tasks_clients_get_a_task_at_once_and_poll_it_to_the_answer() {
 /// The waiting call must still be answered with its resumable taskId before the exit.
 async fn waiting_call_survives(end: &str) {
     let fake = FakeHandinger::start().await;
-    let mut child = command(&fake.base_url, &[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    for line in [
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create_task","arguments":{"input":"slow sleep=30000"}}}"#,
+    let mut raw = rpc::RawStdio::spawn(command(&fake.base_url, &[]), Duration::from_secs(20));
+    for message in [
+        rpc::initialize(1, "2025-11-25", "raw"),
+        rpc::initialized(),
+        rpc::tool_call(2, "create_task", json!({"input": "slow sleep=30000"})),
     ] {
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
+        raw.send(&message).await;
     }
     while fake.posts().is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     match end {
-        "eof" => drop(stdin),
+        "eof" => raw.close_stdin(),
         signal => {
-            let pid = child.id().unwrap().to_string();
+            let pid = raw.child.id().unwrap().to_string();
             let status = std::process::Command::new("kill")
                 .args([signal, &pid])
                 .status()
@@ -433,10 +423,8 @@ async fn waiting_call_survives(end: &str) {
             assert!(status.success());
         }
     }
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut answer = None;
-    while let Ok(Some(line)) = lines.next_line().await {
-        let message: Value = serde_json::from_str(&line).unwrap();
+    while let Some(message) = raw.next_message().await {
         if message["id"] == 2 {
             answer = Some(message);
         }
@@ -445,10 +433,7 @@ async fn waiting_call_survives(end: &str) {
     let data = &answer["result"]["structuredContent"];
     assert_eq!(data["status"], "running", "{end}: {answer}");
     assert_eq!(data["taskId"], fake.posts()[0].body["taskId"], "{end}");
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = raw.exit_status().await;
     assert!(status.success(), "{end}: a graceful exit, got {status:?}");
 }
 

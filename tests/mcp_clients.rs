@@ -110,22 +110,16 @@ async fn rpc_answer(response: reqwest::Response) -> Value {
         .await
         .expect("answer in time")
         .unwrap();
-    if let Ok(json) = serde_json::from_str::<Value>(&text) {
-        return json;
-    }
-    text.lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-        .find(|m| m.get("result").is_some() || m.get("error").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC answer in: {text}"))
+    rpc::http_answer(&text, None).unwrap_or_else(|| panic!("no JSON-RPC answer in: {text}"))
 }
 
 fn post(url: &str, body: &Value) -> reqwest::RequestBuilder {
-    reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .json(body)
+    rpc::post(&reqwest::Client::new(), url).json(body)
+}
+
+/// A POST once initialized, in `session` if any.
+fn post_initialized(url: &str, session: Option<&str>, body: &Value) -> reqwest::RequestBuilder {
+    rpc::post_initialized(&reqwest::Client::new(), url, session, body)
 }
 
 /// A raw 2025-11-25 session over HTTP whose initialize lists the tasks extension, as MCP
@@ -148,10 +142,8 @@ async fn raw_legacy_session(url: &str) -> String {
         answer["result"]["capabilities"]["extensions"][TASKS_EXTENSION].is_object(),
         "{answer}"
     );
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let response = post(url, &initialized)
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
+    let initialized = rpc::initialized();
+    let response = post_initialized(url, Some(&session), &initialized)
         .send()
         .await
         .unwrap();
@@ -166,11 +158,8 @@ async fn a_raw_2025_11_25_http_session_declaring_the_extension_gets_the_tool_res
     let url = bridge.url("/mcp");
     let session = raw_legacy_session(&url).await;
 
-    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-        "params": {"name": "create_task", "arguments": {"input": "from the inspector"}}});
-    let response = post(&url, &call)
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
+    let call = rpc::tool_call(2, "create_task", json!({"input": "from the inspector"}));
+    let response = post_initialized(&url, Some(&session), &call)
         .send()
         .await
         .unwrap();
@@ -255,9 +244,7 @@ async fn delete_mcp_ends_the_session_with_200() {
 
     // And the session is really gone.
     let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
-    let response = post(&url, &ping)
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
+    let response = post_initialized(&url, Some(&session), &ping)
         .send()
         .await
         .unwrap();
@@ -290,8 +277,7 @@ async fn stateless_mode_logs_no_sse_url_and_streams_a_call_only_when_it_reports_
     };
 
     // No progress token: one JSON body, even for a turn that takes a while.
-    let response = post(&url, &call(1, "quiet sleep=1500", json!({})))
-        .header("mcp-protocol-version", "2025-11-25")
+    let response = post_initialized(&url, None, &call(1, "quiet sleep=1500", json!({})))
         .send()
         .await
         .unwrap();
@@ -301,11 +287,11 @@ async fn stateless_mode_logs_no_sse_url_and_streams_a_call_only_when_it_reports_
 
     // A progress token on a turn longer than the interval: the progress notifications and
     // the answer come as an event stream, as Streamable HTTP allows.
-    let response = post(
+    let response = post_initialized(
         &url,
+        None,
         &call(2, "chatty sleep=2500", json!({"progressToken": "p1"})),
     )
-    .header("mcp-protocol-version", "2025-11-25")
     .send()
     .await
     .unwrap();

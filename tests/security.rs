@@ -352,17 +352,16 @@ async fn a_download_dir_failure_says_why() {
 const ALICE: &str = "hdg_live_alice_key";
 const BOB: &str = "hdg_live_bob_key";
 
+/// The protocol version the raw clients here speak.
+const PROTOCOL: &str = "2025-06-18";
+
 fn initialize_body() -> Value {
-    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "0"}}})
+    rpc::initialize(1, PROTOCOL, "raw")
 }
 
 fn mcp_post(http: &reqwest::Client, url: &str, key: &str, body: &Value) -> reqwest::RequestBuilder {
-    http.post(url)
+    rpc::post(http, url)
         .header("x-handinger-api-key", key)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
         .json(body)
 }
 
@@ -382,7 +381,7 @@ async fn a_session_is_404_for_other_credentials_and_stays_its_owners() {
         .unwrap()
         .to_owned();
     drop(opened);
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let initialized = rpc::initialized();
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
 
     // Bob holds Alice's session id: every way of using it finds no session.
@@ -682,63 +681,17 @@ async fn files_that_report_size_zero_are_limited_and_sent_by_what_they_hold() {
 // ---------------------------------------------------------------------------------------
 // Protocol edges over stdio, spoken raw.
 
-struct RawStdio {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-}
-
-impl RawStdio {
-    async fn start(base_url: &str, args: &[&str]) -> Self {
-        let mut child = command(base_url, args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut raw = RawStdio {
-            child,
-            stdin,
-            lines,
-        };
-        raw.send(&initialize_body().to_string()).await;
-        raw.answer_to(1).await;
-        raw.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .await;
-        raw
-    }
-
-    async fn send(&mut self, line: &str) {
-        self.stdin.write_all(line.as_bytes()).await.unwrap();
-        self.stdin.write_all(b"\n").await.unwrap();
-    }
-
-    /// The next message answering `id` (skipping notifications and other answers).
-    async fn answer_to(&mut self, id: i64) -> Value {
-        loop {
-            let line = tokio::time::timeout(HANG, self.lines.next_line())
-                .await
-                .expect("an answer instead of silence")
-                .unwrap()
-                .expect("the server is still running");
-            let message: Value = serde_json::from_str(&line).unwrap();
-            if message["id"] == json!(id) {
-                return message;
-            }
-        }
-    }
+/// The raw stdio client these edges need, initialized as the HTTP cases are.
+async fn raw_stdio(base_url: &str, args: &[&str]) -> rpc::RawStdio {
+    rpc::RawStdio::start(command(base_url, args), PROTOCOL, HANG).await
 }
 
 #[tokio::test]
 async fn a_stdio_message_over_the_cap_is_answered_with_an_error() {
     let fake = FakeHandinger::start().await;
-    let mut raw = RawStdio::start(&fake.base_url, &["--max-message-bytes", "2048"]).await;
-    let big = json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call",
-        "params": {"name": "create_task", "arguments": {"input": "x".repeat(10_000)}}});
-    raw.send(&big.to_string()).await;
+    let mut raw = raw_stdio(&fake.base_url, &["--max-message-bytes", "2048"]).await;
+    let big = rpc::tool_call(42, "create_task", json!({"input": "x".repeat(10_000)}));
+    raw.send(&big).await;
     let answer = raw.answer_to(42).await;
     assert_eq!(answer["error"]["code"], -32700, "{answer}");
     assert!(
@@ -747,7 +700,7 @@ async fn a_stdio_message_over_the_cap_is_answered_with_an_error() {
             .unwrap()
             .contains("--max-message-bytes")
     );
-    raw.send(r#"{"jsonrpc":"2.0","id":43,"method":"ping"}"#)
+    raw.send_line(r#"{"jsonrpc":"2.0","id":43,"method":"ping"}"#)
         .await;
     assert!(raw.answer_to(43).await.get("result").is_some());
     assert!(fake.posts().is_empty());
@@ -758,13 +711,10 @@ async fn a_stdio_message_over_the_cap_is_answered_with_an_error() {
 async fn a_second_request_with_an_id_in_flight_is_refused_before_anything_is_sent() {
     let fake = FakeHandinger::start().await;
     fake.set_turn_duration(Duration::from_millis(500));
-    let mut raw = RawStdio::start(&fake.base_url, &[]).await;
-    let call = |input: &str| {
-        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-            "params": {"name": "create_task", "arguments": {"input": input}}})
-        .to_string()
-    };
-    raw.send(&format!("{}\n{}", call("first"), call("second")))
+    let mut raw = raw_stdio(&fake.base_url, &[]).await;
+    let call = |input: &str| rpc::tool_call(7, "create_task", json!({"input": input})).to_string();
+    // Both in one write, so the second arrives while the first is in flight.
+    raw.send_line(&format!("{}\n{}", call("first"), call("second")))
         .await;
     let refused = raw.answer_to(7).await;
     assert!(

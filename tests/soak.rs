@@ -137,22 +137,15 @@ impl RawClient {
             _child: child,
         };
         let init = client
-            .request(
-                "initialize",
-                json!({"protocolVersion": "2025-06-18", "capabilities": {},
-                       "clientInfo": {"name": "soak", "version": "1"}}),
-            )
+            .request("initialize", rpc::initialize_params("2025-06-18", "soak"))
             .await;
         assert!(init.get("result").is_some(), "initialize: {init}");
-        client
-            .send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
+        client.send(&rpc::initialized()).await;
         client
     }
 
     async fn send(&self, message: &Value) {
-        let mut line = serde_json::to_vec(message).unwrap();
-        line.push(b'\n');
+        let line = rpc::line(message);
         let mut stdin = self.stdin.lock().await;
         stdin.write_all(&line).await.expect("write to the bridge");
         stdin.flush().await.expect("flush");
@@ -162,8 +155,7 @@ impl RawClient {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap().insert(id, tx);
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
-            .await;
+        self.send(&rpc::request(id, method, params)).await;
         match tokio::time::timeout(CALL_DEADLINE, rx).await {
             Ok(Ok(response)) => response,
             Ok(Err(_)) => panic!("the bridge closed stdout before answering request {id}"),
@@ -205,15 +197,8 @@ impl Caller {
                 http, url, next_id, ..
             } => {
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
-                let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                                  "params": {"name": tool, "arguments": arguments}});
-                let sent = http
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .header("accept", "application/json, text/event-stream")
-                    .header("mcp-protocol-version", "2025-11-25")
-                    .json(&body)
-                    .send();
+                let body = rpc::tool_call(id, tool, arguments);
+                let sent = rpc::post_initialized(http, url, None, &body).send();
                 let response = tokio::time::timeout(CALL_DEADLINE, sent)
                     .await
                     .unwrap_or_else(|_| {

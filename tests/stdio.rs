@@ -6,26 +6,13 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 #[tokio::test]
 async fn tools_list_matches_the_reviewed_snapshot() {
     let fake = FakeHandinger::start().await;
     let bridge = start(&fake.base_url, &[]).await;
     let tools = bridge.client.list_all_tools().await.unwrap();
-    let actual = serde_json::to_string_pretty(&tools).unwrap() + "\n";
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/snapshots/tools_list.json"
-    );
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(path, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(path).unwrap_or_default();
-    assert_eq!(
-        actual, expected,
-        "tools/list changed: review it, then run with UPDATE_SNAPSHOTS=1 to accept"
-    );
+    snapshots::assert_listing(&snapshots::DEFAULT, &tools, "tools/list over stdio").await;
     let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
     assert_eq!(names, ["create_task", "get_task"]);
 }
@@ -361,13 +348,7 @@ async fn missing_key_exits_at_once_naming_the_variable() {
 #[tokio::test]
 async fn stdout_carries_only_json_rpc_and_survives_garbage() {
     let fake = FakeHandinger::start().await;
-    let mut child = command(&fake.base_url, &[])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let mut raw = rpc::RawStdio::spawn(command(&fake.base_url, &[]), Duration::from_secs(20));
     let lines = [
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
@@ -377,10 +358,8 @@ async fn stdout_carries_only_json_rpc_and_survives_garbage() {
         r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"no_such_tool","arguments":{}}}"#,
     ];
     for line in lines {
-        stdin.write_all(line.as_bytes()).await.unwrap();
-        stdin.write_all(b"\n").await.unwrap();
+        raw.send_line(line).await;
     }
-    let mut reader = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
     while seen
         .iter()
@@ -388,14 +367,8 @@ async fn stdout_carries_only_json_rpc_and_survives_garbage() {
         .count()
         < 2
     {
-        let line = tokio::time::timeout(Duration::from_secs(20), reader.next_line())
-            .await
-            .expect("answers arrive")
-            .unwrap()
-            .expect("stdout stays open");
-        let message: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("non-JSON on stdout: {line:?} ({e})"));
-        assert_eq!(message["jsonrpc"], "2.0", "{line}");
+        let message = raw.next_message().await.expect("stdout stays open");
+        assert_eq!(message["jsonrpc"], "2.0", "{message}");
         seen.push(message);
     }
     let by_id = |id: i64| seen.iter().find(|m| m["id"] == id).cloned().unwrap();
@@ -409,11 +382,8 @@ async fn stdout_carries_only_json_rpc_and_survives_garbage() {
         seen.iter().any(|m| m["error"]["code"] == -32600),
         "the non-message JSON got an Invalid Request error: {seen:?}"
     );
-    drop(stdin);
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    raw.close_stdin();
+    let status = raw.exit_status().await;
     assert!(status.success(), "stdin EOF is a clean exit");
 }
 

@@ -11,10 +11,6 @@ use common::*;
 use rmcp::model::{GetPromptRequestParams, Tool};
 use serde_json::{Value, json};
 
-const SNAPSHOT_ALL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/snapshots/tools_list_all.json"
-);
 const ALL_TOOLSETS: &str = "tasks,workers,schedules,admin";
 
 async fn tool_list(bridge: &Bridge) -> Vec<Tool> {
@@ -187,15 +183,9 @@ async fn all_toolsets_match_the_reviewed_snapshot() {
     let fake = FakeHandinger::start().await;
     let bridge = start(&fake.base_url, &["--toolsets", ALL_TOOLSETS]).await;
     let tools = tool_list(&bridge).await;
-    let actual = serde_json::to_string_pretty(&tools).unwrap() + "\n";
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(SNAPSHOT_ALL, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(SNAPSHOT_ALL).unwrap_or_default();
-    assert_eq!(
-        actual, expected,
-        "tools/list with every toolset changed: review it, then run with UPDATE_SNAPSHOTS=1 to accept"
-    );
+    let listing = &snapshots::ALL_TOOLSETS;
+    assert_eq!(listing.args, ["--toolsets", ALL_TOOLSETS]);
+    snapshots::assert_listing(listing, &tools, "tools/list over stdio").await;
 
     // `handinger-mcp tools` prints the same for the same settings, with no key or call.
     let mut cmd = tokio::process::Command::new(BINARY);
@@ -205,7 +195,7 @@ async fn all_toolsets_match_the_reviewed_snapshot() {
     let output = run_to_completion(cmd).await;
     assert!(output.status.success(), "{}", stderr_of(&output));
     let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let expected: Value = serde_json::from_str(&expected).unwrap();
+    let expected = snapshots::expected_json(listing).await;
     assert_eq!(printed, json!({ "tools": expected }));
     assert!(fake.received().is_empty());
 }

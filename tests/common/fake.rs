@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -354,17 +354,15 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/files/{name}", get(serve_file))
         .route("/stalled/{name}", get(stall_file))
+        // Every route: recorded, the key checked, a queued write fault answered (`gate`).
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), gate))
         .fallback(unknown)
         // Attachments can be large (a 100 MiB upload test streams through).
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 
-fn record(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: Value) {
-    record_with_uploads(state, method, uri, headers, body, Vec::new());
-}
-
-fn record_with_uploads(
+fn record(
     state: &Shared,
     method: &Method,
     uri: &Uri,
@@ -382,6 +380,51 @@ fn record_with_uploads(
         body,
         uploads,
     });
+}
+
+/// The request body as [`gate`] read and recorded it: the JSON (for multipart, the text
+/// fields as an object), `Null` when empty or not JSON. Handlers take it as
+/// `Extension<Sent>`.
+#[derive(Clone)]
+struct Sent(Value);
+
+/// What every route does before its own logic, in this order: record the request (body
+/// and file parts included), refuse an API route (`/api/…`) without an accepted key with
+/// 401 (the file hosts under `/files` and `/stalled` serve anyone), and answer a write
+/// (other than `POST /api/tasks`, whose faults are [`Fault`]s drawn after its input is
+/// checked) with a queued write fault. The handler gets the body as [`Sent`].
+async fn gate(
+    State(state): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    // The parts (path parameters among their extensions) go on to the handler; the body
+    // is read here once.
+    let (sent, uploads) =
+        read_task_body(axum::extract::Request::from_parts(parts.clone(), body)).await;
+    record(
+        &state,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        sent.clone(),
+        uploads,
+    );
+    let path = parts.uri.path();
+    if path.starts_with("/api/") && !authorized(&state, &parts.headers) {
+        return error(401, "Invalid API key");
+    }
+    let write = matches!(parts.method, Method::POST | Method::PATCH | Method::DELETE);
+    if write
+        && path != "/api/tasks"
+        && let Some(response) = write_fault(&state)
+    {
+        return response;
+    }
+    let mut forwarded = axum::extract::Request::from_parts(parts, Body::empty());
+    forwarded.extensions_mut().insert(Sent(sent));
+    next.run(forwarded).await
 }
 
 fn authorized(state: &Shared, headers: &HeaderMap) -> bool {
@@ -449,17 +492,10 @@ async fn read_task_body(request: axum::extract::Request) -> (Value, Vec<Received
     (Value::Object(fields), uploads)
 }
 
-async fn create_task(State(state): State<Shared>, request: axum::extract::Request) -> Response {
-    let (method, uri, headers) = (
-        request.method().clone(),
-        request.uri().clone(),
-        request.headers().clone(),
-    );
-    let (body, uploads) = read_task_body(request).await;
-    record_with_uploads(&state, &method, &uri, &headers, body.clone(), uploads);
-    if !authorized(&state, &headers) {
-        return error(401, "Invalid API key");
-    }
+async fn create_task(
+    State(state): State<Shared>,
+    Extension(Sent(body)): Extension<Sent>,
+) -> Response {
     let Some(input) = body
         .get("input")
         .and_then(Value::as_str)
@@ -634,17 +670,7 @@ pub fn worker_answer(worker_id: &str, output: &str) -> Value {
     })
 }
 
-async fn get_task(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers, Value::Null);
-    if !authorized(&state, &headers) {
-        return error(401, "Invalid API key");
-    }
+async fn get_task(State(state): State<Shared>, Path(id): Path<String>) -> Response {
     let mut s = state.lock().unwrap();
     if s.failing_lookups > 0 {
         s.failing_lookups -= 1;
@@ -699,17 +725,7 @@ fn turn_values(task_id: &str, turns: &[TurnRecord]) -> Vec<Value> {
 }
 
 /// `GET /api/tasks/{id}/turns` (2026-07 on): `{items, taskId}`; absent in the legacy shape.
-async fn list_turns(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers, Value::Null);
-    if !authorized(&state, &headers) {
-        return error(401, "Invalid API key");
-    }
+async fn list_turns(State(state): State<Shared>, Path(id): Path<String>) -> Response {
     let mut s = state.lock().unwrap();
     if s.legacy_task_shape {
         return error(404, "No such endpoint");
@@ -728,17 +744,7 @@ async fn list_turns(
     axum::Json(json!({ "items": turn_values(&id, turns), "taskId": id })).into_response()
 }
 
-async fn get_worker(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers, Value::Null);
-    if !authorized(&state, &headers) {
-        return error(401, "Invalid API key");
-    }
+async fn get_worker(State(state): State<Shared>, Path(id): Path<String>, uri: Uri) -> Response {
     let s = state.lock().unwrap();
     let template = s.templates.get(&id);
     if template.is_none() && !s.workers.contains(&id) && !s.task_workers.values().any(|w| *w == id)
@@ -774,23 +780,6 @@ async fn get_worker(
     axum::Json(answer).into_response()
 }
 
-/// Reads and records a JSON request; `None` when it lacks the right key (answer 401).
-fn accept(
-    state: &Shared,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Option<Value> {
-    let body: Value = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(body).unwrap_or(Value::Null)
-    };
-    record(state, method, uri, headers, body.clone());
-    authorized(state, headers).then_some(body)
-}
-
 /// The answer of an injected write fault, if one is queued.
 fn write_fault(state: &Shared) -> Option<Response> {
     let (status, retry_after) = state.lock().unwrap().write_faults.pop_front()?;
@@ -818,17 +807,8 @@ const TEMPLATE_FIELDS: [&str; 5] = [
 
 async fn create_worker(
     State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Extension(Sent(body)): Extension<Sent>,
 ) -> Response {
-    let Some(body) = accept(&state, &method, &uri, &headers, &body) else {
-        return error(401, "Invalid API key");
-    };
-    if let Some(response) = write_fault(&state) {
-        return response;
-    }
     let text = |key: &str| {
         body.get(key)
             .and_then(Value::as_str)
@@ -857,17 +837,8 @@ async fn create_worker(
 async fn update_worker(
     State(state): State<Shared>,
     Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Extension(Sent(body)): Extension<Sent>,
 ) -> Response {
-    let Some(body) = accept(&state, &method, &uri, &headers, &body) else {
-        return error(401, "Invalid API key");
-    };
-    if let Some(response) = write_fault(&state) {
-        return response;
-    }
     let mut s = state.lock().unwrap();
     let Some(Value::Object(template)) = s.templates.get_mut(&id) else {
         return error(404, "Worker not found");
@@ -882,20 +853,7 @@ async fn update_worker(
     axum::Json(Value::Object(template.clone())).into_response()
 }
 
-async fn delete_worker(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if accept(&state, &method, &uri, &headers, &body).is_none() {
-        return error(401, "Invalid API key");
-    }
-    if let Some(response) = write_fault(&state) {
-        return response;
-    }
+async fn delete_worker(State(state): State<Shared>, Path(id): Path<String>) -> Response {
     let mut s = state.lock().unwrap();
     let known = s.templates.remove(&id).is_some() | s.workers.remove(&id);
     if !known {
@@ -912,17 +870,8 @@ fn worker_known(s: &FakeState, id: &str) -> bool {
 async fn create_schedule(
     State(state): State<Shared>,
     Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Extension(Sent(body)): Extension<Sent>,
 ) -> Response {
-    let Some(body) = accept(&state, &method, &uri, &headers, &body) else {
-        return error(401, "Invalid API key");
-    };
-    if let Some(response) = write_fault(&state) {
-        return response;
-    }
     let mut s = state.lock().unwrap();
     if !worker_known(&s, &id) {
         return error(404, "Worker not found");
@@ -961,17 +910,7 @@ async fn create_schedule(
     axum::Json(schedule).into_response()
 }
 
-async fn list_schedules(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers, Value::Null);
-    if !authorized(&state, &headers) {
-        return error(401, "Invalid API key");
-    }
+async fn list_schedules(State(state): State<Shared>, Path(id): Path<String>) -> Response {
     let s = state.lock().unwrap();
     if !worker_known(&s, &id) {
         return error(404, "Worker not found");
@@ -987,17 +926,7 @@ pub const SCHEDULE_TIME_ZONE: &str = "Europe/Madrid";
 async fn cancel_schedule(
     State(state): State<Shared>,
     Path((id, schedule_id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
 ) -> Response {
-    if accept(&state, &method, &uri, &headers, &body).is_none() {
-        return error(401, "Invalid API key");
-    }
-    if let Some(response) = write_fault(&state) {
-        return response;
-    }
     let mut s = state.lock().unwrap();
     let Some(schedules) = s.schedules.get_mut(&id) else {
         return error(404, "Schedule not found");
@@ -1010,20 +939,7 @@ async fn cancel_schedule(
     axum::Json(json!({ "cancelled": true })).into_response()
 }
 
-async fn archive_task(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if accept(&state, &method, &uri, &headers, &body).is_none() {
-        return error(401, "Invalid API key");
-    }
-    if let Some(response) = write_fault(&state) {
-        return response;
-    }
+async fn archive_task(State(state): State<Shared>, Path(id): Path<String>) -> Response {
     let mut s = state.lock().unwrap();
     if !s.tasks.contains_key(&id) {
         return error(404, "Task not found");
@@ -1038,31 +954,18 @@ async fn unknown(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    record(&state, &method, &uri, &headers, Value::Null);
+    record(&state, &method, &uri, &headers, Value::Null, Vec::new());
     error(404, "No such endpoint")
 }
 
 /// Accepts the request and never answers (within a test's life): a stalled file host.
-async fn stall_file(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers, Value::Null);
+async fn stall_file() -> Response {
     tokio::time::sleep(Duration::from_secs(600)).await;
     error(504, "Stalled")
 }
 
 /// Serves a file set with `serve_file_bytes`, to anyone: tests check who sent credentials.
-async fn serve_file(
-    State(state): State<Shared>,
-    Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers, Value::Null);
+async fn serve_file(State(state): State<Shared>, Path(name): Path<String>) -> Response {
     let Some((media_type, bytes)) = state.lock().unwrap().served_files.get(&name).cloned() else {
         return error(404, "No such file");
     };

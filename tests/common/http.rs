@@ -3,13 +3,11 @@
 
 use std::collections::HashMap;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 use super::{Client, command};
@@ -23,7 +21,7 @@ pub struct HttpBridge {
     reader: Option<tokio::task::JoinHandle<()>>,
     /// `http://127.0.0.1:PORT`
     pub base: String,
-    pub stderr: Arc<Mutex<String>>,
+    pub stderr: super::stderr::Log,
 }
 
 /// `handinger-mcp http --listen 127.0.0.1:0 <args>` against the fake at `base_url`.
@@ -41,7 +39,8 @@ pub async fn start_http_with(mut cmd: Command) -> HttpBridge {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn handinger-mcp http");
-    let (stderr, reader) = collect_stderr(&mut child);
+    let (stderr, reader) = super::stderr::collect(child.stderr.take().expect("stderr is piped"));
+    let reader = Some(reader);
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     loop {
         let announced = listening_address(&stderr.lock().unwrap());
@@ -66,25 +65,6 @@ pub async fn start_http_with(mut cmd: Command) -> HttpBridge {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-fn collect_stderr(child: &mut Child) -> (Arc<Mutex<String>>, Option<tokio::task::JoinHandle<()>>) {
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let reader = child.stderr.take().map(|mut pipe| {
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 8192];
-            while let Ok(n) = pipe.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        })
-    });
-    (stderr, reader)
 }
 
 /// The server announces `listening on http://ADDR/mcp` once it accepts connections.

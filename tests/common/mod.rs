@@ -1,21 +1,28 @@
-//! Shared test harness: the fake Handinger API and the real `handinger-mcp` binary driven
-//! by rmcp's own client over stdio.
+//! Shared test harness: the real `handinger-mcp` binary driven by rmcp's own client over
+//! stdio (here), and beside it:
+//! - [`fake`]: the fake Handinger API (also served by the benchmark);
+//! - [`http`]: the binary in `http` mode;
+//! - [`rpc`]: raw JSON-RPC for tests that speak MCP by hand (also the benchmark's client);
+//! - [`stderr`]: a child's stderr, collected as it arrives;
+//! - [`snapshots`]: the reviewed `tools/list`, one file per tool;
+//! - [`redis`]: a real Redis server for the shared-store tests.
 
 #![allow(dead_code)]
 
 pub mod fake;
 pub mod http;
 pub mod redis;
+pub mod rpc;
+pub mod snapshots;
+pub mod stderr;
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 
 use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
-use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 #[allow(unused_imports)] // not every test file injects faults
@@ -28,7 +35,7 @@ pub type Client = RunningService<RoleClient, ()>;
 /// A running bridge, its rmcp client, and everything it wrote to stderr so far.
 pub struct Bridge {
     pub client: Client,
-    pub stderr: Arc<Mutex<String>>,
+    pub stderr: stderr::Log,
     pub pid: u32,
 }
 
@@ -52,21 +59,7 @@ pub async fn start_with(cmd: Command) -> Bridge {
         .spawn()
         .expect("spawn handinger-mcp");
     let pid = transport.id().expect("child pid");
-    let stderr = Arc::new(Mutex::new(String::new()));
-    if let Some(mut pipe) = stderr_pipe {
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 8192];
-            while let Ok(n) = pipe.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-    }
+    let (stderr, _reader) = stderr::collect(stderr_pipe.expect("stderr is piped"));
     let client = ().serve(transport).await.expect("MCP initialize");
     Bridge {
         client,
