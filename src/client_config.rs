@@ -253,7 +253,7 @@ struct VsCodeFile<'a> {
 
 /// The `tools` command: the tools/list result a client gets (`{"tools": [...]}`, one page:
 /// the server does not paginate), pretty-printed with a trailing newline. Its `tools` array
-/// is what `tests/snapshots/tools_list.json` holds.
+/// is what `tests/snapshots/listings.json` holds.
 pub fn tools_json(server: &HandingerServer) -> Result<String, String> {
     serde_json::to_string_pretty(&serde_json::json!({ "tools": server.tools() }))
         .map(|json| json + "\n")

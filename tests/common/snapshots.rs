@@ -17,11 +17,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use handinger_mcp::config_file::{ArgsError, parse_args};
-use handinger_mcp::handinger::HandingerClient;
-use handinger_mcp::tools::HandingerServer;
+use handinger_mcp::handinger::{HandingerClient, Unobserved};
+use handinger_mcp::metrics::Metrics;
+use handinger_mcp::tools::{HandingerServer, Shared};
 use handinger_mcp::turns::TurnRegistry;
 use rmcp::model::Tool;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 /// A listing the snapshots record: its key in `listings.json` and the command-line settings
 /// it is listed with.
@@ -88,19 +90,27 @@ pub async fn in_process(args: &[&str]) -> Vec<Tool> {
         Err(ArgsError::Clap(error)) => panic!("{args:?}: {error}"),
         Err(ArgsError::File(message)) => panic!("{args:?}: {message}"),
     };
-    let placeholder = handinger_mcp::config::PLACEHOLDER_API_KEY.to_owned();
+    // `tools` runs without a key, as here: the named workers are described from their names.
     let settings = cli
         .settings
-        .validate(Some(placeholder))
+        .validate(None)
         .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    let api = HandingerClient::new(&settings.api_key, settings.client).expect("API client");
+    let api =
+        HandingerClient::new(None, settings.client, Arc::new(Unobserved)).expect("API client");
     let turns = TurnRegistry::new(
         settings.retention,
         settings.turn_limits,
         settings.answer_files,
     );
     let surface = settings.tools.describe(None).await;
-    HandingerServer::new(api, Arc::new(settings.policy), Arc::new(turns), &surface)
+    let shared = Shared {
+        api,
+        policy: Arc::new(settings.policy),
+        turns: Arc::new(turns),
+        metrics: Arc::new(Metrics::default()),
+        shutdown: CancellationToken::new(),
+    };
+    HandingerServer::new(shared, &surface)
         .unwrap_or_else(|e| panic!("{args:?}: {e}"))
         .tools()
 }
