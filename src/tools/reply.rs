@@ -51,6 +51,27 @@ pub fn api_failed(what: &str, error: &ApiError, after: AfterFailure<'_>) -> Call
     error_result(message)
 }
 
+/// What a worker id looks like, for the errors that ask for one.
+pub const WORKER_ID_EXAMPLE: &str = "wrk_vk81XUHKHG-qr4";
+
+/// A change Handinger answers with a flag saying whether it happened (`deleted`,
+/// `archived`, `cancelled`); a missing flag counts as done. The summary is `done`, or,
+/// when Handinger says it did not happen, "Handinger did not confirm {unconfirmed}.".
+pub fn confirmation(flag: Option<bool>, done: String, unconfirmed: String) -> (bool, String) {
+    let confirmed = flag.unwrap_or(true);
+    let summary = if confirmed {
+        done
+    } else {
+        format!("Handinger did not confirm {unconfirmed}.")
+    };
+    (confirmed, summary)
+}
+
+/// Checks a required `workerId` argument, giving it back.
+pub fn worker_id(raw: String) -> Result<String, String> {
+    required_id(&raw, "workerId", WORKER_ID_EXAMPLE).map(|()| raw)
+}
+
 /// Checks a required id argument; the error names the argument and the expected shape.
 pub fn required_id(raw: &str, field: &str, example: &str) -> Result<(), String> {
     if raw.trim().is_empty() {
