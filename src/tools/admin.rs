@@ -10,7 +10,6 @@ use serde::Serialize;
 use super::HandingerServer;
 use super::args::tool_args;
 use super::call::{Call, Reply, answer};
-use super::effect::Effect;
 use super::reply::{AfterFailure, confirmation, structured, worker_id};
 use super::tasks::input_schema;
 use crate::task_id::TaskId;
@@ -49,12 +48,6 @@ pub struct ArchivedTask {
     pub archived: bool,
 }
 
-/// What each tool of the `admin` toolset does (its annotations).
-pub(super) const EFFECTS: &[(&str, Effect)] = &[
-    ("delete_worker", Effect::Changes),
-    ("archive_task", Effect::Changes),
-];
-
 #[tool_router(router = admin_tools, vis = "pub(super)")]
 impl HandingerServer {
     #[tool(
@@ -70,20 +63,16 @@ delete this very worker.",
         let worker_id = call.args.and_then(|args| worker_id(args.worker_id));
         self.api_call(&call.context, worker_id, |api, worker_id| async move {
             let what = format!("delete_worker for workerId {worker_id}");
-            answer(
-                api.delete_worker(&worker_id).await,
-                || what,
-                AfterFailure::Repeatable,
-                |done| {
-                    let (deleted, summary) = confirmation(
-                        done.deleted,
-                        format!("Deleted worker {worker_id}."),
-                        format!("deleting worker {worker_id}: check it with get_worker"),
-                    );
-                    tracing::info!(%worker_id, deleted, "delete_worker");
-                    structured(summary, &DeletedWorker { worker_id, deleted })
-                },
-            )
+            let done = api.delete_worker(&worker_id).await;
+            answer(done, &what, AfterFailure::Repeatable, |done| {
+                let (deleted, summary) = confirmation(
+                    done.deleted,
+                    format!("Deleted worker {worker_id}."),
+                    format!("deleting worker {worker_id}: check it with get_worker"),
+                );
+                tracing::info!(%worker_id, deleted, "delete_worker");
+                structured(summary, &DeletedWorker { worker_id, deleted })
+            })
         })
         .await
     }
@@ -101,21 +90,17 @@ only when the user asked to archive this task.",
         let task_id = call.args.and_then(|args| TaskId::parse(&args.task_id));
         self.api_call(&call.context, task_id, |api, task_id| async move {
             let what = format!("archive_task for taskId {task_id}");
-            answer(
-                api.archive_task(&task_id).await,
-                || what,
-                AfterFailure::Repeatable,
-                |done| {
-                    let (archived, summary) = confirmation(
-                        done.archived,
-                        format!("Archived task {task_id}."),
-                        format!("archiving task {task_id}: check it with get_task"),
-                    );
-                    tracing::info!(%task_id, archived, "archive_task");
-                    let task_id = task_id.to_string();
-                    structured(summary, &ArchivedTask { task_id, archived })
-                },
-            )
+            let done = api.archive_task(&task_id).await;
+            answer(done, &what, AfterFailure::Repeatable, |done| {
+                let (archived, summary) = confirmation(
+                    done.archived,
+                    format!("Archived task {task_id}."),
+                    format!("archiving task {task_id}: check it with get_task"),
+                );
+                tracing::info!(%task_id, archived, "archive_task");
+                let task_id = task_id.to_string();
+                structured(summary, &ArchivedTask { task_id, archived })
+            })
         })
         .await
     }

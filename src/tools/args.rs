@@ -30,33 +30,42 @@ macro_rules! tool_args {
         tool_args!(@fields $head [$($done)* $(#[$doc])* pub input: String,] $($rest)*);
     };
     (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* budget, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*] budget: $crate::handinger::Budget, $($rest)*);
+        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
+            budget: $crate::handinger::Budget, $($rest)*);
     };
     (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* task_id, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*] task_id: String, $($rest)*);
+        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
+            task_id: String, $($rest)*);
     };
     (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* files, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*] files: Vec<$crate::files::upload::FileArg>, $($rest)*);
+        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
+            files: Vec<$crate::files::upload::FileArg>, $($rest)*);
     };
     (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* instructions, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*] instructions: String, $($rest)*);
+        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
+            instructions: String, $($rest)*);
     };
     (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* title, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*] title: String, $($rest)*);
+        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
+            title: String, $($rest)*);
     };
     (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* summary, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*] summary: String, $($rest)*);
+        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
+            summary: String, $($rest)*);
     };
     (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* visibility, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*] visibility: $crate::handinger::workers::Visibility, $($rest)*);
+        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
+            visibility: $crate::handinger::workers::Visibility, $($rest)*);
     };
     // Any other field, written out in full.
-    (@fields $head:tt [$($done:tt)*] $(#[$meta:meta])* $vis:vis $field:ident: $ty:ty, $($rest:tt)*) => {
+    (@fields $head:tt [$($done:tt)*]
+        $(#[$meta:meta])* $vis:vis $field:ident: $ty:ty, $($rest:tt)*) => {
         tool_args!(@fields $head [$($done)* $(#[$meta])* $vis $field: $ty,] $($rest)*);
     };
     // A shared field that may be left out.
     (@optional $head:tt [$($done:tt)*] [$($doc:tt)*] $field:ident: $ty:ty, $($rest:tt)*) => {
-        tool_args!(@fields $head [$($done)* $($doc)* #[serde(default)] pub $field: Option<$ty>,] $($rest)*);
+        tool_args!(@fields $head
+            [$($done)* $($doc)* #[serde(default)] pub $field: Option<$ty>,] $($rest)*);
     };
 }
 pub(super) use tool_args;
@@ -144,6 +153,41 @@ mod tests {
             decode::<CreateTaskArgs>("create_task", object(json!({"input": "x", "task_id": "t"})))
                 .unwrap_err();
         assert!(err.contains("taskId"), "{err}");
+    }
+
+    /// The shared fields keep each tool's field order, which serde's error lists follow.
+    #[test]
+    fn shared_fields_keep_each_tools_order() {
+        let unknown = |tool: &str, args| match tool {
+            "ask" => decode::<super::super::named::AskWorkerArgs>("ask_x", object(args)).err(),
+            "create_worker" => {
+                decode::<super::super::workers::CreateWorkerArgs>(tool, object(args)).err()
+            }
+            _ => decode::<super::super::workers::UpdateWorkerArgs>(tool, object(args)).err(),
+        };
+        let err = unknown("ask", json!({"input": "x", "workerId": "w"})).unwrap();
+        assert!(
+            err.contains(
+                "unknown field `workerId`, expected one of `input`, `budget`, `taskId`, `files`"
+            ),
+            "{err}"
+        );
+        let err = unknown("create_worker", json!({"workerId": "w"})).unwrap();
+        assert!(
+            err.contains("expected one of `instructions`, `prompt`, `title`, `summary`, `visibility`, `outputSchema`"),
+            "{err}"
+        );
+        let err = unknown("update_worker", json!({"workerId": "w", "prompt": "p"})).unwrap();
+        assert!(
+            err.contains("expected one of `workerId`, `instructions`, `title`, `summary`, `visibility`, `outputSchema`"),
+            "{err}"
+        );
+        let err = decode::<CreateTaskArgs>("create_task", object(json!({"input": "x", "x": 1})))
+            .unwrap_err();
+        assert!(
+            err.contains("expected one of `input`, `budget`, `taskId`, `workerId`, `files`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -85,12 +85,12 @@ impl HandingerServer {
 /// failing, with the resend advice `after` gives for that kind of call.
 pub(super) fn answer<T>(
     outcome: Result<T, ApiError>,
-    what: impl FnOnce() -> String,
+    what: &str,
     after: AfterFailure<'_>,
     ok: impl FnOnce(T) -> CallToolResult,
 ) -> CallToolResult {
     match outcome {
         Ok(value) => ok(value),
-        Err(error) => api_failed(&what(), &error, after),
+        Err(error) => api_failed(what, &error, after),
     }
 }

@@ -12,7 +12,6 @@ use serde_json::{Map, Value, json};
 
 use super::args::tool_args;
 use super::call::{Call, Reply, answer};
-use super::effect::Effect;
 use super::output::timestamp;
 use super::reply::{AfterFailure, confirmation, required_id, required_text, structured, worker_id};
 use super::tasks::input_schema;
@@ -154,13 +153,6 @@ impl From<ScheduleInfo> for ScheduleView {
     }
 }
 
-/// What each tool of the `schedules` toolset does (its annotations).
-pub(super) const EFFECTS: &[(&str, Effect)] = &[
-    ("create_schedule", Effect::Creates),
-    ("list_schedules", Effect::Reads),
-    ("cancel_schedule", Effect::Changes),
-];
-
 impl CreatedSchedule {
     /// One line on the new schedule, for the text block.
     fn summary(&self) -> String {
@@ -213,13 +205,13 @@ in the Handinger dashboard (and the worker's webhook, if it has one), not in thi
             let what = format!("create_schedule on workerId {worker_id}");
             let check = format!("check with list_schedules (workerId {worker_id})");
             let created = api.create_schedule(&worker_id, &schedule).await;
-            answer(created, || what, AfterFailure::Creation { check: &check }, |info| {
+            answer(created, &what, AfterFailure::Creation { check: &check }, |info| {
                 let view = CreatedSchedule {
                     worker_id,
                     schedule: info.into(),
                 };
-                let schedule = &view.schedule;
-                tracing::info!(worker_id = %view.worker_id, schedule_id = ?schedule.schedule_id, "create_schedule");
+                let schedule_id = &view.schedule.schedule_id;
+                tracing::info!(worker_id = %view.worker_id, ?schedule_id, "create_schedule");
                 structured(view.summary(), &view)
             })
         })
@@ -238,19 +230,15 @@ in the Handinger dashboard (and the worker's webhook, if it has one), not in thi
         let worker_id = call.args.and_then(|args| worker_id(args.worker_id));
         self.api_call(&call.context, worker_id, |api, worker_id| async move {
             let what = format!("list_schedules for workerId {worker_id}");
-            answer(
-                api.list_schedules(&worker_id).await,
-                || what,
-                AfterFailure::Read,
-                |list| {
-                    let view = ScheduleListView {
-                        worker_id: list.worker_id.unwrap_or_else(|| worker_id.clone()),
-                        timezone: list.timezone,
-                        schedules: list.schedules.into_iter().map(Into::into).collect(),
-                    };
-                    structured(view.summary(&worker_id), &view)
-                },
-            )
+            let found = api.list_schedules(&worker_id).await;
+            answer(found, &what, AfterFailure::Read, |list| {
+                let view = ScheduleListView {
+                    worker_id: list.worker_id.unwrap_or_else(|| worker_id.clone()),
+                    timezone: list.timezone,
+                    schedules: list.schedules.into_iter().map(Into::into).collect(),
+                };
+                structured(view.summary(&worker_id), &view)
+            })
         })
         .await
     }
@@ -272,7 +260,7 @@ started keeps going. This cannot be undone: to run again, create a new schedule.
         self.api_call(&call.context, ids, |api, (worker_id, schedule_id)| async move {
             let what = format!("cancel_schedule for scheduleId {schedule_id} on workerId {worker_id}");
             let done = api.cancel_schedule(&worker_id, &schedule_id).await;
-            answer(done, || what, AfterFailure::Repeatable, |done| {
+            answer(done, &what, AfterFailure::Repeatable, |done| {
                 tracing::info!(%worker_id, %schedule_id, "cancel_schedule");
                 let (cancelled, summary) = confirmation(
                     done.cancelled,

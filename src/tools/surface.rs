@@ -11,7 +11,7 @@ use std::time::Duration;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool_name_validation::validate_and_warn_tool_name;
 
-use super::{HandingerServer, admin, effect, schedules, tasks, workers};
+use super::{HandingerServer, effect};
 use crate::handinger::HandingerClient;
 use crate::task_id::validate_id;
 
@@ -56,13 +56,12 @@ impl Toolset {
 
     /// This toolset's tools, each annotated with what it does.
     fn router(self) -> ToolRouter<HandingerServer> {
-        let (router, effects) = match self {
-            Toolset::Tasks => (HandingerServer::task_tools(), tasks::EFFECTS),
-            Toolset::Workers => (HandingerServer::worker_tools(), workers::EFFECTS),
-            Toolset::Schedules => (HandingerServer::schedule_tools(), schedules::EFFECTS),
-            Toolset::Admin => (HandingerServer::admin_tools(), admin::EFFECTS),
-        };
-        effect::annotate(router, effects)
+        effect::annotate(match self {
+            Toolset::Tasks => HandingerServer::task_tools(),
+            Toolset::Workers => HandingerServer::worker_tools(),
+            Toolset::Schedules => HandingerServer::schedule_tools(),
+            Toolset::Admin => HandingerServer::admin_tools(),
+        })
     }
 }
 

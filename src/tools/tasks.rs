@@ -12,7 +12,6 @@ use rmcp::{ErrorData, RoleServer, tool, tool_router};
 
 use super::args::{CreateTaskArgs, GetTaskArgs};
 use super::call::{Call, Reply};
-use super::effect::Effect;
 use super::output::{TaskResult, error_result, outcome_result, task_result};
 use super::{HandingerServer, PreparedTask};
 use crate::files::upload::AllowedRoots;
@@ -31,12 +30,6 @@ pub(super) fn input_schema<T: schemars::JsonSchema + 'static>() -> std::sync::Ar
     // programming error caught by the snapshot test, never by user input.
     schema_for_input::<T>().unwrap_or_else(|e| panic!("tool input schema: {e}"))
 }
-
-/// What each tool of the `tasks` toolset does (its annotations).
-pub(super) const EFFECTS: &[(&str, Effect)] = &[
-    ("create_task", Effect::Creates),
-    ("get_task", Effect::Reads),
-];
 
 #[tool_router(router = task_tools, vis = "pub(super)")]
 impl HandingerServer {

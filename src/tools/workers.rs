@@ -13,7 +13,6 @@ use serde_json::{Map, Value};
 use super::HandingerServer;
 use super::args::tool_args;
 use super::call::{Call, Reply, answer};
-use super::effect::Effect;
 use super::output::timestamp;
 use super::reply::{AfterFailure, structured, worker_id};
 use super::tasks::input_schema;
@@ -155,13 +154,6 @@ impl WorkerView {
     }
 }
 
-/// What each tool of the `workers` toolset does (its annotations).
-pub(super) const EFFECTS: &[(&str, Effect)] = &[
-    ("create_worker", Effect::Creates),
-    ("get_worker", Effect::Reads),
-    ("update_worker", Effect::Changes),
-];
-
 #[tool_router(router = worker_tools, vis = "pub(super)")]
 impl HandingerServer {
     #[tool(
@@ -180,7 +172,7 @@ create_task without a worker instead.",
         self.api_call(&call.context, worker, |api, worker| async move {
             answer(
                 api.create_worker(&worker).await,
-                || "create_worker".into(),
+                "create_worker",
                 AfterFailure::Creation {
                     check: "look for it in the Handinger dashboard (there is no list of workers to check here)",
                 },
@@ -207,15 +199,11 @@ latest task.",
         let worker_id = call.args.and_then(|args| worker_id(args.worker_id));
         self.api_call(&call.context, worker_id, |api, worker_id| async move {
             let what = format!("get_worker for workerId {worker_id}");
-            answer(
-                api.get_worker(&worker_id).await,
-                || what,
-                AfterFailure::Read,
-                |info| {
-                    let view = WorkerView::new(info, Some(&worker_id));
-                    structured(view.headline("Found"), &view)
-                },
-            )
+            let found = api.get_worker(&worker_id).await;
+            answer(found, &what, AfterFailure::Read, |info| {
+                let view = WorkerView::new(info, Some(&worker_id));
+                structured(view.headline("Found"), &view)
+            })
         })
         .await
     }
@@ -234,16 +222,11 @@ running keep the old instructions. Returns the worker as it is now.",
         self.api_call(&call.context, patch, |api, (worker_id, patch)| async move {
             let what = format!("update_worker for workerId {worker_id}");
             let updated = api.update_worker(&worker_id, &patch).await;
-            answer(
-                updated,
-                || what,
-                AfterFailure::Repeatable,
-                |info| {
-                    tracing::info!(%worker_id, "update_worker");
-                    let view = WorkerView::new(info, Some(&worker_id));
-                    structured(view.headline("Updated"), &view)
-                },
-            )
+            answer(updated, &what, AfterFailure::Repeatable, |info| {
+                tracing::info!(%worker_id, "update_worker");
+                let view = WorkerView::new(info, Some(&worker_id));
+                structured(view.headline("Updated"), &view)
+            })
         })
         .await
     }
