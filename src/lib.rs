@@ -12,9 +12,10 @@
 //!   [`tools::schema`]), the task policy (default and maximum budget, default worker) and
 //!   the mapping of answers to MCP content; the optional toolsets (workers, schedules,
 //!   admin), the named workers' `ask_<name>` tools and the `delegate_research` prompt, and
-//!   which of them a server lists (`--toolsets`, `--read-only`, `--worker`). Every tool that
-//!   calls Handinger runs on one skeleton ([`tools`]' `call` module: decode, check, the
-//!   caller's client, the error result).
+//!   which of them a server lists (`--toolsets`, `--read-only`, `--worker`). Every tool
+//!   runs on one skeleton ([`tools`]' `call` module: decode, check, the caller's client,
+//!   the error result), and its annotations come from one table of what each tool does
+//!   (`effect`).
 //! - [`turns`] — turns in flight and finished answers (the registry): each POST is owned by
 //!   the server, not by the call that started it, so an answer outlives a client's timeout,
 //!   a cancellation or `--max-wait` and is collected later with `get_task` (or MCP
