@@ -5,6 +5,7 @@
 //! (`--max-budget`) applies here too.
 
 use rmcp::handler::server::common::schema_for_output;
+use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -172,6 +173,26 @@ impl CreatedSchedule {
     }
 }
 
+impl CancelledSchedule {
+    /// The result of cancelling `schedule_id`, by what Handinger said (`cancelled`).
+    fn reply(worker_id: String, schedule_id: String, cancelled: Option<bool>) -> CallToolResult {
+        let (cancelled, summary) = confirmation(
+            cancelled,
+            format!("Cancelled schedule {schedule_id} of worker {worker_id}."),
+            format!(
+                "cancelling schedule {schedule_id}: {}",
+                list_check(&worker_id)
+            ),
+        );
+        let view = CancelledSchedule {
+            worker_id,
+            schedule_id,
+            cancelled,
+        };
+        structured(summary, &view)
+    }
+}
+
 impl ScheduleListView {
     /// How many schedules `worker_id` has, and the time zone its cron expressions run in.
     fn summary(&self, worker_id: &str) -> String {
@@ -203,7 +224,7 @@ in the Handinger dashboard (and the worker's webhook, if it has one), not in thi
         let schedule = call.args.and_then(|args| new_schedule(args, &self.policy));
         self.api_call(&call.context, schedule, |api, (worker_id, schedule)| async move {
             let what = format!("create_schedule on workerId {worker_id}");
-            let check = format!("check with list_schedules (workerId {worker_id})");
+            let check = list_check(&worker_id);
             let created = api.create_schedule(&worker_id, &schedule).await;
             answer(created, &what, AfterFailure::Creation { check: &check }, |info| {
                 let view = CreatedSchedule {
@@ -252,24 +273,20 @@ started keeps going. This cannot be undone: to run again, create a new schedule.
         output_schema = schema_for_output::<CancelledSchedule>()
     )]
     pub(super) async fn cancel_schedule_tool(&self, call: Call<CancelScheduleArgs>) -> Reply {
-        let ids = call.args.and_then(|args| {
-            let worker_id = worker_id(args.worker_id)?;
-            required_id(&args.schedule_id, "scheduleId", SCHEDULE_ID_EXAMPLE)?;
-            Ok((worker_id, args.schedule_id))
-        });
-        self.api_call(&call.context, ids, |api, (worker_id, schedule_id)| async move {
-            let what = format!("cancel_schedule for scheduleId {schedule_id} on workerId {worker_id}");
-            let done = api.cancel_schedule(&worker_id, &schedule_id).await;
-            answer(done, &what, AfterFailure::Repeatable, |done| {
-                tracing::info!(%worker_id, %schedule_id, "cancel_schedule");
-                let (cancelled, summary) = confirmation(
-                    done.cancelled,
-                    format!("Cancelled schedule {schedule_id} of worker {worker_id}."),
-                    format!("cancelling schedule {schedule_id}: check with list_schedules (workerId {worker_id})"),
-                );
-                structured(summary, &CancelledSchedule { worker_id, schedule_id, cancelled })
-            })
-        })
+        let ids = call.args.and_then(schedule_ids);
+        self.api_call(
+            &call.context,
+            ids,
+            |api, (worker_id, schedule_id)| async move {
+                let what =
+                    format!("cancel_schedule for scheduleId {schedule_id} on workerId {worker_id}");
+                let done = api.cancel_schedule(&worker_id, &schedule_id).await;
+                answer(done, &what, AfterFailure::Repeatable, |done| {
+                    tracing::info!(%worker_id, %schedule_id, "cancel_schedule");
+                    CancelledSchedule::reply(worker_id, schedule_id, done.cancelled)
+                })
+            },
+        )
         .await
     }
 }
@@ -295,6 +312,19 @@ fn new_schedule(
             when: args.when,
         },
     ))
+}
+
+/// Checks `cancel_schedule` arguments: the worker's id, then the schedule's.
+fn schedule_ids(args: CancelScheduleArgs) -> Result<(String, String), String> {
+    let worker_id = worker_id(args.worker_id)?;
+    required_id(&args.schedule_id, "scheduleId", SCHEDULE_ID_EXAMPLE)?;
+    Ok((worker_id, args.schedule_id))
+}
+
+/// How to see whether a schedule of `worker_id` exists, after a change Handinger may or
+/// may not have made.
+fn list_check(worker_id: &str) -> String {
+    format!("check with list_schedules (workerId {worker_id})")
 }
 
 /// Catches the timing mistakes Handinger would refuse, with what to send instead.
