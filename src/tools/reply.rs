@@ -87,3 +87,28 @@ pub fn required_text(raw: &str, field: &str, what: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_counts_as_done_unless_handinger_says_otherwise() {
+        let confirm = |flag| {
+            confirmation(
+                flag,
+                "Deleted worker w.".into(),
+                "deleting worker w: check it with get_worker".into(),
+            )
+        };
+        assert_eq!(confirm(None), (true, "Deleted worker w.".into()));
+        assert_eq!(confirm(Some(true)), (true, "Deleted worker w.".into()));
+        assert_eq!(
+            confirm(Some(false)),
+            (
+                false,
+                "Handinger did not confirm deleting worker w: check it with get_worker.".into()
+            )
+        );
+    }
+}

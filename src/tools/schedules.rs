@@ -389,6 +389,18 @@ mod tests {
     }
 
     #[test]
+    fn an_unconfirmed_cancel_says_how_to_check() {
+        let result = CancelledSchedule::reply("wrk_1".into(), "sch_1".into(), Some(false));
+        let text = result.content[0].as_text().unwrap().text.clone();
+        assert!(
+            text.starts_with("Handinger did not confirm cancelling schedule sch_1: check with list_schedules (workerId wrk_1).\n\n"),
+            "{text}"
+        );
+        let structured = result.structured_content.unwrap();
+        assert_eq!(structured["cancelled"], false);
+    }
+
+    #[test]
     fn flattened_and_nested_timing_both_show() {
         let flat: ScheduleInfo = serde_json::from_value(
             json!({"id": "sch_1", "type": "cron", "cron": "0 9 * * *", "nextRunAt": "x"}),
