@@ -12,11 +12,12 @@
 //!   [`tools::schema`]), the task policy (default and maximum budget, default worker) and
 //!   the mapping of answers to MCP content; the optional toolsets (workers, schedules,
 //!   admin), the named workers' `ask_<name>` tools and the `delegate_research` prompt, and
-//!   which of them a server lists (`--toolsets`, `--read-only`, `--worker`). Every tool that
-//!   calls Handinger runs on one skeleton ([`tools`]' `call` module: decode, check, the
-//!   caller's client, the error result). A server is handed what it shares with the
-//!   process ([`tools::Shared`]: the API client, the policy, the registry, the metrics, the
-//!   shutdown token) and reaches nothing global; it renders what [`turns`] says is true.
+//!   which of them a server lists (`--toolsets`, `--read-only`, `--worker`). Every tool
+//!   runs on one skeleton ([`tools`]' `call` module: decode, check, the caller's client,
+//!   the error result), and its annotations come from one table of what each tool does
+//!   (`effect`). A server is handed what it shares with the process ([`tools::Shared`]:
+//!   the API client, the policy, the registry, the metrics, the shutdown token) and
+//!   reaches nothing global; it renders what [`turns`] says is true.
 //! - [`turns`] — turns in flight and finished answers (the registry): each POST is owned by
 //!   the server, not by the call that started it, so an answer outlives a client's timeout,
 //!   a cancellation or `--max-wait` and is collected later with `get_task` (or MCP

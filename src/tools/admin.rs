@@ -3,33 +3,31 @@
 //! (clients ask the user before calling such tools).
 
 use rmcp::handler::server::common::schema_for_output;
-use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, JsonObject};
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, tool, tool_router};
+use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::HandingerServer;
-use super::call::answer;
-use super::reply::{AfterFailure, required_id, structured};
+use super::args::tool_args;
+use super::call::{Call, Reply, answer};
+use super::reply::{AfterFailure, confirmation, structured, worker_id};
 use super::tasks::input_schema;
 use crate::task_id::TaskId;
 
-/// Arguments of `delete_worker`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DeleteWorkerArgs {
-    /// The worker to delete (an id like wrk_vk81XUHKHG-qr4). Check it with get_worker first.
-    pub worker_id: String,
+tool_args! {
+    /// Arguments of `delete_worker`.
+    pub struct DeleteWorkerArgs {
+        /// The worker to delete (an id like wrk_vk81XUHKHG-qr4). Check it with get_worker first.
+        pub worker_id: String,
+    }
 }
 
-/// Arguments of `archive_task`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ArchiveTaskArgs {
-    /// The task to archive, as create_task returned it (tsk_…).
-    pub task_id: String,
+tool_args! {
+    /// Arguments of `archive_task`.
+    pub struct ArchiveTaskArgs {
+        /// The task to archive, as create_task returned it (tsk_…).
+        pub task_id: String,
+    }
 }
 
 /// What `delete_worker` returns.
@@ -59,34 +57,20 @@ impl HandingerServer {
 tasks can no longer run on it. This cannot be undone; call it only when the user asked to \
 delete this very worker.",
         input_schema = input_schema::<DeleteWorkerArgs>(),
-        output_schema = schema_for_output::<DeletedWorker>(),
-        annotations(
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+        output_schema = schema_for_output::<DeletedWorker>()
     )]
-    pub(super) async fn delete_worker_tool(
-        &self,
-        Parameters(arguments): Parameters<JsonObject>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let check = |args: DeleteWorkerArgs| {
-            required_id(&args.worker_id, "workerId", "wrk_vk81XUHKHG-qr4").map(|()| args.worker_id)
-        };
-        self.api_call("delete_worker", arguments, &context, check, |api, worker_id| async move {
+    pub(super) async fn delete_worker_tool(&self, call: Call<DeleteWorkerArgs>) -> Reply {
+        let worker_id = call.args.and_then(|args| worker_id(args.worker_id));
+        self.api_call(&call.context, worker_id, |api, worker_id| async move {
             let what = format!("delete_worker for workerId {worker_id}");
-            answer(api.delete_worker(&worker_id).await, || what, AfterFailure::Repeatable, |done| {
-                let deleted = done.deleted.unwrap_or(true);
+            let done = api.delete_worker(&worker_id).await;
+            answer(done, &what, AfterFailure::Repeatable, |done| {
+                let (deleted, summary) = confirmation(
+                    done.deleted,
+                    format!("Deleted worker {worker_id}."),
+                    format!("deleting worker {worker_id}: check it with get_worker"),
+                );
                 tracing::info!(%worker_id, deleted, "delete_worker");
-                let summary = if deleted {
-                    format!("Deleted worker {worker_id}.")
-                } else {
-                    format!(
-                        "Handinger did not confirm deleting worker {worker_id}: check it with get_worker."
-                    )
-                };
                 structured(summary, &DeletedWorker { worker_id, deleted })
             })
         })
@@ -100,39 +84,23 @@ delete this very worker.",
 running task (Handinger has no way to), and only the task's creator may archive it. Call it \
 only when the user asked to archive this task.",
         input_schema = input_schema::<ArchiveTaskArgs>(),
-        output_schema = schema_for_output::<ArchivedTask>(),
-        annotations(
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+        output_schema = schema_for_output::<ArchivedTask>()
     )]
-    pub(super) async fn archive_task_tool(
-        &self,
-        Parameters(arguments): Parameters<JsonObject>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let check = |args: ArchiveTaskArgs| TaskId::parse(&args.task_id);
-        self.api_call("archive_task", arguments, &context, check, |api, task_id| async move {
-            answer(
-                api.archive_task(&task_id).await,
-                || format!("archive_task for taskId {task_id}"),
-                AfterFailure::Repeatable,
-                |done| {
-                    let archived = done.archived.unwrap_or(true);
-                    tracing::info!(%task_id, archived, "archive_task");
-                    let summary = if archived {
-                        format!("Archived task {task_id}.")
-                    } else {
-                        format!(
-                            "Handinger did not confirm archiving task {task_id}: check it with get_task."
-                        )
-                    };
-                    let task_id = task_id.to_string();
-                    structured(summary, &ArchivedTask { task_id, archived })
-                },
-            )
+    pub(super) async fn archive_task_tool(&self, call: Call<ArchiveTaskArgs>) -> Reply {
+        let task_id = call.args.and_then(|args| TaskId::parse(&args.task_id));
+        self.api_call(&call.context, task_id, |api, task_id| async move {
+            let what = format!("archive_task for taskId {task_id}");
+            let done = api.archive_task(&task_id).await;
+            answer(done, &what, AfterFailure::Repeatable, |done| {
+                let (archived, summary) = confirmation(
+                    done.archived,
+                    format!("Archived task {task_id}."),
+                    format!("archiving task {task_id}: check it with get_task"),
+                );
+                tracing::info!(%task_id, archived, "archive_task");
+                let task_id = task_id.to_string();
+                structured(summary, &ArchivedTask { task_id, archived })
+            })
         })
         .await
     }

@@ -1,12 +1,15 @@
-//! The skeleton every tool that calls Handinger shares, so that each tool is only its own
-//! logic: decode the arguments (an error names the field), check them into what the call
-//! needs, pick this caller's API client (the server's key, or the caller's own with
-//! `--key-from-request`), call, and turn a failure into an error result that says what
-//! happened and whether calling again is safe. Bad arguments never reach Handinger.
+//! The skeleton every tool shares, so that each tool is only its own logic: decode the
+//! arguments (an error names the field), check them into what the call needs, pick this
+//! caller's API client (the server's key, or the caller's own with `--key-from-request`),
+//! call, and turn a failure into an error result that says what happened and whether
+//! calling again is safe. Bad arguments never reach Handinger.
 
+use std::borrow::Cow;
 use std::future::Future;
 
-use rmcp::model::{CallToolResult, JsonObject};
+use rmcp::handler::server::common::FromContextPart;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use serde::de::DeserializeOwned;
@@ -17,29 +20,64 @@ use super::output::error_result;
 use super::reply::{AfterFailure, api_failed};
 use crate::handinger::{ApiError, HandingerClient};
 
-impl HandingerServer {
-    /// Runs one API tool: `arguments` decoded as `A`, checked by `check` into `P`, then
-    /// `call` with this caller's client. A decoding or checking error, or a caller without
-    /// a key, is the error result, and nothing is sent.
-    pub(super) async fn api_call<A, P, Fut>(
-        &self,
-        tool: &str,
-        arguments: JsonObject,
-        context: &RequestContext<RoleServer>,
-        check: impl FnOnce(A) -> Result<P, String>,
-        call: impl FnOnce(HandingerClient, P) -> Fut,
-    ) -> Result<CallToolResult, ErrorData>
-    where
-        A: DeserializeOwned,
-        Fut: Future<Output = CallToolResult>,
-    {
-        let prepared = decode::<A>(tool, arguments)
-            .and_then(check)
-            .and_then(|checked| Ok((checked, self.api_for(context)?)));
-        Ok(match prepared {
-            Ok((checked, api)) => call(api, checked).await,
-            Err(message) => error_result(message),
+/// What a tool handler returns: a result (an error result for anything the caller can fix),
+/// or a protocol error when no tool could run.
+pub(super) type Reply = Result<CallToolResult, ErrorData>;
+
+/// One call of a tool whose arguments are an `A`: every tool handler takes this. The
+/// arguments are decoded here rather than by rmcp's `Parameters<A>`, so that bad arguments
+/// come back as a tool error the model can read and correct (as the MCP spec recommends),
+/// not as an opaque protocol error.
+pub(super) struct Call<A> {
+    /// The tool called (the `ask_<name>` tools share one handler).
+    pub tool: Cow<'static, str>,
+    /// The arguments, or what is wrong with them.
+    pub args: Result<A, String>,
+    pub context: RequestContext<RoleServer>,
+}
+
+impl<S, A: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Call<A> {
+    fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, ErrorData> {
+        let arguments = context.arguments.take().unwrap_or_default();
+        Ok(Call {
+            args: decode(&context.name, arguments),
+            tool: context.name.clone(),
+            context: context.request_context.clone(),
         })
+    }
+}
+
+impl<A> Call<A> {
+    /// The same call with its arguments turned into a `B` (when they decoded).
+    pub fn map<B>(self, f: impl FnOnce(A) -> B) -> Call<B> {
+        Call {
+            tool: self.tool,
+            args: self.args.map(f),
+            context: self.context,
+        }
+    }
+}
+
+impl HandingerServer {
+    /// Runs one API call: `checked` (the call's arguments checked into what it needs, or
+    /// why they are refused), then `call` with this caller's client. A refusal, or a
+    /// caller without a key, is the error result, and nothing is sent.
+    pub(super) async fn api_call<P, R, Fut>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        checked: Result<P, String>,
+        call: impl FnOnce(HandingerClient, P) -> Fut,
+    ) -> Result<R, ErrorData>
+    where
+        Fut: Future<Output = R>,
+        R: From<CallToolResult>,
+    {
+        Ok(
+            match checked.and_then(|p| Ok((p, self.api_for(context)?))) {
+                Ok((checked, api)) => call(api, checked).await,
+                Err(message) => error_result(message).into(),
+            },
+        )
     }
 }
 
@@ -47,12 +85,12 @@ impl HandingerServer {
 /// failing, with the resend advice `after` gives for that kind of call.
 pub(super) fn answer<T>(
     outcome: Result<T, ApiError>,
-    what: impl FnOnce() -> String,
+    what: &str,
     after: AfterFailure<'_>,
     ok: impl FnOnce(T) -> CallToolResult,
 ) -> CallToolResult {
     match outcome {
         Ok(value) => ok(value),
-        Err(error) => api_failed(&what(), &error, after),
+        Err(error) => api_failed(what, &error, after),
     }
 }

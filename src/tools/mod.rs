@@ -1,8 +1,9 @@
 //! The MCP face of the bridge: the server handler, its instructions, and its tools.
 //!
 //! One file per concern: `args` (argument structs; the input schemas derive from them),
-//! `output` (the result struct and its content blocks), `tasks` (the task tools),
-//! `mcp_tasks` (the MCP Tasks extension mapped onto Handinger tasks), `resources` (answer
+//! `call` (the skeleton every tool handler runs in), `effect` (what each tool does, as its
+//! annotations say), `output` (the result struct and its content blocks), `tasks` (the
+//! task tools), `mcp_tasks` (the MCP Tasks extension mapped onto Handinger tasks), `resources` (answer
 //! files and task records as MCP resources), `keys` (which Handinger key a request runs
 //! with: the server's, or the caller's with `--key-from-request`). The optional toolsets
 //! have a file each (`workers`, `schedules`, `admin`), as do the named workers' `ask_<name>`
@@ -14,6 +15,7 @@
 mod admin;
 mod args;
 mod call;
+mod effect;
 mod keys;
 mod mcp_tasks;
 mod named;

@@ -5,42 +5,51 @@
 //! the `create_task` path with the worker fixed: same policy, turn registry, bounded wait,
 //! progress and MCP tasks.
 
-use rmcp::ErrorData;
-use rmcp::handler::server::common::schema_for_output;
+use rmcp::handler::server::common::{FromContextPart, schema_for_output};
 use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::tool::ToolCallContext;
-use rmcp::model::{CallToolResponse, Tool, ToolAnnotations};
-use schemars::JsonSchema;
-use serde::Deserialize;
+use rmcp::model::Tool;
 
 use super::HandingerServer;
-use super::args::{CreateTaskArgs, decode};
-use super::output::{TaskResult, error_result};
+use super::args::{CreateTaskArgs, tool_args};
+use super::call::Call;
+use super::effect::Effect;
+use super::output::TaskResult;
 use super::surface::WorkerCard;
 use super::tasks::input_schema;
-use crate::files::upload::FileArg;
-use crate::handinger::Budget;
 
-/// Arguments of an `ask_<name>` tool.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AskWorkerArgs {
-    /// What you want from this worker, in plain language, with everything it needs to know.
-    /// For a follow-up, just the follow-up message: the worker keeps the task's context.
-    pub input: String,
-    /// Compute budget. low: quick lookups; standard: most tasks; high: multi-step research;
-    /// unlimited: long-running work with no spend cap. Omit it to use the server's default.
-    #[serde(default)]
-    pub budget: Option<Budget>,
-    /// Continue an earlier conversation with this worker: the taskId of a previous result.
-    /// Omit it to start a new task.
-    #[serde(default)]
-    pub task_id: Option<String>,
-    /// Files to put in the worker's workspace before it starts: each either {"path"} (a
-    /// local file inside a directory the user allowed) or {"name", "content" (base64),
-    /// "mediaType"}.
-    #[serde(default)]
-    pub files: Option<Vec<FileArg>>,
+tool_args! {
+    /// Arguments of an `ask_<name>` tool.
+    pub struct AskWorkerArgs {
+        /// What you want from this worker, in plain language, with everything it needs to know.
+        /// For a follow-up, just the follow-up message: the worker keeps the task's context.
+        input,
+        /// Compute budget. low: quick lookups; standard: most tasks; high: multi-step research;
+        /// unlimited: long-running work with no spend cap. Omit it to use the server's default.
+        budget,
+        /// Continue an earlier conversation with this worker: the taskId of a previous result.
+        /// Omit it to start a new task.
+        task_id,
+        /// Files to put in the worker's workspace before it starts: each either {"path"} (a
+        /// local file inside a directory the user allowed) or {"name", "content" (base64),
+        /// "mediaType"}.
+        files,
+    }
+}
+
+impl AskWorkerArgs {
+    /// The `create_task` arguments that run this on `worker_id`.
+    fn on_worker(self, worker_id: String) -> CreateTaskArgs {
+        // Fields create_task gains later keep their defaults until this tool offers them too.
+        #[allow(clippy::needless_update)]
+        CreateTaskArgs {
+            input: self.input,
+            budget: self.budget,
+            task_id: self.task_id,
+            worker_id: Some(worker_id),
+            files: self.files,
+        }
+    }
 }
 
 impl HandingerServer {
@@ -60,53 +69,19 @@ call spends Handinger credits according to the budget.",
             .title
             .clone()
             .unwrap_or_else(|| format!("Ask {}", card.worker.name));
-        let tool = Tool::new(
-            tool_name.clone(),
-            description,
-            input_schema::<AskWorkerArgs>(),
-        )
-        .with_title(title)
-        .with_raw_output_schema(schema_for_output::<TaskResult>())
-        .with_annotations(
-            ToolAnnotations::new()
-                .read_only(false)
-                .destructive(false)
-                .idempotent(false)
-                .open_world(true),
-        );
+        let tool = Tool::new(tool_name, description, input_schema::<AskWorkerArgs>())
+            .with_title(title)
+            .with_raw_output_schema(schema_for_output::<TaskResult>())
+            .with_annotations(Effect::Creates.annotations());
         let worker_id = card.worker.worker_id.clone();
         ToolRoute::new_dyn(
             tool,
-            move |context: ToolCallContext<'_, HandingerServer>| {
-                let tool_name = tool_name.clone();
+            move |mut context: ToolCallContext<'_, HandingerServer>| {
                 let worker_id = worker_id.clone();
                 Box::pin(async move {
-                    let ToolCallContext {
-                        service,
-                        request_context,
-                        arguments,
-                        ..
-                    } = context;
-                    let args =
-                        match decode::<AskWorkerArgs>(&tool_name, arguments.unwrap_or_default()) {
-                            Ok(args) => args,
-                            Err(message) => {
-                                return Ok::<_, ErrorData>(error_result(message).into());
-                            }
-                        };
-                    // Fields create_task gains later (file attachments) keep their defaults
-                    // until this tool offers them too.
-                    #[allow(clippy::needless_update)]
-                    let args = CreateTaskArgs {
-                        input: args.input,
-                        budget: args.budget,
-                        task_id: args.task_id,
-                        worker_id: Some(worker_id),
-                        files: args.files,
-                    };
-                    let response: CallToolResponse =
-                        service.run_task(&tool_name, args, request_context).await?;
-                    Ok(response)
+                    let call = Call::<AskWorkerArgs>::from_context_part(&mut context)?;
+                    let call = call.map(|args| args.on_worker(worker_id));
+                    context.service.run_task(call).await
                 })
             },
         )

@@ -15,6 +15,7 @@ use crate::task_id::TaskId;
 use crate::turns::{Recorded, TurnOutcome};
 
 /// A task as `create_task` and `get_task` report it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskResult {
@@ -23,13 +24,11 @@ pub struct TaskResult {
     /// completed, running or pending; failed, error or aborted when it went wrong.
     pub status: String,
     /// The Handinger worker that runs the task.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<String>,
     /// The worker's answer (empty while it is still running).
     pub output_text: String,
     /// The worker's structured answer, when the worker has an output schema (an object; a
     /// value of another kind comes as {"value": …}).
-    #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<Map<String, Value>>")]
     pub structured_output: Option<RawJson>,
     /// Web pages the worker used.
@@ -37,22 +36,16 @@ pub struct TaskResult {
     /// Files the worker produced.
     pub files: Vec<FileLink>,
     /// Credits and time the turn consumed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     /// The task's or worker's page in the Handinger dashboard.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// What to do next, when the answer is not complete yet.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_step: Option<String>,
     /// The task's title (from a task lookup).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Totals over all turns (from a task lookup).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub totals: Option<TaskTotals>,
     /// Every turn, oldest first (from a task lookup; answers there carry no sources or files).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub turns: Option<Vec<TurnView>>,
     /// Small images to show inline (`--inline-images`): media type and base64 bytes. Not
     /// part of the structured result, which stays small.
@@ -67,55 +60,44 @@ pub struct TaskResult {
     pub file_notes: Vec<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SourceLink {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     pub url: String,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileLink {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
     pub url: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
     /// The same file as an MCP resource of this server (resources/read).
     pub resource_uri: String,
     /// Where the server saved a copy (--download-dir).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub local_path: Option<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnView {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub output_text: Option<String>,
     /// The turn's structured answer, when the worker has an output schema (an object; a
     /// value of another kind comes as {"value": …}).
-    #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<Map<String, Value>>")]
     pub structured_output: Option<RawJson>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub credits: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<f64>,
     /// When the turn started, as Handinger reports it (a date, or unix seconds).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
     /// When the turn completed, as Handinger reports it; absent while it runs.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,
 }
 

@@ -5,84 +5,75 @@
 //! (`--max-budget`) applies here too.
 
 use rmcp::handler::server::common::schema_for_output;
-use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, JsonObject};
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, tool, tool_router};
+use rmcp::model::CallToolResult;
+use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::call::answer;
+use super::args::tool_args;
+use super::call::{Call, Reply, answer};
 use super::output::timestamp;
-use super::reply::{AfterFailure, required_id, required_text, structured};
+use super::reply::{AfterFailure, confirmation, required_id, required_text, structured, worker_id};
 use super::tasks::input_schema;
 use super::{HandingerServer, TaskPolicy};
-use crate::handinger::Budget;
 use crate::handinger::workers::{MAX_DELAY_SECONDS, NewSchedule, ScheduleInfo, When};
 
-const WORKER_ID_EXAMPLE: &str = "wrk_vk81XUHKHG-qr4";
 const SCHEDULE_ID_EXAMPLE: &str = "sch_01HZY31W2SZJ8MJ2FQTR3M1K9D";
 
-/// Arguments of `create_schedule`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CreateScheduleArgs {
-    /// The worker that runs the task (an id like wrk_vk81XUHKHG-qr4).
-    pub worker_id: String,
-    /// What the worker should do on each run, in plain language, with everything it needs:
-    /// it runs without anyone to ask.
-    pub input: String,
-    /// Compute budget of each run. low: quick lookups; standard: most tasks; high: multi-step
-    /// research; unlimited: no spend cap. Omit it to use the server's default.
-    #[serde(default)]
-    pub budget: Option<Budget>,
-    /// When to run. Once: {"type": "scheduled", "date": "2026-12-01T09:00:00Z"} or
-    /// {"type": "delayed", "delayInSeconds": 3600}. Repeatedly: {"type": "cron", "cron":
-    /// "0 9 * * 1-5"} or {"type": "interval", "intervalSeconds": 86400}.
-    pub when: When,
+tool_args! {
+    /// Arguments of `create_schedule`.
+    pub struct CreateScheduleArgs {
+        /// The worker that runs the task (an id like wrk_vk81XUHKHG-qr4).
+        pub worker_id: String,
+        /// What the worker should do on each run, in plain language, with everything it needs:
+        /// it runs without anyone to ask.
+        input,
+        /// Compute budget of each run. low: quick lookups; standard: most tasks; high: multi-step
+        /// research; unlimited: no spend cap. Omit it to use the server's default.
+        budget,
+        /// When to run. Once: {"type": "scheduled", "date": "2026-12-01T09:00:00Z"} or
+        /// {"type": "delayed", "delayInSeconds": 3600}. Repeatedly: {"type": "cron", "cron":
+        /// "0 9 * * 1-5"} or {"type": "interval", "intervalSeconds": 86400}.
+        pub when: When,
+    }
 }
 
-/// Arguments of `list_schedules`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ListSchedulesArgs {
-    /// The worker whose schedules to list (an id like wrk_vk81XUHKHG-qr4).
-    pub worker_id: String,
+tool_args! {
+    /// Arguments of `list_schedules`.
+    pub struct ListSchedulesArgs {
+        /// The worker whose schedules to list (an id like wrk_vk81XUHKHG-qr4).
+        pub worker_id: String,
+    }
 }
 
-/// Arguments of `cancel_schedule`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CancelScheduleArgs {
-    /// The worker the schedule belongs to.
-    pub worker_id: String,
-    /// The schedule to cancel, as create_schedule or list_schedules returned it (sch_…).
-    pub schedule_id: String,
+tool_args! {
+    /// Arguments of `cancel_schedule`.
+    pub struct CancelScheduleArgs {
+        /// The worker the schedule belongs to.
+        pub worker_id: String,
+        /// The schedule to cancel, as create_schedule or list_schedules returned it (sch_…).
+        pub schedule_id: String,
+    }
 }
 
 /// A schedule as the schedule tools report it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleView {
     /// Pass this as scheduleId to cancel_schedule.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_id: Option<String>,
     /// scheduled, delayed, cron or interval.
     #[serde(rename = "type")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// When it runs: the date, delayInSeconds, cron or intervalSeconds, with its type.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub when: Option<Map<String, Value>>,
     /// When it runs next, as Handinger reports it (a date, or unix seconds).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_run_at: Option<String>,
     /// What the worker is asked on each run.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
     /// The compute budget of each run.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<String>,
 }
 
@@ -95,13 +86,13 @@ pub struct CreatedSchedule {
 }
 
 /// What `list_schedules` returns.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleListView {
     pub worker_id: String,
     /// The time zone the worker's cron schedules run in (an IANA name such as Europe/Madrid),
     /// when Handinger says.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     pub schedules: Vec<ScheduleView>,
 }
@@ -163,6 +154,60 @@ impl From<ScheduleInfo> for ScheduleView {
     }
 }
 
+impl CreatedSchedule {
+    /// One line on the new schedule, for the text block.
+    fn summary(&self) -> String {
+        let schedule = &self.schedule;
+        let next_run = schedule.next_run_at.as_ref();
+        format!(
+            "Scheduled worker {}: schedule {}{}.",
+            self.worker_id,
+            schedule
+                .schedule_id
+                .as_deref()
+                .unwrap_or("(no id returned)"),
+            next_run
+                .map(|at| format!(", next run {at}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+impl CancelledSchedule {
+    /// The result of cancelling `schedule_id`, by what Handinger said (`cancelled`).
+    fn reply(worker_id: String, schedule_id: String, cancelled: Option<bool>) -> CallToolResult {
+        let (cancelled, summary) = confirmation(
+            cancelled,
+            format!("Cancelled schedule {schedule_id} of worker {worker_id}."),
+            format!(
+                "cancelling schedule {schedule_id}: {}",
+                list_check(&worker_id)
+            ),
+        );
+        let view = CancelledSchedule {
+            worker_id,
+            schedule_id,
+            cancelled,
+        };
+        structured(summary, &view)
+    }
+}
+
+impl ScheduleListView {
+    /// How many schedules `worker_id` has, and the time zone its cron expressions run in.
+    fn summary(&self, worker_id: &str) -> String {
+        let mut summary = match self.schedules.len() {
+            0 => format!("Worker {worker_id} has no schedules."),
+            1 => format!("Worker {worker_id} has 1 schedule."),
+            n => format!("Worker {worker_id} has {n} schedules."),
+        };
+        if let Some(zone) = &self.timezone {
+            summary.push_str(&format!(" Cron expressions run in the {zone} time zone."));
+        }
+        summary
+    }
+}
+
 #[tool_router(router = schedule_tools, vis = "pub(super)")]
 impl HandingerServer {
     #[tool(
@@ -173,47 +218,23 @@ delay, or repeatedly on a cron expression or an interval. Returns the schedule w
 scheduleId and next run. Every run spends credits according to the budget; results appear \
 in the Handinger dashboard (and the worker's webhook, if it has one), not in this chat.",
         input_schema = input_schema::<CreateScheduleArgs>(),
-        output_schema = schema_for_output::<CreatedSchedule>(),
-        annotations(
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = true
-        )
+        output_schema = schema_for_output::<CreatedSchedule>()
     )]
-    pub(super) async fn create_schedule_tool(
-        &self,
-        Parameters(arguments): Parameters<JsonObject>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let check = |args| new_schedule(args, &self.policy);
-        self.api_call("create_schedule", arguments, &context, check, |api, (worker_id, schedule): (String, _)| async move {
-            let check = format!("check with list_schedules (workerId {worker_id})");
-            answer(
-                api.create_schedule(&worker_id, &schedule).await,
-                || format!("create_schedule on workerId {worker_id}"),
-                AfterFailure::Creation { check: &check },
-                |info| {
-                    let view = CreatedSchedule {
-                        worker_id: worker_id.clone(),
-                        schedule: info.into(),
-                    };
-                    tracing::info!(%worker_id, schedule_id = ?view.schedule.schedule_id, "create_schedule");
-                    let summary = format!(
-                        "Scheduled worker {worker_id}: schedule {}{}.",
-                        view.schedule
-                            .schedule_id
-                            .as_deref()
-                            .unwrap_or("(no id returned)"),
-                        view.schedule
-                            .next_run_at
-                            .as_ref()
-                            .map(|at| format!(", next run {at}"))
-                            .unwrap_or_default()
-                    );
-                    structured(summary, &view)
-                },
-            )
+    pub(super) async fn create_schedule_tool(&self, call: Call<CreateScheduleArgs>) -> Reply {
+        let schedule = call.args.and_then(|args| new_schedule(args, &self.policy));
+        self.api_call(&call.context, schedule, |api, (worker_id, schedule)| async move {
+            let what = format!("create_schedule on workerId {worker_id}");
+            let check = list_check(&worker_id);
+            let created = api.create_schedule(&worker_id, &schedule).await;
+            answer(created, &what, AfterFailure::Creation { check: &check }, |info| {
+                let view = CreatedSchedule {
+                    worker_id,
+                    schedule: info.into(),
+                };
+                let schedule_id = &view.schedule.schedule_id;
+                tracing::info!(worker_id = %view.worker_id, ?schedule_id, "create_schedule");
+                structured(view.summary(), &view)
+            })
         })
         .await
     }
@@ -224,53 +245,22 @@ in the Handinger dashboard (and the worker's webhook, if it has one), not in thi
         description = "List the schedules of a Handinger worker: for each, its scheduleId, kind \
 (scheduled, delayed, cron, interval), timing, next run, input and budget.",
         input_schema = input_schema::<ListSchedulesArgs>(),
-        output_schema = schema_for_output::<ScheduleListView>(),
-        annotations(
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+        output_schema = schema_for_output::<ScheduleListView>()
     )]
-    pub(super) async fn list_schedules_tool(
-        &self,
-        Parameters(arguments): Parameters<JsonObject>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let check = |args: ListSchedulesArgs| {
-            required_id(&args.worker_id, "workerId", WORKER_ID_EXAMPLE).map(|()| args.worker_id)
-        };
-        self.api_call(
-            "list_schedules",
-            arguments,
-            &context,
-            check,
-            |api, worker_id| async move {
-                answer(
-                    api.list_schedules(&worker_id).await,
-                    || format!("list_schedules for workerId {worker_id}"),
-                    AfterFailure::Read,
-                    |list| {
-                        let view = ScheduleListView {
-                            worker_id: list.worker_id.unwrap_or_else(|| worker_id.clone()),
-                            timezone: list.timezone,
-                            schedules: list.schedules.into_iter().map(Into::into).collect(),
-                        };
-                        let mut summary = match view.schedules.len() {
-                            0 => format!("Worker {worker_id} has no schedules."),
-                            1 => format!("Worker {worker_id} has 1 schedule."),
-                            n => format!("Worker {worker_id} has {n} schedules."),
-                        };
-                        if let Some(zone) = &view.timezone {
-                            summary.push_str(&format!(
-                                " Cron expressions run in the {zone} time zone."
-                            ));
-                        }
-                        structured(summary, &view)
-                    },
-                )
-            },
-        )
+    pub(super) async fn list_schedules_tool(&self, call: Call<ListSchedulesArgs>) -> Reply {
+        let worker_id = call.args.and_then(|args| worker_id(args.worker_id));
+        self.api_call(&call.context, worker_id, |api, worker_id| async move {
+            let what = format!("list_schedules for workerId {worker_id}");
+            let found = api.list_schedules(&worker_id).await;
+            answer(found, &what, AfterFailure::Read, |list| {
+                let view = ScheduleListView {
+                    worker_id: list.worker_id.unwrap_or_else(|| worker_id.clone()),
+                    timezone: list.timezone,
+                    schedules: list.schedules.into_iter().map(Into::into).collect(),
+                };
+                structured(view.summary(&worker_id), &view)
+            })
+        })
         .await
     }
 
@@ -280,39 +270,23 @@ in the Handinger dashboard (and the worker's webhook, if it has one), not in thi
         description = "Cancel a schedule of a Handinger worker so it runs no more. A run already \
 started keeps going. This cannot be undone: to run again, create a new schedule.",
         input_schema = input_schema::<CancelScheduleArgs>(),
-        output_schema = schema_for_output::<CancelledSchedule>(),
-        annotations(
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+        output_schema = schema_for_output::<CancelledSchedule>()
     )]
-    pub(super) async fn cancel_schedule_tool(
-        &self,
-        Parameters(arguments): Parameters<JsonObject>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let check = |args: CancelScheduleArgs| {
-            required_id(&args.worker_id, "workerId", WORKER_ID_EXAMPLE)?;
-            required_id(&args.schedule_id, "scheduleId", SCHEDULE_ID_EXAMPLE)?;
-            Ok((args.worker_id, args.schedule_id))
-        };
-        self.api_call("cancel_schedule", arguments, &context, check, |api, (worker_id, schedule_id)| async move {
-            let what = format!("cancel_schedule for scheduleId {schedule_id} on workerId {worker_id}");
-            answer(api.cancel_schedule(&worker_id, &schedule_id).await, || what, AfterFailure::Repeatable, |done| {
-                tracing::info!(%worker_id, %schedule_id, "cancel_schedule");
-                let cancelled = done.cancelled.unwrap_or(true);
-                let summary = if cancelled {
-                    format!("Cancelled schedule {schedule_id} of worker {worker_id}.")
-                } else {
-                    format!(
-                        "Handinger did not confirm cancelling schedule {schedule_id}: check with list_schedules (workerId {worker_id})."
-                    )
-                };
-                structured(summary, &CancelledSchedule { worker_id, schedule_id, cancelled })
-            })
-        })
+    pub(super) async fn cancel_schedule_tool(&self, call: Call<CancelScheduleArgs>) -> Reply {
+        let ids = call.args.and_then(schedule_ids);
+        self.api_call(
+            &call.context,
+            ids,
+            |api, (worker_id, schedule_id)| async move {
+                let what =
+                    format!("cancel_schedule for scheduleId {schedule_id} on workerId {worker_id}");
+                let done = api.cancel_schedule(&worker_id, &schedule_id).await;
+                answer(done, &what, AfterFailure::Repeatable, |done| {
+                    tracing::info!(%worker_id, %schedule_id, "cancel_schedule");
+                    CancelledSchedule::reply(worker_id, schedule_id, done.cancelled)
+                })
+            },
+        )
         .await
     }
 }
@@ -322,7 +296,7 @@ fn new_schedule(
     args: CreateScheduleArgs,
     policy: &TaskPolicy,
 ) -> Result<(String, NewSchedule), String> {
-    required_id(&args.worker_id, "workerId", WORKER_ID_EXAMPLE)?;
+    let worker_id = worker_id(args.worker_id)?;
     required_text(
         &args.input,
         "input",
@@ -331,13 +305,26 @@ fn new_schedule(
     check_when(&args.when)?;
     let budget = policy.budget(args.budget)?;
     Ok((
-        args.worker_id,
+        worker_id,
         NewSchedule {
             input: args.input,
             budget,
             when: args.when,
         },
     ))
+}
+
+/// Checks `cancel_schedule` arguments: the worker's id, then the schedule's.
+fn schedule_ids(args: CancelScheduleArgs) -> Result<(String, String), String> {
+    let worker_id = worker_id(args.worker_id)?;
+    required_id(&args.schedule_id, "scheduleId", SCHEDULE_ID_EXAMPLE)?;
+    Ok((worker_id, args.schedule_id))
+}
+
+/// How to see whether a schedule of `worker_id` exists, after a change Handinger may or
+/// may not have made.
+fn list_check(worker_id: &str) -> String {
+    format!("check with list_schedules (workerId {worker_id})")
 }
 
 /// Catches the timing mistakes Handinger would refuse, with what to send instead.
@@ -399,6 +386,18 @@ mod tests {
         let cron = |c: &str| When::Cron { cron: c.into() };
         assert!(check_when(&cron("0 9 * * 1-5")).is_ok());
         assert!(check_when(&cron("every day")).is_err());
+    }
+
+    #[test]
+    fn an_unconfirmed_cancel_says_how_to_check() {
+        let result = CancelledSchedule::reply("wrk_1".into(), "sch_1".into(), Some(false));
+        let text = result.content[0].as_text().unwrap().text.clone();
+        assert!(
+            text.starts_with("Handinger did not confirm cancelling schedule sch_1: check with list_schedules (workerId wrk_1).\n\n"),
+            "{text}"
+        );
+        let structured = result.structured_content.unwrap();
+        assert_eq!(structured["cancelled"], false);
     }
 
     #[test]

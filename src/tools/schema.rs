@@ -153,11 +153,8 @@ fn strip_null(property: &mut JsonObject) -> bool {
 mod tests {
     use serde_json::json;
 
+    use super::super::args::object;
     use super::*;
-
-    fn object(value: Value) -> JsonObject {
-        value.as_object().cloned().unwrap()
-    }
 
     #[test]
     fn options_become_optional_properties_without_null() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool_name_validation::validate_and_warn_tool_name;
 
-use super::HandingerServer;
+use super::{HandingerServer, effect};
 use crate::handinger::HandingerClient;
 use crate::task_id::validate_id;
 
@@ -54,13 +54,14 @@ impl Toolset {
         }
     }
 
+    /// This toolset's tools, each annotated with what it does.
     fn router(self) -> ToolRouter<HandingerServer> {
-        match self {
+        effect::annotate(match self {
             Toolset::Tasks => HandingerServer::task_tools(),
             Toolset::Workers => HandingerServer::worker_tools(),
             Toolset::Schedules => HandingerServer::schedule_tools(),
             Toolset::Admin => HandingerServer::admin_tools(),
-        }
+        })
     }
 }
 
@@ -320,7 +321,7 @@ impl ToolSurface {
         }
         if self.serves_named_workers() && !router.has_route("get_task") {
             // ask_<name> results point at get_task to collect a long answer.
-            let tasks = HandingerServer::task_tools();
+            let tasks = Toolset::Tasks.router();
             if let Some(get_task) = tasks.map.get("get_task") {
                 router.add_route(get_task.clone());
             }

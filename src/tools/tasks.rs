@@ -4,16 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::handler::server::common::{schema_for_input, schema_for_output};
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolResponse, CallToolResult, CreateTaskResult, JsonObject, ProgressNotificationParam,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
 
-use super::HandingerServer;
-use super::args::{CreateTaskArgs, GetTaskArgs, decode};
+use super::args::{CreateTaskArgs, GetTaskArgs};
+use super::call::{Call, Reply};
 use super::output::{TaskResult, error_result, outcome_result, task_result};
+use super::{HandingerServer, PreparedTask};
 use crate::files::upload::AllowedRoots;
 use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;
@@ -44,34 +44,30 @@ get_task (taskId, wait) and do not call create_task again for it. Cancelling the
 the waiting, not the task: Handinger has no way to stop a task, and it still finishes. \
 Each call spends Handinger credits according to the budget.",
         input_schema = input_schema::<CreateTaskArgs>(),
-        output_schema = schema_for_output::<TaskResult>(),
-        annotations(
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = true
-        )
+        output_schema = schema_for_output::<TaskResult>()
     )]
     pub(super) async fn create_task_tool(
         &self,
-        Parameters(arguments): Parameters<JsonObject>,
-        context: RequestContext<RoleServer>,
+        call: Call<CreateTaskArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
-        match decode::<CreateTaskArgs>("create_task", arguments) {
-            Ok(args) => self.run_task("create_task", args, context).await,
-            Err(message) => Ok(error_result(message).into()),
-        }
+        self.run_task(call).await
     }
 
-    /// What `create_task` does with decoded arguments; the named workers' `ask_<name>` tools
-    /// (`tool`) run it too, so they share the policy, the turn registry, the bounded wait,
-    /// progress and MCP tasks.
+    /// What `create_task` does; the named workers' `ask_<name>` tools run it too, so they
+    /// share the policy, the turn registry, the bounded wait, progress and MCP tasks.
     pub(super) async fn run_task(
         &self,
-        tool: &str,
-        args: CreateTaskArgs,
-        context: RequestContext<RoleServer>,
+        call: Call<CreateTaskArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let Call {
+            tool,
+            args,
+            context,
+        } = call;
+        let args = match args {
+            Ok(args) => args,
+            Err(message) => return Ok(error_result(message).into()),
+        };
         let roots = if args.has_local_paths() {
             self.local_roots(&context).await
         } else {
@@ -87,10 +83,44 @@ Each call spends Handinger credits according to the budget.",
         } else {
             self.policy.prepare(args, roots.as_ref())
         };
-        let (prepared, api) = match prepared.and_then(|p| Ok((p, self.api_for(&context)?))) {
-            Ok(ready) => ready,
-            Err(message) => return Ok(error_result(message).into()),
-        };
+        self.api_call(&context, prepared, |api, prepared| {
+            self.start_turn(&tool, api, prepared, &context)
+        })
+        .await
+    }
+
+    #[tool(
+        name = "get_task",
+        title = "Check on or collect a Handinger task",
+        description = "Look up a Handinger task by the taskId create_task returned. With wait \
+(seconds), waits that long for a running task to finish and returns its answer, with sources \
+and files when this server started the turn. Otherwise returns the task's status (pending, \
+running, completed, error, aborted), totals, dashboard link and every turn with its input \
+and answer.",
+        input_schema = input_schema::<GetTaskArgs>(),
+        output_schema = schema_for_output::<TaskResult>()
+    )]
+    pub(super) async fn get_task_tool(&self, call: Call<GetTaskArgs>) -> Reply {
+        let checked = call
+            .args
+            .and_then(|args| Ok((TaskId::parse(&args.task_id)?, args.wait.unwrap_or(0))));
+        self.api_call(&call.context, checked, |api, (task_id, wait)| {
+            self.collect(api, task_id, wait, &call.context)
+        })
+        .await
+    }
+}
+
+impl HandingerServer {
+    /// Starts a checked `create_task` turn on Handinger and answers with its outcome, or
+    /// with the resumable taskId (an MCP task handle, or "running" when the wait ends first).
+    async fn start_turn(
+        &self,
+        tool: &str,
+        api: HandingerClient,
+        prepared: PreparedTask,
+        context: &RequestContext<RoleServer>,
+    ) -> CallToolResponse {
         let task_id = prepared.task_id.clone();
         tracing::info!(%task_id, budget = %prepared.request.budget, tool, "create_task");
         let turn = match self
@@ -105,17 +135,17 @@ Each call spends Handinger credits according to the budget.",
         {
             Ok(turn) => turn,
             Err(StartRefused::Busy { running_for }) => {
-                return Ok(error_result(format!(
+                return error_result(format!(
                     "Task {task_id} already has a turn running ({} s so far) with a different input. Collect it first with get_task (taskId \"{task_id}\", wait), then send the follow-up.",
                     running_for.as_secs()
                 ))
-                .into());
+                .into();
             }
             Err(StartRefused::Store(error)) => {
-                return Ok(error_result(format!(
+                return error_result(format!(
                     "{error}. Nothing was sent to Handinger: without the shared store this server cannot tell whether another replica already runs task {task_id}. Try again when the store is back (its /readyz shows when)."
                 ))
-                .into());
+                .into();
             }
             Err(StartRefused::Full { limit, per_key }) => {
                 let whose = if per_key {
@@ -123,58 +153,22 @@ Each call spends Handinger credits according to the budget.",
                 } else {
                     "on this server"
                 };
-                return Ok(error_result(format!(
+                return error_result(format!(
                     "{limit} Handinger tasks are already running {whose} (--max-turns-in-flight{}): nothing was sent. Wait for one to finish (collect running ones with get_task), then call create_task again.",
                     if per_key { "-per-key" } else { "" }
                 ))
-                .into());
+                .into();
             }
         };
-        if super::mcp_tasks::offers_task_handles(&context) {
+        if super::mcp_tasks::offers_task_handles(context) {
             let task = self.mcp_task_of(&turn).task;
-            return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
+            return CallToolResponse::Task(CreateTaskResult::new(task));
         }
-        Ok(self
-            .await_turn(&turn, self.policy.max_wait, &context)
+        self.await_turn(&turn, self.policy.max_wait, context)
             .await
-            .into())
+            .into()
     }
 
-    #[tool(
-        name = "get_task",
-        title = "Check on or collect a Handinger task",
-        description = "Look up a Handinger task by the taskId create_task returned. With wait \
-(seconds), waits that long for a running task to finish and returns its answer, with sources \
-and files when this server started the turn. Otherwise returns the task's status (pending, \
-running, completed, error, aborted), totals, dashboard link and every turn with its input \
-and answer.",
-        input_schema = input_schema::<GetTaskArgs>(),
-        output_schema = schema_for_output::<TaskResult>(),
-        annotations(
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
-    )]
-    pub(super) async fn get_task_tool(
-        &self,
-        Parameters(arguments): Parameters<JsonObject>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let check = |args: GetTaskArgs| Ok((TaskId::parse(&args.task_id)?, args.wait.unwrap_or(0)));
-        self.api_call(
-            "get_task",
-            arguments,
-            &context,
-            check,
-            |api, (task_id, wait)| self.collect(api, task_id, wait, &context),
-        )
-        .await
-    }
-}
-
-impl HandingerServer {
     /// The directories local files may come from: the configured ones plus the client's
     /// roots, when it shares them. `None` where local paths are not allowed at all.
     async fn local_roots(&self, context: &RequestContext<RoleServer>) -> Option<AllowedRoots> {

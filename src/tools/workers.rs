@@ -5,85 +5,73 @@
 //! `outputSchema: null` removes the schema.
 
 use rmcp::handler::server::common::schema_for_output;
-use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, JsonObject};
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, tool, tool_router};
+use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::HandingerServer;
-use super::call::answer;
+use super::args::tool_args;
+use super::call::{Call, Reply, answer};
 use super::output::timestamp;
-use super::reply::{AfterFailure, required_id, structured};
+use super::reply::{AfterFailure, structured, worker_id};
 use super::tasks::input_schema;
-use crate::handinger::workers::{NewWorker, Visibility, WorkerInfo, WorkerPatch};
+use crate::handinger::workers::{NewWorker, WorkerInfo, WorkerPatch};
 
-const WORKER_ID_EXAMPLE: &str = "wrk_vk81XUHKHG-qr4";
-
-/// Arguments of `create_worker`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CreateWorkerArgs {
-    /// The worker's standing instructions (its system prompt): role, method, what to return.
-    /// Give them when you know exactly how the worker should behave; otherwise give prompt.
-    #[serde(default)]
-    pub instructions: Option<String>,
-    /// A plain-language description of the worker wanted (e.g. "fact-checks short claims and
-    /// returns a verdict with citations"); Handinger writes the instructions from it. Used
-    /// when instructions is omitted: give one of the two.
-    #[serde(default)]
-    pub prompt: Option<String>,
-    /// A short name people see in the dashboard, e.g. "Fact checker".
-    #[serde(default)]
-    pub title: Option<String>,
-    /// One sentence on what the worker does, for people and agents choosing a worker.
-    #[serde(default)]
-    pub summary: Option<String>,
-    /// private or public: who on Handinger can see and use the worker. Omit it for
-    /// Handinger's default.
-    #[serde(default)]
-    pub visibility: Option<Visibility>,
-    /// A JSON Schema (draft-07) object that every answer must follow; answers then come back
-    /// as structuredOutput. Give it when the answers must be machine-readable; omit it for
-    /// prose answers.
-    #[serde(default)]
-    pub output_schema: Option<Map<String, Value>>,
+tool_args! {
+    /// Arguments of `create_worker`.
+    pub struct CreateWorkerArgs {
+        /// The worker's standing instructions (its system prompt): role, method, what to return.
+        /// Give them when you know exactly how the worker should behave; otherwise give prompt.
+        instructions,
+        /// A plain-language description of the worker wanted (e.g. "fact-checks short claims and
+        /// returns a verdict with citations"); Handinger writes the instructions from it. Used
+        /// when instructions is omitted: give one of the two.
+        #[serde(default)]
+        pub prompt: Option<String>,
+        /// A short name people see in the dashboard, e.g. "Fact checker".
+        title,
+        /// One sentence on what the worker does, for people and agents choosing a worker.
+        summary,
+        /// private or public: who on Handinger can see and use the worker. Omit it for
+        /// Handinger's default.
+        visibility,
+        /// A JSON Schema (draft-07) object that every answer must follow; answers then come back
+        /// as structuredOutput. Give it when the answers must be machine-readable; omit it for
+        /// prose answers.
+        #[serde(default)]
+        pub output_schema: Option<Map<String, Value>>,
+    }
 }
 
-/// Arguments of `get_worker`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct GetWorkerArgs {
-    /// The worker's id (like wrk_vk81XUHKHG-qr4), as create_worker or create_task returned it.
-    pub worker_id: String,
+tool_args! {
+    /// Arguments of `get_worker`.
+    pub struct GetWorkerArgs {
+        /// The worker's id (like wrk_vk81XUHKHG-qr4), as create_worker or create_task returned it.
+        pub worker_id: String,
+    }
 }
 
-/// Arguments of `update_worker`. Only the fields given change.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UpdateWorkerArgs {
-    /// The worker to change (an id like wrk_vk81XUHKHG-qr4).
-    pub worker_id: String,
-    /// New standing instructions, replacing the old ones. Tasks already running keep the old
-    /// instructions. Omit to keep them.
-    #[serde(default)]
-    pub instructions: Option<String>,
-    /// New title. Omit to keep it.
-    #[serde(default)]
-    pub title: Option<String>,
-    /// New one-sentence summary. Omit to keep it.
-    #[serde(default)]
-    pub summary: Option<String>,
-    /// New visibility (private or public). Omit to keep it.
-    #[serde(default)]
-    pub visibility: Option<Visibility>,
-    /// A new output schema (a JSON Schema object), or null to remove the schema so answers
-    /// are plain text again. Omit it to keep the current schema.
-    #[serde(default, deserialize_with = "present")]
-    #[schemars(schema_with = "schema_or_null")]
-    pub output_schema: Option<Option<Map<String, Value>>>,
+tool_args! {
+    /// Arguments of `update_worker`. Only the fields given change.
+    pub struct UpdateWorkerArgs {
+        /// The worker to change (an id like wrk_vk81XUHKHG-qr4).
+        pub worker_id: String,
+        /// New standing instructions, replacing the old ones. Tasks already running keep the old
+        /// instructions. Omit to keep them.
+        instructions,
+        /// New title. Omit to keep it.
+        title,
+        /// New one-sentence summary. Omit to keep it.
+        summary,
+        /// New visibility (private or public). Omit to keep it.
+        visibility,
+        /// A new output schema (a JSON Schema object), or null to remove the schema so answers
+        /// are plain text again. Omit it to keep the current schema.
+        #[serde(default, deserialize_with = "present")]
+        #[schemars(schema_with = "schema_or_null")]
+        pub output_schema: Option<Option<Map<String, Value>>>,
+    }
 }
 
 /// The schema of update_worker's `outputSchema`: an object, or `null`, which removes the
@@ -104,39 +92,29 @@ where
 }
 
 /// A worker as the worker tools report it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerView {
     /// Pass this as workerId to create_task, update_worker or create_schedule.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
     /// The worker's standing instructions (its system prompt).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub instructions: Option<String>,
     /// private or public.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub visibility: Option<String>,
     /// The JSON Schema every answer follows; absent when answers are plain text.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub output_schema: Option<Map<String, Value>>,
     /// The worker's page in the Handinger dashboard.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Status of the worker's latest task (get_worker only).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// The latest task's answer (get_worker only).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_output_text: Option<String>,
     /// When the worker was created, as Handinger reports it (a date, or unix seconds).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
     /// When the worker last changed, as Handinger reports it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
 }
 
@@ -187,23 +165,14 @@ comes back as structured data. Returns its workerId: pass it as workerId to crea
 run tasks on it. Use it when the user wants a worker to use again; for a one-off task call \
 create_task without a worker instead.",
         input_schema = input_schema::<CreateWorkerArgs>(),
-        output_schema = schema_for_output::<WorkerView>(),
-        annotations(
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = true
-        )
+        output_schema = schema_for_output::<WorkerView>()
     )]
-    pub(super) async fn create_worker_tool(
-        &self,
-        Parameters(arguments): Parameters<JsonObject>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
-        self.api_call("create_worker", arguments, &context, new_worker, |api, worker| async move {
+    pub(super) async fn create_worker_tool(&self, call: Call<CreateWorkerArgs>) -> Reply {
+        let worker = call.args.and_then(new_worker);
+        self.api_call(&call.context, worker, |api, worker| async move {
             answer(
                 api.create_worker(&worker).await,
-                || "create_worker".into(),
+                "create_worker",
                 AfterFailure::Creation {
                     check: "look for it in the Handinger dashboard (there is no list of workers to check here)",
                 },
@@ -224,39 +193,18 @@ create_task without a worker instead.",
 instructions, visibility, output schema, dashboard link, and the status and answer of its \
 latest task.",
         input_schema = input_schema::<GetWorkerArgs>(),
-        output_schema = schema_for_output::<WorkerView>(),
-        annotations(
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+        output_schema = schema_for_output::<WorkerView>()
     )]
-    pub(super) async fn get_worker_tool(
-        &self,
-        Parameters(arguments): Parameters<JsonObject>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let check = |args: GetWorkerArgs| {
-            required_id(&args.worker_id, "workerId", WORKER_ID_EXAMPLE).map(|()| args.worker_id)
-        };
-        self.api_call(
-            "get_worker",
-            arguments,
-            &context,
-            check,
-            |api, worker_id| async move {
-                answer(
-                    api.get_worker(&worker_id).await,
-                    || format!("get_worker for workerId {worker_id}"),
-                    AfterFailure::Read,
-                    |info| {
-                        let view = WorkerView::new(info, Some(&worker_id));
-                        structured(view.headline("Found"), &view)
-                    },
-                )
-            },
-        )
+    pub(super) async fn get_worker_tool(&self, call: Call<GetWorkerArgs>) -> Reply {
+        let worker_id = call.args.and_then(|args| worker_id(args.worker_id));
+        self.api_call(&call.context, worker_id, |api, worker_id| async move {
+            let what = format!("get_worker for workerId {worker_id}");
+            let found = api.get_worker(&worker_id).await;
+            answer(found, &what, AfterFailure::Read, |info| {
+                let view = WorkerView::new(info, Some(&worker_id));
+                structured(view.headline("Found"), &view)
+            })
+        })
         .await
     }
 
@@ -267,37 +215,19 @@ latest task.",
 title, summary, visibility, outputSchema); outputSchema null removes the schema. Tasks already \
 running keep the old instructions. Returns the worker as it is now.",
         input_schema = input_schema::<UpdateWorkerArgs>(),
-        output_schema = schema_for_output::<WorkerView>(),
-        annotations(
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
+        output_schema = schema_for_output::<WorkerView>()
     )]
-    pub(super) async fn update_worker_tool(
-        &self,
-        Parameters(arguments): Parameters<JsonObject>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
-        self.api_call(
-            "update_worker",
-            arguments,
-            &context,
-            worker_patch,
-            |api, (worker_id, patch)| async move {
-                answer(
-                    api.update_worker(&worker_id, &patch).await,
-                    || format!("update_worker for workerId {worker_id}"),
-                    AfterFailure::Repeatable,
-                    |info| {
-                        tracing::info!(%worker_id, "update_worker");
-                        let view = WorkerView::new(info, Some(&worker_id));
-                        structured(view.headline("Updated"), &view)
-                    },
-                )
-            },
-        )
+    pub(super) async fn update_worker_tool(&self, call: Call<UpdateWorkerArgs>) -> Reply {
+        let patch = call.args.and_then(worker_patch);
+        self.api_call(&call.context, patch, |api, (worker_id, patch)| async move {
+            let what = format!("update_worker for workerId {worker_id}");
+            let updated = api.update_worker(&worker_id, &patch).await;
+            answer(updated, &what, AfterFailure::Repeatable, |info| {
+                tracing::info!(%worker_id, "update_worker");
+                let view = WorkerView::new(info, Some(&worker_id));
+                structured(view.headline("Updated"), &view)
+            })
+        })
         .await
     }
 }
@@ -320,7 +250,7 @@ fn new_worker(args: CreateWorkerArgs) -> Result<NewWorker, String> {
 
 /// Checks `update_worker` arguments: a valid id and at least one change.
 fn worker_patch(args: UpdateWorkerArgs) -> Result<(String, WorkerPatch), String> {
-    required_id(&args.worker_id, "workerId", WORKER_ID_EXAMPLE)?;
+    let worker_id = worker_id(args.worker_id)?;
     let patch = WorkerPatch {
         instructions: args.instructions,
         title: args.title,
@@ -331,18 +261,14 @@ fn worker_patch(args: UpdateWorkerArgs) -> Result<(String, WorkerPatch), String>
     if patch.is_empty() {
         return Err("update_worker was given nothing to change: pass at least one of instructions, title, summary, visibility or outputSchema (null removes the schema).".into());
     }
-    Ok((args.worker_id, patch))
+    Ok((worker_id, patch))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tools::args::decode;
+    use crate::tools::args::{decode, object};
     use serde_json::json;
-
-    fn object(value: Value) -> JsonObject {
-        value.as_object().cloned().unwrap()
-    }
 
     #[test]
     fn output_schema_absent_null_and_given_are_told_apart() {
