@@ -110,18 +110,14 @@ impl HandingerServer {
             let sources = api.latest_sources(&task_id, &record).await;
             result = result.with_sources(&sources);
         }
-        let created = record
-            .task
-            .created_at
-            .as_ref()
-            .and_then(crate::handinger::types::raw_str)
-            .unwrap_or_else(crate::turns::now_rfc3339);
-        let updated = record
-            .task
-            .completed_at
-            .as_ref()
-            .and_then(crate::handinger::types::raw_str)
-            .unwrap_or_else(crate::turns::now_rfc3339);
+        // Handinger's times as given, or now where it gave none.
+        let time = |raw: &Option<_>| {
+            raw.as_ref()
+                .and_then(crate::handinger::types::raw_str)
+                .unwrap_or_else(crate::turns::now_rfc3339)
+        };
+        let created = time(&record.task.created_at);
+        let updated = time(&record.task.completed_at);
         let status = result.status.clone();
         // A Handinger task that ended in error or aborted is still a finished tool call: its
         // result (an error result naming the status) is what the extension's `completed`
