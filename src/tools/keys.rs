@@ -34,10 +34,21 @@ impl RequestKeys {
     }
 
     fn client_for(&self, context: &RequestContext<RoleServer>) -> Result<HandingerClient, String> {
-        let key = context
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|parts| parts.headers.get(API_KEY_HEADER))
+        self.client_for_headers(
+            context
+                .extensions
+                .get::<http::request::Parts>()
+                .map(|parts| &parts.headers),
+        )
+    }
+
+    /// The client for the key in an HTTP request's headers (`None`: no HTTP request).
+    pub(super) fn client_for_headers(
+        &self,
+        headers: Option<&http::HeaderMap>,
+    ) -> Result<HandingerClient, String> {
+        let key = headers
+            .and_then(|headers| headers.get(API_KEY_HEADER))
             .and_then(|value| value.to_str().ok())
             .map(str::trim)
             .filter(|key| !key.is_empty())

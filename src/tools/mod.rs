@@ -12,6 +12,7 @@
 //! type and the task policy applied before anything is sent.
 
 mod admin;
+mod admission;
 mod args;
 mod call;
 mod keys;

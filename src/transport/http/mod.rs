@@ -30,6 +30,7 @@ mod settings;
 mod sse;
 mod stateless;
 mod streamable;
+mod turn_room;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -33,6 +33,7 @@ use super::limits::{self, CallGate};
 use super::session_limits::{SessionCap, Slot};
 use super::sessions::{InFlightIds, Owner, Owners, request_id};
 use super::stateless::SharedCalls;
+use super::turn_room;
 use crate::tools::HandingerServer;
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -53,6 +54,8 @@ pub struct StreamableMcp {
     cap: Arc<SessionCap>,
     /// `--stateless`: plain tool calls go to a shared service ([`super::stateless`]).
     shared: Option<SharedCalls>,
+    /// Asked whether a tool call would find a turn slot ([`super::turn_room`]).
+    prototype: HandingerServer,
 }
 
 pub struct Options {
@@ -85,6 +88,7 @@ impl StreamableMcp {
             .disable_allowed_origins()
             .with_cancellation_token(shutdown.clone());
         let factory = Arc::new(factory);
+        let prototype = factory();
         let shared = options.stateless.then(|| {
             let factory = factory.clone();
             SharedCalls::new(move || factory(), shutdown.clone())
@@ -100,6 +104,7 @@ impl StreamableMcp {
             stateless: options.stateless,
             cap: options.session_cap,
             shared,
+            prototype,
         }
     }
 
@@ -154,6 +159,9 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
             match mcp.gate.try_enter() {
                 Ok(entered) => permit = Some(entered),
                 Err(refusal) => return refusal.into_response(),
+            }
+            if let Err(refusal) = turn_room::check_body(&mcp.prototype, &bytes, &parts.headers) {
+                return refusal;
             }
             if let Some(shared) = &mcp.shared
                 && let Ok(message) = serde_json::from_slice(&bytes)
