@@ -790,7 +790,9 @@ async fn run_turn(
     }
     tracing::warn!(%task_id, %error, "task POST failed after sending; looking the task up");
     let ours = |input: &str| input == request.input;
-    reconcile(api, task_id, &ours, error).await
+    // Boxed: only an ambiguous failure gets here, and inline it would make every turn's
+    // task as large as the reconciliation's polling.
+    Box::pin(reconcile(api, task_id, &ours, error)).await
 }
 
 /// Looks the task up after an ambiguous failure and follows our turn to its end.
