@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
 use super::session_limits::{SessionCap, Slot};
-use super::sessions::{InFlightIds, Owner, Owners, request_id};
+use super::sessions::{InFlightGuard, InFlightIds, Owner, Owners, request_id};
 use super::stateless::{Sent, SharedCalls};
 use super::turn_room;
 use crate::tools::HandingerServer;
@@ -136,12 +136,14 @@ impl StreamableMcp {
 }
 
 /// What [`respond`] decided: an answer, or a plain tool call handed to the shared service
-/// in `--stateless` mode, to wait for with its permit.
+/// in `--stateless` mode, to wait for with its permit (and its id's place, if it named a
+/// session).
 enum Reply {
     Now(Response),
     Shared {
         sent: Sent,
         permit: Option<OwnedSemaphorePermit>,
+        in_flight: Option<InFlightGuard>,
     },
 }
 
@@ -151,11 +153,15 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
     // keeps this future for as long as the call is held.
     match Box::pin(respond(&mcp, request)).await {
         Reply::Now(response) => response,
-        Reply::Shared { sent, permit } => {
+        Reply::Shared {
+            sent,
+            permit,
+            in_flight,
+        } => {
             let (head, body) = sent.answer().await.into_parts();
-            let body = match permit {
-                Some(permit) => limits::hold_until_sent(body, permit),
-                None => body,
+            let body = match (permit, in_flight) {
+                (None, None) => body,
+                held => limits::hold_until_sent(body, held),
             };
             Response::from_parts(head, body)
         }
@@ -196,7 +202,11 @@ async fn respond(mcp: &StreamableMcp, request: Request) -> Reply {
                 && let Some(version) = SharedCalls::eligible(&parts.headers, &message)
             {
                 return match shared.send(version, parts, message) {
-                    Ok(sent) => Reply::Shared { sent, permit },
+                    Ok(sent) => Reply::Shared {
+                        sent,
+                        permit,
+                        in_flight,
+                    },
                     Err(refusal) => Reply::Now(refusal),
                 };
             }
