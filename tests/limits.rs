@@ -627,12 +627,13 @@ async fn calls_beyond_the_turns_in_flight_bounds_get_503_with_retry_after() {
         };
         let session = session.as_deref();
 
-        // Holds the only slot past its caller's wait (--max-wait 1).
+        // Holds the only slot past its caller's wait (--max-wait 1), for 5 s: room for the
+        // refused call to arrive on a slow machine.
         let first = post_mcp(
             &client,
             &bridge,
             session,
-            create_task(2, json!({"input": "long sleep=3000"})),
+            create_task(2, json!({"input": "long sleep=5000"})),
         )
         .await;
         let first = call_result(first).await;
@@ -671,7 +672,7 @@ async fn calls_beyond_the_turns_in_flight_bounds_get_503_with_retry_after() {
             &client,
             &bridge,
             session,
-            create_task(4, json!({"input": "long sleep=3000", "taskId": task_id})),
+            create_task(4, json!({"input": "long sleep=5000", "taskId": task_id})),
         )
         .await;
         assert_eq!(call_result(joined).await["taskId"], task_id.as_str());
