@@ -524,3 +524,170 @@ async fn a_connection_cap_above_the_descriptor_limit_is_warned_about() {
     }
     assert!(bridge.log().contains("--max-connections"));
 }
+
+/// POSTs one JSON-RPC message to `/mcp` (on `session`, when given).
+async fn post_mcp(
+    client: &reqwest::Client,
+    bridge: &HttpBridge,
+    session: Option<&str>,
+    message: Value,
+) -> reqwest::Response {
+    let mut request = client
+        .post(bridge.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&message);
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    tokio::time::timeout(PATIENCE, request.send())
+        .await
+        .expect("the server answers in time")
+        .unwrap()
+}
+
+/// The `structuredContent` of a tool call's answer, plain JSON or an event stream.
+async fn call_result(response: reqwest::Response) -> Value {
+    assert_eq!(response.status(), 200);
+    let text = tokio::time::timeout(PATIENCE, response.text())
+        .await
+        .expect("the answer arrives in time")
+        .unwrap();
+    let answer = serde_json::from_str::<Value>(&text)
+        .ok()
+        .or_else(|| {
+            text.lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+                .find(|message| message.get("result").is_some())
+        })
+        .unwrap_or_else(|| panic!("no answer in {text}"));
+    answer["result"]["structuredContent"].clone()
+}
+
+fn create_task(id: u64, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "create_task", "arguments": arguments}})
+}
+
+/// Over HTTP, a call that would start a turn while `--max-turns-in-flight` (or its per-key
+/// bound) is reached is refused with 503 and `Retry-After` before it is accepted, as
+/// `--max-concurrent-calls` refusals are, with or without sessions; a call that joins the
+/// running turn, and one that starts none (get_task), still go through.
+#[tokio::test]
+async fn calls_beyond_the_turns_in_flight_bounds_get_503_with_retry_after() {
+    for (stateless, bound) in [
+        (true, "--max-turns-in-flight"),
+        (false, "--max-turns-in-flight-per-key"),
+    ] {
+        let fake = FakeHandinger::start().await;
+        let mut args = vec![bound, "1", "--max-wait", "1"];
+        if stateless {
+            args.push("--stateless");
+        }
+        let bridge = start_http(&fake.base_url, &args).await;
+        let client = reqwest::Client::new();
+        let session = if stateless {
+            None
+        } else {
+            let opened = initialize(&client, &bridge).send().await.unwrap();
+            let id = opened.headers()["mcp-session-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            opened.text().await.unwrap();
+            post_mcp(
+                &client,
+                &bridge,
+                Some(&id),
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            )
+            .await;
+            Some(id)
+        };
+        let session = session.as_deref();
+
+        // Holds the only slot past its caller's wait (--max-wait 1), for 5 s: room for the
+        // refused call to arrive on a slow machine.
+        let first = post_mcp(
+            &client,
+            &bridge,
+            session,
+            create_task(2, json!({"input": "long sleep=5000"})),
+        )
+        .await;
+        let first = call_result(first).await;
+        assert_eq!(first["status"], "running", "{bound}: {first}");
+        let task_id = first["taskId"].as_str().unwrap().to_owned();
+
+        let refused = post_mcp(
+            &client,
+            &bridge,
+            session,
+            create_task(3, json!({"input": "another"})),
+        )
+        .await;
+        assert_eq!(refused.status(), 503, "{bound}");
+        let retry_after: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry_after >= 1, "{bound}: Retry-After {retry_after}");
+        let message = refused.text().await.unwrap();
+        for needle in [&format!("({bound})"), "nothing was sent", "Retry-After"] {
+            assert!(
+                message.contains(needle),
+                "{needle:?} missing from {message}"
+            );
+        }
+        assert_eq!(
+            fake.posts().len(),
+            1,
+            "{bound}: the refused call sent nothing"
+        );
+
+        // Joining the running turn takes no slot, and get_task starts no turn.
+        let joined = post_mcp(
+            &client,
+            &bridge,
+            session,
+            create_task(4, json!({"input": "long sleep=5000", "taskId": task_id})),
+        )
+        .await;
+        assert_eq!(call_result(joined).await["taskId"], task_id.as_str());
+        // get_task waits at most --max-wait (1 s) per call: ask until the turn has ended.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        for id in 5.. {
+            let looked_up = post_mcp(
+                &client,
+                &bridge,
+                session,
+                json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                    "params": {"name": "get_task", "arguments": {"taskId": task_id, "wait": 30}}}),
+            )
+            .await;
+            let status = call_result(looked_up).await["status"].clone();
+            if status == "completed" {
+                break;
+            }
+            assert_eq!(status, "running", "{bound}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{bound}: the turn never ended"
+            );
+        }
+
+        // Once the turn has ended, its slot is free again.
+        let after = post_mcp(
+            &client,
+            &bridge,
+            session,
+            create_task(100, json!({"input": "another"})),
+        )
+        .await;
+        assert_eq!(call_result(after).await["status"], "completed", "{bound}");
+        assert_eq!(fake.posts().len(), 2, "{bound}");
+    }
+}

@@ -17,13 +17,11 @@ use crate::handinger::HandingerClient;
 /// The header a client's own Handinger key arrives in.
 pub const API_KEY_HEADER: &str = "x-handinger-api-key";
 
-/// Picks the key of the HTTP request that carried a call; `Err` (a message for the
-/// client) without one.
-fn request_key(context: &RequestContext<RoleServer>) -> Result<SecretString, String> {
-    context
-        .extensions
-        .get::<http::request::Parts>()
-        .and_then(|parts| parts.headers.get(API_KEY_HEADER))
+/// Picks the key of an HTTP request's headers (`None`: no HTTP request); `Err` (a message
+/// for the client) without one.
+fn request_key(headers: Option<&http::HeaderMap>) -> Result<SecretString, String> {
+    headers
+        .and_then(|headers| headers.get(API_KEY_HEADER))
         .and_then(|value| value.to_str().ok())
         .map(str::trim)
         .filter(|key| !key.is_empty())
@@ -53,11 +51,21 @@ impl HandingerServer {
         &self,
         context: &RequestContext<RoleServer>,
     ) -> Result<HandingerClient, String> {
+        let parts = context.extensions.get::<http::request::Parts>();
+        self.api_for_headers(parts.map(|parts| &parts.headers))
+    }
+
+    /// [`Self::api_for`] from the headers of the HTTP request that carries a call (`None`:
+    /// no HTTP request), for checks made before the call is accepted.
+    pub(super) fn api_for_headers(
+        &self,
+        headers: Option<&http::HeaderMap>,
+    ) -> Result<HandingerClient, String> {
         if !self.request_keys {
             return Ok(self.api.clone());
         }
         self.api
-            .with_key(&request_key(context)?)
+            .with_key(&request_key(headers)?)
             // The client's own message names HANDINGER_API_KEY, which is not where this key
             // came from; never echo the key itself.
             .map_err(|_| {

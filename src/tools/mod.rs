@@ -13,6 +13,7 @@
 //! type and the task policy applied before anything is sent.
 
 mod admin;
+mod admission;
 mod args;
 mod call;
 mod effect;
@@ -290,7 +291,10 @@ impl ServerHandler for HandingerServer {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        self.mcp_get_task(&request.task_id, &context)
+        // Boxed, as `read_resource`: rmcp spawns one task per request holding the future of
+        // whichever handler it runs, sized for the largest of them, and a held tool call
+        // should not pay for a task lookup's.
+        Box::pin(self.mcp_get_task(&request.task_id, &context))
             .await
             .map(GetTaskResult::new)
     }
@@ -327,7 +331,7 @@ impl ServerHandler for HandingerServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.read_task_resource(&request.uri, &context)
+        Box::pin(self.read_task_resource(&request.uri, &context))
             .await
             .map(Into::into)
     }

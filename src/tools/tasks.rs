@@ -68,8 +68,10 @@ Each call spends Handinger credits according to the budget.",
             Ok(args) => args,
             Err(message) => return Ok(error_result(message).into()),
         };
+        // The futures awaited only before the wait are boxed, so the state a held call keeps
+        // (for as long as --max-wait) is not as large as the largest of them.
         let roots = if args.has_local_paths() {
-            self.local_roots(&context).await
+            Box::pin(self.local_roots(&context)).await
         } else {
             None
         };
@@ -123,15 +125,13 @@ impl HandingerServer {
     ) -> CallToolResponse {
         let task_id = prepared.task_id.clone();
         tracing::info!(%task_id, budget = %prepared.request.budget, tool, "create_task");
-        let turn = match self
-            .turns
-            .start(
-                &api,
-                prepared.task_id,
-                prepared.request,
-                prepared.explicit_worker,
-            )
-            .await
+        let turn = match Box::pin(self.turns.start(
+            &api,
+            prepared.task_id,
+            prepared.request,
+            prepared.explicit_worker,
+        ))
+        .await
         {
             Ok(turn) => turn,
             Err(StartRefused::Busy { running_for }) => {
@@ -254,7 +254,9 @@ impl HandingerServer {
                     elapsed.as_secs(),
                     turn.budget
                 );
-                send_progress(context, elapsed, message)
+                // Boxed: it runs once per progress interval, and inline it would make every
+                // held call's state as large as a notification being sent.
+                Box::pin(send_progress(context, elapsed, message))
             })
             .await;
         match end {

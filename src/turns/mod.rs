@@ -538,6 +538,29 @@ impl TurnRegistry {
         Ok(turn)
     }
 
+    /// Whether a call on `task_id` (`None`: a new task) would be refused now for want of a
+    /// slot ([`StartRefused::Full`]), read without taking one: a call whose task has a turn
+    /// running here passes (it joins it, or is refused as busy by [`Self::start`]). HTTP
+    /// mode asks before it accepts a call, so such a call gets a 503 with `Retry-After`;
+    /// `start` still decides, so one that races another for the last slot gets its error.
+    pub fn room_for(&self, scope: u64, task_id: Option<&TaskId>) -> Result<(), StartRefused> {
+        let registry = self.lock();
+        if let Some(task_id) = task_id {
+            let key = TurnKey {
+                scope,
+                task_id: task_id.clone(),
+            };
+            if registry
+                .map
+                .get(&key)
+                .is_some_and(|turn| turn.outcome().is_none())
+            {
+                return Ok(());
+            }
+        }
+        registry.slot_free(scope, self.limits)
+    }
+
     /// Turns whose POST has not ended yet.
     pub fn in_flight(&self) -> usize {
         self.lock().in_flight
@@ -664,21 +687,27 @@ impl Registry {
     }
 
     fn take_slot(&mut self, scope: u64, limits: TurnLimits) -> Result<(), StartRefused> {
+        self.slot_free(scope, limits)?;
+        *self.in_flight_by_scope.entry(scope).or_default() += 1;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Whether [`Self::take_slot`] would succeed, taking nothing.
+    fn slot_free(&self, scope: u64, limits: TurnLimits) -> Result<(), StartRefused> {
         if self.in_flight >= limits.max_in_flight {
             return Err(StartRefused::Full {
                 limit: limits.max_in_flight,
                 per_key: false,
             });
         }
-        let for_key = self.in_flight_by_scope.entry(scope).or_default();
-        if *for_key >= limits.max_in_flight_per_key {
+        let for_key = self.in_flight_by_scope.get(&scope).copied().unwrap_or(0);
+        if for_key >= limits.max_in_flight_per_key {
             return Err(StartRefused::Full {
                 limit: limits.max_in_flight_per_key,
                 per_key: true,
             });
         }
-        *for_key += 1;
-        self.in_flight += 1;
         Ok(())
     }
 
@@ -755,7 +784,9 @@ async fn run_turn(
     }
     tracing::warn!(%task_id, %error, "task POST failed after sending; looking the task up");
     let ours = |input: &str| input == request.input;
-    reconcile(api, task_id, &ours, error).await
+    // Boxed: only an ambiguous failure gets here, and inline it would make every turn's
+    // task as large as the reconciliation's polling.
+    Box::pin(reconcile(api, task_id, &ours, error)).await
 }
 
 /// Looks the task up after an ambiguous failure and follows our turn to its end.

@@ -480,6 +480,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
             };
         }
         let (mut parts, body) = request.into_parts();
+        detach(&mut parts);
         parts.extensions.insert(ConnectInfo(self.peer));
         let body = TimedBody {
             inner: body,
@@ -496,6 +497,25 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
             in_progress: Some(in_progress),
             metrics: self.listener.metrics.clone(),
         }
+    }
+}
+
+/// Copies a request head's header values and URI out of hyper's read buffer.
+///
+/// hyper hands them out as slices of that buffer, and the request's head lives as long as
+/// the request (rmcp keeps it in the call's context, for per-user keys): a held tool call
+/// or an open event stream would pin the buffer, and hyper, which keeps reading while a
+/// request is in progress to notice a client hanging up, would then allocate a second one,
+/// 8 KiB more per held call. Once nothing points into it, hyper reuses the first.
+fn detach(parts: &mut http::request::Parts) {
+    for value in parts.headers.values_mut() {
+        if let Ok(mut owned) = HeaderValue::from_bytes(value.as_bytes()) {
+            owned.set_sensitive(value.is_sensitive());
+            *value = owned;
+        }
+    }
+    if let Ok(uri) = http::Uri::try_from(parts.uri.to_string()) {
+        parts.uri = uri;
     }
 }
 

@@ -10,7 +10,8 @@
 //! header, body and keep-alive timeouts. Every MCP request first passes [`access`] (repeated
 //! headers, Host and Origin, bearer token, per-user key, rate limits), whose lists come from
 //! [`hosts`]; [`limits`] holds the body cap, the rate limiter and the bound on concurrent
-//! tool calls; [`sessions`] binds each session to the credentials that opened it and
+//! tool calls; [`turn_room`] refuses a call the turn bounds would refuse, with 503;
+//! [`sessions`] binds each session to the credentials that opened it and
 //! [`session_limits`] bounds how many are open; [`settings`] holds the flags and the start-up
 //! checks (no listening beyond loopback without a token), and [`listen`] reads `--listen` (an
 //! address, or a name resolved at start). Every bound is listed in docs/limits.md.
@@ -31,6 +32,7 @@ mod settings;
 mod sse;
 mod stateless;
 mod streamable;
+mod turn_room;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -84,7 +84,9 @@ pub struct HttpArgs {
     pub max_body_bytes: u64,
 
     /// Most tool calls running at once, across all clients; more get 503 with Retry-After.
-    #[arg(long, env = "HANDINGER_MCP_MAX_CONCURRENT_CALLS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// The default matches --max-turns-in-flight's, so every turn the server may run can
+    /// have a caller waiting on it; a held call costs about 40 KiB (docs/limits.md).
+    #[arg(long, env = "HANDINGER_MCP_MAX_CONCURRENT_CALLS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_concurrent_calls: u32,
 
     /// Requests a client may make per minute (in bursts of up to as many); more get 429

@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use super::limits::{self, CallGate};
 use super::session_limits::{SessionCap, Slot};
 use super::sessions::Owner;
+use super::turn_room;
 use crate::tools::HandingerServer;
 use crate::transport::framing::InFlight;
 
@@ -47,6 +48,8 @@ type Factory = dyn Fn() -> HandingerServer + Send + Sync;
 
 pub struct LegacySse {
     factory: Box<Factory>,
+    /// Asked whether a tool call would find a turn slot ([`super::turn_room`]).
+    prototype: HandingerServer,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     gate: Arc<CallGate>,
     max_body_bytes: usize,
@@ -98,6 +101,7 @@ impl LegacySse {
         cap: Arc<SessionCap>,
     ) -> Self {
         Self {
+            prototype: factory(),
             factory: Box::new(factory),
             sessions: Mutex::new(HashMap::new()),
             gate,
@@ -292,8 +296,20 @@ pub async fn message(
             .into_response();
     }
     if let ClientJsonRpcMessage::Request(request) = &message
-        && matches!(request.request, ClientRequest::CallToolRequest(_))
+        && let ClientRequest::CallToolRequest(call) = &request.request
     {
+        let task_id = call
+            .params
+            .arguments
+            .as_ref()
+            .and_then(|arguments| arguments.get("taskId"))
+            .and_then(serde_json::Value::as_str);
+        if let Err(refusal) =
+            turn_room::check(&sse.prototype, &call.params.name, task_id, &parts.headers)
+        {
+            session.in_flight.leave(&request.id);
+            return refusal;
+        }
         match sse.gate.try_enter() {
             Ok(permit) => {
                 lock(&session.calls).insert(request.id.clone(), permit);

@@ -111,18 +111,23 @@ impl SharedCalls {
         }
     }
 
-    /// Serves one eligible tool call; `version` is what [`SharedCalls::eligible`] returned.
-    pub async fn call(
+    /// Hands one eligible tool call to the shared loop (`version` is what
+    /// [`SharedCalls::eligible`] returned): what waits for its answer, or the refusal.
+    ///
+    /// Not an `async fn`: what a held call keeps while it waits is only the way back
+    /// ([`Sent`]), not room for the request's head and message.
+    #[allow(clippy::result_large_err)] // the error is the response itself, returned at once
+    pub fn send(
         &self,
         version: &'static str,
         parts: http::request::Parts,
         message: ClientJsonRpcMessage,
-    ) -> Response {
+    ) -> Result<Sent, Response> {
         let ClientJsonRpcMessage::Request(mut request) = message else {
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
         };
         let Some(shared) = self.loop_for(version) else {
-            return Refusal::ShuttingDown.into_response();
+            return Err(Refusal::ShuttingDown.into_response());
         };
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let asked_as = std::mem::replace(&mut request.id, NumberOrString::Number(id));
@@ -130,7 +135,7 @@ impl SharedCalls {
         request.request.extensions_mut().insert(parts);
         let (answer_to, answer) = oneshot::channel();
         lock(&shared.waiting).insert(id, answer_to);
-        let mut pending = Pending {
+        let pending = Pending {
             shared: shared.clone(),
             id,
             answered: false,
@@ -140,14 +145,13 @@ impl SharedCalls {
             .unbounded_send(ClientJsonRpcMessage::Request(request))
             .is_err()
         {
-            return Refusal::ShuttingDown.into_response();
+            return Err(Refusal::ShuttingDown.into_response());
         }
-        let Ok(message) = answer.await else {
-            // The loop ended: the server is shutting down.
-            return Refusal::ShuttingDown.into_response();
-        };
-        pending.answered = true;
-        json_answer(message, asked_as)
+        Ok(Sent {
+            pending,
+            answer,
+            asked_as,
+        })
     }
 
     fn loop_for(&self, version: &'static str) -> Option<Arc<Loop>> {
@@ -189,6 +193,25 @@ impl SharedCalls {
             waiting,
             next_id: AtomicI64::new(1),
         })
+    }
+}
+
+/// A call handed to the shared loop, waiting for its answer.
+pub struct Sent {
+    pending: Pending,
+    answer: oneshot::Receiver<ServerJsonRpcMessage>,
+    /// The id the client chose, put back on the answer.
+    asked_as: RequestId,
+}
+
+impl Sent {
+    pub async fn answer(mut self) -> Response {
+        let Ok(message) = (&mut self.answer).await else {
+            // The loop ended: the server is shutting down.
+            return Refusal::ShuttingDown.into_response();
+        };
+        self.pending.answered = true;
+        json_answer(message, self.asked_as)
     }
 }
 

@@ -27,12 +27,14 @@ use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode, header};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
 use super::session_limits::{SessionCap, Slot};
-use super::sessions::{InFlightIds, Owner, Owners, request_id};
-use super::stateless::SharedCalls;
+use super::sessions::{InFlightGuard, InFlightIds, Owner, Owners, request_id};
+use super::stateless::{Sent, SharedCalls};
+use super::turn_room;
 use crate::tools::HandingerServer;
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -53,6 +55,8 @@ pub struct StreamableMcp {
     cap: Arc<SessionCap>,
     /// `--stateless`: plain tool calls go to a shared service ([`super::stateless`]).
     shared: Option<SharedCalls>,
+    /// Asked whether a tool call would find a turn slot ([`super::turn_room`]).
+    prototype: HandingerServer,
 }
 
 pub struct Options {
@@ -85,6 +89,7 @@ impl StreamableMcp {
             .disable_allowed_origins()
             .with_cancellation_token(shutdown.clone());
         let factory = Arc::new(factory);
+        let prototype = factory();
         let shared = options.stateless.then(|| {
             let factory = factory.clone();
             SharedCalls::new(move || factory(), shutdown.clone())
@@ -100,6 +105,7 @@ impl StreamableMcp {
             stateless: options.stateless,
             cap: options.session_cap,
             shared,
+            prototype,
         }
     }
 
@@ -129,7 +135,40 @@ impl StreamableMcp {
     }
 }
 
+/// What [`respond`] decided: an answer, or a plain tool call handed to the shared service
+/// in `--stateless` mode, to wait for with its permit (and its id's place, if it named a
+/// session).
+enum Reply {
+    Now(Response),
+    Shared {
+        sent: Sent,
+        permit: Option<OwnedSemaphorePermit>,
+        in_flight: Option<InFlightGuard>,
+    },
+}
+
 pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> Response {
+    // Boxed apart: reading, checking and parsing the request take room (the body, its
+    // parsed message, the head) that a held call does not need while it waits, and axum
+    // keeps this future for as long as the call is held.
+    match Box::pin(respond(&mcp, request)).await {
+        Reply::Now(response) => response,
+        Reply::Shared {
+            sent,
+            permit,
+            in_flight,
+        } => {
+            let (head, body) = sent.answer().await.into_parts();
+            let body = match (permit, in_flight) {
+                (None, None) => body,
+                held => limits::hold_until_sent(body, held),
+            };
+            Response::from_parts(head, body)
+        }
+    }
+}
+
+async fn respond(mcp: &StreamableMcp, request: Request) -> Reply {
     let (parts, body) = request.into_parts();
     let mut permit = None;
     let mut in_flight = None;
@@ -137,7 +176,7 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
     let body = if parts.method == Method::POST {
         let bytes = match limits::read_capped(body, &parts.headers, mcp.max_body_bytes).await {
             Ok(bytes) => bytes,
-            Err(response) => return response,
+            Err(response) => return Reply::Now(response),
         };
         if let Some(session) = parts.headers.get(SESSION_HEADER)
             && let Some(id) = request_id(&bytes)
@@ -147,28 +186,29 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
                 .enter(session.to_str().unwrap_or_default(), &id)
             {
                 Some(guard) => in_flight = Some(guard),
-                None => return duplicate_id(&id),
+                None => return Reply::Now(duplicate_id(&id)),
             }
         }
         if limits::is_tool_call(&bytes) {
             match mcp.gate.try_enter() {
                 Ok(entered) => permit = Some(entered),
-                Err(refusal) => return refusal.into_response(),
+                Err(refusal) => return Reply::Now(refusal.into_response()),
+            }
+            if let Err(refusal) = turn_room::check_body(&mcp.prototype, &bytes, &parts.headers) {
+                return Reply::Now(refusal);
             }
             if let Some(shared) = &mcp.shared
                 && let Ok(message) = serde_json::from_slice(&bytes)
                 && let Some(version) = SharedCalls::eligible(&parts.headers, &message)
             {
-                // Everything the call needs is in `message` now; the raw body would only sit
-                // in memory while the call is held.
-                drop(bytes);
-                let response = shared.call(version, parts, message).await;
-                let (head, body) = response.into_parts();
-                let body = match permit {
-                    Some(permit) => limits::hold_until_sent(body, permit),
-                    None => body,
+                return match shared.send(version, parts, message) {
+                    Ok(sent) => Reply::Shared {
+                        sent,
+                        permit,
+                        in_flight,
+                    },
+                    Err(refusal) => Reply::Now(refusal),
                 };
-                return Response::from_parts(head, body);
             }
         } else if !mcp.stateless
             && !parts.headers.contains_key(SESSION_HEADER)
@@ -180,7 +220,7 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
                 .map(|ConnectInfo(peer)| *peer);
             match mcp.session_slot(client).await {
                 Ok(slot) => session_slot = Some(slot),
-                Err(refusal) => return refusal,
+                Err(refusal) => return Reply::Now(refusal),
             }
         }
         Body::from(bytes)
@@ -192,7 +232,7 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
     if let Some(id) = &session
         && !mcp.owners.allows(id.to_str().unwrap_or_default(), owner)
     {
-        return session_gone();
+        return Reply::Now(session_gone());
     }
     let had_session = session.is_some();
     let is_delete = parts.method == Method::DELETE;
@@ -228,14 +268,14 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
         && had_session
         && !head.headers.contains_key(header::CONTENT_TYPE)
     {
-        return session_gone();
+        return Reply::Now(session_gone());
     }
     let body = Body::new(body);
     let body = match (permit, in_flight) {
         (None, None) => body,
         held => limits::hold_until_sent(body, held),
     };
-    Response::from_parts(head, body)
+    Reply::Now(Response::from_parts(head, body))
 }
 
 /// A JSON-RPC error for a request whose id is still in flight on its session.
