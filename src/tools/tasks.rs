@@ -1,5 +1,6 @@
 //! `create_task` and `get_task`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,31 +65,16 @@ Each call spends Handinger credits according to the budget.",
             args,
             context,
         } = call;
-        let args = match args {
-            Ok(args) => args,
-            Err(message) => return Ok(error_result(message).into()),
-        };
-        // The futures awaited only before the wait are boxed, so the state a held call keeps
-        // (for as long as --max-wait) is not as large as the largest of them.
-        let roots = if args.has_local_paths() {
-            Box::pin(self.local_roots(&context)).await
-        } else {
-            None
-        };
-        let prepared = if args.files.as_ref().is_some_and(|files| !files.is_empty()) {
-            // Opening and reading files can block (a slow disk, a FIFO): never on the
-            // runtime, which on stdio is a single thread serving everything else too.
-            let policy = self.policy.clone();
-            tokio::task::spawn_blocking(move || policy.prepare(args, roots.as_ref()))
+        // Everything before the wait runs in a boxed future of its own, which is gone by the
+        // time the wait starts: what a held call keeps for as long as --max-wait is the turn
+        // and the wait, not the largest of the steps that started it.
+        match Box::pin(self.begin_task(tool, args, &context)).await? {
+            Started::Turn(turn) => Ok(self
+                .await_turn(&turn, self.policy.max_wait, &context)
                 .await
-                .unwrap_or_else(|e| Err(format!("checking the attached files failed: {e}")))
-        } else {
-            self.policy.prepare(args, roots.as_ref())
-        };
-        self.api_call(&context, prepared, |api, prepared| {
-            self.start_turn(&tool, api, prepared, &context)
-        })
-        .await
+                .into()),
+            Started::Answer(answer) => Ok(answer),
+        }
     }
 
     #[tool(
@@ -113,16 +99,68 @@ and answer.",
     }
 }
 
+/// How the start of a `create_task` call ended: with a turn to wait for, or with the
+/// call's answer already (an argument or bound refusal, an MCP task handle).
+enum Started {
+    Turn(Arc<Turn>),
+    Answer(CallToolResponse),
+}
+
+impl From<CallToolResult> for Started {
+    fn from(result: CallToolResult) -> Self {
+        Started::Answer(result.into())
+    }
+}
+
+impl From<CallToolResponse> for Started {
+    fn from(response: CallToolResponse) -> Self {
+        Started::Answer(response)
+    }
+}
+
 impl HandingerServer {
-    /// Starts a checked `create_task` turn on Handinger and answers with its outcome, or
-    /// with the resumable taskId (an MCP task handle, or "running" when the wait ends first).
+    /// `create_task` up to its wait: the arguments checked against the policy (the local
+    /// files read off the runtime), then the turn started with this caller's client.
+    async fn begin_task(
+        &self,
+        tool: Cow<'static, str>,
+        args: Result<CreateTaskArgs, String>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Started, ErrorData> {
+        let args = match args {
+            Ok(args) => args,
+            Err(message) => return Ok(error_result(message).into()),
+        };
+        let roots = if args.has_local_paths() {
+            Box::pin(self.local_roots(context)).await
+        } else {
+            None
+        };
+        let prepared = if args.files.as_ref().is_some_and(|files| !files.is_empty()) {
+            // Opening and reading files can block (a slow disk, a FIFO): never on the
+            // runtime, which on stdio is a single thread serving everything else too.
+            let policy = self.policy.clone();
+            tokio::task::spawn_blocking(move || policy.prepare(args, roots.as_ref()))
+                .await
+                .unwrap_or_else(|e| Err(format!("checking the attached files failed: {e}")))
+        } else {
+            self.policy.prepare(args, roots.as_ref())
+        };
+        self.api_call(context, prepared, |api, prepared| {
+            self.start_turn(&tool, api, prepared, context)
+        })
+        .await
+    }
+
+    /// Starts a checked `create_task` turn on Handinger: the turn to wait for, a refusal
+    /// that says why nothing was sent, or, for a client of MCP tasks, the task handle.
     async fn start_turn(
         &self,
         tool: &str,
         api: HandingerClient,
         prepared: PreparedTask,
         context: &RequestContext<RoleServer>,
-    ) -> CallToolResponse {
+    ) -> Started {
         let task_id = prepared.task_id.clone();
         tracing::info!(%task_id, budget = %prepared.request.budget, tool, "create_task");
         let turn = match Box::pin(self.turns.start(
@@ -162,11 +200,9 @@ impl HandingerServer {
         };
         if super::mcp_tasks::offers_task_handles(context) {
             let task = self.mcp_task_of(&turn).task;
-            return CallToolResponse::Task(CreateTaskResult::new(task));
+            return CallToolResponse::Task(CreateTaskResult::new(task)).into();
         }
-        self.await_turn(&turn, self.policy.max_wait, context)
-            .await
-            .into()
+        Started::Turn(turn)
     }
 
     /// The directories local files may come from: the configured ones plus the client's
