@@ -571,14 +571,12 @@ async fn tool_calls_beyond_the_concurrency_bound_get_503() {
 }
 
 async fn wait_for(mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition never held"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let every = Duration::from_millis(20);
+    poll::until("condition never held", every, || {
+        let held = condition();
+        async move { if held { Ok(()) } else { Err("false".into()) } }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -718,20 +716,14 @@ async fn idle_sessions_of_both_transports_expire_with_a_404() {
 
     // Watch the session counts rather than the sessions themselves: any request to a
     // session would count as activity and keep it open.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+    let every = Duration::from_millis(200);
+    poll::until("the sessions never expired", every, || async {
         let text = metrics(&bridge, None).await;
-        if text.contains("handinger_mcp_open_sessions{transport=\"streamable_http\"} 0")
-            && text.contains("handinger_mcp_open_sessions{transport=\"sse\"} 0")
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sessions never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let expired = text.contains("handinger_mcp_open_sessions{transport=\"streamable_http\"} 0")
+            && text.contains("handinger_mcp_open_sessions{transport=\"sse\"} 0");
+        if expired { Ok(()) } else { Err(text) }
+    })
+    .await;
     let ended = tokio::time::timeout(PATIENCE, events.stream.next())
         .await
         .expect("the idle SSE stream ends");

@@ -118,15 +118,14 @@ async fn connections_beyond_the_cap_are_refused_and_probes_still_answer() {
     // Closing connections gives their places back.
     drop(idle);
     let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let response = initialize(&client, &bridge).send().await;
-        if response.is_ok_and(|r| r.status() == 200) {
-            break;
+    poll::until("no place came back", Duration::from_millis(50), || async {
+        match initialize(&client, &bridge).send().await {
+            Ok(response) if response.status() == 200 => Ok(()),
+            Ok(response) => Err(response.status().to_string()),
+            Err(error) => Err(error.to_string()),
         }
-        assert!(tokio::time::Instant::now() < deadline, "no place came back");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     assert!(fake.posts().is_empty());
 }
 
@@ -259,19 +258,15 @@ async fn bodies_beyond_the_buffer_budget_get_503() {
             .body(" ".repeat(1000))
             .send()
     };
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let refusal = loop {
+    let refusal = poll::until("never refused", Duration::from_millis(50), || async {
         let response = over_budget(&client).await.unwrap();
         if response.status() == 503 {
-            break response;
+            Ok(response)
+        } else {
+            Err(response.status().to_string())
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never refused: {}",
-            response.status()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     assert!(refusal.headers().contains_key("retry-after"));
     assert!(
         refusal
@@ -282,18 +277,17 @@ async fn bodies_beyond_the_buffer_budget_get_503() {
     );
     // Once that request is gone, its bytes are given back.
     drop(holder);
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let status = over_budget(&client).await.unwrap().status();
-        if status != 503 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the budget never came back"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll::until(
+        "the budget never came back",
+        Duration::from_millis(50),
+        || async {
+            match over_budget(&client).await.unwrap().status() {
+                status if status == 503 => Err(status.to_string()),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -513,15 +507,19 @@ async fn a_connection_cap_above_the_descriptor_limit_is_warned_about() {
     .env("HANDINGER_BASE_URL", &fake.base_url)
     .env("RUST_LOG", "info");
     let bridge = common::http::start_http_with(cmd).await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !bridge.log().contains("descriptor limit") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no warning in:\n{}",
-            bridge.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll::until(
+        "no descriptor warning",
+        Duration::from_millis(20),
+        || async {
+            let log = bridge.log();
+            if log.contains("descriptor limit") {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        },
+    )
+    .await;
     assert!(bridge.log().contains("--max-connections"));
 }
 

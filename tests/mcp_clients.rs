@@ -12,7 +12,7 @@ use common::http::start_http;
 use common::*;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
-    GetTaskParams, Implementation, TaskPayload,
+    Implementation, TaskPayload,
 };
 use rmcp::service::{ClientServiceExt, RunningService};
 use rmcp::{RoleClient, ServiceExt};
@@ -53,25 +53,6 @@ async fn tasks_client(
             .expect("MCP discover")
     } else {
         TasksClient.serve(transport).await.expect("MCP initialize")
-    }
-}
-
-/// Polls `tasks/get` until the MCP task ends; its status and payload.
-async fn finished_task(client: &rmcp::Peer<RoleClient>, task_id: &str) -> TaskPayload {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let got = client
-            .get_task(GetTaskParams::new(task_id.to_owned()))
-            .await
-            .unwrap();
-        if got.task.status().is_terminal() {
-            return got.task.payload;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "task {task_id} never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -196,7 +177,7 @@ async fn a_tool_error_under_mcp_tasks_completes_with_the_tool_result_and_its_adv
     let CallToolResponse::Task(created) = response else {
         panic!("a 2026-07-28 request declaring the extension gets a task, got {response:?}");
     };
-    let result = completed_result(finished_task(&client, &created.task.task_id).await);
+    let result = completed_result(finished_mcp_task(&client, &created.task.task_id).await);
     assert!(is_error(&result), "the tool result keeps isError");
     let message = text(&result);
     assert!(message.contains("create_task failed"), "{message}");
@@ -216,7 +197,7 @@ async fn a_handinger_task_that_ended_in_error_is_a_completed_mcp_task_with_an_er
         }],
     );
     let client = tasks_client(&fake.base_url, true).await;
-    let result = completed_result(finished_task(&client, "tsk_went_wrong").await);
+    let result = completed_result(finished_mcp_task(&client, "tsk_went_wrong").await);
     assert!(is_error(&result));
     assert!(
         text(&result).contains("ended with status error"),

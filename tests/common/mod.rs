@@ -5,12 +5,14 @@
 //! - [`rpc`]: raw JSON-RPC for tests that speak MCP by hand (also the benchmark's client);
 //! - [`stderr`]: a child's stderr, collected as it arrives;
 //! - [`snapshots`]: the reviewed `tools/list`, one file per tool;
-//! - [`redis`]: a real Redis server for the shared-store tests.
+//! - [`redis`]: a real Redis server for the shared-store tests;
+//! - [`poll`]: waiting, bounded, for something that comes true in its own time.
 
 #![allow(dead_code)]
 
 pub mod fake;
 pub mod http;
+pub mod poll;
 pub mod redis;
 pub mod rpc;
 pub mod snapshots;
@@ -87,21 +89,37 @@ pub async fn run_to_completion(mut cmd: Command) -> std::process::Output {
 
 /// Polls `tasks/get` until the MCP task ends, and returns its completed result.
 pub async fn completed_mcp_task(client: &rmcp::Peer<RoleClient>, task_id: &str) -> JsonObject {
-    use rmcp::model::{GetTaskParams, TaskPayload};
-    let finished = loop {
-        let got = client
-            .get_task(GetTaskParams::new(task_id.to_owned()))
-            .await
-            .unwrap();
-        if got.task.status().is_terminal() {
-            break got.task;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
-    let TaskPayload::Completed { result } = finished.payload else {
-        panic!("expected completed, got {:?}", finished.payload);
+    use rmcp::model::TaskPayload;
+    let payload = finished_mcp_task(client, task_id).await;
+    let TaskPayload::Completed { result } = payload else {
+        panic!("expected completed, got {payload:?}");
     };
     result
+}
+
+/// Polls `tasks/get` until the MCP task ends; its payload.
+pub async fn finished_mcp_task(
+    client: &rmcp::Peer<RoleClient>,
+    task_id: &str,
+) -> rmcp::model::TaskPayload {
+    use rmcp::model::GetTaskParams;
+    let every = std::time::Duration::from_millis(100);
+    poll::until(
+        &format!("task {task_id} never ended"),
+        every,
+        || async move {
+            let got = client
+                .get_task(GetTaskParams::new(task_id.to_owned()))
+                .await
+                .unwrap();
+            if got.task.status().is_terminal() {
+                Ok(got.task.payload)
+            } else {
+                Err(format!("{:?}", got.task.status()))
+            }
+        },
+    )
+    .await
 }
 
 /// Peak resident memory of a process, from /proc (Linux), in bytes.
