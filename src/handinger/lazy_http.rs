@@ -53,13 +53,6 @@ impl LazyHttp {
         }
     }
 
-    /// Already built clients (tests, and callers that built their own).
-    pub fn ready(clients: HttpClients) -> Self {
-        Self {
-            client: futures::future::ready(Ok(clients)).boxed().shared(),
-        }
-    }
-
     /// The clients, once built; the error is a sentence saying what to fix.
     pub async fn get(&self) -> Result<HttpClients, String> {
         self.client.clone().await.map_err(|e| e.to_string())

@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -106,6 +107,10 @@ pub struct Turn {
     finished: OnceLock<(Instant, String)>,
     /// Set when an MCP client cancelled its task: the turn itself keeps running upstream.
     cancelled: std::sync::atomic::AtomicBool,
+    /// The bytes the registry's budget counted for the outcome when it finished, given back
+    /// as they were when it leaves: the outcome's size changes afterwards (its answer files'
+    /// copies finish), and a recount would drift. Written and read under the registry lock.
+    counted_bytes: std::sync::atomic::AtomicUsize,
     /// A turn another replica runs or ran, read from the shared store: its outcome comes
     /// from there (see [`shared::follow`]).
     remote: Option<Arc<Remote>>,
@@ -228,6 +233,18 @@ pub enum StartRefused {
     /// The shared store could not be asked whether another replica runs the turn, so
     /// nothing was sent (posting blind could run it twice).
     Store(String),
+}
+
+/// What a refusal for a full bound says, whoever tells it (the tool error, HTTP's 503): the
+/// bound, whose, the flag that sets it, and that nothing was sent. The teller adds what to
+/// do next.
+pub fn bound_full(limit: usize, per_key: bool) -> String {
+    let (whose, flag) = if per_key {
+        ("for this API key", "--max-turns-in-flight-per-key")
+    } else {
+        ("on this server", "--max-turns-in-flight")
+    };
+    format!("{limit} Handinger tasks are already running {whose} ({flag}): nothing was sent")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -462,7 +479,7 @@ impl TurnRegistry {
             Ok(Claim::Held { meta: held, .. }) => {
                 self.lock().give_slot(scope);
                 let running_for =
-                    Duration::from_millis(shared_now_ms().saturating_sub(held.started_ms));
+                    Duration::from_millis(shared::now_ms().saturating_sub(held.started_ms));
                 if held.digest == meta.digest {
                     // Joined through the store; an orphan is followed on Handinger by the
                     // wait, never posted again.
@@ -561,11 +578,6 @@ impl TurnRegistry {
         registry.slot_free(scope, self.limits)
     }
 
-    /// Turns whose POST has not ended yet.
-    pub fn in_flight(&self) -> usize {
-        self.lock().in_flight
-    }
-
     /// Publishes a turn's outcome, frees its slot and counts what it keeps.
     fn finish(&self, key: TurnKey, turn: &Arc<Turn>, outcome: TurnOutcome) {
         let at = Instant::now();
@@ -578,6 +590,7 @@ impl TurnRegistry {
         if registry.map.get(&key).is_some_and(|t| t.id == turn.id) {
             registry.finished_count += 1;
             registry.retained_bytes += bytes;
+            turn.counted_bytes.store(bytes, Ordering::Relaxed);
             registry.finished.push_back(Finished {
                 key,
                 turn_id: turn.id,
@@ -680,6 +693,7 @@ impl Registry {
             outcome: watch::Sender::new(None),
             finished: OnceLock::new(),
             cancelled: Default::default(),
+            counted_bytes: Default::default(),
             remote: None,
         });
         self.map.insert(key.clone(), turn.clone());
@@ -724,9 +738,9 @@ impl Registry {
 
     /// Stops counting a finished turn that leaves the map.
     fn forget_finished(&mut self, turn: &Turn) {
-        if let Some(outcome) = turn.outcome() {
+        if turn.outcome().is_some() {
             self.finished_count -= 1;
-            self.retained_bytes -= outcome.retained_bytes();
+            self.retained_bytes -= turn.counted_bytes.load(Ordering::Relaxed);
         }
     }
 }
@@ -874,12 +888,6 @@ async fn reconcile(
         }
         tokio::time::sleep(RECONCILE_POLL).await;
     }
-}
-
-fn shared_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Task and turn statuses after which nothing more will change.

@@ -554,6 +554,7 @@ impl Remote {
             outcome: watch::Sender::new(outcome),
             finished,
             cancelled: Default::default(),
+            counted_bytes: Default::default(),
             remote: Some(Arc::new(self)),
         })
     }
@@ -578,7 +579,7 @@ fn serialize_answer(
     .map_err(|e| format!("could not serialize the answer for the shared store: {e}"))
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -594,18 +595,23 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A Redis error's text with the URL's password removed, should the crate ever echo it.
 fn masked(error: &redis::RedisError, url: &str) -> String {
-    let text = error.to_string();
-    match redis::IntoConnectionInfo::into_connection_info(url)
-        .ok()
-        .and_then(|info| info.redis_settings().password().map(str::to_owned))
-    {
-        Some(password) if !password.is_empty() => text.replace(&password, "****"),
-        _ => text,
-    }
+    let info = redis::IntoConnectionInfo::into_connection_info(url).ok();
+    without_password(
+        &error.to_string(),
+        info.as_ref()
+            .and_then(|info| info.redis_settings().password()),
+    )
 }
 
 fn scrub(text: &str, client: &redis::Client) -> String {
-    match client.get_connection_info().redis_settings().password() {
+    without_password(
+        text,
+        client.get_connection_info().redis_settings().password(),
+    )
+}
+
+fn without_password(text: &str, password: Option<&str>) -> String {
+    match password {
         Some(password) if !password.is_empty() => text.replace(password, "****"),
         _ => text.to_owned(),
     }
