@@ -59,16 +59,19 @@ impl TurnRegistry {
             // A held turn that failed is not the whole task: Handinger may hold it after all
             // (its POST failed after sending and the lookups failed too, or it outran the
             // reconciliation), or hold earlier turns (a follow-up that was refused).
-            TurnOutcome::Failed { recorded, .. } => {
+            // Recorded, or perhaps recorded: the record decides, and following the task
+            // reads it anyway.
+            TurnOutcome::Failed { recorded, .. } if *recorded != Recorded::No => Settled::Upstream,
+            TurnOutcome::Failed { .. } => {
                 // "Handinger holds something" needs a readable turn list: one that could not
                 // be read may hide the turn, so it counts as holding something.
                 let upstream_has_turns = api.get_task(task_id).await.is_ok_and(|record| {
                     !record.turns.is_empty() || record.turns_unavailable.is_some()
                 });
-                if *recorded == Recorded::No && !upstream_has_turns {
-                    Settled::AsHeld
-                } else {
+                if upstream_has_turns {
                     Settled::Upstream
+                } else {
+                    Settled::AsHeld
                 }
             }
             // Without the record the answer alone still stands.
