@@ -108,6 +108,11 @@ impl HandingerClient {
         self.scope
     }
 
+    /// The [`Self::scope`] a client with `key` would have, without building one.
+    pub fn scope_of(key: &SecretString) -> u64 {
+        key_scope(key)
+    }
+
     /// SHA-256 of `domain` and the key: unlike [`Self::scope`] the same in every process, so
     /// replicas sharing a turn store (`--store`) file a key's answers under the same name.
     /// Different domains give unrelated digests, and none reveals the key. Computed on

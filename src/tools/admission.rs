@@ -28,10 +28,9 @@ impl HandingerServer {
             Some(Ok(task_id)) => Some(task_id),
             Some(Err(_)) => return Ok(()),
         };
-        let Ok(api) = self.api_for_headers(Some(headers)) else {
+        let Some(scope) = self.scope_for_headers(headers) else {
             return Ok(());
         };
-        let scope = api.scope();
         self.turns.room_for(scope, task_id.as_ref())
     }
 }

@@ -55,9 +55,20 @@ impl HandingerServer {
         self.api_for_headers(parts.map(|parts| &parts.headers))
     }
 
+    /// The key scope a call carried by an HTTP request with `headers` runs under (see
+    /// [`HandingerClient::scope`]), without building its client; `None` without a key.
+    pub(super) fn scope_for_headers(&self, headers: &http::HeaderMap) -> Option<u64> {
+        if !self.request_keys {
+            return Some(self.api.scope());
+        }
+        request_key(Some(headers))
+            .ok()
+            .map(|key| HandingerClient::scope_of(&key))
+    }
+
     /// [`Self::api_for`] from the headers of the HTTP request that carries a call (`None`:
-    /// no HTTP request), for checks made before the call is accepted.
-    pub(super) fn api_for_headers(
+    /// no HTTP request).
+    fn api_for_headers(
         &self,
         headers: Option<&http::HeaderMap>,
     ) -> Result<HandingerClient, String> {

@@ -18,7 +18,9 @@ use super::{HandingerServer, PreparedTask};
 use crate::files::upload::AllowedRoots;
 use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;
-use crate::turns::{Settled, StartRefused, Stop, Turn, TurnOutcome, WaitEnd, is_terminal_status};
+use crate::turns::{
+    Settled, StartRefused, Stop, Turn, TurnOutcome, WaitEnd, bound_full, is_terminal_status,
+};
 
 /// How long to wait for a client to list its roots.
 const ROOTS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -186,14 +188,9 @@ impl HandingerServer {
                 .into();
             }
             Err(StartRefused::Full { limit, per_key }) => {
-                let whose = if per_key {
-                    "for this API key"
-                } else {
-                    "on this server"
-                };
                 return error_result(format!(
-                    "{limit} Handinger tasks are already running {whose} (--max-turns-in-flight{}): nothing was sent. Wait for one to finish (collect running ones with get_task), then call create_task again.",
-                    if per_key { "-per-key" } else { "" }
+                    "{}. Wait for one to finish (collect running ones with get_task), then call create_task again.",
+                    bound_full(limit, per_key)
                 ))
                 .into();
             }

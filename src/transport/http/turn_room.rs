@@ -17,7 +17,7 @@ use http::{HeaderMap, StatusCode};
 use super::limits::retry_later;
 use super::rejected::rejected;
 use crate::tools::HandingerServer;
-use crate::turns::StartRefused;
+use crate::turns::{StartRefused, bound_full};
 
 /// Turns last as long as Handinger's workers take, seconds to minutes: a client told to come
 /// back in a second would mostly be refused again.
@@ -70,22 +70,18 @@ pub fn check_body(
 }
 
 fn refusal(limit: usize, per_key: bool) -> Response {
-    let (whose, flag, reason) = if per_key {
-        (
-            "for this API key",
-            "--max-turns-in-flight-per-key",
-            "turns_in_flight_per_key",
-        )
+    let reason = if per_key {
+        "turns_in_flight_per_key"
     } else {
-        ("on this server", "--max-turns-in-flight", "turns_in_flight")
+        "turns_in_flight"
     };
     let response = retry_later(
         StatusCode::SERVICE_UNAVAILABLE,
         RETRY_AFTER,
         &format!(
-            "Service Unavailable: {limit} Handinger tasks are already running {whose} \
-             ({flag}): nothing was sent. Retry after the Retry-After delay, once one has \
-             finished (collect running ones with get_task)."
+            "Service Unavailable: {}. Retry after the Retry-After delay, once one has \
+             finished (collect running ones with get_task).",
+            bound_full(limit, per_key)
         ),
     );
     rejected(reason, response)
