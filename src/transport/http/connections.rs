@@ -316,8 +316,6 @@ enum Phase {
 struct ConnectionState {
     phase: Mutex<Phase>,
     changed: Notify,
-    /// This request's share of `--max-body-buffer-bytes`, given back when it ends.
-    body_bytes: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 impl ConnectionState {
@@ -325,7 +323,6 @@ impl ConnectionState {
         Self {
             phase: Mutex::new(Phase::Head(Instant::now())),
             changed: Notify::new(),
-            body_bytes: Mutex::new(None),
         }
     }
 
@@ -366,26 +363,8 @@ impl ConnectionState {
             Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
             _ => Phase::Idle(Instant::now()),
         };
-        let idle = matches!(*phase, Phase::Idle(_));
         drop(phase);
-        if idle {
-            self.body_bytes
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-        }
         self.changed.notify_one();
-    }
-
-    fn hold_body_bytes(&self, permit: OwnedSemaphorePermit) {
-        let mut held = self
-            .body_bytes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match held.as_mut() {
-            Some(bytes) => bytes.merge(permit),
-            None => *held = Some(permit),
-        }
     }
 }
 
@@ -488,7 +467,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
             timeout: self.listener.limits.body_read_timeout,
             timer: None,
             budget: self.listener.body_budget.clone(),
-            state: self.state.clone(),
+            held: None,
         };
         let mut app = self.listener.app.clone();
         let routed = tower_service::Service::call(&mut app, Request::from_parts(parts, body));
@@ -649,7 +628,10 @@ struct TimedBody {
     /// read with their head and never need a timer.
     timer: Option<Pin<Box<Sleep>>>,
     budget: Arc<Semaphore>,
-    state: Arc<ConnectionState>,
+    /// This body's share of the budget: what it has read so far, given back when the body
+    /// is dropped (read in full and handed on, or abandoned), not when the answer is sent,
+    /// so a call held for minutes does not keep its body's bytes counted.
+    held: Option<OwnedSemaphorePermit>,
 }
 
 impl http_body::Body for TimedBody {
@@ -668,7 +650,10 @@ impl http_body::Body for TimedBody {
                 {
                     let bytes = u32::try_from(data.len()).unwrap_or(u32::MAX);
                     match this.budget.clone().try_acquire_many_owned(bytes) {
-                        Ok(permit) => this.state.hold_body_bytes(permit),
+                        Ok(permit) => match this.held.as_mut() {
+                            Some(held) => held.merge(permit),
+                            None => this.held = Some(permit),
+                        },
                         Err(_) => return Poll::Ready(Some(Err(BodyError::OverBudget))),
                     }
                 }

@@ -170,6 +170,16 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
 
 async fn respond(mcp: &StreamableMcp, request: Request) -> Reply {
     let (parts, body) = request.into_parts();
+    // A session is answered only for the credentials that opened it, before anything else
+    // happens for the request: someone else's request reserves no id in it and takes no
+    // place in the gates.
+    let owner = Owner::of(&parts.headers);
+    let session = parts.headers.get(SESSION_HEADER).cloned();
+    if let Some(id) = &session
+        && !mcp.owners.allows(id.to_str().unwrap_or_default(), owner)
+    {
+        return Reply::Now(session_gone());
+    }
     let mut permit = None;
     let mut in_flight = None;
     let mut session_slot = None;
@@ -227,13 +237,6 @@ async fn respond(mcp: &StreamableMcp, request: Request) -> Reply {
     } else {
         body
     };
-    let owner = Owner::of(&parts.headers);
-    let session = parts.headers.get(SESSION_HEADER).cloned();
-    if let Some(id) = &session
-        && !mcp.owners.allows(id.to_str().unwrap_or_default(), owner)
-    {
-        return Reply::Now(session_gone());
-    }
     let had_session = session.is_some();
     let is_delete = parts.method == Method::DELETE;
     // Boxed: rmcp's request future is large, and without the box this handler's own future
