@@ -177,6 +177,7 @@ impl Turn {
         let mut receiver = self.outcome.subscribe();
         if let Some(remote) = &self.remote
             && receiver.borrow().is_none()
+            && !remote.following.swap(true, Ordering::AcqRel)
         {
             // Fed from the store while anyone waits; ends when the last waiter leaves.
             tokio::spawn(shared::follow(remote.clone(), self.outcome.clone()));
@@ -346,6 +347,7 @@ impl TurnRegistry {
             api: api.clone(),
             ident: ident.clone(),
             meta,
+            following: Default::default(),
         };
         match store.lookup(&ident).await {
             Ok(Lookup::Running(meta)) => Some(remote(meta).turn(None)),
@@ -488,6 +490,7 @@ impl TurnRegistry {
                         api: api.clone(),
                         ident,
                         meta: held,
+                        following: Default::default(),
                     }
                     .turn(None));
                 }

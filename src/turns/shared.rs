@@ -281,19 +281,17 @@ impl SharedStore {
                 worker: Some(text(1)).filter(|w| !w.is_empty()),
             }),
             "held" => {
-                let meta = serde_json::from_str(&text(1)).map_err(|e| {
-                    format!(
-                        "the store {} holds an unreadable turn record ({e})",
-                        self.display
-                    )
-                })?;
+                let meta = serde_json::from_str(&text(1)).map_err(|e| self.unreadable_turn(&e))?;
                 let alive = matches!(answer.get(2), Some(redis::Value::Int(1)));
                 Ok(Claim::Held { meta, alive })
             }
-            other => Err(format!(
-                "the store {} answered the claim with {other:?}",
-                self.display
-            )),
+            other => {
+                tracing::warn!(store = %self.display, answer = ?other, "unexpected answer to a claim");
+                Err(format!(
+                    "the shared turn store answered the claim with {other:?}, which this \
+                     release does not know: check that every replica runs the same version"
+                ))
+            }
         }
     }
 
@@ -358,29 +356,44 @@ impl SharedStore {
     pub async fn lookup(&self, ident: &Ident) -> Result<Lookup, String> {
         let mut connection = self.manager.clone();
         let keys = [ident.key("turn"), ident.key("lease"), ident.key("answer")];
-        let (turn, alive, answer): (Option<String>, bool, Option<Vec<u8>>) = self
+        // The answer's length first, not the answer: a running turn does not need it, and
+        // one larger than any this server would have stored is not read at all.
+        let (turn, alive, answer_len): (Option<String>, bool, usize) = self
             .run(async move {
                 redis::pipe()
                     .get(&keys[0])
                     .exists(&keys[1])
-                    .get(&keys[2])
+                    .strlen(&keys[2])
                     .query_async(&mut connection)
                     .await
             })
             .await?;
         if let Some(turn) = turn {
-            let meta: TurnMeta = serde_json::from_str(&turn).map_err(|e| {
-                format!(
-                    "the store {} holds an unreadable turn record ({e})",
-                    self.display
-                )
-            })?;
+            let meta: TurnMeta =
+                serde_json::from_str(&turn).map_err(|e| self.unreadable_turn(&e))?;
             return Ok(if alive {
                 Lookup::Running(meta)
             } else {
                 Lookup::Orphan(meta)
             });
         }
+        if answer_len == 0 {
+            return Ok(Lookup::Nothing);
+        }
+        if answer_len > self.max_stored_bytes() {
+            tracing::warn!(store = %self.display, bytes = answer_len, "an answer in the shared store is larger than this server stores; ignoring it");
+            return Ok(Lookup::Nothing);
+        }
+        let mut connection = self.manager.clone();
+        let key = ident.key("answer");
+        let answer: Option<Vec<u8>> = self
+            .run(async move {
+                redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
         let Some(answer) = answer else {
             return Ok(Lookup::Nothing);
         };
@@ -395,9 +408,23 @@ impl SharedStore {
         }
     }
 
-    /// Runs one store operation within [`OPERATION_TIMEOUT`]. The error names the store's
-    /// address (password masked) only in the log: the message goes to MCP clients and to
-    /// the unauthenticated `/readyz`, which have no business knowing where it lives.
+    /// The error for a turn record this release cannot read. It blocks new turns of the
+    /// task until it expires; the store's address goes to the log only.
+    fn unreadable_turn(&self, error: &serde_json::Error) -> String {
+        tracing::warn!(store = %self.display, %error, "unreadable turn record in the shared store");
+        format!(
+            "the shared turn store holds a turn record for this task that this release cannot \
+             read ({error}): check that every replica runs the same version; the record \
+             expires after --result-ttl, or an operator can delete the task's keys"
+        )
+    }
+
+    /// The largest stored answer this server reads back: the JSON of an answer within
+    /// `--max-retained-bytes` (escaping can double text, plus the envelope).
+    fn max_stored_bytes(&self) -> usize {
+        self.max_bytes.saturating_mul(2).saturating_add(64 * 1024)
+    }
+
     /// Runs one of the Lua scripts on `ident`'s `keys`, with the arguments `args` adds.
     async fn invoke<T: redis::FromRedisValue>(
         &self,
@@ -416,6 +443,9 @@ impl SharedStore {
             .await
     }
 
+    /// Runs one store operation within [`OPERATION_TIMEOUT`]. The error names the store's
+    /// address (password masked) only in the log: the message goes to MCP clients and to
+    /// the unauthenticated `/readyz`, which have no business knowing where it lives.
     async fn run<T>(
         &self,
         operation: impl std::future::Future<Output = redis::RedisResult<T>>,
@@ -462,12 +492,23 @@ pub struct Remote {
     pub api: HandingerClient,
     pub ident: Ident,
     pub meta: TurnMeta,
+    /// Set while a [`follow`] feeds this turn: however many callers wait on it, one task
+    /// asks the store (and, for a dead owner, Handinger) for all of them.
+    pub following: std::sync::atomic::AtomicBool,
 }
 
 /// Feeds a remote turn's outcome to its waiters: woken by the owner's publication, and by
 /// a timer at the lease's pace (to notice an owner that died, whose lease expires without
 /// a word). Ends when the outcome is known or nobody waits any more.
 pub(super) async fn follow(remote: Arc<Remote>, sender: watch::Sender<Option<Arc<TurnOutcome>>>) {
+    /// Lets the next waiter start a follower once this one ends, however it ends.
+    struct Following<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Following<'_> {
+        fn drop(&mut self) {
+            self.0.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+    let _following = Following(&remote.following);
     let store = &remote.store;
     let mut messages = store.subscribe(&remote.ident).await;
     loop {
@@ -481,7 +522,11 @@ pub(super) async fn follow(remote: Arc<Remote>, sender: watch::Sender<Option<Arc
                 // The owner died (its lease expired) or its answer could not be kept: the
                 // task is followed on Handinger, never posted again.
                 tracing::info!(task = %remote.ident.prefix, "the turn's owner is gone; following the task on Handinger");
-                let outcome = reconcile_remote(&remote).await;
+                // Only while someone waits: a later waiter starts it again.
+                let outcome = tokio::select! {
+                    outcome = reconcile_remote(&remote) => outcome,
+                    () = sender.closed() => return,
+                };
                 sender.send_replace(Some(Arc::new(outcome)));
                 return;
             }
