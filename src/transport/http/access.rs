@@ -22,7 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::hosts::{AllowedHosts, AllowedOrigins};
-use super::limits::{ClientId, RateLimiter, retry_later};
+use super::limits::{self, ClientId, RateLimiter, retry_later};
 use super::rejected::rejected;
 use crate::tools::API_KEY_HEADER;
 
@@ -212,7 +212,7 @@ impl Access {
         let address = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| ClientId::Ip(peer.ip()));
+            .map(|ConnectInfo(peer)| ClientId::Ip(limits::client_address(peer.ip())));
         if let (Some(limiter), Some(address)) = (&self.address_rate, address) {
             limiter.check(address).map_err(address_over_limit)?;
         }

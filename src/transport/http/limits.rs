@@ -29,6 +29,20 @@ pub enum ClientId {
     Ip(std::net::IpAddr),
 }
 
+/// The address a client counts as, for the limits per address (rate, sessions): an IPv6
+/// client by its /64 network, since one host is routinely given a whole /64 and could
+/// otherwise switch addresses to escape them; an IPv4 address written as IPv6 as itself.
+pub fn client_address(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
 /// A token bucket per client: `per_minute` requests a minute, in bursts of as many.
 pub struct RateLimiter {
     per_minute: u32,
@@ -264,6 +278,23 @@ pub fn hold_until_sent<G: Send + Sync + 'static>(body: Body, guard: G) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_count_by_their_network() {
+        let ip = |text: &str| text.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(client_address(ip("2001:db8::1")), ip("2001:db8::"));
+        assert_eq!(
+            client_address(ip("2001:db8::ffff:1")),
+            client_address(ip("2001:db8::2")),
+            "one /64, one client"
+        );
+        assert_ne!(
+            client_address(ip("2001:db8:0:1::1")),
+            client_address(ip("2001:db8::1"))
+        );
+        assert_eq!(client_address(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_address(ip("192.0.2.7")), ip("192.0.2.7"));
+    }
 
     #[test]
     fn rate_limit_allows_a_burst_then_names_the_wait() {

@@ -143,7 +143,7 @@ pub async fn open(
     if sse.shutdown.is_cancelled() {
         return limits::Refusal::ShuttingDown.into_response();
     }
-    let slot = match sse.cap.try_open(Some(peer.ip())) {
+    let slot = match sse.cap.try_open(Some(limits::client_address(peer.ip()))) {
         Ok(slot) => slot,
         Err(refusal) => return refusal.into_response(),
     };
