@@ -109,11 +109,13 @@ pub fn request_id(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Peek {
         method: Option<serde::de::IgnoredAny>,
-        id: Option<serde_json::Value>,
+        // Only ids JSON-RPC allows (a number or a string): rmcp refuses any other.
+        id: Option<rmcp::model::RequestId>,
     }
     let peek: Peek = serde_json::from_slice(body).ok()?;
     peek.method?;
-    peek.id.map(|id| id.to_string())
+    // As JSON text, so the string "1" and the number 1 stay two ids.
+    peek.id.and_then(|id| serde_json::to_string(&id).ok())
 }
 
 #[cfg(test)]

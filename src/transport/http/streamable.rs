@@ -282,17 +282,22 @@ async fn respond(mcp: &StreamableMcp, request: Request) -> Reply {
 }
 
 /// A JSON-RPC error for a request whose id is still in flight on its session.
+/// The JSON-RPC error for a request whose id is still in flight on its session: the same
+/// answer stdio gives ([`crate::transport::framing::duplicate_id`]).
 fn duplicate_id(id: &str) -> Response {
-    let id: serde_json::Value = serde_json::from_str(id).unwrap_or(serde_json::Value::Null);
-    let error = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": {
-            "code": -32600,
-            "message": format!("a request with id {id} is still in flight on this session; this one was not run: give each request its own id"),
-        }
-    });
-    (StatusCode::OK, axum::Json(error)).into_response()
+    // `id` is what `request_id` made of a valid id, so it reads back.
+    match serde_json::from_str(id) {
+        Ok(id) => (
+            StatusCode::OK,
+            axum::Json(crate::transport::framing::duplicate_id(&id)),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::BAD_REQUEST,
+            "Bad Request: a JSON-RPC request id is a number or a string",
+        )
+            .into_response(),
+    }
 }
 
 fn session_gone() -> Response {
