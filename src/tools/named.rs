@@ -40,8 +40,6 @@ tool_args! {
 impl AskWorkerArgs {
     /// The `create_task` arguments that run this on `worker_id`.
     fn on_worker(self, worker_id: String) -> CreateTaskArgs {
-        // Fields create_task gains later keep their defaults until this tool offers them too.
-        #[allow(clippy::needless_update)]
         CreateTaskArgs {
             input: self.input,
             budget: self.budget,

@@ -144,7 +144,11 @@ impl HandingerServer {
             let policy = self.policy.clone();
             tokio::task::spawn_blocking(move || policy.prepare(args, roots.as_ref()))
                 .await
-                .unwrap_or_else(|e| Err(format!("checking the attached files failed: {e}")))
+                .unwrap_or_else(|e| {
+                    Err(format!(
+                        "checking the attached files failed ({e}); nothing was sent to Handinger, so calling create_task again is safe"
+                    ))
+                })
         } else {
             self.policy.prepare(args, roots.as_ref())
         };
