@@ -387,3 +387,47 @@ async fn a_100_mib_attachment_streams_with_flat_memory() {
         peak >> 20
     );
 }
+
+/// The budget for kept answers gives back what it counted: an answer counted while its
+/// file copy was pending, and evicted once the copy has ended (holding a note), must not
+/// take more out than it put in. Many evictions of such answers once drove the count below
+/// zero (a panic in a debug build, a budget stuck at "full" in release).
+#[tokio::test]
+async fn evicting_answers_whose_copies_finished_keeps_the_budget_whole() {
+    let fake = FakeHandinger::start().await;
+    // A host that never answers: each copy is still pending when its answer is counted,
+    // and ends, after --request-timeout, holding a note of what went wrong.
+    fake.set_answer_files(json!([
+        {"filename": "report.csv", "mediaType": "text/csv", "url": format!("{}/stalled/report.csv", fake.base_url), "size": 4}
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let download = dir.path().to_str().unwrap();
+    let bridge = start(
+        &fake.base_url,
+        &[
+            "--download-dir",
+            download,
+            "--max-results",
+            "1",
+            "--request-timeout",
+            "1",
+        ],
+    )
+    .await;
+    let mut last = String::new();
+    for round in 0..8 {
+        let created = call(
+            &bridge.client,
+            "create_task",
+            json!({"input": format!("round {round}")}),
+        )
+        .await;
+        assert!(!is_error(&created), "{}", text(&created));
+        last = structured(&created)["taskId"].as_str().unwrap().to_owned();
+        copies_settled(&bridge.client, &last).await;
+    }
+    let collected = call(&bridge.client, "get_task", json!({"taskId": last})).await;
+    assert!(!is_error(&collected), "{}", text(&collected));
+    let log = bridge.stderr.lock().unwrap().clone();
+    assert!(!log.contains("panicked"), "{log}");
+}

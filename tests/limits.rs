@@ -689,3 +689,62 @@ async fn calls_beyond_the_turns_in_flight_bounds_get_503_with_retry_after() {
         assert_eq!(fake.posts().len(), 2, "{bound}");
     }
 }
+
+/// A request's body counts against `--max-body-buffer-bytes` while it is being read, not
+/// while its call waits for Handinger: a held call must not keep other requests out.
+#[tokio::test]
+async fn a_held_call_gives_its_body_bytes_back_once_read() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(
+        &fake.base_url,
+        &[
+            "--stateless",
+            "--max-body-bytes",
+            "1024",
+            "--max-body-buffer-bytes",
+            "1500",
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    // About 900 bytes of body, held for the 5 s the fake takes to answer.
+    let input = format!("held sleep=5000 {}", "x".repeat(780));
+    let held = {
+        let client = client.clone();
+        let url = bridge.url("/mcp");
+        let body = create_task(1, json!({"input": input}));
+        tokio::spawn(async move {
+            rpc::post(&client, &url)
+                .header("mcp-protocol-version", rpc::HTTP_PROTOCOL)
+                .json(&body)
+                .send()
+                .await
+        })
+    };
+    poll::until(
+        "the held call never reached Handinger",
+        Duration::from_millis(20),
+        || async {
+            match fake.posts().len() {
+                1 => Ok(()),
+                n => Err(format!("{n} POSTs")),
+            }
+        },
+    )
+    .await;
+    // Another 900 bytes fit: the held call's body was read and handed on.
+    let padded = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}}{}",
+        " ".repeat(850)
+    );
+    let listed = rpc::post(&client, &bridge.url("/mcp"))
+        .header("mcp-protocol-version", rpc::HTTP_PROTOCOL)
+        .body(padded)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200, "{}", listed.text().await.unwrap());
+    let answered = held.await.unwrap().unwrap();
+    assert_eq!(answered.status(), 200);
+    assert_eq!(call_result(answered).await["status"], "completed");
+}
