@@ -67,14 +67,6 @@ pub struct HandingerClient {
     observer: std::sync::Arc<dyn Observer>,
 }
 
-impl std::fmt::Debug for HandingerClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HandingerClient")
-            .field("base_url", &self.options.base_url)
-            .finish_non_exhaustive()
-    }
-}
-
 impl HandingerClient {
     /// Starts building the HTTP client in the background; a broken TLS setup shows at the
     /// first call (and in `doctor`), not here.

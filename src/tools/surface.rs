@@ -158,22 +158,41 @@ pub fn check_tool_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The tool settings as given: checked, but the named workers not yet described.
+/// Everything that decides the tool list: the toolsets, `--read-only`, and the named
+/// workers, as given ([`ToolSettings`]) or described ([`ToolSurface`]).
 #[derive(Debug, Clone)]
-pub struct ToolSettings {
+pub struct Tools<W> {
     /// Sorted, without repeats.
     pub toolsets: Vec<Toolset>,
     pub read_only: bool,
-    pub workers: Vec<NamedWorker>,
+    pub workers: Vec<W>,
 }
 
-impl Default for ToolSettings {
+/// The tool settings as given: checked, but the named workers not yet described.
+pub type ToolSettings = Tools<NamedWorker>;
+
+/// The tool settings with the named workers described: what the server lists.
+pub type ToolSurface = Tools<WorkerCard>;
+
+impl<W> Default for Tools<W> {
+    /// The default settings: the `tasks` toolset only.
     fn default() -> Self {
-        ToolSettings {
+        Tools {
             toolsets: vec![Toolset::Tasks],
             read_only: false,
             workers: Vec::new(),
         }
+    }
+}
+
+impl<W> Tools<W> {
+    pub fn has(&self, toolset: Toolset) -> bool {
+        self.toolsets.contains(&toolset)
+    }
+
+    /// Whether the named workers' tools are served (they start tasks, so not when read-only).
+    pub fn serves_named_workers(&self) -> bool {
+        !self.read_only && !self.workers.is_empty()
     }
 }
 
@@ -197,7 +216,7 @@ impl ToolSettings {
                 ));
             }
         }
-        Ok(ToolSettings {
+        Ok(Tools {
             toolsets,
             read_only,
             workers,
@@ -237,7 +256,7 @@ impl ToolSettings {
                 }
             }
         });
-        ToolSurface {
+        Tools {
             toolsets: self.toolsets,
             read_only: self.read_only,
             workers: futures::future::join_all(fetches).await,
@@ -282,36 +301,7 @@ impl WorkerCard {
     }
 }
 
-/// Everything that decides the tool list: settings plus the described named workers.
-#[derive(Debug, Clone)]
-pub struct ToolSurface {
-    pub toolsets: Vec<Toolset>,
-    pub read_only: bool,
-    pub workers: Vec<WorkerCard>,
-}
-
-impl Default for ToolSurface {
-    /// The default settings: the `tasks` toolset only.
-    fn default() -> Self {
-        let settings = ToolSettings::default();
-        ToolSurface {
-            toolsets: settings.toolsets,
-            read_only: settings.read_only,
-            workers: Vec::new(),
-        }
-    }
-}
-
 impl ToolSurface {
-    pub fn has(&self, toolset: Toolset) -> bool {
-        self.toolsets.contains(&toolset)
-    }
-
-    /// Whether the named workers' tools are served (they start tasks, so not when read-only).
-    pub fn serves_named_workers(&self) -> bool {
-        !self.read_only && !self.workers.is_empty()
-    }
-
     /// The router of every tool this surface lists. A named worker whose tool name is
     /// already taken is refused.
     pub(super) fn router(&self) -> Result<ToolRouter<HandingerServer>, String> {

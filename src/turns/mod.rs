@@ -90,7 +90,6 @@ pub enum Recorded {
 }
 
 /// One turn: what was asked (as a digest), when, and (once known) how it ended.
-#[derive(Debug)]
 pub struct Turn {
     /// Unique within the process: tells a turn from a later one of the same task.
     id: u64,
@@ -114,14 +113,6 @@ pub struct Turn {
     /// A turn another replica runs or ran, read from the shared store: its outcome comes
     /// from there (see [`shared::follow`]).
     remote: Option<Arc<Remote>>,
-}
-
-impl std::fmt::Debug for Remote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Remote")
-            .field("uid", &self.meta.uid)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Turn {
