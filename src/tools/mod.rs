@@ -38,9 +38,9 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
-    Implementation, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
-    PromptsCapability, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig, UpdateTaskParams,
+    Implementation, ListResourceTemplatesResult, PaginatedRequestParams, PromptsCapability,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
@@ -239,6 +239,8 @@ impl ServerHandler for HandingerServer {
     fn get_info(&self) -> ServerConfig {
         let mut capabilities = ServerCapabilities::builder()
             .enable_tools()
+            // Answer files are reached through the resource template: resources/list stays
+            // rmcp's empty list, as there is no fixed list to offer.
             .enable_resources()
             .enable_logging()
             .enable_tasks()
@@ -307,13 +309,15 @@ impl ServerHandler for HandingerServer {
         self.mcp_cancel_task(&request.task_id, &context)
     }
 
-    async fn list_resources(
+    async fn update_task(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        _request: UpdateTaskParams,
         _context: RequestContext<RoleServer>,
-    ) -> Result<ListResourcesResult, ErrorData> {
-        // Answer files are reached through the template; there is no fixed list to offer.
-        Ok(ListResourcesResult::with_all_items(Vec::new()))
+    ) -> Result<(), ErrorData> {
+        Err(ErrorData::invalid_params(
+            "Handinger tasks never ask for input, so there is nothing to update",
+            None,
+        ))
     }
 
     async fn list_resource_templates(
@@ -334,17 +338,6 @@ impl ServerHandler for HandingerServer {
         Box::pin(self.read_task_resource(&request.uri, &context))
             .await
             .map(Into::into)
-    }
-
-    async fn update_task(
-        &self,
-        _request: UpdateTaskParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<(), ErrorData> {
-        Err(ErrorData::invalid_params(
-            "Handinger tasks never ask for input, so there is nothing to update",
-            None,
-        ))
     }
 }
 
