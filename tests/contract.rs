@@ -4,7 +4,7 @@
 //! fails here, by name, instead of silently decoding to "absent".
 
 use handinger_mcp::handinger::types::{RawJson, TaskAnswer, TurnList, WorkerAnswer, raw_str};
-use handinger_mcp::handinger::workers::{ScheduleList, WorkerInfo};
+use handinger_mcp::handinger::types::{ScheduleList, WorkerInfo};
 use serde::de::DeserializeOwned;
 
 fn fixture<T: DeserializeOwned>(name: &str) -> T {

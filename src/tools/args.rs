@@ -55,7 +55,7 @@ macro_rules! tool_args {
     };
     (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* visibility, $($rest:tt)*) => {
         tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
-            visibility: $crate::handinger::workers::Visibility, $($rest)*);
+            visibility: $crate::handinger::types::Visibility, $($rest)*);
     };
     // Any other field, written out in full.
     (@fields $head:tt [$($done:tt)*]

@@ -17,7 +17,7 @@ use super::output::timestamp;
 use super::reply::{AfterFailure, confirmation, required_id, required_text, structured, worker_id};
 use super::tasks::input_schema;
 use super::{HandingerServer, TaskPolicy};
-use crate::handinger::workers::{MAX_DELAY_SECONDS, NewSchedule, ScheduleInfo, When};
+use crate::handinger::types::{MAX_DELAY_SECONDS, NewSchedule, ScheduleInfo, When};
 
 const SCHEDULE_ID_EXAMPLE: &str = "sch_01HZY31W2SZJ8MJ2FQTR3M1K9D";
 

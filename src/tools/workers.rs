@@ -16,7 +16,7 @@ use super::call::{Call, Reply, answer};
 use super::output::timestamp;
 use super::reply::{AfterFailure, structured, worker_id};
 use super::tasks::input_schema;
-use crate::handinger::workers::{NewWorker, WorkerInfo, WorkerPatch};
+use crate::handinger::types::{NewWorker, WorkerInfo, WorkerPatch};
 
 tool_args! {
     /// Arguments of `create_worker`.
