@@ -6,7 +6,8 @@
 //! task tools), `mcp_tasks` (the MCP Tasks extension mapped onto Handinger tasks), `resources` (answer
 //! files and task records as MCP resources), `keys` (which Handinger key a request runs
 //! with: the server's, or the caller's with `--key-from-request`). The optional toolsets
-//! have a file each (`workers`, `schedules`, `admin`), as do the named workers' `ask_<name>`
+//! have a file each (`workers`, `schedules`, `admin`; the irreversible changes among them
+//! run as one kind of call in `change`), as do the named workers' `ask_<name>`
 //! tools (`named`) and the prompts (`prompts`); `surface` decides which of them a server
 //! lists, `schema` rewrites their schemas into what every client's validator accepts, and
 //! `reply` shapes their results. This module holds what they share: the server
@@ -16,6 +17,7 @@ mod admin;
 mod admission;
 mod args;
 mod call;
+mod change;
 mod effect;
 mod keys;
 mod mcp_tasks;

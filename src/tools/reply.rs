@@ -54,19 +54,6 @@ pub fn api_failed(what: &str, error: &ApiError, after: AfterFailure<'_>) -> Call
 /// What a worker id looks like, for the errors that ask for one.
 pub const WORKER_ID_EXAMPLE: &str = "wrk_vk81XUHKHG-qr4";
 
-/// A change Handinger answers with a flag saying whether it happened (`deleted`,
-/// `archived`, `cancelled`); a missing flag counts as done. The summary is `done`, or,
-/// when Handinger says it did not happen, "Handinger did not confirm {unconfirmed}.".
-pub fn confirmation(flag: Option<bool>, done: String, unconfirmed: String) -> (bool, String) {
-    let confirmed = flag.unwrap_or(true);
-    let summary = if confirmed {
-        done
-    } else {
-        format!("Handinger did not confirm {unconfirmed}.")
-    };
-    (confirmed, summary)
-}
-
 /// Checks a required `workerId` argument, giving it back.
 pub fn worker_id(raw: String) -> Result<String, String> {
     required_id(&raw, "workerId", WORKER_ID_EXAMPLE).map(|()| raw)
@@ -86,29 +73,4 @@ pub fn required_text(raw: &str, field: &str, what: &str) -> Result<(), String> {
         return Err(format!("{field} is empty: {what}."));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_change_counts_as_done_unless_handinger_says_otherwise() {
-        let confirm = |flag| {
-            confirmation(
-                flag,
-                "Deleted worker w.".into(),
-                "deleting worker w: check it with get_worker".into(),
-            )
-        };
-        assert_eq!(confirm(None), (true, "Deleted worker w.".into()));
-        assert_eq!(confirm(Some(true)), (true, "Deleted worker w.".into()));
-        assert_eq!(
-            confirm(Some(false)),
-            (
-                false,
-                "Handinger did not confirm deleting worker w: check it with get_worker.".into()
-            )
-        );
-    }
 }

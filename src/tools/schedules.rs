@@ -5,7 +5,6 @@
 //! (`--max-budget`) applies here too.
 
 use rmcp::handler::server::common::schema_for_output;
-use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -13,8 +12,9 @@ use serde_json::{Map, Value, json};
 
 use super::args::tool_args;
 use super::call::{Call, Reply, answer};
+use super::change::{CancelledSchedule, Change};
 use super::output::timestamp;
-use super::reply::{AfterFailure, confirmation, required_id, required_text, structured, worker_id};
+use super::reply::{AfterFailure, required_id, required_text, structured, worker_id};
 use super::tasks::input_schema;
 use super::{HandingerServer, TaskPolicy};
 use crate::handinger::types::{MAX_DELAY_SECONDS, NewSchedule, ScheduleInfo, When};
@@ -97,16 +97,6 @@ pub struct ScheduleListView {
     pub schedules: Vec<ScheduleView>,
 }
 
-/// What `cancel_schedule` returns.
-#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CancelledSchedule {
-    pub worker_id: String,
-    pub schedule_id: String,
-    /// Whether Handinger says the schedule is cancelled.
-    pub cancelled: bool,
-}
-
 impl From<ScheduleInfo> for ScheduleView {
     fn from(info: ScheduleInfo) -> Self {
         // The when part comes nested (`when: {...}`) or flattened beside `type`.
@@ -170,26 +160,6 @@ impl CreatedSchedule {
                 .map(|at| format!(", next run {at}"))
                 .unwrap_or_default()
         )
-    }
-}
-
-impl CancelledSchedule {
-    /// The result of cancelling `schedule_id`, by what Handinger said (`cancelled`).
-    fn reply(worker_id: String, schedule_id: String, cancelled: Option<bool>) -> CallToolResult {
-        let (cancelled, summary) = confirmation(
-            cancelled,
-            format!("Cancelled schedule {schedule_id} of worker {worker_id}."),
-            format!(
-                "cancelling schedule {schedule_id}: {}",
-                list_check(&worker_id)
-            ),
-        );
-        let view = CancelledSchedule {
-            worker_id,
-            schedule_id,
-            cancelled,
-        };
-        structured(summary, &view)
     }
 }
 
@@ -273,21 +243,16 @@ started keeps going. This cannot be undone: to run again, create a new schedule.
         output_schema = schema_for_output::<CancelledSchedule>()
     )]
     pub(super) async fn cancel_schedule_tool(&self, call: Call<CancelScheduleArgs>) -> Reply {
-        let ids = call.args.and_then(schedule_ids);
-        self.api_call(
-            &call.context,
-            ids,
-            |api, (worker_id, schedule_id)| async move {
-                let what =
-                    format!("cancel_schedule for scheduleId {schedule_id} on workerId {worker_id}");
-                let done = api.cancel_schedule(&worker_id, &schedule_id).await;
-                answer(done, &what, AfterFailure::Repeatable, |done| {
-                    tracing::info!(%worker_id, %schedule_id, "cancel_schedule");
-                    CancelledSchedule::reply(worker_id, schedule_id, done.cancelled)
-                })
-            },
-        )
-        .await
+        let change = call.args.and_then(|args| {
+            let worker_id = worker_id(args.worker_id)?;
+            required_id(&args.schedule_id, "scheduleId", SCHEDULE_ID_EXAMPLE)?;
+            let schedule_id = args.schedule_id;
+            Ok(Change::CancelSchedule {
+                worker_id,
+                schedule_id,
+            })
+        });
+        self.apply(&call.context, change).await
     }
 }
 
@@ -314,16 +279,9 @@ fn new_schedule(
     ))
 }
 
-/// Checks `cancel_schedule` arguments: the worker's id, then the schedule's.
-fn schedule_ids(args: CancelScheduleArgs) -> Result<(String, String), String> {
-    let worker_id = worker_id(args.worker_id)?;
-    required_id(&args.schedule_id, "scheduleId", SCHEDULE_ID_EXAMPLE)?;
-    Ok((worker_id, args.schedule_id))
-}
-
 /// How to see whether a schedule of `worker_id` exists, after a change Handinger may or
 /// may not have made.
-fn list_check(worker_id: &str) -> String {
+pub(super) fn list_check(worker_id: &str) -> String {
     format!("check with list_schedules (workerId {worker_id})")
 }
 
@@ -386,18 +344,6 @@ mod tests {
         let cron = |c: &str| When::Cron { cron: c.into() };
         assert!(check_when(&cron("0 9 * * 1-5")).is_ok());
         assert!(check_when(&cron("every day")).is_err());
-    }
-
-    #[test]
-    fn an_unconfirmed_cancel_says_how_to_check() {
-        let result = CancelledSchedule::reply("wrk_1".into(), "sch_1".into(), Some(false));
-        let text = result.content[0].as_text().unwrap().text.clone();
-        assert!(
-            text.starts_with("Handinger did not confirm cancelling schedule sch_1: check with list_schedules (workerId wrk_1).\n\n"),
-            "{text}"
-        );
-        let structured = result.structured_content.unwrap();
-        assert_eq!(structured["cancelled"], false);
     }
 
     #[test]
