@@ -187,8 +187,9 @@ pub struct SettingsArgs {
     #[arg(long, env = "HANDINGER_MCP_MAX_RETAINED_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024 * 1024), global = true)]
     pub max_retained_bytes: u64,
 
-    /// Longest task input accepted, in bytes; longer ones are refused before anything is
-    /// sent (attach long material as a file instead).
+    /// Longest task input accepted, in bytes (a call's, or a schedule's for each of its
+    /// runs); longer ones are refused before anything is sent (attach long material as a
+    /// file instead).
     #[arg(long, env = "HANDINGER_MCP_MAX_INPUT_BYTES", default_value_t = 256 * 1024, value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024), global = true)]
     pub max_input_bytes: u64,
 

@@ -19,29 +19,37 @@ fn asked_upstream_for_sources(fake: &FakeHandinger) -> bool {
 #[tokio::test]
 async fn an_input_over_the_cap_is_refused_before_anything_is_sent() {
     let fake = FakeHandinger::start().await;
-    let bridge = start(&fake.base_url, &["--max-input-bytes", "64"]).await;
-    let result = call(
-        &bridge.client,
-        "create_task",
-        json!({"input": "x".repeat(65)}),
+    fake.add_worker("wrk_sched");
+    let bridge = start(
+        &fake.base_url,
+        &["--max-input-bytes", "64", "--toolsets", "tasks,schedules"],
     )
     .await;
-    assert!(is_error(&result));
-    let message = text(&result);
-    for needle in ["65 bytes", "64", "--max-input-bytes", "file"] {
-        assert!(
-            message.contains(needle),
-            "{needle:?} missing from {message}"
-        );
+    let task: fn(String) -> serde_json::Value = |input| json!({"input": input});
+    // A schedule's input is the task input of each of its runs: the same cap holds.
+    let schedule: fn(String) -> serde_json::Value = |input| {
+        json!({"workerId": "wrk_sched", "input": input,
+               "when": {"type": "delayed", "delayInSeconds": 60}})
+    };
+    for (tool, args) in [("create_task", task), ("create_schedule", schedule)] {
+        let result = call(&bridge.client, tool, args("x".repeat(65))).await;
+        assert!(is_error(&result), "{tool}: {}", text(&result));
+        let message = text(&result);
+        for needle in ["65 bytes", "64", "--max-input-bytes"] {
+            assert!(
+                message.contains(needle),
+                "{tool}: {needle:?} missing from {message}"
+            );
+        }
+        assert!(fake.received().is_empty(), "{tool}: nothing went upstream");
     }
-    assert!(fake.received().is_empty(), "nothing went upstream");
-    let fits = call(
-        &bridge.client,
-        "create_task",
-        json!({"input": "x".repeat(64)}),
-    )
-    .await;
-    assert!(!is_error(&fits), "{}", text(&fits));
+    let result = call(&bridge.client, "create_task", task("x".repeat(65))).await;
+    assert!(text(&result).contains("file"), "{}", text(&result));
+
+    for (tool, args) in [("create_task", task), ("create_schedule", schedule)] {
+        let fits = call(&bridge.client, tool, args("x".repeat(64))).await;
+        assert!(!is_error(&fits), "{tool}: {}", text(&fits));
+    }
 }
 
 #[tokio::test]

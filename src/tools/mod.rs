@@ -109,6 +109,18 @@ impl TaskPolicy {
         Ok(budget)
     }
 
+    /// Refuses a task input over `--max-input-bytes`; `next` says what to do instead.
+    pub fn check_input_size(&self, input: &str, next: &str) -> Result<(), String> {
+        if input.len() > self.max_input_bytes {
+            return Err(format!(
+                "input is {} bytes, above this server's limit of {} (--max-input-bytes): {next}.",
+                input.len(),
+                self.max_input_bytes
+            ));
+        }
+        Ok(())
+    }
+
     /// Applies defaults and guards to `create_task` arguments, choosing the task id and
     /// checking attachments (local paths against `roots`). Refusals explain what to change.
     pub fn prepare(
@@ -121,13 +133,10 @@ impl TaskPolicy {
                 "input is empty: describe the task for the worker in plain language.".into(),
             );
         }
-        if args.input.len() > self.max_input_bytes {
-            return Err(format!(
-                "input is {} bytes, above this server's limit of {} (--max-input-bytes): shorten it, or attach the long material as a file (files) and refer to it in the input.",
-                args.input.len(),
-                self.max_input_bytes
-            ));
-        }
+        self.check_input_size(
+            &args.input,
+            "shorten it, or attach the long material as a file (files) and refer to it in the input",
+        )?;
         let budget = self.budget(args.budget)?;
         let task_id = match args.task_id {
             Some(raw) => TaskId::parse(&raw)?,

@@ -267,6 +267,10 @@ fn new_schedule(
         "input",
         "say what the worker should do on each run",
     )?;
+    policy.check_input_size(
+        &args.input,
+        "shorten it (every run of the schedule is a task with this input)",
+    )?;
     check_when(&args.when)?;
     let budget = policy.budget(args.budget)?;
     Ok((
