@@ -11,8 +11,7 @@ use serde::Serialize;
 
 use super::HandingerServer;
 use super::call::answer;
-use super::reply::{AfterFailure, structured};
-use super::schedules::list_check;
+use super::reply::{AfterFailure, list_check, structured};
 use crate::handinger::types::Done;
 use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;

@@ -54,6 +54,12 @@ pub fn api_failed(what: &str, error: &ApiError, after: AfterFailure<'_>) -> Call
 /// What a worker id looks like, for the errors that ask for one.
 pub const WORKER_ID_EXAMPLE: &str = "wrk_vk81XUHKHG-qr4";
 
+/// How to see whether a schedule of `worker_id` exists, after a change Handinger may or
+/// may not have made.
+pub(super) fn list_check(worker_id: &str) -> String {
+    format!("check with list_schedules (workerId {worker_id})")
+}
+
 /// Checks a required `workerId` argument, giving it back.
 pub fn worker_id(raw: String) -> Result<String, String> {
     required_id(&raw, "workerId", WORKER_ID_EXAMPLE).map(|()| raw)

@@ -14,7 +14,7 @@ use super::args::tool_args;
 use super::call::{Call, Reply, answer};
 use super::change::{CancelledSchedule, Change};
 use super::output::timestamp;
-use super::reply::{AfterFailure, required_id, required_text, structured, worker_id};
+use super::reply::{AfterFailure, list_check, required_id, required_text, structured, worker_id};
 use super::tasks::input_schema;
 use super::{HandingerServer, TaskPolicy};
 use crate::handinger::types::{MAX_DELAY_SECONDS, NewSchedule, ScheduleInfo, When};
@@ -281,12 +281,6 @@ fn new_schedule(
             when: args.when,
         },
     ))
-}
-
-/// How to see whether a schedule of `worker_id` exists, after a change Handinger may or
-/// may not have made.
-pub(super) fn list_check(worker_id: &str) -> String {
-    format!("check with list_schedules (workerId {worker_id})")
 }
 
 /// Catches the timing mistakes Handinger would refuse, with what to send instead.

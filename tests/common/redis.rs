@@ -59,6 +59,29 @@ impl Redis {
         stream.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
     }
 
+    /// How many times the server has run `command` (lowercase, e.g. "ping"), from
+    /// `INFO commandstats`.
+    pub fn calls(&self, command: &str) -> u64 {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(b"INFO commandstats\r\n").unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        reader.read_line(&mut head).unwrap();
+        let len: usize = head.trim().trim_start_matches('$').parse().unwrap();
+        let mut info = vec![0; len];
+        reader.read_exact(&mut info).unwrap();
+        let prefix = format!("cmdstat_{command}:calls=");
+        String::from_utf8(info)
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix)?.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Stops the server (SIGKILL) and waits until it is gone.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -2,6 +2,7 @@
 //! traffic: not shutting down, Handinger is reachable and so is the shared turn store when
 //! `--store` names one) and `/metrics` (Prometheus).
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -15,8 +16,7 @@ use super::streamable::StreamableMcp;
 use crate::handinger::HandingerClient;
 use crate::metrics::{Metrics, OpenSessions};
 
-/// How long one upstream check's verdict is reused: probes from several sources (kubelet,
-/// load balancer) then cost Handinger at most one request per interval.
+/// How long a readiness check's verdict (Handinger's, the store's) is reused.
 const READY_CACHE: Duration = Duration::from_secs(5);
 /// Longest a readiness check waits for Handinger.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,14 +26,18 @@ pub struct Probes {
     pub sse: Arc<LegacySse>,
     pub shutdown: CancellationToken,
     metrics: Arc<Metrics>,
-    upstream: Upstream,
+    api: HandingerClient,
+    upstream: Verdict,
     /// The shared turn store: without it `create_task` refuses to post, so a replica that
     /// cannot reach it should get no traffic.
-    store: Option<Arc<crate::turns::shared::SharedStore>>,
+    store: Option<(Arc<crate::turns::shared::SharedStore>, Verdict)>,
 }
 
-struct Upstream {
-    api: HandingerClient,
+/// The last verdict of one readiness check, reused for [`READY_CACHE`]: probes from several
+/// sources (kubelet, load balancer, anyone who can reach the port) then cost what they
+/// check at most one request per interval.
+#[derive(Default)]
+struct Verdict {
     last: Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
@@ -50,23 +54,22 @@ impl Probes {
             sse,
             shutdown,
             metrics,
-            upstream: Upstream {
-                api,
-                last: Mutex::new(None),
-            },
+            api,
+            upstream: Verdict::default(),
             store: None,
         }
     }
 
     /// Makes readiness depend on the shared turn store too.
     pub fn with_store(mut self, store: Option<Arc<crate::turns::shared::SharedStore>>) -> Self {
-        self.store = store;
+        self.store = store.map(|store| (store, Verdict::default()));
         self
     }
 }
 
-impl Upstream {
-    async fn reachable(&self) -> Result<(), String> {
+impl Verdict {
+    /// The cached verdict while it is fresh, else `check`'s (then cached).
+    async fn get(&self, check: impl Future<Output = Result<(), String>>) -> Result<(), String> {
         if let Some((at, verdict)) = self
             .last
             .lock()
@@ -76,7 +79,7 @@ impl Upstream {
         {
             return verdict.clone();
         }
-        let verdict = self.api.check_reachable(READY_TIMEOUT).await;
+        let verdict = check.await;
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((Instant::now(), verdict.clone()));
         verdict
@@ -95,17 +98,19 @@ pub async fn readyz(State(probes): State<Arc<Probes>>) -> Response {
         )
             .into_response();
     }
-    if let Some(store) = &probes.store
-        && let Err(reason) = store.ping().await
-    {
-        tracing::warn!(%reason, "not ready");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        )
-            .into_response();
-    }
-    match probes.upstream.reachable().await {
+    // The store first: without it no turn can start, whatever Handinger says.
+    let store = match &probes.store {
+        Some((store, verdict)) => verdict.get(store.ping()).await,
+        None => Ok(()),
+    };
+    let ready = match store {
+        Ok(()) => {
+            let check = probes.api.check_reachable(READY_TIMEOUT);
+            probes.upstream.get(check).await
+        }
+        refused => refused,
+    };
+    match ready {
         Ok(()) => "ready\n".into_response(),
         Err(reason) => {
             tracing::warn!(%reason, "not ready");
