@@ -14,8 +14,8 @@
 //!   admin), the named workers' `ask_<name>` tools and the `delegate_research` prompt, and
 //!   which of them a server lists (`--toolsets`, `--read-only`, `--worker`). Every tool
 //!   runs on one skeleton ([`tools`]' `call` module: decode, check, the caller's client,
-//!   the error result), and its annotations come from one table of what each tool does
-//!   (`effect`). A server is handed what it shares with the process ([`tools::Shared`]:
+//!   the error result; the irreversible changes share one more, `change`), and its
+//!   annotations come from one table of what each tool does (`effect`). A server is handed what it shares with the process ([`tools::Shared`]:
 //!   the API client, the policy, the registry, the metrics, the shutdown token) and
 //!   reaches nothing global; it renders what [`turns`] says is true.
 //! - [`turns`] — turns in flight and finished answers (the registry): each POST is owned by
