@@ -40,7 +40,7 @@ pub enum ConfigError {
     )]
     BaseUrlNotHttp { url: String },
     #[error(
-        "HANDINGER_BASE_URL / --base-url {url:?} must not carry credentials, a query or a fragment"
+        "HANDINGER_BASE_URL / --base-url {url:?} must not carry credentials, a query or a fragment: give the bare origin, such as https://handinger.com"
     )]
     BaseUrlExtras { url: String },
     #[error(
@@ -471,12 +471,6 @@ mod tests {
         let mut argv = vec!["handinger-mcp"];
         argv.extend_from_slice(extra);
         Cli::try_parse_from(argv).unwrap().settings
-    }
-
-    #[test]
-    fn missing_key_names_the_variable() {
-        let err = ConfigError::MissingApiKey.to_string();
-        assert!(err.contains(API_KEY_VAR), "{err}");
     }
 
     #[test]

@@ -322,10 +322,18 @@ pub fn classify_probe(
             ),
             unchecked("the base URL does not look like the Handinger API"),
         ),
+        // Its own finding already ("https client"): one cause, one problem.
+        Err(ApiError::Setup { .. }) => (
+            Finding::new(
+                Status::Skipped,
+                REACH,
+                "not checked: the HTTPS client could not be set up (see the https client line)",
+            ),
+            unchecked("the HTTPS client could not be set up"),
+        ),
         Err(
             error @ (ApiError::NotSent { .. }
             | ApiError::LocalFile { .. }
-            | ApiError::Setup { .. }
             | ApiError::Refused { .. }),
         ) => (
             Finding::new(
@@ -642,6 +650,17 @@ mod tests {
             }),
         );
         assert!(reach.detail.contains("unreachable") && reach.detail.contains("proxy"));
+    }
+
+    #[test]
+    fn a_client_that_could_not_be_set_up_is_one_problem_not_two() {
+        let setup = Err(ApiError::Setup {
+            detail: "no CA certificates".into(),
+        });
+        let (reach, key) = classify_probe("https://h", true, &setup);
+        assert_eq!(reach.status, Status::Skipped, "{}", reach.detail);
+        assert!(reach.detail.contains("https client"), "{}", reach.detail);
+        assert_eq!(key.status, Status::Skipped);
     }
 
     #[test]

@@ -7,7 +7,10 @@ pub fn mask_credentials(value: &str) -> String {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
         None => (String::new(), value),
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    // The authority ends at the first `/` only: a password may hold `?` or `#` (a valid URL
+    // escapes them, but a mistyped one is exactly what gets shown in an error), and cutting
+    // there would leave it whole. A query holding `@` is then masked too, which is harmless.
+    let end = rest.find('/').unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
@@ -37,5 +40,9 @@ mod tests {
             "socks5://****@proxy/x@y"
         );
         assert_eq!(mask_credentials("proxy.corp:3128"), "proxy.corp:3128");
+        assert_eq!(
+            mask_credentials("redis://:p#ss?w@store:6379/0"),
+            "redis://****:****@store:6379/0"
+        );
     }
 }

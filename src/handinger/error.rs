@@ -167,10 +167,10 @@ impl ApiError {
             }
             ApiError::LocalFile { .. } => "Check the file and call again.".into(),
             ApiError::Refused { .. } => {
-                "The file stays unfetched: its link is in the result; an operator who trusts its host can allow it with --allow-file-host.".into()
+                "The file was not fetched; the message says why. Its link still stands in get_task's result.".into()
             }
             ApiError::Setup { .. } => {
-                "Fix the server's TLS setup as the message says, then restart it; `handinger-mcp doctor` checks it.".into()
+                "Fix the server's setup as the message says, then restart it; `handinger-mcp doctor` checks it.".into()
             }
             ApiError::Malformed { .. } => {
                 "Check HANDINGER_BASE_URL points at the Handinger API (not a proxy or login page).".into()

@@ -1,8 +1,9 @@
 //! What the API client reports about its own requests, to whoever wants to count them.
 //!
 //! The client knows nothing of how the server exposes figures (`/metrics`): it calls an
-//! [`Observer`] it was given, and the server's metrics implement it. Clients built for
-//! one-off work (`doctor`, tests) get [`Unobserved`].
+//! [`Observer`] it was given, and the server's metrics implement it (every command's
+//! client reports to them, `doctor`'s included); tests that count nothing give
+//! [`Unobserved`].
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -42,5 +43,33 @@ impl<'a> TurnInFlight<'a> {
 impl Drop for TurnInFlight<'_> {
     fn drop(&mut self) {
         self.0.turn_ended();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    #[derive(Debug, Default)]
+    struct Counting(AtomicI64);
+
+    impl Observer for Counting {
+        fn turn_started(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        fn turn_ended(&self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+        fn request_finished(&self, _: &reqwest::Method, _: Duration, _: bool) {}
+    }
+
+    #[test]
+    fn a_turn_counts_while_its_guard_lives() {
+        let observer = Counting::default();
+        let guard = TurnInFlight::new(&observer);
+        assert_eq!(observer.0.load(Ordering::Relaxed), 1);
+        drop(guard);
+        assert_eq!(observer.0.load(Ordering::Relaxed), 0);
     }
 }
