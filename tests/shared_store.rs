@@ -139,6 +139,105 @@ async fn a_repeated_call_on_another_replica_joins_the_running_turn() {
     assert_eq!(fake.posts().len(), 2);
 }
 
+/// However many callers on B wait on A's turn, B follows it once: one subscription to the
+/// turn's channel and one store poll loop, not one per caller.
+#[tokio::test]
+async fn callers_waiting_on_one_remote_turn_share_one_follower() {
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &["--max-wait", "1"]).await;
+    let b = replica(&fake, &redis, &[]).await;
+
+    let input = "watched by many sleep=3000";
+    let started = call(&a.client, "create_task", json!({"input": input})).await;
+    assert_eq!(
+        structured(&started)["status"],
+        "running",
+        "{}",
+        text(&started)
+    );
+    let task_id = structured(&started)["taskId"].as_str().unwrap().to_owned();
+
+    let subscriptions_before = redis.calls("subscribe");
+    let joins = (0..3).map(|_| {
+        call(
+            &b.client,
+            "create_task",
+            json!({"input": input, "taskId": task_id}),
+        )
+    });
+    for joined in futures::future::join_all(joins).await {
+        assert_eq!(
+            structured(&joined)["status"],
+            "completed",
+            "{}",
+            text(&joined)
+        );
+    }
+    assert_eq!(fake.posts().len(), 1, "B joined instead of posting");
+    assert_eq!(
+        redis.calls("subscribe") - subscriptions_before,
+        1,
+        "three callers waiting on one turn subscribed once"
+    );
+}
+
+/// What another writer left in the store is checked like any input: a worker id this
+/// release would refuse from a caller is not posted, and a turn record it cannot read is
+/// refused without repeating what it holds.
+#[tokio::test]
+async fn what_the_store_holds_is_checked_before_it_is_used() {
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &[]).await;
+    let b = replica(&fake, &redis, &[]).await;
+
+    let done = call(&a.client, "create_task", json!({"input": "first"})).await;
+    assert!(!is_error(&done), "{}", text(&done));
+    let task_id = structured(&done)["taskId"].as_str().unwrap().to_owned();
+    // The answer is stored as the turn ends, which may be just after the caller has it.
+    let key = |part: &'static str| {
+        let pattern = format!("*:{task_id}:{part}");
+        let redis = &redis;
+        common::poll::until(
+            "the finished turn's keys appear in the store",
+            std::time::Duration::from_millis(20),
+            move || {
+                let keys = redis.query(&["KEYS", &pattern]);
+                std::future::ready(match keys.as_slice() {
+                    [key] => Ok(key.clone()),
+                    _ => Err(format!("{part}: {keys:?}")),
+                })
+            },
+        )
+    };
+
+    redis.query(&["SET", &key("worker").await, "wrk_1/../../admin"]);
+    let follow_up = call(
+        &b.client,
+        "create_task",
+        json!({"input": "second", "taskId": task_id}),
+    )
+    .await;
+    assert!(!is_error(&follow_up), "{}", text(&follow_up));
+    let posted = fake.posts().last().unwrap().body.clone();
+    assert!(posted.get("workerId").is_none(), "{posted}");
+
+    let turn = key("answer").await.replace(":answer", ":turn");
+    let planted = format!("\"PLANTED{}\"", "x".repeat(20_000));
+    redis.query(&["SET", &turn, &planted]);
+    let refused = call(
+        &b.client,
+        "create_task",
+        json!({"input": "third", "taskId": task_id}),
+    )
+    .await;
+    assert!(is_error(&refused), "{}", text(&refused));
+    assert!(text(&refused).contains("cannot read"), "{}", text(&refused));
+    assert!(!text(&refused).contains("PLANTED"), "{}", text(&refused));
+    assert_eq!(fake.posts().len(), 2, "nothing was posted past the record");
+}
+
 /// A replica killed mid-turn leaves a claim nobody renews: B, waiting on the task, notices
 /// the lease expire and follows the task on Handinger instead of posting it again.
 #[tokio::test]

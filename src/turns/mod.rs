@@ -168,7 +168,7 @@ impl Turn {
         let mut receiver = self.outcome.subscribe();
         if let Some(remote) = &self.remote
             && receiver.borrow().is_none()
-            && !remote.following.swap(true, Ordering::AcqRel)
+            && !remote.following.swap(true, Ordering::SeqCst)
         {
             // Fed from the store while anyone waits; ends when the last waiter leaves.
             tokio::spawn(shared::follow(remote.clone(), self.outcome.clone()));
@@ -294,6 +294,10 @@ struct Registry {
     in_flight: usize,
     in_flight_by_scope: HashMap<u64, usize>,
     next_id: u64,
+    /// Remote turns still running, by their name in the store: one registry turn per
+    /// remote turn however many callers find or join it, so one follower feeds them all.
+    /// An entry lives as long as a caller holds its turn; dead ones go at the next insert.
+    remote: HashMap<String, std::sync::Weak<Turn>>,
 }
 
 struct Finished {
@@ -319,6 +323,29 @@ impl TurnRegistry {
         self
     }
 
+    /// The registry turn of a remote turn still running: the one already handed out for
+    /// it while any caller holds that, else a new one.
+    fn remote_turn(&self, remote: Remote) -> Arc<Turn> {
+        let mut registry = self.lock();
+        registry.remote.retain(|_, turn| turn.strong_count() > 0);
+        let known = registry
+            .remote
+            .get(remote.ident.name())
+            .and_then(|turn| turn.upgrade());
+        if let Some(turn) = known
+            && turn
+                .remote
+                .as_ref()
+                .is_some_and(|known| known.meta.uid == remote.meta.uid)
+        {
+            return turn;
+        }
+        let name = remote.ident.name().to_owned();
+        let turn = remote.turn(None);
+        registry.remote.insert(name, Arc::downgrade(&turn));
+        turn
+    }
+
     /// The latest turn of a task, here or (with a shared store) on any replica. Without a
     /// store this is [`Self::get`]. With one, a turn this server runs is answered from
     /// memory; otherwise the store decides (a later turn may have run elsewhere), and the
@@ -341,7 +368,7 @@ impl TurnRegistry {
             following: Default::default(),
         };
         match store.lookup(&ident).await {
-            Ok(Lookup::Running(meta)) => Some(remote(meta).turn(None)),
+            Ok(Lookup::Running(meta)) => Some(self.remote_turn(remote(meta))),
             Ok(Lookup::Finished(stored)) => {
                 let shared::StoredAnswer {
                     meta,
@@ -476,14 +503,13 @@ impl TurnRegistry {
                 if held.digest == meta.digest {
                     // Joined through the store; an orphan is followed on Handinger by the
                     // wait, never posted again.
-                    return Ok(Remote {
+                    return Ok(self.remote_turn(Remote {
                         store: store.clone(),
                         api: api.clone(),
                         ident,
                         meta: held,
                         following: Default::default(),
-                    }
-                    .turn(None));
+                    }));
                 }
                 return Err(StartRefused::Busy { running_for });
             }

@@ -20,6 +20,7 @@
 //! Input digests are keyed with another digest of the API key that is never stored, so
 //! someone reading Redis cannot confirm a guess of what a tenant asked.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,6 +41,10 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
 /// Version of the key layout and value format, so an incompatible release never misreads
 /// another's entries.
 const LAYOUT: &str = "handinger-mcp:v1";
+/// Longest turn record or worker id read from the store. Ours are a few hundred bytes;
+/// anything longer was not written by this release and is not read (whoever can write to
+/// the store is as untrusted as any other input).
+const MAX_RECORD_BYTES: usize = 16 * 1024;
 
 /// The connection to the shared store.
 pub struct SharedStore {
@@ -87,6 +92,11 @@ pub struct Ident {
 }
 
 impl Ident {
+    /// The task's name in the store (key scope and task id), unique per key and task.
+    pub fn name(&self) -> &str {
+        &self.prefix
+    }
+
     fn key(&self, part: &str) -> String {
         format!("{}:{part}", self.prefix)
     }
@@ -126,13 +136,21 @@ pub enum Lookup {
 static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
-local current = redis.call('GET', KEYS[1])
-if current then
+local limit = tonumber(ARGV[5])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local current = ''
+  if redis.call('STRLEN', KEYS[1]) <= limit then
+    current = redis.call('GET', KEYS[1])
+  end
   return {'held', current, redis.call('EXISTS', KEYS[2])}
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-return {'won', redis.call('GET', KEYS[3]) or ''}
+local worker = ''
+if redis.call('STRLEN', KEYS[3]) <= limit then
+  worker = redis.call('GET', KEYS[3]) or ''
+end
+return {'won', worker}
 ",
     )
 });
@@ -185,21 +203,51 @@ return 0
     )
 });
 
+// What the store holds for a task, in one round trip: the running turn (its record, unless
+// longer than ARGV[2]) and whether its lease lives; else the finished answer, unless it is
+// longer than ARGV[1], the most this server stores (then only its length).
+static LOOKUP: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local turn = ''
+  if redis.call('STRLEN', KEYS[1]) <= tonumber(ARGV[2]) then
+    turn = redis.call('GET', KEYS[1])
+  end
+  return {'turn', turn, redis.call('EXISTS', KEYS[2])}
+end
+local length = redis.call('STRLEN', KEYS[3])
+if length == 0 then
+  return {'nothing'}
+end
+if length > tonumber(ARGV[1]) then
+  return {'too_large', length}
+end
+return {'answer', redis.call('GET', KEYS[3])}
+",
+    )
+});
+
 impl SharedStore {
     /// Sets up the connection without making it: a store that is down at start-up fails
     /// the calls that need it and `/readyz`, and is used as soon as it is back.
     pub fn connect(url: &str, ttl: Duration, max_bytes: usize) -> Result<Arc<Self>, String> {
         let display = crate::redact::mask_credentials(url);
         let client = redis::Client::open(url).map_err(|e| {
-            format!("--store {display} is not a usable Redis URL ({}); use redis://host:port/db or rediss://… for TLS", masked(&e, url))
+            format!("--store {display} is not a usable Redis URL ({e}); use redis://host:port/db or rediss://… for TLS")
         })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(OPERATION_TIMEOUT))
             .set_response_timeout(Some(OPERATION_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(2));
-        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| format!("could not set up the store {display}: {}", masked(&e, url)))?;
+        let manager =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| {
+                format!(
+                    "could not set up the store {display}: {}",
+                    scrub(&e.to_string(), &client)
+                )
+            })?;
         let owner = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
         Ok(Arc::new(Self {
             client,
@@ -249,7 +297,7 @@ impl SharedStore {
         budget: Budget,
         worker: Option<String>,
     ) -> TurnMeta {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
         TurnMeta {
             uid: format!("{}-{n}", self.owner),
             digest: ident.digest(input),
@@ -268,17 +316,21 @@ impl SharedStore {
                 call.arg(json)
                     .arg(&meta.uid)
                     .arg(millis(LEASE))
-                    .arg(millis(self.ttl + LEASE));
+                    .arg(millis(self.ttl + LEASE))
+                    .arg(MAX_RECORD_BYTES);
             })
             .await?;
-        let text = |i: usize| match answer.get(i) {
-            Some(redis::Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
-            Some(redis::Value::SimpleString(s)) => s.clone(),
-            _ => String::new(),
-        };
+        let text = |i: usize| text_at(&answer, i);
         match text(0).as_str() {
             "won" => Ok(Claim::Won {
-                worker: Some(text(1)).filter(|w| !w.is_empty()),
+                worker: Some(text(1)).filter(|worker| {
+                    // It goes into the POST as the task's worker: checked like a caller's.
+                    let usable = crate::task_id::validate_id(worker, "workerId").is_ok();
+                    if !worker.is_empty() && !usable {
+                        tracing::warn!(store = %self.display, "the shared store holds a worker id this release does not accept; not using it");
+                    }
+                    usable
+                }),
             }),
             "held" => {
                 let meta = serde_json::from_str(&text(1)).map_err(|e| self.unreadable_turn(&e))?;
@@ -321,7 +373,17 @@ impl SharedStore {
             );
             String::new()
         } else {
-            serialize_answer(meta, outcome, finished_at)?
+            let answer = serialize_answer(meta, outcome, finished_at)?;
+            // Kept only if every replica would read it back (the rule `lookup` applies).
+            if answer.len() > self.max_stored_bytes() {
+                tracing::warn!(
+                    bytes = answer.len(),
+                    "the stored form of the answer is larger than replicas read back: not kept in the shared store"
+                );
+                String::new()
+            } else {
+                answer
+            }
         };
         let worker = match outcome {
             TurnOutcome::Answered { answer, .. } => answer.id.clone(),
@@ -354,57 +416,42 @@ impl SharedStore {
 
     /// What the store holds for the task: a running turn wins over the previous answer.
     pub async fn lookup(&self, ident: &Ident) -> Result<Lookup, String> {
-        let mut connection = self.manager.clone();
-        let keys = [ident.key("turn"), ident.key("lease"), ident.key("answer")];
-        // The answer's length first, not the answer: a running turn does not need it, and
-        // one larger than any this server would have stored is not read at all.
-        let (turn, alive, answer_len): (Option<String>, bool, usize) = self
-            .run(async move {
-                redis::pipe()
-                    .get(&keys[0])
-                    .exists(&keys[1])
-                    .strlen(&keys[2])
-                    .query_async(&mut connection)
-                    .await
+        let answer: Vec<redis::Value> = self
+            .invoke(&LOOKUP, ident, &["turn", "lease", "answer"], |call| {
+                call.arg(self.max_stored_bytes()).arg(MAX_RECORD_BYTES);
             })
             .await?;
-        if let Some(turn) = turn {
-            let meta: TurnMeta =
-                serde_json::from_str(&turn).map_err(|e| self.unreadable_turn(&e))?;
-            return Ok(if alive {
-                Lookup::Running(meta)
-            } else {
-                Lookup::Orphan(meta)
-            });
-        }
-        if answer_len == 0 {
-            return Ok(Lookup::Nothing);
-        }
-        if answer_len > self.max_stored_bytes() {
-            tracing::warn!(store = %self.display, bytes = answer_len, "an answer in the shared store is larger than this server stores; ignoring it");
-            return Ok(Lookup::Nothing);
-        }
-        let mut connection = self.manager.clone();
-        let key = ident.key("answer");
-        let answer: Option<Vec<u8>> = self
-            .run(async move {
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut connection)
-                    .await
-            })
-            .await?;
-        let Some(answer) = answer else {
-            return Ok(Lookup::Nothing);
-        };
-        // What the store holds is checked like any outside input: an entry this release
-        // cannot read is reported and treated as absent, never trusted half-read.
-        match serde_json::from_slice::<StoredAnswer>(&answer) {
-            Ok(stored) => Ok(Lookup::Finished(Box::new(stored))),
-            Err(error) => {
-                tracing::warn!(store = %self.display, %error, "unreadable answer in the shared store; ignoring it");
+        match text_at(&answer, 0).as_str() {
+            "turn" => {
+                let meta: TurnMeta = serde_json::from_str(&text_at(&answer, 1))
+                    .map_err(|e| self.unreadable_turn(&e))?;
+                let alive = matches!(answer.get(2), Some(redis::Value::Int(1)));
+                Ok(if alive {
+                    Lookup::Running(meta)
+                } else {
+                    Lookup::Orphan(meta)
+                })
+            }
+            "answer" => {
+                // What the store holds is checked like any outside input: an entry this
+                // release cannot read is reported and treated as absent, never trusted
+                // half-read.
+                let Some(redis::Value::BulkString(bytes)) = answer.get(1) else {
+                    return Ok(Lookup::Nothing);
+                };
+                match serde_json::from_slice::<StoredAnswer>(bytes) {
+                    Ok(stored) => Ok(Lookup::Finished(Box::new(stored))),
+                    Err(error) => {
+                        tracing::warn!(store = %self.display, %error, "unreadable answer in the shared store; ignoring it");
+                        Ok(Lookup::Nothing)
+                    }
+                }
+            }
+            "too_large" => {
+                tracing::warn!(store = %self.display, bytes = ?answer.get(1), "an answer in the shared store is larger than this server stores; ignoring it");
                 Ok(Lookup::Nothing)
             }
+            _ => Ok(Lookup::Nothing),
         }
     }
 
@@ -412,11 +459,12 @@ impl SharedStore {
     /// task until it expires; the store's address goes to the log only.
     fn unreadable_turn(&self, error: &serde_json::Error) -> String {
         tracing::warn!(store = %self.display, %error, "unreadable turn record in the shared store");
-        format!(
-            "the shared turn store holds a turn record for this task that this release cannot \
-             read ({error}): check that every replica runs the same version; the record \
-             expires after --result-ttl, or an operator can delete the task's keys"
-        )
+        // The parser's words stay in the log: they quote the stored text, which anyone who
+        // can write to the store chose.
+        "the shared turn store holds a turn record for this task that this release cannot \
+         read: check that every replica runs the same version; the record expires after \
+         --result-ttl, or an operator can delete the task's keys"
+            .to_owned()
     }
 
     /// The largest stored answer this server reads back: the JSON of an answer within
@@ -492,8 +540,9 @@ pub struct Remote {
     pub api: HandingerClient,
     pub ident: Ident,
     pub meta: TurnMeta,
-    /// Set while a [`follow`] feeds this turn: however many callers wait on it, one task
-    /// asks the store (and, for a dead owner, Handinger) for all of them.
+    /// Set while a [`follow`] feeds this turn: however many callers wait on it (the
+    /// registry hands them one turn, see `TurnRegistry::remote_turn`), one task asks the
+    /// store (and, for a dead owner, Handinger) for all of them.
     pub following: std::sync::atomic::AtomicBool,
 }
 
@@ -501,14 +550,31 @@ pub struct Remote {
 /// a timer at the lease's pace (to notice an owner that died, whose lease expires without
 /// a word). Ends when the outcome is known or nobody waits any more.
 pub(super) async fn follow(remote: Arc<Remote>, sender: watch::Sender<Option<Arc<TurnOutcome>>>) {
-    /// Lets the next waiter start a follower once this one ends, however it ends.
+    /// Lets the next waiter start a follower once this one stops, however it stops.
     struct Following<'a>(&'a std::sync::atomic::AtomicBool);
     impl Drop for Following<'_> {
         fn drop(&mut self) {
-            self.0.store(false, std::sync::atomic::Ordering::Release);
+            self.0.store(false, Ordering::SeqCst);
         }
     }
-    let _following = Following(&remote.following);
+    loop {
+        {
+            let _following = Following(&remote.following);
+            feed(&remote, &sender).await;
+        }
+        // A caller that began waiting as the last one left saw the flag still set and
+        // started no follower: this one goes on for it.
+        if sender.borrow().is_some()
+            || sender.receiver_count() == 0
+            || remote.following.swap(true, Ordering::SeqCst)
+        {
+            return;
+        }
+    }
+}
+
+/// [`follow`]'s work: until the outcome is sent, or nobody waits any more.
+async fn feed(remote: &Remote, sender: &watch::Sender<Option<Arc<TurnOutcome>>>) {
     let store = &remote.store;
     let mut messages = store.subscribe(&remote.ident).await;
     loop {
@@ -524,7 +590,7 @@ pub(super) async fn follow(remote: Arc<Remote>, sender: watch::Sender<Option<Arc
                 tracing::info!(task = %remote.ident.prefix, "the turn's owner is gone; following the task on Handinger");
                 // Only while someone waits: a later waiter starts it again.
                 let outcome = tokio::select! {
-                    outcome = reconcile_remote(&remote) => outcome,
+                    outcome = reconcile_remote(remote) => outcome,
                     () = sender.closed() => return,
                 };
                 sender.send_replace(Some(Arc::new(outcome)));
@@ -638,14 +704,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A Redis error's text with the URL's password removed, should the crate ever echo it.
-fn masked(error: &redis::RedisError, url: &str) -> String {
-    let info = redis::IntoConnectionInfo::into_connection_info(url).ok();
-    without_password(
-        &error.to_string(),
-        info.as_ref()
-            .and_then(|info| info.redis_settings().password()),
-    )
+/// Element `i` of a script's answer as text (empty when it is absent or not text).
+fn text_at(answer: &[redis::Value], i: usize) -> String {
+    match answer.get(i) {
+        Some(redis::Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+        Some(redis::Value::SimpleString(text)) => text.clone(),
+        _ => String::new(),
+    }
 }
 
 fn scrub(text: &str, client: &redis::Client) -> String {

@@ -82,6 +82,25 @@ impl Redis {
             .unwrap_or(0)
     }
 
+    /// Runs one command and gives its answer as text: a simple string, an integer or a
+    /// bulk string as one element, an array as its elements (a nil as an empty string).
+    pub fn query(&self, args: &[&str]) -> Vec<String> {
+        use std::io::{BufReader, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut values = Vec::new();
+        read_value(&mut reader, &mut values);
+        values
+    }
+
     /// Stops the server (SIGKILL) and waits until it is gone.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -94,5 +113,33 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Reads one RESP value into `values` (an array's elements one by one).
+fn read_value(reader: &mut impl std::io::BufRead, values: &mut Vec<String>) {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let line = line.trim_end();
+    let (kind, rest) = line.split_at(1);
+    match kind {
+        "+" | ":" => values.push(rest.to_owned()),
+        "-" => panic!("redis answered an error: {rest}"),
+        "$" => {
+            let Ok(len) = rest.parse::<usize>() else {
+                values.push(String::new());
+                return;
+            };
+            let mut bulk = vec![0; len + 2];
+            reader.read_exact(&mut bulk).unwrap();
+            bulk.truncate(len);
+            values.push(String::from_utf8(bulk).unwrap());
+        }
+        "*" => {
+            for _ in 0..rest.parse::<usize>().unwrap_or(0) {
+                read_value(reader, values);
+            }
+        }
+        other => panic!("unexpected RESP type {other:?}"),
     }
 }
