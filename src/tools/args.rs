@@ -72,7 +72,6 @@ pub(super) use tool_args;
 
 tool_args! {
     /// Arguments of `create_task`.
-    #[derive(Default)]
     pub struct CreateTaskArgs {
         /// What the worker should do, in plain language, with everything it needs to know. For a
         /// follow-up turn, just the follow-up message: the worker keeps the task's context.

@@ -47,6 +47,19 @@ impl<S, A: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Call<A>
     }
 }
 
+impl<A: DeserializeOwned> Call<A> {
+    /// The call a dynamic route receives, and the server, taking the context apart instead
+    /// of cloning it: the route's future then holds one copy of the request, not two.
+    pub fn take<S>(context: ToolCallContext<'_, S>) -> (Self, &S) {
+        let call = Call {
+            args: decode(&context.name, context.arguments.unwrap_or_default()),
+            tool: context.name,
+            context: context.request_context,
+        };
+        (call, context.service)
+    }
+}
+
 impl<A> Call<A> {
     /// The same call with its arguments turned into a `B` (when they decoded).
     pub fn map<B>(self, f: impl FnOnce(A) -> B) -> Call<B> {

@@ -67,7 +67,9 @@ impl HandingerServer {
     ) -> Result<CallToolResult, ErrorData> {
         self.api_call(context, change, |api, change| async move {
             let done = change.send(&api).await;
-            answer(done, &change.what(), AfterFailure::Repeatable, |done| {
+            let what = change.what();
+            answer(done, &what, AfterFailure::Repeatable, |done| {
+                tracing::info!(change = %what, confirmed = change.confirmed(&done), "irreversible change");
                 change.reply(&done)
             })
         })
@@ -101,17 +103,27 @@ impl Change {
         }
     }
 
-    /// The result, by Handinger's flag for this change; a missing flag counts as done. The
-    /// summary says it is done, or that Handinger did not confirm it and how to check.
+    /// Whether Handinger says the change happened: its flag for this change, and a missing
+    /// flag counts as done.
+    fn confirmed(&self, done: &Done) -> bool {
+        match self {
+            Change::DeleteWorker { .. } => done.deleted,
+            Change::ArchiveTask { .. } => done.archived,
+            Change::CancelSchedule { .. } => done.cancelled,
+        }
+        .unwrap_or(true)
+    }
+
+    /// The result, by [`Self::confirmed`]: the summary says the change is done, or that
+    /// Handinger did not confirm it and how to check.
     fn reply(self, done: &Done) -> CallToolResult {
-        let (flag, did, doing) = match &self {
+        let confirmed = self.confirmed(done);
+        let (did, doing) = match &self {
             Change::DeleteWorker { worker_id } => (
-                done.deleted,
                 format!("Deleted worker {worker_id}."),
                 format!("deleting worker {worker_id}: check it with get_worker"),
             ),
             Change::ArchiveTask { task_id } => (
-                done.archived,
                 format!("Archived task {task_id}."),
                 format!("archiving task {task_id}: check it with get_task"),
             ),
@@ -119,7 +131,6 @@ impl Change {
                 worker_id,
                 schedule_id,
             } => (
-                done.cancelled,
                 format!("Cancelled schedule {schedule_id} of worker {worker_id}."),
                 format!(
                     "cancelling schedule {schedule_id}: {}",
@@ -127,13 +138,11 @@ impl Change {
                 ),
             ),
         };
-        let confirmed = flag.unwrap_or(true);
         let summary = if confirmed {
             did
         } else {
             format!("Handinger did not confirm {doing}.")
         };
-        tracing::info!(change = %self.what(), confirmed, "irreversible change");
         match self {
             Change::DeleteWorker { worker_id } => {
                 let view = DeletedWorker {

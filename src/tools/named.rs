@@ -5,7 +5,7 @@
 //! the `create_task` path with the worker fixed: same policy, turn registry, bounded wait,
 //! progress and MCP tasks.
 
-use rmcp::handler::server::common::{FromContextPart, schema_for_output};
+use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::Tool;
@@ -74,13 +74,10 @@ call spends Handinger credits according to the budget.",
         let worker_id = card.worker.worker_id.clone();
         ToolRoute::new_dyn(
             tool,
-            move |mut context: ToolCallContext<'_, HandingerServer>| {
-                let worker_id = worker_id.clone();
-                Box::pin(async move {
-                    let call = Call::<AskWorkerArgs>::from_context_part(&mut context)?;
-                    let call = call.map(|args| args.on_worker(worker_id));
-                    context.service.run_task(call).await
-                })
+            move |context: ToolCallContext<'_, HandingerServer>| {
+                let (call, server) = Call::<AskWorkerArgs>::take(context);
+                let call = call.map(|args| args.on_worker(worker_id.clone()));
+                Box::pin(server.run_task(call))
             },
         )
     }
