@@ -3,7 +3,7 @@
 //! `--store` names one) and `/metrics` (Prometheus).
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -35,10 +35,11 @@ pub struct Probes {
 
 /// The last verdict of one readiness check, reused for [`READY_CACHE`]: probes from several
 /// sources (kubelet, load balancer, anyone who can reach the port) then cost what they
-/// check at most one request per interval.
+/// check at most one request per interval. The lock is held across the check, so probes
+/// that arrive while one runs wait for its verdict instead of each starting their own.
 #[derive(Default)]
 struct Verdict {
-    last: Mutex<Option<(Instant, Result<(), String>)>>,
+    last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
 impl Probes {
@@ -70,18 +71,16 @@ impl Probes {
 impl Verdict {
     /// The cached verdict while it is fresh, else `check`'s (then cached).
     async fn get(&self, check: impl Future<Output = Result<(), String>>) -> Result<(), String> {
-        if let Some((at, verdict)) = self
-            .last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
+        // Each check has its own time limit (READY_TIMEOUT, the store's operation timeout),
+        // so a probe waits here at most that long.
+        let mut last = self.last.lock().await;
+        if let Some((at, verdict)) = last.as_ref()
             && at.elapsed() < READY_CACHE
         {
             return verdict.clone();
         }
         let verdict = check.await;
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((Instant::now(), verdict.clone()));
+        *last = Some((Instant::now(), verdict.clone()));
         verdict
     }
 }
