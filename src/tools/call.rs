@@ -9,10 +9,11 @@ use std::future::Future;
 
 use rmcp::handler::server::common::FromContextPart;
 use rmcp::handler::server::tool::ToolCallContext;
-use rmcp::model::CallToolResult;
+use rmcp::model::{CallToolResult, RequestMetaObject, TASKS_EXTENSION_ID};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::HandingerServer;
 use super::args::decode;
@@ -39,6 +40,7 @@ pub(super) struct Call<A> {
 impl<S, A: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Call<A> {
     fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, ErrorData> {
         let arguments = context.arguments.take().unwrap_or_default();
+        context.request_context.meta = what_tools_use(&context.request_context.meta);
         Ok(Call {
             args: decode(&context.name, arguments),
             tool: context.name.clone(),
@@ -47,10 +49,54 @@ impl<S, A: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Call<A>
     }
 }
 
+/// Of a request's `_meta`, what the tools use: the progress token, the protocol version,
+/// and of the client's capabilities whether it shares roots and declares the tasks
+/// extension. A held call keeps its context for as long as it waits, and the rest of
+/// `_meta` is whatever the client sent (up to the request size cap, parsed into a tree
+/// several times its size), so it is dropped here rather than held for `--max-wait`. The
+/// values kept are short by nature; longer ones are dropped too.
+fn what_tools_use(meta: &RequestMetaObject) -> RequestMetaObject {
+    const PROGRESS_TOKEN: &str = "progressToken";
+    const PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+    const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+    /// Longest progress token or protocol version kept, as JSON text.
+    const MAX_VALUE_BYTES: usize = 256;
+    let given = &meta.0.0;
+    let mut kept = RequestMetaObject::new();
+    for key in [PROGRESS_TOKEN, PROTOCOL_VERSION] {
+        if let Some(value) = given.get(key).filter(|value| {
+            matches!(value, Value::String(text) if text.len() <= MAX_VALUE_BYTES)
+                || value.is_number()
+        }) {
+            kept.0.0.insert(key.into(), value.clone());
+        }
+    }
+    if let Some(Value::Object(capabilities)) = given.get(CLIENT_CAPABILITIES) {
+        let mut minimal = serde_json::Map::new();
+        if capabilities.get("roots").is_some_and(Value::is_object) {
+            minimal.insert("roots".into(), Value::Object(Default::default()));
+        }
+        if let Some(Value::Object(extensions)) = capabilities.get("extensions")
+            && extensions.contains_key(TASKS_EXTENSION_ID)
+        {
+            let tasks = serde_json::Map::from_iter([(
+                TASKS_EXTENSION_ID.to_owned(),
+                Value::Object(Default::default()),
+            )]);
+            minimal.insert("extensions".into(), Value::Object(tasks));
+        }
+        kept.0
+            .0
+            .insert(CLIENT_CAPABILITIES.into(), Value::Object(minimal));
+    }
+    kept
+}
+
 impl<A: DeserializeOwned> Call<A> {
     /// The call a dynamic route receives, and the server, taking the context apart instead
     /// of cloning it: the route's future then holds one copy of the request, not two.
-    pub fn take<S>(context: ToolCallContext<'_, S>) -> (Self, &S) {
+    pub fn take<S>(mut context: ToolCallContext<'_, S>) -> (Self, &S) {
+        context.request_context.meta = what_tools_use(&context.request_context.meta);
         let call = Call {
             args: decode(&context.name, context.arguments.unwrap_or_default()),
             tool: context.name,
@@ -105,5 +151,49 @@ pub(super) fn answer<T>(
     match outcome {
         Ok(value) => ok(value),
         Err(error) => api_failed(what, &error, after),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::{ClientCapabilities, NumberOrString, ProgressToken, ProtocolVersion};
+    use serde_json::json;
+
+    #[test]
+    fn a_call_keeps_only_what_the_tools_use_of_its_meta() {
+        let mut meta =
+            RequestMetaObject::with_progress_token(ProgressToken(NumberOrString::Number(7)));
+        meta.set_protocol_version(ProtocolVersion::V_2026_07_28);
+        let capabilities: ClientCapabilities = serde_json::from_value(json!({
+            "roots": {"listChanged": true, "padding": [0, 0, 0]},
+            "extensions": {TASKS_EXTENSION_ID: {"padding": [0, 0]}, "other": {}},
+            "experimental": {"padding": {"a": [0, 0]}}
+        }))
+        .unwrap();
+        meta.set_client_capabilities(capabilities);
+        meta.0.0.insert("padding".into(), json!(vec![0; 10_000]));
+
+        let kept = what_tools_use(&meta);
+        assert_eq!(
+            serde_json::to_value(&kept).unwrap(),
+            json!({
+                "progressToken": 7,
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {
+                    "roots": {},
+                    "extensions": {TASKS_EXTENSION_ID: {}}
+                }
+            })
+        );
+        let capabilities = kept.client_capabilities().unwrap();
+        assert!(capabilities.supports_tasks() && capabilities.roots.is_some());
+        assert_eq!(kept.protocol_version(), Some(ProtocolVersion::V_2026_07_28));
+
+        let mut long = RequestMetaObject::new();
+        long.0
+            .0
+            .insert("progressToken".into(), json!("t".repeat(10_000)));
+        assert_eq!(what_tools_use(&long), RequestMetaObject::new());
     }
 }

@@ -13,8 +13,9 @@
 //!   requests. A request in progress (a held tool call, an event stream) is never idle.
 //! - **Request body** (`--body-read-timeout`): once the head is in, the whole body must
 //!   arrive within it; a slower one ends with 408 ([`super::limits::read_capped`]).
-//! - **Bodies held** (`--max-body-buffer-bytes`): the bytes of request bodies held across
-//!   all requests in progress; a body that would go beyond it gets 503.
+//! - **Bodies being read** (`--max-body-buffer-bytes`): the bytes of request bodies being
+//!   read across all requests; a body that would go beyond it gets 503. A held call keeps
+//!   none of its body's share (nor, of its request, more than it uses: see `tools::call`).
 //!
 //! Timed-out connections are simply closed, as hyper does for its own header timeout: a
 //! client that cannot send a request head in time would not read an answer either.

@@ -16,6 +16,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use http::{HeaderMap, header};
+use rmcp::model::RequestId;
 
 use crate::tools::API_KEY_HEADER;
 
@@ -75,13 +76,13 @@ impl Owners {
 /// would run upstream, and only one answer could come back).
 #[derive(Default)]
 pub struct InFlightIds {
-    ids: Arc<Mutex<HashSet<(String, String)>>>,
+    ids: Arc<Mutex<HashSet<(String, RequestId)>>>,
 }
 
 /// Holds an id as in flight until dropped (when its answer has been sent).
 pub struct InFlightGuard {
-    ids: Arc<Mutex<HashSet<(String, String)>>>,
-    key: (String, String),
+    ids: Arc<Mutex<HashSet<(String, RequestId)>>>,
+    key: (String, RequestId),
 }
 
 impl Drop for InFlightGuard {
@@ -92,9 +93,9 @@ impl Drop for InFlightGuard {
 }
 
 impl InFlightIds {
-    /// Registers request `id` (its JSON text) on `session`; `None` when it is in flight.
-    pub fn enter(&self, session: &str, id: &str) -> Option<InFlightGuard> {
-        let key = (session.to_owned(), id.to_owned());
+    /// Registers request `id` on `session`; `None` when it is in flight.
+    pub fn enter(&self, session: &str, id: &RequestId) -> Option<InFlightGuard> {
+        let key = (session.to_owned(), id.clone());
         let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
         ids.insert(key.clone()).then(|| InFlightGuard {
             ids: self.ids.clone(),
@@ -103,19 +104,18 @@ impl InFlightIds {
     }
 }
 
-/// The id of a JSON-RPC request body (as JSON text), or `None` for anything else
-/// (notifications, responses, batches).
-pub fn request_id(body: &[u8]) -> Option<String> {
+/// The id of a JSON-RPC request body, or `None` for anything else (notifications,
+/// responses, batches). The string "1" and the number 1 stay two ids.
+pub fn request_id(body: &[u8]) -> Option<RequestId> {
     #[derive(serde::Deserialize)]
     struct Peek {
         method: Option<serde::de::IgnoredAny>,
         // Only ids JSON-RPC allows (a number or a string): rmcp refuses any other.
-        id: Option<rmcp::model::RequestId>,
+        id: Option<RequestId>,
     }
     let peek: Peek = serde_json::from_slice(body).ok()?;
     peek.method?;
-    // As JSON text, so the string "1" and the number 1 stay two ids.
-    peek.id.and_then(|id| serde_json::to_string(&id).ok())
+    peek.id
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode, header};
+use rmcp::model::RequestId;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::sync::OwnedSemaphorePermit;
@@ -281,23 +282,14 @@ async fn respond(mcp: &StreamableMcp, request: Request) -> Reply {
     Reply::Now(Response::from_parts(head, body))
 }
 
-/// A JSON-RPC error for a request whose id is still in flight on its session.
 /// The JSON-RPC error for a request whose id is still in flight on its session: the same
 /// answer stdio gives ([`crate::transport::framing::duplicate_id`]).
-fn duplicate_id(id: &str) -> Response {
-    // `id` is what `request_id` made of a valid id, so it reads back.
-    match serde_json::from_str(id) {
-        Ok(id) => (
-            StatusCode::OK,
-            axum::Json(crate::transport::framing::duplicate_id(&id)),
-        )
-            .into_response(),
-        Err(_) => (
-            StatusCode::BAD_REQUEST,
-            "Bad Request: a JSON-RPC request id is a number or a string",
-        )
-            .into_response(),
-    }
+fn duplicate_id(id: &RequestId) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(crate::transport::framing::duplicate_id(id)),
+    )
+        .into_response()
 }
 
 fn session_gone() -> Response {
