@@ -592,10 +592,7 @@ async fn open_session(http: &reqwest::Client, url: &str) -> Result<String, Strin
         .map(str::to_owned)
         .ok_or_else(|| format!("no session id (HTTP {})", response.status()))?;
     response.text().await.map_err(|e| e.to_string())?;
-    rpc::post(http, url)
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&rpc::initialized())
+    rpc::post_initialized(http, url, Some(&session), &rpc::initialized())
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -804,12 +801,7 @@ async fn http_burst(
         let session = (!session_ids.is_empty()).then(|| session_ids[i % session_ids.len()].clone());
         async move {
             let body = rpc::tool_call(i, "create_task", json!({"input": format!("http call {i}")}));
-            let mut request = rpc::post(&http, &url).header("mcp-protocol-version", "2025-11-25");
-            if let Some(session) = session {
-                request = request.header("mcp-session-id", session);
-            }
-            let response = request
-                .json(&body)
+            let response = rpc::post_initialized(&http, &url, session.as_deref(), &body)
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;

@@ -570,13 +570,8 @@ async fn tool_calls_beyond_the_concurrency_bound_get_503() {
     assert_eq!(response.status(), 200);
 }
 
-async fn wait_for(mut condition: impl FnMut() -> bool) {
-    let every = Duration::from_millis(20);
-    poll::until("condition never held", every, || {
-        let held = condition();
-        async move { if held { Ok(()) } else { Err("false".into()) } }
-    })
-    .await
+async fn wait_for(condition: impl FnMut() -> bool) {
+    poll::until_true("condition never held", condition).await
 }
 
 #[tokio::test]

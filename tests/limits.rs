@@ -530,15 +530,7 @@ async fn post_mcp(
     session: Option<&str>,
     message: Value,
 ) -> reqwest::Response {
-    let mut request = client
-        .post(bridge.url("/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&message);
-    if let Some(session) = session {
-        request = request.header("mcp-session-id", session);
-    }
+    let request = rpc::post_initialized(client, &bridge.url("/mcp"), session, &message);
     tokio::time::timeout(PATIENCE, request.send())
         .await
         .expect("the server answers in time")
@@ -552,21 +544,12 @@ async fn call_result(response: reqwest::Response) -> Value {
         .await
         .expect("the answer arrives in time")
         .unwrap();
-    let answer = serde_json::from_str::<Value>(&text)
-        .ok()
-        .or_else(|| {
-            text.lines()
-                .filter_map(|line| line.strip_prefix("data:"))
-                .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-                .find(|message| message.get("result").is_some())
-        })
-        .unwrap_or_else(|| panic!("no answer in {text}"));
+    let answer = rpc::http_answer(&text, None).unwrap_or_else(|| panic!("no answer in {text}"));
     answer["result"]["structuredContent"].clone()
 }
 
 fn create_task(id: u64, arguments: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-        "params": {"name": "create_task", "arguments": arguments}})
+    rpc::tool_call(id, "create_task", arguments)
 }
 
 /// Over HTTP, a call that would start a turn while `--max-turns-in-flight` (or its per-key
@@ -595,13 +578,7 @@ async fn calls_beyond_the_turns_in_flight_bounds_get_503_with_retry_after() {
                 .unwrap()
                 .to_owned();
             opened.text().await.unwrap();
-            post_mcp(
-                &client,
-                &bridge,
-                Some(&id),
-                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-            )
-            .await;
+            post_mcp(&client, &bridge, Some(&id), rpc::initialized()).await;
             Some(id)
         };
         let session = session.as_deref();
@@ -656,26 +633,33 @@ async fn calls_beyond_the_turns_in_flight_bounds_get_503_with_retry_after() {
         .await;
         assert_eq!(call_result(joined).await["taskId"], task_id.as_str());
         // get_task waits at most --max-wait (1 s) per call: ask until the turn has ended.
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        for id in 5.. {
-            let looked_up = post_mcp(
-                &client,
-                &bridge,
-                session,
-                json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                    "params": {"name": "get_task", "arguments": {"taskId": task_id, "wait": 30}}}),
-            )
-            .await;
-            let status = call_result(looked_up).await["status"].clone();
-            if status == "completed" {
-                break;
-            }
-            assert_eq!(status, "running", "{bound}");
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{bound}: the turn never ended"
-            );
-        }
+        let ids = std::sync::atomic::AtomicU64::new(5);
+        poll::until(
+            &format!("{bound}: the turn never ended"),
+            Duration::ZERO,
+            || async {
+                let id = ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let get = json!({"taskId": task_id, "wait": 30});
+                let looked_up = post_mcp(
+                    &client,
+                    &bridge,
+                    session,
+                    rpc::tool_call(id, "get_task", get),
+                )
+                .await;
+                let status = call_result(looked_up).await["status"].clone();
+                assert!(
+                    status == "completed" || status == "running",
+                    "{bound}: {status}"
+                );
+                if status == "completed" {
+                    Ok(())
+                } else {
+                    Err(status.to_string())
+                }
+            },
+        )
+        .await;
 
         // Once the turn has ended, its slot is free again.
         let after = post_mcp(
@@ -714,9 +698,7 @@ async fn a_held_call_gives_its_body_bytes_back_once_read() {
         let url = bridge.url("/mcp");
         let body = create_task(1, json!({"input": input}));
         tokio::spawn(async move {
-            rpc::post(&client, &url)
-                .header("mcp-protocol-version", rpc::HTTP_PROTOCOL)
-                .json(&body)
+            rpc::post_initialized(&client, &url, None, &body)
                 .send()
                 .await
         })

@@ -409,9 +409,10 @@ async fn waiting_call_survives(end: &str) {
     ] {
         raw.send(&message).await;
     }
-    while fake.posts().is_empty() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll::until_true("the create_task POST reaches Handinger", || {
+        !fake.posts().is_empty()
+    })
+    .await;
     match end {
         "eof" => raw.close_stdin(),
         signal => {

@@ -29,3 +29,15 @@ where
         tokio::time::sleep(every).await;
     }
 }
+
+/// [`until`] for a plain condition: waits until `condition` holds, failing with `what`.
+pub async fn until_true(what: &str, mut condition: impl FnMut() -> bool) {
+    until(what, Duration::from_millis(20), || {
+        std::future::ready(if condition() {
+            Ok(())
+        } else {
+            Err("not yet".to_owned())
+        })
+    })
+    .await
+}

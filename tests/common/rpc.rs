@@ -233,10 +233,6 @@ impl BlockingStdio {
         self.read_response(&Value::from(id))
     }
 
-    pub fn notify(&mut self, method: &str) {
-        self.send(&notification(method));
-    }
-
     pub fn send(&mut self, message: &Value) {
         use std::io::Write;
         self.stdin
