@@ -597,6 +597,16 @@ async fn per_user_keys_reach_handinger_and_the_server_key_stays_unused() {
             .unwrap()
             .contains("X-Handinger-Api-Key")
     );
+    // A key header that is not text is named as such, not as missing.
+    let garbled = reqwest::header::HeaderValue::from_bytes(b"hdg_live_\xff").unwrap();
+    let response = rpc(&bridge, initialize_body())
+        .header("x-handinger-api-key", garbled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let message = response.text().await.unwrap();
+    assert!(message.contains("plain text"), "{message}");
 
     let alice = bridge
         .client(None, &[("x-handinger-api-key", USER_A)])

@@ -95,20 +95,22 @@ impl Access {
         if !self.key_from_request {
             return Ok(None);
         }
-        let key = headers
-            .get(API_KEY_HEADER)
+        let given = headers.get(API_KEY_HEADER);
+        let key = given
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|k| !k.is_empty());
         match key {
             Some(key) => Ok(Some(key.as_bytes())),
             None => {
-                let mut response = (
-                    StatusCode::UNAUTHORIZED,
+                let message = if given.is_some_and(|v| v.to_str().is_err()) {
+                    "Unauthorized: the X-Handinger-Api-Key header holds characters no Handinger \
+                     key has: send your key (hdg_live_…) as plain text in it"
+                } else {
                     "Unauthorized: this server runs every call with its client's own Handinger \
-                     key: send yours in the X-Handinger-Api-Key header",
-                )
-                    .into_response();
+                     key: send yours in the X-Handinger-Api-Key header"
+                };
+                let mut response = (StatusCode::UNAUTHORIZED, message).into_response();
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("X-Handinger-Api-Key realm=\"handinger-mcp\""),
