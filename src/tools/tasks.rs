@@ -134,7 +134,7 @@ impl HandingerServer {
             Err(message) => return Ok(error_result(message).into()),
         };
         let roots = if args.has_local_paths() {
-            Box::pin(self.local_roots(context)).await
+            self.local_roots(context).await
         } else {
             None
         };
@@ -169,13 +169,15 @@ impl HandingerServer {
     ) -> Started {
         let task_id = prepared.task_id.clone();
         tracing::info!(%task_id, budget = %prepared.request.budget, tool, "create_task");
-        let turn = match Box::pin(self.turns.start(
-            &api,
-            prepared.task_id,
-            prepared.request,
-            prepared.explicit_worker,
-        ))
-        .await
+        let turn = match self
+            .turns
+            .start(
+                &api,
+                prepared.task_id,
+                prepared.request,
+                prepared.explicit_worker,
+            )
+            .await
         {
             Ok(turn) => turn,
             Err(StartRefused::Busy { running_for }) => {
