@@ -304,21 +304,22 @@ pub async fn message(
             .as_ref()
             .and_then(|arguments| arguments.get("taskId"))
             .and_then(serde_json::Value::as_str);
+        // The call gate first, then the turn bounds, in the order /mcp asks them, so a
+        // call refused under load gets the same answer on either transport.
+        let permit = match sse.gate.try_enter() {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                session.in_flight.leave(&request.id);
+                return refusal.into_response();
+            }
+        };
         if let Err(refusal) =
             turn_room::check(&sse.prototype, &call.params.name, task_id, &parts.headers)
         {
             session.in_flight.leave(&request.id);
             return refusal;
         }
-        match sse.gate.try_enter() {
-            Ok(permit) => {
-                lock(&session.calls).insert(request.id.clone(), permit);
-            }
-            Err(refusal) => {
-                session.in_flight.leave(&request.id);
-                return refusal.into_response();
-            }
-        }
+        lock(&session.calls).insert(request.id.clone(), permit);
     }
     // As on /mcp: the call's context carries the HTTP request, for per-user keys.
     match &mut message {
