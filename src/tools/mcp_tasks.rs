@@ -51,7 +51,7 @@ impl HandingerServer {
             updated,
         )
         .with_poll_interval_ms(POLL_INTERVAL_MS);
-        if let Ok(ttl) = u64::try_from(self.turns.retention().ttl.as_millis()) {
+        if let Ok(ttl) = u64::try_from(self.shared.turns.retention().ttl.as_millis()) {
             task = task.with_ttl_ms(ttl);
         }
         let (payload, message) = if turn.is_cancelled() {
@@ -96,11 +96,16 @@ impl HandingerServer {
         context: &RequestContext<RoleServer>,
     ) -> Result<DetailedTask, ErrorData> {
         let (task_id, api) = self.mcp_ids(raw_id, context)?;
-        let known = self.turns.lookup(&api, &task_id).await.map_err(|error| {
-            super::lookup_error(&task_id, &error, |message| {
-                ErrorData::invalid_params(message, None)
-            })
-        })?;
+        let known = self
+            .shared
+            .turns
+            .lookup(&api, &task_id)
+            .await
+            .map_err(|error| {
+                super::lookup_error(&task_id, &error, |message| {
+                    ErrorData::invalid_params(message, None)
+                })
+            })?;
         let record = match known {
             Known::Held(turn) => return Ok(self.mcp_task_of(&turn)),
             Known::Recorded(record) => *record,
@@ -142,7 +147,7 @@ impl HandingerServer {
         context: &RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let (task_id, api) = self.mcp_ids(raw_id, context)?;
-        if let Some(turn) = self.turns.get(&api, &task_id) {
+        if let Some(turn) = self.shared.turns.get(&api, &task_id) {
             tracing::info!(%task_id, "MCP task cancelled; the Handinger task keeps running");
             turn.mark_cancelled();
         }

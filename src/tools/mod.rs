@@ -181,11 +181,7 @@ pub struct Shared {
 /// by all connections, so an answer outlives the call (and the session) that started it.
 #[derive(Clone)]
 pub struct HandingerServer {
-    api: HandingerClient,
-    policy: Arc<TaskPolicy>,
-    turns: Arc<TurnRegistry>,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
+    shared: Shared,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
     instructions: Arc<str>,
@@ -200,19 +196,8 @@ impl HandingerServer {
         let mut tool_router = surface.router()?;
         schema::make_portable(&mut tool_router);
         let prompt_router = Self::prompts_for(tool_router.has_route("create_task"));
-        let Shared {
-            api,
-            policy,
-            turns,
-            metrics,
-            shutdown,
-        } = shared;
         Ok(Self {
-            api,
-            policy,
-            turns,
-            metrics,
-            shutdown,
+            shared,
             tool_router,
             prompt_router,
             instructions: surface.instructions(INSTRUCTIONS).into(),
@@ -279,7 +264,7 @@ impl ServerHandler for HandingerServer {
             .call(ToolCallContext::new(self, request, context))
             .await;
         let known = self.tool_router.has_route(&tool);
-        self.metrics.record_tool_call(
+        self.shared.metrics.record_tool_call(
             if known { &tool } else { "unknown" },
             outcome_word(&outcome),
         );

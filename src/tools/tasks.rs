@@ -72,7 +72,7 @@ Each call spends Handinger credits according to the budget.",
         // and the wait, not the largest of the steps that started it.
         match Box::pin(self.begin_task(tool, args, &context)).await? {
             Started::Turn(turn) => Ok(self
-                .await_turn(&turn, self.policy.max_wait, &context)
+                .await_turn(&turn, self.shared.policy.max_wait, &context)
                 .await
                 .into()),
             Started::Answer(answer) => Ok(answer),
@@ -141,7 +141,7 @@ impl HandingerServer {
         let prepared = if args.files.as_ref().is_some_and(|files| !files.is_empty()) {
             // Opening and reading files can block (a slow disk, a FIFO): never on the
             // runtime, which on stdio is a single thread serving everything else too.
-            let policy = self.policy.clone();
+            let policy = self.shared.policy.clone();
             tokio::task::spawn_blocking(move || policy.prepare(args, roots.as_ref()))
                 .await
                 .unwrap_or_else(|e| {
@@ -150,7 +150,7 @@ impl HandingerServer {
                     ))
                 })
         } else {
-            self.policy.prepare(args, roots.as_ref())
+            self.shared.policy.prepare(args, roots.as_ref())
         };
         self.api_call(context, prepared, |api, prepared| {
             self.start_turn(&tool, api, prepared, context)
@@ -170,6 +170,7 @@ impl HandingerServer {
         let task_id = prepared.task_id.clone();
         tracing::info!(%task_id, budget = %prepared.request.budget, tool, "create_task");
         let turn = match self
+            .shared
             .turns
             .start(
                 &api,
@@ -211,7 +212,7 @@ impl HandingerServer {
     /// The directories local files may come from: the configured ones plus the client's
     /// roots, when it shares them. `None` where local paths are not allowed at all.
     async fn local_roots(&self, context: &RequestContext<RoleServer>) -> Option<AllowedRoots> {
-        let configured = self.policy.local_roots.as_ref()?;
+        let configured = self.shared.policy.local_roots.as_ref()?;
         let shares_roots = context
             .client_capabilities()
             .is_some_and(|caps| caps.roots.is_some());
@@ -244,14 +245,14 @@ impl HandingerServer {
         wait: u64,
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let wait = Duration::from_secs(wait).min(self.policy.max_wait);
-        let Some(turn) = self.turns.find(&api, &task_id).await else {
+        let wait = Duration::from_secs(wait).min(self.shared.policy.max_wait);
+        let Some(turn) = self.shared.turns.find(&api, &task_id).await else {
             return self.poll_task(&api, &task_id, wait, context).await;
         };
         let Some(outcome) = self.await_outcome(&turn, wait, context).await else {
             return running_result(&turn);
         };
-        match self.turns.settle(&api, &turn, &outcome).await {
+        match self.shared.turns.settle(&api, &turn, &outcome).await {
             Settled::AsHeld => outcome_result(&task_id, &outcome),
             Settled::Upstream => self.poll_task(&api, &task_id, wait, context).await,
             Settled::Completed { record, credits } => {
@@ -284,19 +285,24 @@ impl HandingerServer {
     ) -> Option<Arc<TurnOutcome>> {
         let stop = Stop {
             request: &context.ct,
-            shutdown: &self.shutdown,
+            shutdown: &self.shared.shutdown,
         };
         let end = turn
-            .wait(limit, self.policy.progress_interval, &stop, |elapsed| {
-                let message = format!(
-                    "worker running, {} s elapsed, budget {}",
-                    elapsed.as_secs(),
-                    turn.budget
-                );
-                // Boxed: it runs once per progress interval, and inline it would make every
-                // held call's state as large as a notification being sent.
-                Box::pin(send_progress(context, elapsed, message))
-            })
+            .wait(
+                limit,
+                self.shared.policy.progress_interval,
+                &stop,
+                |elapsed| {
+                    let message = format!(
+                        "worker running, {} s elapsed, budget {}",
+                        elapsed.as_secs(),
+                        turn.budget
+                    );
+                    // Boxed: it runs once per progress interval, and inline it would make every
+                    // held call's state as large as a notification being sent.
+                    Box::pin(send_progress(context, elapsed, message))
+                },
+            )
             .await;
         match end {
             WaitEnd::Finished(outcome) => Some(outcome),
@@ -351,7 +357,7 @@ impl HandingerServer {
             .await;
             tokio::select! {
                 biased;
-                () = self.shutdown.cancelled() => return task_result(&result, None),
+                () = self.shared.shutdown.cancelled() => return task_result(&result, None),
                 () = context.ct.cancelled() => return task_result(&result, None),
                 () = tokio::time::sleep_until(deadline.min(now + POLL_INTERVAL)) => {}
             }
