@@ -17,6 +17,38 @@ async fn replica(fake: &FakeHandinger, redis: &Redis, extra: &[&str]) -> Bridge 
     start(&fake.base_url, &args).await
 }
 
+/// Two replicas on one store, and a turn of `input` started on A that is still running
+/// when A's caller stops waiting (`--max-wait 1`): what B then does with the task.
+struct Running {
+    redis: Redis,
+    fake: FakeHandinger,
+    a: Bridge,
+    b: Bridge,
+    task_id: String,
+}
+
+async fn running_on_a(input: &str) -> Running {
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &["--max-wait", "1"]).await;
+    let b = replica(&fake, &redis, &[]).await;
+    let started = call(&a.client, "create_task", json!({"input": input})).await;
+    assert_eq!(
+        structured(&started)["status"],
+        "running",
+        "{}",
+        text(&started)
+    );
+    let task_id = structured(&started)["taskId"].as_str().unwrap().to_owned();
+    Running {
+        redis,
+        fake,
+        a,
+        b,
+        task_id,
+    }
+}
+
 /// A task finished on A is served in full by B: sources, files, structured output, and
 /// the file as a resource, even while Handinger's task lookups fail (so nothing of it can
 /// come from there).
@@ -82,20 +114,14 @@ fn structured_opt(result: &rmcp::model::CallToolResult) -> Option<&serde_json::V
 /// in all, and B answers with the turn's answer.
 #[tokio::test]
 async fn a_repeated_call_on_another_replica_joins_the_running_turn() {
-    let redis = Redis::start().await;
-    let fake = FakeHandinger::start().await;
-    let a = replica(&fake, &redis, &["--max-wait", "1"]).await;
-    let b = replica(&fake, &redis, &[]).await;
-
     let input = "long audit sleep=3000";
-    let started = call(&a.client, "create_task", json!({"input": input})).await;
-    assert_eq!(
-        structured(&started)["status"],
-        "running",
-        "{}",
-        text(&started)
-    );
-    let task_id = structured(&started)["taskId"].as_str().unwrap().to_owned();
+    let Running {
+        redis: _redis,
+        fake,
+        a,
+        b,
+        task_id,
+    } = running_on_a(input).await;
 
     let joined = call(
         &b.client,
@@ -143,20 +169,14 @@ async fn a_repeated_call_on_another_replica_joins_the_running_turn() {
 /// turn's channel and one store poll loop, not one per caller.
 #[tokio::test]
 async fn callers_waiting_on_one_remote_turn_share_one_follower() {
-    let redis = Redis::start().await;
-    let fake = FakeHandinger::start().await;
-    let a = replica(&fake, &redis, &["--max-wait", "1"]).await;
-    let b = replica(&fake, &redis, &[]).await;
-
     let input = "watched by many sleep=3000";
-    let started = call(&a.client, "create_task", json!({"input": input})).await;
-    assert_eq!(
-        structured(&started)["status"],
-        "running",
-        "{}",
-        text(&started)
-    );
-    let task_id = structured(&started)["taskId"].as_str().unwrap().to_owned();
+    let Running {
+        redis,
+        fake,
+        a: _a,
+        b,
+        task_id,
+    } = running_on_a(input).await;
 
     let subscriptions_before = redis.calls("subscribe");
     let joins = (0..3).map(|_| {
@@ -242,20 +262,14 @@ async fn what_the_store_holds_is_checked_before_it_is_used() {
 /// the lease expire and follows the task on Handinger instead of posting it again.
 #[tokio::test]
 async fn a_turn_whose_replica_died_is_reconciled_from_handinger() {
-    let redis = Redis::start().await;
-    let fake = FakeHandinger::start().await;
-    let a = replica(&fake, &redis, &["--max-wait", "1"]).await;
-    let b = replica(&fake, &redis, &[]).await;
-
     let input = "doomed sleep=2500";
-    let started = call(&a.client, "create_task", json!({"input": input})).await;
-    assert_eq!(
-        structured(&started)["status"],
-        "running",
-        "{}",
-        text(&started)
-    );
-    let task_id = structured(&started)["taskId"].as_str().unwrap().to_owned();
+    let Running {
+        redis: _redis,
+        fake,
+        a,
+        b,
+        task_id,
+    } = running_on_a(input).await;
     let status = std::process::Command::new("kill")
         .args(["-9", &a.pid.to_string()])
         .status()
