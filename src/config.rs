@@ -178,6 +178,19 @@ pub struct SettingsArgs {
     )]
     pub store: String,
 
+    /// With a shared store: seconds a replica's claim on a running turn outlives its last
+    /// renewal (it renews every third of this while the turn runs). A replica that dies or
+    /// stalls longer than this has its turn settled by the others with Handinger's turn list.
+    #[arg(long, env = "HANDINGER_MCP_STORE_LEASE", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=600), global = true)]
+    pub store_lease: u64,
+
+    /// Seconds after a turn ended during which the same input on the same task is that turn
+    /// again: create_task answers from it instead of posting it a second time (a retry
+    /// after a lost answer, a call that arrived late). 0 turns this off. Any change to the
+    /// input asks anew.
+    #[arg(long, env = "HANDINGER_MCP_REPEAT_WINDOW", default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=7 * 24 * 3600), global = true)]
+    pub repeat_window: u64,
+
     /// Most finished answers kept for get_task; the oldest go first.
     #[arg(long, env = "HANDINGER_MCP_MAX_RESULTS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
     pub max_results: u64,
@@ -348,6 +361,8 @@ pub struct Settings {
     /// The shared turn store's URL (`--store`), `None` for memory. Secret: it may carry a
     /// password.
     pub store: Option<SecretString>,
+    /// How long a claim in the shared store outlives its owner's last renewal.
+    pub store_lease: Duration,
 }
 
 impl SettingsArgs {
@@ -410,6 +425,7 @@ impl SettingsArgs {
                 ttl: Duration::from_secs(self.result_ttl),
                 max_finished: usize::try_from(self.max_results).unwrap_or(usize::MAX),
                 max_bytes: usize::try_from(self.max_retained_bytes).unwrap_or(usize::MAX),
+                repeat_window: Duration::from_secs(self.repeat_window),
             },
             turn_limits: TurnLimits {
                 max_in_flight: usize::try_from(self.max_turns_in_flight).unwrap_or(usize::MAX),
@@ -420,6 +436,7 @@ impl SettingsArgs {
             tools,
             max_message_bytes: usize::try_from(self.max_message_bytes).unwrap_or(usize::MAX),
             store,
+            store_lease: Duration::from_secs(self.store_lease),
         })
     }
 }

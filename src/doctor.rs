@@ -334,6 +334,7 @@ pub fn classify_probe(
         Err(
             error @ (ApiError::NotSent { .. }
             | ApiError::LocalFile { .. }
+            | ApiError::Withheld { .. }
             | ApiError::Refused { .. }),
         ) => (
             Finding::new(

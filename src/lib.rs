@@ -120,8 +120,8 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
             use secrecy::ExposeSecret;
             let connected = turns::shared::SharedStore::connect(
                 url.expose_secret(),
-                settings.retention.ttl,
-                settings.retention.max_bytes,
+                settings.retention,
+                settings.store_lease,
             );
             Some(connected.map_err(StartError::Store)?)
         }

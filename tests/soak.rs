@@ -640,15 +640,22 @@ async fn get_task_looks_up_a_turn_the_bridge_could_not_settle() {
     assert_eq!(fake.posts().len(), 1, "collected without a second POST");
 }
 
-/// Also from the soak: a repeated call on a finished task started a second turn that was
-/// refused (429s, not recorded); get_task then answered with that refusal for as long as
-/// the bridge held it, and the task's first answer could no longer be collected.
+/// Also from the soak: a follow-up on a finished task was refused (429s, not recorded).
+/// get_task must neither hide the task's first answer (it once answered with the refusal
+/// alone) nor pass that first answer off as the follow-up's (a model would take it for its
+/// answer): the failure and the resend advice lead, and the first turn's answer stays in
+/// the turn list.
 #[tokio::test]
 async fn a_refused_follow_up_does_not_hide_the_task_from_get_task() {
     let fake = FakeHandinger::start().await;
     let bridge = start(&fake.base_url, &[]).await;
-    let ask = json!({"input": "twice", "taskId": "tsk_refused_follow_up"});
-    let first = call(&bridge.client, "create_task", ask.clone()).await;
+    let task = "tsk_refused_follow_up";
+    let first = call(
+        &bridge.client,
+        "create_task",
+        json!({"input": "first", "taskId": task}),
+    )
+    .await;
     assert_eq!(
         structured(&first)["status"],
         "completed",
@@ -662,7 +669,12 @@ async fn a_refused_follow_up_does_not_hide_the_task_from_get_task() {
             retry_after: Some(0),
         });
     }
-    let second = call(&bridge.client, "create_task", ask).await;
+    let second = call(
+        &bridge.client,
+        "create_task",
+        json!({"input": "second", "taskId": task}),
+    )
+    .await;
     assert!(is_error(&second), "{}", text(&second));
     assert!(
         text(&second).contains("did not record"),
@@ -670,19 +682,21 @@ async fn a_refused_follow_up_does_not_hide_the_task_from_get_task() {
         text(&second)
     );
 
-    let collected = call(
-        &bridge.client,
-        "get_task",
-        json!({"taskId": "tsk_refused_follow_up"}),
-    )
-    .await;
-    assert!(!is_error(&collected), "{}", text(&collected));
-    assert_eq!(structured(&collected)["status"], "completed");
-    assert_eq!(
-        structured(&collected)["outputText"],
-        "answer to: twice (turn 1)"
+    let collected = call(&bridge.client, "get_task", json!({"taskId": task})).await;
+    assert!(is_error(&collected), "{}", text(&collected));
+    assert!(
+        text(&collected).contains("did not record") && text(&collected).contains("429"),
+        "{}",
+        text(&collected)
     );
-    assert_eq!(fake.turns("tsk_refused_follow_up").len(), 1);
+    let data = structured(&collected);
+    assert_eq!(data["status"], "failed", "{data}");
+    assert_eq!(
+        data["outputText"], "",
+        "no earlier answer passes for this turn's"
+    );
+    assert_eq!(data["turns"][0]["outputText"], "answer to: first (turn 1)");
+    assert_eq!(fake.turns(task).len(), 1);
 }
 
 /// A refused first turn leaves nothing upstream: get_task repeats why, rather than

@@ -196,12 +196,35 @@ impl HandingerClient {
     /// the turns endpoint wins, the embedded list is the fallback, and when neither gives a
     /// list the record says so ([`TaskRecord::turns_unavailable`]) rather than passing an
     /// empty list off as "no turns". Each GET is retried with backoff.
+    ///
+    /// Two reads can straddle a turn that starts or ends between them (the task "completed",
+    /// its newest turn just posted and empty): a record whose task and newest turn disagree
+    /// on whether the task has ended is read again, and if they still disagree the newest
+    /// turn's status, which comes with the answer it describes, is the task's.
     pub async fn get_task(&self, task_id: &TaskId) -> Result<TaskRecord, ApiError> {
+        const READS: usize = 3;
         let task_url = format!("{}/{}", self.tasks_url, task_id.path_segment());
         let turns_url = format!("{task_url}/turns");
+        let mut read = 1;
+        loop {
+            let mut record = self.read_task(&task_url, &turns_url).await?;
+            if record.agrees() {
+                return Ok(record);
+            }
+            if read == READS {
+                tracing::debug!(%task_id, "the task and its turns kept disagreeing; the newest turn's status stands");
+                record.task.status = record.latest_turn().and_then(|t| t.status.clone());
+                return Ok(record);
+            }
+            read += 1;
+        }
+    }
+
+    /// One read of the task and its turns, both asked at once.
+    async fn read_task(&self, task_url: &str, turns_url: &str) -> Result<TaskRecord, ApiError> {
         let (task, turns) = tokio::join!(
-            self.get_json::<TaskAnswer>(&task_url),
-            self.get_json::<TurnList>(&turns_url)
+            self.get_json::<TaskAnswer>(task_url),
+            self.get_json::<TurnList>(turns_url)
         );
         let task = task?;
         let (turns, turns_unavailable) = match (turns, task.turns) {

@@ -39,6 +39,11 @@ pub enum ApiError {
     /// from: not http(s), not the API origin nor a public https host, too many hops.
     #[error("{detail}")]
     Refused { detail: String },
+    /// This server chose not to send the turn: its claim on the task in the shared store
+    /// lapsed before the POST went out (the replica was stalled), so another replica may
+    /// have taken the turn over. Nothing was sent.
+    #[error("{detail}")]
+    Withheld { detail: String },
     /// This side cannot send at all (no CA certificates for the HTTPS client, no API key):
     /// nothing was sent.
     #[error("{detail}")]
@@ -81,6 +86,7 @@ impl ApiError {
         match self {
             ApiError::NotSent { .. }
             | ApiError::LocalFile { .. }
+            | ApiError::Withheld { .. }
             | ApiError::Refused { .. }
             | ApiError::Setup { .. } => false,
             ApiError::Status { status, .. } => !(400..500).contains(status) || *status == 408,
@@ -121,6 +127,7 @@ impl ApiError {
             ApiError::TooLarge { .. }
             | ApiError::Malformed { .. }
             | ApiError::LocalFile { .. }
+            | ApiError::Withheld { .. }
             | ApiError::Refused { .. }
             | ApiError::Setup { .. } => false,
         }
@@ -166,6 +173,9 @@ impl ApiError {
                 "Raise --max-response-bytes (HANDINGER_MCP_MAX_RESPONSE_BYTES) if answers this large are expected.".into()
             }
             ApiError::LocalFile { .. } => "Check the file and call again.".into(),
+            ApiError::Withheld { .. } => {
+                "Nothing reached Handinger from this call.".into()
+            }
             ApiError::Refused { .. } => {
                 "The file was not fetched; the message says why. Its link still stands in get_task's result.".into()
             }

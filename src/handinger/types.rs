@@ -160,6 +160,25 @@ impl TaskRecord {
     pub fn latest_turn(&self) -> Option<&Turn> {
         self.turns.iter().max_by_key(|t| t.seq.unwrap_or(i64::MIN))
     }
+
+    /// Whether the task and its newest turn agree on whether the task has ended (true when
+    /// either does not say, or the turns could not be read): two reads that straddled a
+    /// turn starting or ending do not.
+    pub fn agrees(&self) -> bool {
+        let ended = |status: Option<&str>| status.map(is_terminal_status);
+        match (
+            ended(self.task.status.as_deref()),
+            ended(self.latest_turn().and_then(|t| t.status.as_deref())),
+        ) {
+            (Some(task), Some(turn)) => self.turns_unavailable.is_some() || task == turn,
+            _ => true,
+        }
+    }
+}
+
+/// Task and turn statuses after which nothing more will change.
+pub fn is_terminal_status(status: &str) -> bool {
+    matches!(status, "completed" | "error" | "aborted" | "failed")
 }
 
 lenient! {

@@ -58,6 +58,11 @@ pub struct TaskResult {
     #[serde(skip)]
     #[schemars(skip)]
     pub file_notes: Vec<String>,
+    /// What the bridge has to say about the answer (how it was obtained), shown after it in
+    /// the text: the structured result stays the worker's own.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub note: Option<String>,
 }
 
 #[serde_with::skip_serializing_none]
@@ -200,6 +205,23 @@ impl TaskResult {
     pub fn with_sources(mut self, sources: &[Source]) -> Self {
         self.sources = sources.iter().filter_map(SourceLink::from_source).collect();
         self
+    }
+
+    /// The task without its latest answer: for when the latest turn is not the one that
+    /// answered (it failed), so no earlier answer passes for it. The turns stay.
+    pub fn without_answer(self) -> Self {
+        TaskResult {
+            output_text: String::new(),
+            structured_output: None,
+            sources: Vec::new(),
+            files: Vec::new(),
+            usage: None,
+            next_step: None,
+            images: Vec::new(),
+            file_notes: Vec::new(),
+            note: None,
+            ..self
+        }
     }
 
     /// For a turn still running when the wait ended.
@@ -362,6 +384,10 @@ pub fn task_result(result: &TaskResult, problem: Option<String>) -> CallToolResu
             ),
         },
     };
+    if let Some(note) = &result.note {
+        text.push_str("\n\n");
+        text.push_str(note);
+    }
     if !result.file_notes.is_empty() {
         text.push_str("\n\nAnswer files not kept (yet):");
         for note in &result.file_notes {
@@ -460,7 +486,7 @@ pub fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult
                     )),
                 )
             } else {
-                result.output_text = format!("{}\n\n{note}", result.output_text);
+                result.note = Some(note);
                 task_result(&result, None)
             }
         }

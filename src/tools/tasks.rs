@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use rmcp::handler::server::common::{schema_for_input, schema_for_output};
 use rmcp::model::{
-    CallToolResponse, CallToolResult, CreateTaskResult, JsonObject, ProgressNotificationParam,
+    CallToolResponse, CallToolResult, ContentBlock, CreateTaskResult, JsonObject,
+    ProgressNotificationParam,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
@@ -19,7 +20,8 @@ use crate::files::upload::AllowedRoots;
 use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;
 use crate::turns::{
-    Settled, StartRefused, Stop, Turn, TurnOutcome, WaitEnd, bound_full, is_terminal_status,
+    Admitted, Recorded, Settled, StartRefused, Stop, Turn, TurnOutcome, WaitEnd, bound_full,
+    is_terminal_status,
 };
 
 /// How long to wait for a client to list its roots.
@@ -71,10 +73,17 @@ Each call spends Handinger credits according to the budget.",
         // time the wait starts: what a held call keeps for as long as --max-wait is the turn
         // and the wait, not the largest of the steps that started it.
         match Box::pin(self.begin_task(tool, args, &context)).await? {
-            Started::Turn(turn) => Ok(self
-                .await_turn(&turn, self.shared.policy.max_wait, &context)
-                .await
-                .into()),
+            Started::Turn(admitted) => {
+                let mut result = self
+                    .await_turn(&admitted.turn, self.shared.policy.max_wait, &context)
+                    .await;
+                if let Some(ago) = admitted.repeat_of {
+                    result
+                        .content
+                        .insert(0, ContentBlock::text(repeat_note(ago)));
+                }
+                Ok(result.into())
+            }
             Started::Answer(answer) => Ok(answer),
         }
     }
@@ -104,7 +113,7 @@ and answer.",
 /// How the start of a `create_task` call ended: with a turn to wait for, or with the
 /// call's answer already (an argument or bound refusal, an MCP task handle).
 enum Started {
-    Turn(Arc<Turn>),
+    Turn(Admitted),
     Answer(CallToolResponse),
 }
 
@@ -168,8 +177,16 @@ impl HandingerServer {
         context: &RequestContext<RoleServer>,
     ) -> Started {
         let task_id = prepared.task_id.clone();
+        if context.ct.is_cancelled() {
+            // The caller has gone (it cancelled, or its connection closed while this call
+            // waited to run): a turn posted now would be one nobody asked for any more.
+            return error_result(format!(
+                "The call was cancelled before anything was sent to Handinger for task {task_id}; calling create_task again is safe."
+            ))
+            .into();
+        }
         tracing::info!(%task_id, budget = %prepared.request.budget, tool, "create_task");
-        let turn = match self
+        let admitted = match self
             .shared
             .turns
             .start(
@@ -180,7 +197,7 @@ impl HandingerServer {
             )
             .await
         {
-            Ok(turn) => turn,
+            Ok(admitted) => admitted,
             Err(StartRefused::Busy { running_for }) => {
                 return error_result(format!(
                     "Task {task_id} already has a turn running ({} s so far) with a different input. Collect it first with get_task (taskId \"{task_id}\", wait), then send the follow-up.",
@@ -203,10 +220,10 @@ impl HandingerServer {
             }
         };
         if super::mcp_tasks::offers_task_handles(context) {
-            let task = self.mcp_task_of(&turn).task;
+            let task = self.mcp_task_of(&admitted.turn).task;
             return CallToolResponse::Task(CreateTaskResult::new(task)).into();
         }
-        Started::Turn(turn)
+        Started::Turn(admitted)
     }
 
     /// The directories local files may come from: the configured ones plus the client's
@@ -255,6 +272,12 @@ impl HandingerServer {
         match self.shared.turns.settle(&api, &turn, &outcome).await {
             Settled::AsHeld => outcome_result(&task_id, &outcome),
             Settled::Upstream => self.poll_task(&api, &task_id, wait, context).await,
+            Settled::Failed { record, recorded } => {
+                let TurnOutcome::Failed { error, .. } = outcome.as_ref() else {
+                    return outcome_result(&task_id, &outcome);
+                };
+                failed_latest_turn(&task_id, error, recorded, record.as_deref())
+            }
             Settled::Completed { record, credits } => {
                 let TurnOutcome::Answered { answer, copies } = outcome.as_ref() else {
                     return outcome_result(&task_id, &outcome);
@@ -378,6 +401,15 @@ impl HandingerServer {
     }
 }
 
+/// Leads the result of a call that repeated the input of the task's latest turn: the
+/// answer is that turn's, and nothing was posted (`--repeat-window`).
+fn repeat_note(ago: Duration) -> String {
+    format!(
+        "(This input is the same as the task's latest turn, which ended {} s ago: this is that turn's answer, and nothing new was sent to Handinger. To ask it again as a new turn, change the input.)",
+        ago.as_secs()
+    )
+}
+
 fn running_result(turn: &Turn) -> CallToolResult {
     task_result(
         &TaskResult::running(&turn.task_id, turn.started.elapsed().as_secs()),
@@ -396,6 +428,43 @@ async fn send_progress(context: &RequestContext<RoleServer>, elapsed: Duration, 
     if let Err(error) = context.peer.notify_progress(param).await {
         tracing::debug!(%error, "could not send a progress notification");
     }
+}
+
+/// `get_task` when the task's latest turn failed: its failure and the advice on resending
+/// lead, and never an earlier turn's answer as if it were this one's. Handinger's record,
+/// when it has the task, adds the earlier turns (their answers stay readable there).
+fn failed_latest_turn(
+    task_id: &TaskId,
+    error: &ApiError,
+    recorded: Recorded,
+    record: Option<&crate::handinger::TaskRecord>,
+) -> CallToolResult {
+    let next = match recorded {
+        Recorded::No => format!(
+            "Handinger did not record this turn, so calling create_task again with it is safe (taskId {task_id})."
+        ),
+        _ => format!(
+            "Handinger may have recorded this turn: do not resend it yet; call get_task (taskId {task_id}, wait) again to see whether it appears."
+        ),
+    };
+    let mut problem = format!(
+        "The latest turn of task {task_id} failed: {error}. {} {next}",
+        error.hint()
+    );
+    let Some(record) = record else {
+        return error_result(problem);
+    };
+    let earlier = record.turns.len();
+    if earlier > 0 {
+        problem.push_str(&format!(
+            " The task's {earlier} earlier turn(s), with their answers, are listed in turns."
+        ));
+    }
+    let result = TaskResult {
+        status: "failed".into(),
+        ..TaskResult::from_record(task_id, record).without_answer()
+    };
+    task_result(&result, Some(problem))
 }
 
 fn lookup_failed(task_id: &TaskId, error: &ApiError) -> CallToolResult {

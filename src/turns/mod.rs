@@ -32,6 +32,7 @@ use crate::task_id::TaskId;
 pub mod shared;
 mod truth;
 
+pub use crate::handinger::types::is_terminal_status;
 use shared::{Claim, Lookup, Remote, SharedStore};
 pub use truth::{Known, Settled};
 
@@ -48,6 +49,11 @@ pub struct Retention {
     pub max_finished: usize,
     /// Budget for the answers kept, counted by [`TurnOutcome::retained_bytes`].
     pub max_bytes: usize,
+    /// How long after a turn Handinger recorded has ended the same input on the same task is
+    /// that turn again (`--repeat-window`): a call that comes late or twice (a client's
+    /// retry, a stalled replica catching up) is answered from it instead of posting a second
+    /// turn. Zero turns this off.
+    pub repeat_window: Duration,
 }
 
 /// How many turns may run upstream at once.
@@ -76,6 +82,18 @@ pub enum TurnOutcome {
     },
     /// The POST failed; `recorded` says whether Handinger holds the turn anyway.
     Failed { error: ApiError, recorded: Recorded },
+}
+
+impl TurnOutcome {
+    /// Whether Handinger holds the turn: it answered, was found upstream, or was still
+    /// running there when the bridge stopped following it. Only such a turn answers a repeat
+    /// of its input (a failure Handinger has no trace of must be sendable again).
+    pub fn recorded_upstream(&self) -> bool {
+        match self {
+            TurnOutcome::Answered { .. } | TurnOutcome::Recovered { .. } => true,
+            TurnOutcome::Failed { recorded, .. } => *recorded == Recorded::StillRunning,
+        }
+    }
 }
 
 /// Whether Handinger has the turn, as far as the bridge could establish.
@@ -193,8 +211,33 @@ impl Turn {
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => return WaitEnd::StillRunning,
-                _ = ticker.tick() => tick(self.started.elapsed()).await,
+                _ = ticker.tick() => {
+                    // Never a tick once the answer is in hand: it would leave with the answer
+                    // or after it, for a request the client has already seen end.
+                    if receiver.borrow().is_none() {
+                        tick(self.started.elapsed()).await;
+                    }
+                }
             }
+        }
+    }
+}
+
+/// A turn as [`TurnRegistry::start`] hands it out: one it sent, one it joined, or the
+/// task's latest turn when the call repeated its input.
+pub struct Admitted {
+    pub turn: Arc<Turn>,
+    /// Set when the call asked the same as the task's latest turn, which Handinger recorded
+    /// and which ended this long ago (within `--repeat-window`): `turn` is that turn, and
+    /// nothing was posted.
+    pub repeat_of: Option<Duration>,
+}
+
+impl Admitted {
+    fn new(turn: Arc<Turn>) -> Self {
+        Admitted {
+            turn,
+            repeat_of: None,
         }
     }
 }
@@ -398,7 +441,8 @@ impl TurnRegistry {
         registry.map.get(&key).cloned()
     }
 
-    /// Starts a turn, or joins the running one when it asks the same thing.
+    /// Starts a turn, or joins the running one when it asks the same thing, or answers with
+    /// the task's latest turn when the call repeats its input within `--repeat-window`.
     ///
     /// Without a `workerId`, a follow-up reuses the worker of the task's previous turn when
     /// the server remembers it, so the turn lands on the same worker.
@@ -408,7 +452,7 @@ impl TurnRegistry {
         task_id: TaskId,
         request: TaskRequest,
         explicit_worker: bool,
-    ) -> Result<Arc<Turn>, StartRefused> {
+    ) -> Result<Admitted, StartRefused> {
         let asked = Asked {
             key: TurnKey::new(api, task_id),
             digest: input_digest(&request.input),
@@ -426,11 +470,11 @@ impl TurnRegistry {
         self: &Arc<Self>,
         api: &HandingerClient,
         mut asked: Asked,
-    ) -> Result<Arc<Turn>, StartRefused> {
+    ) -> Result<Admitted, StartRefused> {
         let turn = {
             let mut registry = self.lock();
-            if let Some(joined) = self.admit(&mut registry, &mut asked)? {
-                return Ok(joined);
+            if let Some(admitted) = self.admit(&mut registry, &mut asked)? {
+                return Ok(admitted);
             }
             registry.insert(&asked, now_rfc3339())
         };
@@ -444,7 +488,7 @@ impl TurnRegistry {
             drop(request);
             registry.finish(key, &running, outcome);
         });
-        Ok(turn)
+        Ok(Admitted::new(turn))
     }
 
     /// [`Self::start`] with a shared store: a turn running here is joined from memory as
@@ -455,42 +499,45 @@ impl TurnRegistry {
         store: &Arc<SharedStore>,
         api: &HandingerClient,
         mut asked: Asked,
-    ) -> Result<Arc<Turn>, StartRefused> {
+    ) -> Result<Admitted, StartRefused> {
         // The slot is taken before the claim (and given back if the turn is not ours), so
         // the limits hold while the store is asked.
         {
             let mut registry = self.lock();
-            if let Some(joined) = self.admit(&mut registry, &mut asked)? {
-                return Ok(joined);
+            if let Some(admitted) = self.admit(&mut registry, &mut asked)? {
+                return Ok(admitted);
             }
         }
         let scope = asked.key.scope;
-        let task_id = &asked.key.task_id;
-        let request = &mut asked.request;
-        let ident = store.ident(api, task_id);
+        let ident = store.ident(api, &asked.key.task_id);
+        let request = &asked.request;
         let meta = store.meta(
             &ident,
             &request.input,
             request.budget,
             request.worker_id.clone(),
         );
+        let mut claimed_at = Instant::now();
         let mut claim = store.claim(&ident, &meta).await;
         if let Ok(Claim::Held {
             meta: held,
             alive: false,
         }) = &claim
-            && held.digest != meta.digest
         {
-            // A different input after a turn whose owner died: it may start once Handinger
-            // shows that turn ended; until then the task is busy, as it would be here.
-            let ended = api.get_task(task_id).await.is_ok_and(|record| {
-                record
-                    .task
-                    .status
-                    .as_deref()
-                    .is_some_and(is_terminal_status)
-            });
-            if ended && store.take_over(&ident, &held.uid).await.unwrap_or(false) {
+            // An orphan: its owner died or is stalled past its lease. Handinger's turn list
+            // says whether it ever went out; one that did not is taken over (a stalled owner
+            // confirms its claim before it posts, and finds it gone), so the call posts
+            // instead of waiting on a turn nobody will send.
+            let fate = orphan_fate(api, &ident, held).await;
+            let same = held.digest == meta.digest;
+            let take = match fate {
+                OrphanFate::NotSent => true,
+                OrphanFate::Ended => !same,
+                OrphanFate::Running | OrphanFate::Unknown => false,
+            };
+            if take && store.take_over(&ident, &held.uid).await.unwrap_or(false) {
+                tracing::info!(task_id = %asked.key.task_id, ?fate, "took over an orphaned turn");
+                claimed_at = Instant::now();
                 claim = store.claim(&ident, &meta).await;
             }
         }
@@ -503,35 +550,115 @@ impl TurnRegistry {
                 if held.digest == meta.digest {
                     // Joined through the store; an orphan is followed on Handinger by the
                     // wait, never posted again.
-                    return Ok(self.remote_turn(Remote {
+                    return Ok(Admitted::new(self.remote_turn(Remote {
                         store: store.clone(),
                         api: api.clone(),
                         ident,
                         meta: held,
                         following: Default::default(),
-                    }));
+                    })));
                 }
                 return Err(StartRefused::Busy { running_for });
             }
+            Ok(Claim::Repeat { uid }) => {
+                self.lock().give_slot(scope);
+                return Ok(self.repeated(store, api, ident, meta, uid).await);
+            }
             Err(error) => {
                 self.lock().give_slot(scope);
+                // The claim may still land once the store answers: withdraw it then, so the
+                // caller's "nothing was sent" stays true and the retry can claim the turn.
+                store.release_later(ident, meta);
                 return Err(StartRefused::Store(error));
             }
         };
-        if request.worker_id.is_none() && !asked.explicit_worker {
-            request.worker_id = worker;
+        if asked.request.worker_id.is_none() && !asked.explicit_worker {
+            asked.request.worker_id = worker;
         }
         let turn = self.lock().insert(&asked, meta.created_at.clone());
+        let claimed = Claimed {
+            store: store.clone(),
+            ident,
+            meta,
+            at: claimed_at,
+        };
+        tokio::spawn(
+            self.clone()
+                .run_claimed(api.clone(), asked, turn.clone(), claimed),
+        );
+        Ok(Admitted::new(turn))
+    }
+
+    /// The task's latest turn, for a call that repeated its input: its stored answer, or,
+    /// when the store no longer holds one, the turn followed on Handinger.
+    async fn repeated(
+        &self,
+        store: &Arc<SharedStore>,
+        api: &HandingerClient,
+        ident: shared::Ident,
+        asked: shared::TurnMeta,
+        uid: String,
+    ) -> Admitted {
+        let remote = |meta| Remote {
+            store: store.clone(),
+            api: api.clone(),
+            ident: ident.clone(),
+            meta,
+            following: Default::default(),
+        };
+        if let Ok(Lookup::Finished(stored)) = store.lookup(&ident).await
+            && stored.meta.uid == uid
+        {
+            let shared::StoredAnswer {
+                meta,
+                finished_at,
+                outcome,
+            } = *stored;
+            let ago = chrono::DateTime::parse_from_rfc3339(&finished_at)
+                .ok()
+                .and_then(|at| {
+                    (chrono::Utc::now() - at.with_timezone(&chrono::Utc))
+                        .to_std()
+                        .ok()
+                })
+                .unwrap_or_default();
+            return Admitted {
+                turn: remote(meta).turn(Some((outcome, finished_at))),
+                repeat_of: Some(ago),
+            };
+        }
+        // Its answer was too large to keep, or has gone: the follower finds the turn on
+        // Handinger by its input, and never posts it.
+        let meta = shared::TurnMeta { uid, ..asked };
+        Admitted {
+            turn: self.remote_turn(remote(meta)),
+            repeat_of: Some(Duration::ZERO),
+        }
+    }
+
+    /// Runs a turn this replica claimed in the shared store: confirms the claim if the
+    /// replica may have stalled since it was made, posts while renewing it, and stores the
+    /// outcome before publishing it here.
+    async fn run_claimed(
+        self: Arc<Self>,
+        api: HandingerClient,
+        asked: Asked,
+        running: Arc<Turn>,
+        claimed: Claimed,
+    ) {
         let Asked { key, request, .. } = asked;
-        let api = api.clone();
-        let running = turn.clone();
-        let registry = self.clone();
-        let store = store.clone();
-        tokio::spawn(async move {
-            let outcome = {
-                let post = run_turn(&api, &running.task_id, &request, &registry.answer_files);
+        let Claimed {
+            store,
+            ident,
+            meta,
+            at,
+        } = claimed;
+        let outcome = match confirm_claim(&store, &ident, &meta, at).await {
+            Err(withheld) => withheld,
+            Ok(()) => {
+                let post = run_turn(&api, &running.task_id, &request, &self.answer_files);
                 tokio::pin!(post);
-                let mut renew = tokio::time::interval(shared::LEASE / 3);
+                let mut renew = tokio::time::interval(store.lease() / 3);
                 renew.reset();
                 loop {
                     tokio::select! {
@@ -539,40 +666,41 @@ impl TurnRegistry {
                         _ = renew.tick() => {
                             // A failed renewal never stops the POST: at worst another
                             // replica starts following the task on Handinger.
-                            if let Err(error) = store.renew(&ident, &meta.uid).await {
-                                tracing::warn!(%error, "could not renew the turn's claim");
+                            match store.renew(&ident, &meta).await {
+                                Ok(true) => {}
+                                Ok(false) => tracing::warn!("the turn's claim was taken over while its POST ran; its answer is kept here and on Handinger"),
+                                Err(error) => tracing::warn!(%error, "could not renew the turn's claim"),
                             }
                         }
                     }
                 }
-            };
-            drop(request);
-            // Into the store first, so that once this replica answers, every replica can:
-            // a client told "done" here may well ask another one next.
-            let at = now_rfc3339();
-            let stored = store.finish(&ident, &meta, &outcome, &at).await;
-            registry.finish(key, &running, outcome);
-            if let Err(error) = stored {
-                tracing::warn!(%error, "could not keep the answer in the shared store; retrying");
-            } else {
-                return;
             }
-            let (Some(outcome), Some(at)) = (running.outcome(), running.finished_at()) else {
-                return;
-            };
-            // A few more tries: the answer is served from here meanwhile, and if the store
-            // stays down the claim expires and other replicas follow the task on Handinger.
-            for attempt in 0..3u32 {
-                match store.finish(&ident, &meta, &outcome, at).await {
-                    Ok(()) => return,
-                    Err(error) => {
-                        tracing::warn!(%error, attempt, "could not keep the answer in the shared store");
-                        tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
-                    }
+        };
+        drop(request);
+        // Into the store first, so that once this replica answers, every replica can:
+        // a client told "done" here may well ask another one next.
+        let at = now_rfc3339();
+        let stored = store.finish(&ident, &meta, &outcome, &at, false).await;
+        self.finish(key, &running, outcome);
+        if let Err(error) = stored {
+            tracing::warn!(%error, "could not keep the answer in the shared store; retrying");
+        } else {
+            return;
+        }
+        let (Some(outcome), Some(at)) = (running.outcome(), running.finished_at()) else {
+            return;
+        };
+        // A few more tries: the answer is served from here meanwhile, and if the store
+        // stays down the claim expires and other replicas follow the task on Handinger.
+        for attempt in 0..3u32 {
+            match store.finish(&ident, &meta, &outcome, at, false).await {
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::warn!(%error, attempt, "could not keep the answer in the shared store");
+                    tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
                 }
             }
-        });
-        Ok(turn)
+        }
     }
 
     /// Whether a call on `task_id` (`None`: a new task) would be refused now for want of a
@@ -621,23 +749,37 @@ impl TurnRegistry {
     }
 
     /// The admission both start paths share, under the lock: a turn of the task running
-    /// here with the same input is joined (`Some`), one with another input refuses, the
-    /// task's known worker carries over to a follow-up that names none, and a new turn takes
-    /// a slot within the limits (`None`: go ahead).
+    /// here with the same input is joined, one with another input refuses, a finished one
+    /// with the same input answers a repeat within `--repeat-window` (`Some`), the task's
+    /// known worker carries over to a follow-up that names none, and a new turn takes a slot
+    /// within the limits (`None`: go ahead).
     fn admit(
         &self,
         registry: &mut Registry,
         asked: &mut Asked,
-    ) -> Result<Option<Arc<Turn>>, StartRefused> {
+    ) -> Result<Option<Admitted>, StartRefused> {
         self.evict(registry);
         if let Some(existing) = registry.map.get(&asked.key) {
-            if existing.outcome().is_none() {
-                if existing.input_digest == asked.digest {
-                    return Ok(Some(existing.clone()));
+            let same = existing.input_digest == asked.digest;
+            match existing.outcome() {
+                None if same => return Ok(Some(Admitted::new(existing.clone()))),
+                None => {
+                    return Err(StartRefused::Busy {
+                        running_for: existing.started.elapsed(),
+                    });
                 }
-                return Err(StartRefused::Busy {
-                    running_for: existing.started.elapsed(),
-                });
+                Some(outcome) => {
+                    let ago = existing.finished.get().map(|(at, _)| at.elapsed());
+                    if same
+                        && outcome.recorded_upstream()
+                        && let Some(ago) = ago.filter(|ago| *ago < self.retention.repeat_window)
+                    {
+                        return Ok(Some(Admitted {
+                            turn: existing.clone(),
+                            repeat_of: Some(ago),
+                        }));
+                    }
+                }
             }
             if !asked.explicit_worker
                 && let Some(worker) = existing.known_worker()
@@ -665,6 +807,7 @@ impl TurnRegistry {
             ttl,
             max_finished,
             max_bytes,
+            ..
         } = self.retention;
         while let Some(oldest) = registry.finished.front() {
             let stale = registry
@@ -910,9 +1053,109 @@ async fn reconcile(
     }
 }
 
-/// Task and turn statuses after which nothing more will change.
-pub fn is_terminal_status(status: &str) -> bool {
-    matches!(status, "completed" | "error" | "aborted" | "failed")
+/// A claim this replica won in the shared store, and when it asked for it.
+struct Claimed {
+    store: Arc<SharedStore>,
+    ident: shared::Ident,
+    meta: shared::TurnMeta,
+    /// Just before the claim was sent: the lease runs from no earlier than this.
+    at: Instant,
+}
+
+/// Makes sure the claim is still this replica's before its turn is posted. Normally the POST
+/// follows the claim within milliseconds and nothing is asked; a replica stalled since
+/// (paused, swapped out, starved) may have let the lease lapse and seen the turn taken over,
+/// so it renews first, and sends nothing if the claim is gone or cannot be confirmed.
+async fn confirm_claim(
+    store: &SharedStore,
+    ident: &shared::Ident,
+    meta: &shared::TurnMeta,
+    claimed_at: Instant,
+) -> Result<(), TurnOutcome> {
+    let fresh = store.lease() / 3;
+    let mut since = claimed_at;
+    // Each renewal restarts the lease; a replica that stalls again right after one asks
+    // again, a few times at most.
+    for _ in 0..3 {
+        if since.elapsed() < fresh {
+            return Ok(());
+        }
+        let asked = Instant::now();
+        match store.renew(ident, meta).await {
+            Ok(true) => since = asked,
+            Ok(false) => {
+                return Err(withheld(
+                    "this server was stalled past its claim on the task, and another replica has taken the turn over: this server did not send it".into(),
+                ));
+            }
+            Err(error) => {
+                return Err(withheld(format!(
+                    "this server was stalled past its claim on the task and could not confirm it ({error}): it did not send the turn"
+                )));
+            }
+        }
+    }
+    Err(withheld(
+        "this server kept stalling while it confirmed its claim on the task: it did not send the turn".into(),
+    ))
+}
+
+/// A turn this server chose not to send: certainly not recorded.
+fn withheld(detail: String) -> TurnOutcome {
+    TurnOutcome::Failed {
+        error: ApiError::Withheld { detail },
+        recorded: Recorded::No,
+    }
+}
+
+/// What became of an orphaned turn (its owner stopped renewing its lease), from Handinger's
+/// turn list.
+#[derive(Debug, Clone, Copy)]
+enum OrphanFate {
+    /// Never sent: the task is unknown, or its latest turn is another input.
+    NotSent,
+    /// Sent, and still running upstream.
+    Running,
+    /// Sent, and ended.
+    Ended,
+    /// The lookup failed or the turn list could not be read: nothing is decided.
+    Unknown,
+}
+
+async fn orphan_fate(
+    api: &HandingerClient,
+    ident: &shared::Ident,
+    held: &shared::TurnMeta,
+) -> OrphanFate {
+    let record = match api.get_task(ident.task_id()).await {
+        Ok(record) => record,
+        Err(ApiError::Status { status: 404, .. }) => return OrphanFate::NotSent,
+        Err(_) => return OrphanFate::Unknown,
+    };
+    if record.turns_unavailable.is_some() {
+        return OrphanFate::Unknown;
+    }
+    match record.latest_turn() {
+        Some(turn)
+            if turn
+                .input
+                .as_deref()
+                .is_some_and(|input| ident.digest(input) == held.digest) =>
+        {
+            let ended = turn.status.as_deref().is_some_and(is_terminal_status)
+                || record
+                    .task
+                    .status
+                    .as_deref()
+                    .is_some_and(is_terminal_status);
+            if ended {
+                OrphanFate::Ended
+            } else {
+                OrphanFate::Running
+            }
+        }
+        _ => OrphanFate::NotSent,
+    }
 }
 
 #[cfg(test)]
@@ -973,6 +1216,7 @@ mod tests {
                 ttl: Duration::from_secs(60),
                 max_finished: 2,
                 max_bytes: 1 << 20,
+                repeat_window: Duration::from_secs(600),
             },
             TurnLimits {
                 max_in_flight: 10,
@@ -986,13 +1230,15 @@ mod tests {
         let first = registry
             .start(&api, task.clone(), request(&task, "one"), false)
             .await
-            .unwrap();
+            .unwrap()
+            .turn;
         let size = finished(&first).await.retained_bytes();
         assert_eq!(registry.counts(), (1, size, 0));
         let second = registry
             .start(&api, task.clone(), request(&task, "two"), false)
             .await
-            .unwrap();
+            .unwrap()
+            .turn;
         finished(&second).await;
         assert_eq!(registry.counts().0, 1, "the follow-up replaced the first");
         let mut others = Vec::new();
@@ -1002,7 +1248,8 @@ mod tests {
                 registry
                     .start(&api, id.clone(), request(&id, "x"), false)
                     .await
-                    .unwrap(),
+                    .unwrap()
+                    .turn,
             );
         }
         for turn in &others {
@@ -1022,6 +1269,7 @@ mod tests {
                 ttl: Duration::from_secs(60),
                 max_finished: 10,
                 max_bytes: 1 << 20,
+                repeat_window: Duration::from_secs(600),
             },
             TurnLimits {
                 max_in_flight: 10,

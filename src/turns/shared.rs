@@ -8,14 +8,22 @@
 //!
 //! - `…:turn`: the running turn (owner's turn id, input digest, budget, start), written
 //!   atomically with `…:lease` only when no turn is recorded: that is the claim. It lives
-//!   for `--result-ttl`.
-//! - `…:lease`: the owner's turn id, expiring after [`LEASE`] unless the owner renews it
-//!   while its POST runs. A turn without a lease was orphaned (its owner died): nobody
-//!   posts it again; it is followed on Handinger instead.
+//!   for `--result-ttl`, renewed with the lease while the turn runs.
+//! - `…:lease`: the owner's turn id, expiring after `--store-lease` unless the owner renews
+//!   it while its POST runs. A turn without a lease was orphaned (its owner died or
+//!   stalled): Handinger's turn list decides what becomes of it (see the registry's claim).
 //! - `…:answer`: the finished outcome, in full (text, sources, files, structured output
 //!   kept raw, usage), for `--result-ttl`. Writing it removes `…:turn` and `…:lease` and
 //!   publishes on `…:done`, where waiting replicas listen.
 //! - `…:worker`: the task's worker, so a follow-up from any replica lands on it.
+//! - `…:ended`: the id of the task's last finished turn, so a late finish of that same turn
+//!   (a stalled owner's, a retried one) is told from a stale one.
+//! - `…:last`: the input digest and id of the task's latest turn that Handinger recorded,
+//!   for `--repeat-window`: the same input again within it is that turn, not a new one.
+//!
+//! Every store error counts as "may have been applied": a claim whose answer was lost is
+//! withdrawn ([`SharedStore::release_later`]), and every script recognises its own earlier
+//! effect, so an operation may be sent twice.
 //!
 //! Input digests are keyed with another digest of the API key that is never stored, so
 //! someone reading Redis cannot confirm a guess of what a tenant asked.
@@ -29,13 +37,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::{Turn, TurnOutcome};
+use super::{Recorded, Turn, TurnOutcome};
 use crate::handinger::{ApiError, Budget, HandingerClient};
 use crate::task_id::TaskId;
 
-/// How long a claim outlives its owner's last renewal: the time before a replica that
-/// died mid-turn is noticed. The owner renews at a third of it.
-pub const LEASE: Duration = Duration::from_secs(15);
 /// Longest a single store operation may take before it counts as the store being down.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
 /// Version of the key layout and value format, so an incompatible release never misreads
@@ -55,6 +60,11 @@ pub struct SharedStore {
     /// Names this process's turns (with a counter), so a replica recognises its own claim.
     owner: String,
     ttl: Duration,
+    /// How long a claim outlives its owner's last renewal (`--store-lease`): the time before
+    /// a replica that died or stalled mid-turn is noticed. The owner renews at a third of it.
+    lease: Duration,
+    /// How long the task's latest turn answers a repeat of its input (`--repeat-window`).
+    repeat_window: Duration,
     /// Largest answer stored, in bytes as the registry counts them (`--max-retained-bytes`):
     /// one that could not stay in memory is not kept in the store either.
     max_bytes: usize,
@@ -97,6 +107,11 @@ impl Ident {
         &self.prefix
     }
 
+    /// The task this names.
+    pub fn task_id(&self) -> &TaskId {
+        &self.task_id
+    }
+
     fn key(&self, part: &str) -> String {
         format!("{}:{part}", self.prefix)
     }
@@ -118,6 +133,9 @@ pub enum Claim {
     /// A turn of this task is recorded already; `alive` says whether its owner still renews
     /// its lease.
     Held { meta: TurnMeta, alive: bool },
+    /// No turn runs, and the task's latest turn (named `uid`) asked the same input and ended
+    /// within `--repeat-window`: this call is that turn again, not a new one.
+    Repeat { uid: String },
 }
 
 /// What the store holds for a task.
@@ -130,9 +148,13 @@ pub enum Lookup {
 }
 
 // The scripts are built once: building one hashes it (EVALSHA sends the SHA-1, and the
-// script itself only when Redis does not know it yet).
+// script itself only when Redis does not know it yet). Records another writer may have left
+// are decoded with `pcall`: a record that is not ours never makes a script fail.
 
-// The claim: a turn is recorded (with its lease) only where none is.
+// The claim: a turn is recorded (with its lease) only where none is. The same claim sent
+// again (its first answer was lost with the connection) is still ours. With no turn
+// recorded, an input equal to the task's latest turn's (`…:last`, kept for --repeat-window)
+// is that turn again, not a new one.
 static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -142,10 +164,22 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('STRLEN', KEYS[1]) <= limit then
     current = redis.call('GET', KEYS[1])
   end
-  return {'held', current, redis.call('EXISTS', KEYS[2])}
+  if current ~= ARGV[1] then
+    return {'held', current, redis.call('EXISTS', KEYS[2])}
+  end
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+else
+  if redis.call('STRLEN', KEYS[4]) <= limit then
+    local last = redis.call('GET', KEYS[4])
+    local prefix = ARGV[6] .. ' '
+    if last and string.sub(last, 1, string.len(prefix)) == prefix then
+      return {'repeat', string.sub(last, string.len(prefix) + 1)}
+    end
+  end
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  redis.call('DEL', KEYS[4])
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 local worker = ''
 if redis.call('STRLEN', KEYS[3]) <= limit then
   worker = redis.call('GET', KEYS[3]) or ''
@@ -155,25 +189,55 @@ return {'won', worker}
     )
 });
 
-// Renews the lease while it is still this turn's.
+// Keeps the claim alive while the turn record is still this turn's, taking the lease back
+// if it lapsed (the owner was stalled, and nobody took the turn over meanwhile), and keeps
+// the record itself for as long as the turn runs.
 static RENEW: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return 1
 end
 return 0
 ",
     )
 });
 
-// Stores a finished turn unless a later turn replaced it, ends the claim and wakes the
-// waiters. An empty answer only ends the claim (an answer too big to keep).
+// Withdraws a claim whose answer never came back (the store stalled): nothing was posted
+// for it, and the caller was told so.
+static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('PUBLISH', KEYS[3], 'released')
+  return 1
+end
+return 0
+",
+    )
+});
+
+// Stores a finished turn while its record is still the task's turn (strict: and orphaned,
+// so an owner that came back and took its lease again is never contradicted; otherwise,
+// when this very turn was already finished: a better answer for it, or a retried finish),
+// ends the claim and wakes the waiters. An empty answer only ends the claim (an answer too
+// big to keep). A turn Handinger recorded is remembered as the task's latest (`…:last`).
 static FINISH: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
 local current = redis.call('GET', KEYS[1])
-if current and cjson.decode(current)['uid'] ~= ARGV[1] then
+if current then
+  local ok, decoded = pcall(cjson.decode, current)
+  if not ok or type(decoded) ~= 'table' or decoded['uid'] ~= ARGV[1] then
+    return 0
+  end
+  if ARGV[7] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
+    return 0
+  end
+elseif ARGV[7] == '1' or redis.call('GET', KEYS[6]) ~= ARGV[1] then
   return 0
 end
 if ARGV[2] ~= '' then
@@ -182,6 +246,10 @@ end
 if ARGV[4] ~= '' then
   redis.call('SET', KEYS[4], ARGV[4], 'PX', ARGV[3])
 end
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[7], ARGV[5], 'PX', ARGV[6])
+end
+redis.call('SET', KEYS[6], ARGV[1], 'PX', ARGV[3])
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('PUBLISH', KEYS[5], ARGV[1])
 return 1
@@ -194,9 +262,12 @@ static TAKE_OVER: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
 local current = redis.call('GET', KEYS[1])
-if current and cjson.decode(current)['uid'] == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('DEL', KEYS[1])
-  return 1
+if current and redis.call('EXISTS', KEYS[2]) == 0 then
+  local ok, decoded = pcall(cjson.decode, current)
+  if ok and type(decoded) == 'table' and decoded['uid'] == ARGV[1] then
+    redis.call('DEL', KEYS[1])
+    return 1
+  end
 end
 return 0
 ",
@@ -231,7 +302,11 @@ return {'answer', redis.call('GET', KEYS[3])}
 impl SharedStore {
     /// Sets up the connection without making it: a store that is down at start-up fails
     /// the calls that need it and `/readyz`, and is used as soon as it is back.
-    pub fn connect(url: &str, ttl: Duration, max_bytes: usize) -> Result<Arc<Self>, String> {
+    pub fn connect(
+        url: &str,
+        retention: super::Retention,
+        lease: Duration,
+    ) -> Result<Arc<Self>, String> {
         let display = crate::redact::mask_credentials(url);
         let client = redis::Client::open(url).map_err(|e| {
             format!("--store {display} is not a usable Redis URL ({e}); use redis://host:port/db or rediss://… for TLS")
@@ -254,10 +329,17 @@ impl SharedStore {
             manager,
             display,
             owner,
-            ttl,
-            max_bytes,
+            ttl: retention.ttl,
+            lease,
+            repeat_window: retention.repeat_window,
+            max_bytes: retention.max_bytes,
             next: Default::default(),
         }))
+    }
+
+    /// How long a claim outlives its owner's last renewal.
+    pub fn lease(&self) -> Duration {
+        self.lease
     }
 
     /// The store's URL with its password masked.
@@ -267,11 +349,14 @@ impl SharedStore {
 
     /// Whether the store answers: for `/readyz` and `doctor`.
     pub async fn ping(&self) -> Result<(), String> {
-        let mut connection = self.manager.clone();
-        self.run(async move {
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
+        let connection = self.manager.clone();
+        self.run(|| {
+            let mut connection = connection.clone();
+            async move {
+                redis::cmd("PING")
+                    .query_async::<String>(&mut connection)
+                    .await
+            }
         })
         .await
         .map(drop)
@@ -310,15 +395,21 @@ impl SharedStore {
 
     /// Records `meta` as the task's running turn unless one is recorded already.
     pub async fn claim(&self, ident: &Ident, meta: &TurnMeta) -> Result<Claim, String> {
-        let json = serde_json::to_string(meta).map_err(|e| e.to_string())?;
+        let json = record_json(meta)?;
         let answer: Vec<redis::Value> = self
-            .invoke(&CLAIM, ident, &["turn", "lease", "worker"], |call| {
-                call.arg(json)
-                    .arg(&meta.uid)
-                    .arg(millis(LEASE))
-                    .arg(millis(self.ttl + LEASE))
-                    .arg(MAX_RECORD_BYTES);
-            })
+            .invoke(
+                &CLAIM,
+                ident,
+                &["turn", "lease", "worker", "last"],
+                |call| {
+                    call.arg(json)
+                        .arg(&meta.uid)
+                        .arg(millis(self.lease))
+                        .arg(millis(self.ttl + self.lease))
+                        .arg(MAX_RECORD_BYTES)
+                        .arg(&meta.digest);
+                },
+            )
             .await?;
         let text = |i: usize| text_at(&answer, i);
         match text(0).as_str() {
@@ -337,6 +428,7 @@ impl SharedStore {
                 let alive = matches!(answer.get(2), Some(redis::Value::Int(1)));
                 Ok(Claim::Held { meta, alive })
             }
+            "repeat" => Ok(Claim::Repeat { uid: text(1) }),
             other => {
                 tracing::warn!(store = %self.display, answer = ?other, "unexpected answer to a claim");
                 Err(format!(
@@ -347,25 +439,77 @@ impl SharedStore {
         }
     }
 
-    /// Keeps the claim alive; `false` once it is no longer this turn's.
-    pub async fn renew(&self, ident: &Ident, uid: &str) -> Result<bool, String> {
+    /// Keeps the claim alive, taking its lease back if it lapsed while the turn record is
+    /// still this turn's; `false` once it is not (another replica took the turn over).
+    pub async fn renew(&self, ident: &Ident, meta: &TurnMeta) -> Result<bool, String> {
+        let json = record_json(meta)?;
         let renewed: i64 = self
-            .invoke(&RENEW, ident, &["lease"], |call| {
-                call.arg(uid).arg(millis(LEASE));
+            .invoke(&RENEW, ident, &["turn", "lease"], |call| {
+                call.arg(json)
+                    .arg(&meta.uid)
+                    .arg(millis(self.lease))
+                    .arg(millis(self.ttl + self.lease));
             })
             .await?;
         Ok(renewed == 1)
     }
 
+    /// Withdraws a claim whose answer was lost (the store stalled or the connection broke):
+    /// the caller was told nothing was sent, and nothing will be. The claim may still be
+    /// queued in the store, so this is queued behind it on the same connection, and tried
+    /// again until the store answers, for as long as the claim could live without it (its
+    /// lease); past that, whoever meets the orphan settles it with Handinger.
+    pub fn release_later(self: &Arc<Self>, ident: Ident, meta: TurnMeta) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let Ok(json) = record_json(&meta) else {
+                return;
+            };
+            let give_up = tokio::time::Instant::now() + store.lease * 2;
+            let mut pause = Duration::from_millis(100);
+            loop {
+                let released: Result<i64, String> = store
+                    .invoke(&RELEASE, &ident, &["turn", "lease", "done"], |call| {
+                        call.arg(json.as_str());
+                    })
+                    .await;
+                match released {
+                    Ok(done) => {
+                        tracing::info!(
+                            released = done == 1,
+                            "withdrew a claim whose answer was lost; nothing was posted for it"
+                        );
+                        return;
+                    }
+                    Err(error) if tokio::time::Instant::now() < give_up => {
+                        tracing::debug!(%error, "could not withdraw the claim yet");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(2));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "gave up withdrawing a claim; its lease has lapsed, and the next call settles it with Handinger");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
     /// Stores a finished turn and ends its claim. An answer above the byte budget only ends
     /// the claim: other replicas then look the task up on Handinger.
+    ///
+    /// `strict` stores it only while the task's turn record is still this turn's and has no
+    /// lease (a follower settling an orphan: an owner that came back first wins);
+    /// otherwise also when this very turn was finished already (the owner's answer then
+    /// replaces what a follower recovered, or a finish is retried). `false`: not stored.
     pub async fn finish(
         &self,
         ident: &Ident,
         meta: &TurnMeta,
         outcome: &TurnOutcome,
         finished_at: &str,
-    ) -> Result<(), String> {
+        strict: bool,
+    ) -> Result<bool, String> {
         let answer = if outcome.retained_bytes() > self.max_bytes {
             tracing::warn!(
                 bytes = outcome.retained_bytes(),
@@ -392,16 +536,25 @@ impl SharedStore {
         }
         .or_else(|| meta.worker_id.clone())
         .unwrap_or_default();
-        let keys = ["turn", "lease", "answer", "worker", "done"];
-        let _: i64 = self
+        // A turn Handinger holds answers a repeat of its input for --repeat-window.
+        let last = if outcome.recorded_upstream() && !self.repeat_window.is_zero() {
+            format!("{} {}", meta.digest, meta.uid)
+        } else {
+            String::new()
+        };
+        let keys = ["turn", "lease", "answer", "worker", "done", "ended", "last"];
+        let stored: i64 = self
             .invoke(&FINISH, ident, &keys, |call| {
                 call.arg(&meta.uid)
                     .arg(answer)
                     .arg(millis(self.ttl))
-                    .arg(worker);
+                    .arg(worker)
+                    .arg(last)
+                    .arg(millis(self.repeat_window).max(1))
+                    .arg(if strict { "1" } else { "0" });
             })
             .await?;
-        Ok(())
+        Ok(stored == 1)
     }
 
     /// Drops an orphaned turn so a different input may start a new one.
@@ -486,19 +639,38 @@ impl SharedStore {
             invocation.key(ident.key(name));
         }
         args(&mut invocation);
-        let mut connection = self.manager.clone();
-        self.run(async move { invocation.invoke_async(&mut connection).await })
-            .await
+        let connection = self.manager.clone();
+        let invocation = &invocation;
+        self.run(|| {
+            let mut connection = connection.clone();
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
     }
 
     /// Runs one store operation within [`OPERATION_TIMEOUT`]. The error names the store's
     /// address (password masked) only in the log: the message goes to MCP clients and to
     /// the unauthenticated `/readyz`, which have no business knowing where it lives.
-    async fn run<T>(
-        &self,
-        operation: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, String> {
-        let message = match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
+    ///
+    /// An operation whose connection turned out to be dead (Redis restarted since the last
+    /// one: a broken pipe) is sent once more on the connection the manager makes in its
+    /// place, within the same time. Every operation here may be repeated: the scripts
+    /// recognise their own effects (a claim its own record, a finish its own turn).
+    async fn run<T, F, Fut>(&self, mut operation: F) -> Result<T, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let attempts = async {
+            match operation().await {
+                Err(error) if error.is_connection_dropped() => {
+                    tracing::debug!(store = %self.display, "the store's connection was dropped; sending again on a new one");
+                    operation().await
+                }
+                other => other,
+            }
+        };
+        let message = match tokio::time::timeout(OPERATION_TIMEOUT, attempts).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => format!(
                 "the shared turn store failed: {}",
@@ -578,25 +750,32 @@ async fn feed(remote: &Remote, sender: &watch::Sender<Option<Arc<TurnOutcome>>>)
     let store = &remote.store;
     let mut messages = store.subscribe(&remote.ident).await;
     loop {
-        match store.lookup(&remote.ident).await {
+        let settled = match store.lookup(&remote.ident).await {
             Ok(Lookup::Finished(stored)) if stored.meta.uid == remote.meta.uid => {
                 sender.send_replace(Some(Arc::new(stored.outcome)));
                 return;
             }
-            Ok(Lookup::Running(meta)) if meta.uid == remote.meta.uid => {}
-            Ok(_) => {
-                // The owner died (its lease expired) or its answer could not be kept: the
-                // task is followed on Handinger, never posted again.
-                tracing::info!(task = %remote.ident.prefix, "the turn's owner is gone; following the task on Handinger");
+            Ok(Lookup::Running(meta)) if meta.uid == remote.meta.uid => None,
+            Ok(lookup) => {
+                // The owner stopped renewing (it died, or is stalled), or the turn's record
+                // is gone without an answer kept for it (withdrawn, taken over, or too big
+                // to store): Handinger decides, and nobody posts it again from here.
+                let orphan = matches!(&lookup, Lookup::Orphan(meta) if meta.uid == remote.meta.uid);
+                tracing::info!(task = %remote.ident.prefix, orphan, "the turn's owner is not answering for it; following the task on Handinger");
                 // Only while someone waits: a later waiter starts it again.
-                let outcome = tokio::select! {
-                    outcome = reconcile_remote(remote) => outcome,
+                tokio::select! {
+                    settled = reconcile_remote(remote, orphan) => settled,
                     () = sender.closed() => return,
-                };
-                sender.send_replace(Some(Arc::new(outcome)));
-                return;
+                }
             }
-            Err(error) => tracing::warn!(%error, "could not check on a turn in the shared store"),
+            Err(error) => {
+                tracing::warn!(%error, "could not check on a turn in the shared store");
+                None
+            }
+        };
+        if let Some(outcome) = settled {
+            sender.send_replace(Some(Arc::new(outcome)));
+            return;
         }
         tokio::select! {
             () = sender.closed() => return,
@@ -605,7 +784,7 @@ async fn feed(remote: &Remote, sender: &watch::Sender<Option<Arc<TurnOutcome>>>)
                     messages = None;
                 }
             }
-            () = tokio::time::sleep(LEASE / 3) => {}
+            () = tokio::time::sleep(store.lease / 3) => {}
         }
     }
 }
@@ -617,26 +796,54 @@ async fn next_message(messages: &mut Option<redis::aio::PubSubStream>) -> Option
     }
 }
 
-/// Follows an orphaned turn on Handinger to its end, and keeps what it found in the store
-/// for the other replicas.
-async fn reconcile_remote(remote: &Remote) -> TurnOutcome {
+/// Follows a turn its owner no longer answers for on Handinger, to its end, and keeps what
+/// it found in the store for the other replicas. `None`: the owner came back meanwhile (it
+/// took its lease again), so the store is followed again.
+///
+/// "Not recorded" is told to waiters only once the store confirms the orphan is settled:
+/// the verdict is stored in the turn's place while the turn still has no lease, so an owner
+/// that was only stalled finds its claim gone and never posts the turn afterwards.
+async fn reconcile_remote(remote: &Remote, orphan: bool) -> Option<TurnOutcome> {
     let task_id = &remote.ident.task_id;
     let cause = ApiError::Interrupted {
         detail: "the replica that sent it stopped before the answer arrived".into(),
     };
     let matches = |input: &str| remote.ident.digest(input) == remote.meta.digest;
     let outcome = super::reconcile(&remote.api, task_id, &matches, cause).await;
-    if matches!(outcome, TurnOutcome::Recovered { .. }) {
-        let at = crate::turns::now_rfc3339();
-        if let Err(error) = remote
-            .store
-            .finish(&remote.ident, &remote.meta, &outcome, &at)
-            .await
-        {
-            tracing::warn!(%error, "could not keep the recovered answer in the shared store");
+    let at = crate::turns::now_rfc3339();
+    match &outcome {
+        TurnOutcome::Recovered { .. } => {
+            if let Err(error) = remote
+                .store
+                .finish(&remote.ident, &remote.meta, &outcome, &at, orphan)
+                .await
+            {
+                tracing::warn!(%error, "could not keep the recovered answer in the shared store");
+            }
+            Some(outcome)
         }
+        TurnOutcome::Failed {
+            recorded: Recorded::No,
+            error,
+        } if orphan => {
+            match remote
+                .store
+                .finish(&remote.ident, &remote.meta, &outcome, &at, true)
+                .await
+            {
+                Ok(true) => Some(outcome),
+                Ok(false) => None,
+                Err(store) => {
+                    tracing::warn!(error = %store, "could not settle the orphaned turn in the shared store");
+                    Some(TurnOutcome::Failed {
+                        error: error.clone(),
+                        recorded: Recorded::Unknown,
+                    })
+                }
+            }
+        }
+        _ => Some(outcome),
     }
-    outcome
 }
 
 impl Remote {
@@ -669,6 +876,12 @@ impl Remote {
             remote: Some(Arc::new(self)),
         })
     }
+}
+
+/// A turn record as stored: the claim, renewal and release compare it whole, so it must be
+/// written the same way each time (it is: serde_json is deterministic for one struct).
+fn record_json(meta: &TurnMeta) -> Result<String, String> {
+    serde_json::to_string(meta).map_err(|e| format!("could not serialize the turn record: {e}"))
 }
 
 fn serialize_answer(

@@ -25,7 +25,7 @@ pub enum Known {
 /// What a held turn that ended amounts to.
 pub enum Settled {
     /// Its outcome says it all (an answer whose record could not be read or that carries an
-    /// error, a recovered turn, or a failure Handinger shows no trace of).
+    /// error, a recovered turn, or a failure whose record cannot be read).
     AsHeld,
     /// Its answer, completed with Handinger's record, and the turn's credits read from that
     /// record where the answer has none.
@@ -33,9 +33,17 @@ pub enum Settled {
         record: Box<TaskRecord>,
         credits: Option<f64>,
     },
-    /// It failed, but Handinger holds the task (the turn was recorded after all, or earlier
-    /// turns): the record is the truth, and the task is followed there.
+    /// Handinger's record is the truth, and the task is followed there: the held turn failed
+    /// but Handinger shows it after all (or may be hiding it: its turn list is unreadable),
+    /// or the record's latest turn is a newer one than the held answer (started on another
+    /// replica, or elsewhere while the store could not say).
     Upstream,
+    /// The held turn failed, and it is the task's latest: its failure is the answer, with
+    /// the record's earlier turns when Handinger has the task (`None`: it does not).
+    Failed {
+        record: Option<Box<TaskRecord>>,
+        recorded: Recorded,
+    },
 }
 
 impl TurnRegistry {
@@ -47,50 +55,71 @@ impl TurnRegistry {
         }
     }
 
-    /// Settles a held turn that ended with `outcome` against Handinger's record.
+    /// Settles a held turn that ended with `outcome` against Handinger's record: whatever
+    /// the held turn says, the record's newest turn decides which turn the task's answer is,
+    /// so an older answer (remembered here while the store was down or had lost its data) is
+    /// never passed off as a newer turn's.
     pub async fn settle(
         &self,
         api: &HandingerClient,
         turn: &Turn,
         outcome: &TurnOutcome,
     ) -> Settled {
-        let task_id = &turn.task_id;
+        let record = api.get_task(&turn.task_id).await;
+        // Turns are told apart by their input (the held turn keeps only its digest).
+        let newest_is_held = |record: &TaskRecord| {
+            record
+                .latest_turn()
+                .map(|t| t.input.as_deref().is_some_and(|input| turn.asked(input)))
+        };
+        let readable = |record: &TaskRecord| record.turns_unavailable.is_none();
         match outcome {
-            // A held turn that failed is not the whole task: Handinger may hold it after all
-            // (its POST failed after sending and the lookups failed too, or it outran the
-            // reconciliation), or hold earlier turns (a follow-up that was refused).
-            // Recorded, or perhaps recorded: the record decides, and following the task
-            // reads it anyway.
-            TurnOutcome::Failed { recorded, .. } if *recorded != Recorded::No => Settled::Upstream,
-            TurnOutcome::Failed { .. } => {
-                // "Handinger holds something" needs a readable turn list: one that could not
-                // be read may hide the turn, so it counts as holding something.
-                let upstream_has_turns = api.get_task(task_id).await.is_ok_and(|record| {
-                    !record.turns.is_empty() || record.turns_unavailable.is_some()
-                });
-                if upstream_has_turns {
+            TurnOutcome::Failed { recorded, .. } => match record {
+                // Seen upstream already, or perhaps recorded and now in the turn list, or
+                // hidden by a turn list that could not be read: followed there.
+                _ if *recorded == Recorded::StillRunning => Settled::Upstream,
+                Ok(record) if !readable(&record) => Settled::Upstream,
+                Ok(record)
+                    if *recorded != Recorded::No && newest_is_held(&record) == Some(true) =>
+                {
                     Settled::Upstream
-                } else {
-                    Settled::AsHeld
                 }
-            }
-            // Without the record the answer alone still stands.
-            TurnOutcome::Answered { answer, .. } if answer.error.is_none() => {
-                let Ok(record) = api.get_task(task_id).await else {
+                // The turn list was read and the turn is not its newest: not recorded (the
+                // same positive evidence the reconciliation asks for).
+                Ok(record) => Settled::Failed {
+                    record: Some(Box::new(record)),
+                    recorded: Recorded::No,
+                },
+                Err(ApiError::Status { status: 404, .. }) => Settled::Failed {
+                    record: None,
+                    recorded: *recorded,
+                },
+                Err(_) => Settled::AsHeld,
+            },
+            _ => {
+                let Ok(record) = record else {
+                    // Without the record the answer alone still stands.
                     return Settled::AsHeld;
                 };
-                // Since 2026-07 the POST answer has no credits: they are in the turn record,
-                // when its latest turn is the one held here.
-                let credits = record
-                    .latest_turn()
-                    .filter(|t| t.input.as_deref().is_some_and(|input| turn.asked(input)))
-                    .and_then(|t| t.credits);
-                Settled::Completed {
-                    record: Box::new(record),
-                    credits,
+                if readable(&record) && newest_is_held(&record) == Some(false) {
+                    return Settled::Upstream;
+                }
+                match outcome {
+                    TurnOutcome::Answered { answer, .. } if answer.error.is_none() => {
+                        // Since 2026-07 the POST answer has no credits: they are in the turn
+                        // record, when its latest turn is the one held here.
+                        let credits = record
+                            .latest_turn()
+                            .filter(|t| t.input.as_deref().is_some_and(|input| turn.asked(input)))
+                            .and_then(|t| t.credits);
+                        Settled::Completed {
+                            record: Box::new(record),
+                            credits,
+                        }
+                    }
+                    _ => Settled::AsHeld,
                 }
             }
-            TurnOutcome::Answered { .. } | TurnOutcome::Recovered { .. } => Settled::AsHeld,
         }
     }
 }
