@@ -481,3 +481,49 @@ async fn get_task_on_another_replica_follows_the_task_upstream() {
         "it polled while the task ran"
     );
 }
+
+/// The task and its turns are two reads: a turn posted between them once gave "completed"
+/// with an empty answer (the task read before the POST, the turns after). A record whose
+/// parts disagree is read again.
+#[tokio::test]
+async fn a_lookup_straddling_a_new_turn_is_read_again() {
+    let fake = FakeHandinger::start().await;
+    let a = start(&fake.base_url, &["--max-wait", "1"]).await;
+    let b = start(&fake.base_url, &[]).await;
+    let task = "tsk_torn_read";
+    let first = call(
+        &a.client,
+        "create_task",
+        json!({"input": "first", "taskId": task}),
+    )
+    .await;
+    assert!(!is_error(&first), "{}", text(&first));
+
+    fake.state.lock().unwrap().hold_turn_list = Some(Arc::new(tokio::sync::Notify::new()));
+    let looked = call(&b.client, "get_task", json!({"taskId": task}));
+    let posted = async {
+        let turn_lists = || {
+            fake.received()
+                .iter()
+                .filter(|r| r.path.ends_with("/turns"))
+                .count()
+        };
+        let before = turn_lists();
+        common::poll::until_true("B asked for the turns", || turn_lists() > before).await;
+        call(
+            &a.client,
+            "create_task",
+            json!({"input": "second sleep=3000", "taskId": task}),
+        )
+        .await
+    };
+    let (looked, posted) = tokio::join!(looked, posted);
+    assert_eq!(
+        structured(&posted)["status"],
+        "running",
+        "{}",
+        text(&posted)
+    );
+    let data = structured(&looked);
+    assert_eq!(data["status"], "running", "{}", text(&looked));
+}

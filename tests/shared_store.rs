@@ -396,3 +396,302 @@ async fn readiness_follows_the_store() {
         "the store URL stays out: {reason}"
     );
 }
+
+// Stalls, restarts and lost answers: each of these once lost a turn, posted one twice or
+// showed an older turn's answer as the task's.
+
+/// The lease the fault tests give replicas, short so an orphan shows quickly.
+const LEASE: &str = "3";
+
+/// Waits until the store holds (or no longer holds) `part` of task `task_id`.
+async fn until_key(redis: &Redis, task_id: &str, part: &str, present: bool) {
+    let pattern = format!("*:{task_id}:{part}");
+    common::poll::until(
+        &format!("{part} of {task_id} present={present} in the store"),
+        std::time::Duration::from_millis(50),
+        || {
+            let keys = redis.query(&["KEYS", &pattern]);
+            std::future::ready(if keys.is_empty() != present {
+                Ok(())
+            } else {
+                Err(format!("{keys:?}"))
+            })
+        },
+    )
+    .await
+}
+
+/// A claim sent while Redis stalls lands when it resumes, after its caller was told that
+/// nothing was sent: the replica withdraws it, so the retry (on any replica) posts the turn
+/// instead of joining one nobody will ever send.
+#[tokio::test]
+async fn a_claim_the_stalled_store_applied_late_is_withdrawn_and_the_retry_posts() {
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &["--store-lease", LEASE]).await;
+    let b = replica(&fake, &redis, &["--store-lease", LEASE]).await;
+    // The replica's store connection is up before the stall (as it is in service).
+    let warm = call(&a.client, "create_task", json!({"input": "warm up"})).await;
+    assert!(!is_error(&warm), "{}", text(&warm));
+
+    let ask = json!({"input": "asked while the store stalls", "taskId": "tsk_stalled_claim"});
+    redis.pause();
+    let refused = call(&a.client, "create_task", ask.clone()).await;
+    redis.resume();
+    assert!(is_error(&refused), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("Nothing was sent"),
+        "{}",
+        text(&refused)
+    );
+    // The claim was applied when Redis resumed, and then withdrawn.
+    until_key(&redis, "tsk_stalled_claim", "turn", false).await;
+
+    let retried = call(&b.client, "create_task", ask).await;
+    assert!(!is_error(&retried), "{}", text(&retried));
+    assert_eq!(
+        structured(&retried)["outputText"],
+        "answer to: asked while the store stalls (turn 1)"
+    );
+    assert_eq!(fake.turns("tsk_stalled_claim").len(), 1);
+}
+
+/// A claim whose owner died before it could post or withdraw it is an orphan nobody sent.
+/// The next call, with the same input or another one, finds it absent from Handinger's
+/// turn list, takes it over and posts: never "running" for a turn nobody sends, never
+/// "safe to resend" over and over with nothing posted, never "busy" for an hour.
+#[tokio::test]
+async fn an_orphaned_claim_nobody_sent_is_taken_over_and_posted() {
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &["--store-lease", LEASE]).await;
+    let b = replica(&fake, &redis, &["--store-lease", LEASE]).await;
+    let warm = call(&a.client, "create_task", json!({"input": "warm up"})).await;
+    assert!(!is_error(&warm), "{}", text(&warm));
+
+    redis.pause();
+    let same = json!({"input": "same input", "taskId": "tsk_orphan_same"});
+    let other = json!({"input": "first input", "taskId": "tsk_orphan_other"});
+    let (one, two) = tokio::join!(
+        call(&a.client, "create_task", same.clone()),
+        call(&a.client, "create_task", other)
+    );
+    assert!(
+        is_error(&one) && is_error(&two),
+        "{}\n{}",
+        text(&one),
+        text(&two)
+    );
+    // A dies before the store answers again: its claims land, and nobody withdraws them.
+    signal(a.pid, "KILL");
+    redis.resume();
+    for task in ["tsk_orphan_same", "tsk_orphan_other"] {
+        until_key(&redis, task, "turn", true).await;
+        until_key(&redis, task, "lease", false).await;
+    }
+
+    let posted = call(&b.client, "create_task", same).await;
+    assert!(!is_error(&posted), "{}", text(&posted));
+    assert_eq!(
+        structured(&posted)["outputText"],
+        "answer to: same input (turn 1)"
+    );
+    let next = call(
+        &b.client,
+        "create_task",
+        json!({"input": "another input", "taskId": "tsk_orphan_other"}),
+    )
+    .await;
+    assert!(!is_error(&next), "{}", text(&next));
+    assert_eq!(
+        structured(&next)["outputText"],
+        "answer to: another input (turn 1)"
+    );
+    assert_eq!(fake.turns("tsk_orphan_same").len(), 1);
+    assert_eq!(fake.turns("tsk_orphan_other").len(), 1);
+}
+
+/// A follow-up that failed unrecorded is the task's latest turn: every replica says so,
+/// with the advice to resend, and none passes the first turn's answer off as the task's.
+#[tokio::test]
+async fn a_failed_follow_up_is_shown_as_failed_by_every_replica() {
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &[]).await;
+    let b = replica(&fake, &redis, &[]).await;
+    let task = "tsk_failed_follow_up";
+    let first = call(
+        &a.client,
+        "create_task",
+        json!({"input": "first", "taskId": task}),
+    )
+    .await;
+    assert!(!is_error(&first), "{}", text(&first));
+    fake.push_fault(Fault::Status {
+        status: 503,
+        message: "overloaded".into(),
+        retry_after: None,
+    });
+    let second = call(
+        &a.client,
+        "create_task",
+        json!({"input": "second", "taskId": task}),
+    )
+    .await;
+    assert!(is_error(&second), "{}", text(&second));
+
+    for (name, replica) in [("A", &a), ("B", &b)] {
+        let collected = call(&replica.client, "get_task", json!({"taskId": task})).await;
+        assert!(is_error(&collected), "{name}: {}", text(&collected));
+        assert!(
+            text(&collected).contains("503") && text(&collected).contains("did not record"),
+            "{name}: {}",
+            text(&collected)
+        );
+        let data = structured(&collected);
+        assert_eq!(data["status"], "failed", "{name}: {data}");
+        assert_eq!(data["outputText"], "", "{name}: {data}");
+        assert_eq!(data["turns"][0]["outputText"], "answer to: first (turn 1)");
+    }
+    assert_eq!(fake.turns(task).len(), 1);
+}
+
+/// A replica remembers a task's first answer; its second turn runs on another replica.
+/// When the store loses its data, or stops answering, the first replica must not serve the
+/// answer it remembers as the task's: Handinger's newest turn is the running second one.
+#[tokio::test]
+async fn an_answer_remembered_here_is_not_served_while_a_newer_turn_runs_elsewhere() {
+    let mut redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &[]).await;
+    let b = replica(&fake, &redis, &["--max-wait", "1"]).await;
+    let task = "tsk_newer_elsewhere";
+    let first = call(
+        &a.client,
+        "create_task",
+        json!({"input": "first", "taskId": task}),
+    )
+    .await;
+    assert!(!is_error(&first), "{}", text(&first));
+    let second = call(
+        &b.client,
+        "create_task",
+        json!({"input": "second sleep=8000", "taskId": task}),
+    )
+    .await;
+    assert_eq!(
+        structured(&second)["status"],
+        "running",
+        "{}",
+        text(&second)
+    );
+
+    redis.query(&["FLUSHALL"]);
+    let emptied = call(&a.client, "get_task", json!({"taskId": task})).await;
+    assert_eq!(
+        structured(&emptied)["status"],
+        "running",
+        "store emptied: {}",
+        text(&emptied)
+    );
+    redis.stop();
+    let down = call(&a.client, "get_task", json!({"taskId": task})).await;
+    assert_eq!(
+        structured(&down)["status"],
+        "running",
+        "store down: {}",
+        text(&down)
+    );
+    assert!(!text(&down).contains("answer to: first"), "{}", text(&down));
+}
+
+/// A call queued at a replica that is paused runs when it resumes, after the same call
+/// was answered by another replica: it is answered from that turn, and nothing is posted
+/// a second time.
+#[tokio::test]
+async fn a_call_that_runs_late_on_a_stalled_replica_does_not_post_again() {
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &[]).await;
+    let b = replica(&fake, &redis, &[]).await;
+    let ask = json!({"input": "asked twice", "taskId": "tsk_late_call"});
+
+    signal(a.pid, "STOP");
+    let late = call(&a.client, "create_task", ask.clone());
+    let on_b = async {
+        let answered = call(&b.client, "create_task", ask.clone()).await;
+        signal(a.pid, "CONT");
+        answered
+    };
+    let (late, answered) = tokio::join!(late, on_b);
+    assert!(!is_error(&answered), "{}", text(&answered));
+    assert!(!is_error(&late), "{}", text(&late));
+    assert_eq!(
+        structured(&late)["outputText"],
+        structured(&answered)["outputText"]
+    );
+    assert!(
+        text(&late).contains("same as the task's latest turn"),
+        "{}",
+        text(&late)
+    );
+    assert_eq!(fake.posts().len(), 1, "the late call posted again");
+}
+
+/// A call lost in transit (sent to a replica that stalled, then died) was never posted:
+/// get_task names the latest turn's input, so the caller can see its own is not there, and
+/// sending the call again posts it once.
+#[tokio::test]
+async fn a_call_lost_with_its_replica_can_be_told_and_sent_again() {
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &[]).await;
+    let b = replica(&fake, &redis, &[]).await;
+    let task = "tsk_lost_in_transit";
+    let first = call(
+        &b.client,
+        "create_task",
+        json!({"input": "first", "taskId": task}),
+    )
+    .await;
+    assert!(!is_error(&first), "{}", text(&first));
+
+    signal(a.pid, "STOP");
+    let second = json!({"input": "second", "taskId": task});
+    let lost = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        call(&a.client, "create_task", second.clone()),
+    )
+    .await;
+    assert!(lost.is_err(), "the stalled replica answered");
+    signal(a.pid, "KILL");
+
+    let looked = call(&b.client, "get_task", json!({"taskId": task})).await;
+    assert!(
+        text(&looked).contains("Latest turn's input: \"first\""),
+        "{}",
+        text(&looked)
+    );
+    let sent = call(&b.client, "create_task", second).await;
+    assert!(!is_error(&sent), "{}", text(&sent));
+    assert_eq!(
+        structured(&sent)["outputText"],
+        "answer to: second (turn 2)"
+    );
+    assert_eq!(fake.turns(task).len(), 2);
+}
+
+/// After Redis restarts, the replica's connection is dead; the first call must not be
+/// refused for it (it once failed with "broken pipe").
+#[tokio::test]
+async fn the_first_call_after_redis_restarts_is_not_refused() {
+    let mut redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &[]).await;
+    let warm = call(&a.client, "create_task", json!({"input": "before"})).await;
+    assert!(!is_error(&warm), "{}", text(&warm));
+    redis.restart(false);
+    let after = call(&a.client, "create_task", json!({"input": "after"})).await;
+    assert!(!is_error(&after), "{}", text(&after));
+    assert_eq!(fake.posts().len(), 2);
+}

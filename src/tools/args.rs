@@ -80,7 +80,9 @@ tool_args! {
         /// unlimited: long-running work with no spend cap. Omit it to use the server's default.
         budget,
         /// Continue an earlier task: pass the taskId of a previous create_task result to add a
-        /// follow-up turn that keeps the conversation. Omit it to start a new task.
+        /// follow-up turn that keeps the conversation. Omit it to start a new task, or give a
+        /// new id of your own (tsk_ then letters, digits, - or _) so that the call can be sent
+        /// again safely if its answer is lost.
         task_id,
         /// Run on a specific Handinger worker (an id like wrk_vk81XUHKHG-qr4). Omit it to use the
         /// server's configured worker, or to let Handinger set up a worker from the input.

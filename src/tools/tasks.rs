@@ -45,8 +45,11 @@ impl HandingerServer {
 text, the sources it used and the files it produced, plus a taskId. Pass that taskId back \
 (with a new input) to ask a follow-up on the same task. If the worker needs longer than this \
 server waits, the result has status \"running\" and the taskId: collect the answer with \
-get_task (taskId, wait) and do not call create_task again for it. Cancelling the call stops \
-the waiting, not the task: Handinger has no way to stop a task, and it still finishes. \
+get_task (taskId, wait) and do not call create_task again for it. If a call's answer never \
+arrives (a timeout, a dropped connection), send the same call again with the same taskId and \
+input: it joins the turn if it runs, returns its answer if it ended, and never runs it twice. \
+Cancelling the call stops the waiting, not the task: Handinger has no way to stop a task, and \
+it still finishes. \
 Each call spends Handinger credits according to the budget.",
         input_schema = input_schema::<CreateTaskArgs>(),
         output_schema = schema_for_output::<TaskResult>()
@@ -293,6 +296,7 @@ impl HandingerServer {
                 result.title = overview.title;
                 result.totals = overview.totals;
                 result.turns = overview.turns;
+                result.note = latest_input_note(&record);
                 task_result(&result, None)
             }
         }
@@ -369,7 +373,9 @@ impl HandingerServer {
                 let problem = matches!(result.status.as_str(), "error" | "aborted")
                     .then(|| format!("Task {task_id} ended with status {}.", result.status));
                 let sources = api.latest_sources(task_id, &record).await;
-                return task_result(&result.with_sources(&sources), problem);
+                let mut result = result.with_sources(&sources);
+                result.note = latest_input_note(&record);
+                return task_result(&result, problem);
             }
             let elapsed = now - started;
             send_progress(
@@ -468,8 +474,29 @@ fn failed_latest_turn(
 }
 
 fn lookup_failed(task_id: &TaskId, error: &ApiError) -> CallToolResult {
+    let lost = if error.status() == Some(404) {
+        // Nothing runs it here or on any replica (the store was asked first): a create_task
+        // whose answer never came was not sent.
+        " If you called create_task with this taskId and never got its answer, nothing was recorded: calling create_task again with the same taskId and input is safe."
+    } else {
+        ""
+    };
     error_result(format!(
-        "get_task failed for taskId {task_id}: {error}. {}",
+        "get_task failed for taskId {task_id}: {error}. {}{lost}",
         error.hint()
+    ))
+}
+
+/// Names the input of the task's newest turn, so a caller whose create_task never answered
+/// can tell whether its turn is this one; one that is not was never recorded.
+fn latest_input_note(record: &crate::handinger::TaskRecord) -> Option<String> {
+    const SHOWN: usize = 120;
+    let input = record.latest_turn()?.input.as_deref()?;
+    let shown = match input.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}…", &input[..end]),
+        None => input.to_owned(),
+    };
+    Some(format!(
+        "(Latest turn's input: {shown:?}. A create_task on this task that never answered and asked something else was not recorded: send it again with the same taskId and input; a repeat never runs a turn twice.)"
     ))
 }

@@ -197,6 +197,9 @@ pub struct FakeState {
     pub write_faults: VecDeque<(u16, Option<u64>)>,
     /// Random faults once the queued ones run out.
     pub chaos: Option<Chaos>,
+    /// When set, `GET /api/tasks/{id}/turns` is held until the next task POST has been
+    /// recorded: a lookup whose two reads straddle a new turn.
+    pub hold_turn_list: Option<Arc<tokio::sync::Notify>>,
 }
 
 #[derive(Clone)]
@@ -558,7 +561,11 @@ async fn create_task(
             output: None,
             files: Value::Array(Vec::new()),
         });
-        turns.len()
+        let turn = turns.len();
+        if let Some(held) = s.hold_turn_list.take() {
+            held.notify_one();
+        }
+        turn
     };
     // A zero sleep would still wait for the timer's next millisecond tick: skip it, so a
     // fake with no turn duration answers at once (the benchmark's floor depends on it).
@@ -726,6 +733,10 @@ fn turn_values(task_id: &str, turns: &[TurnRecord]) -> Vec<Value> {
 
 /// `GET /api/tasks/{id}/turns` (2026-07 on): `{items, taskId}`; absent in the legacy shape.
 async fn list_turns(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    let held = state.lock().unwrap().hold_turn_list.clone();
+    if let Some(recorded) = held {
+        recorded.notified().await;
+    }
     let mut s = state.lock().unwrap();
     if s.legacy_task_shape {
         return error(404, "No such endpoint");

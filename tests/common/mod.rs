@@ -122,6 +122,16 @@ pub async fn finished_mcp_task(
     .await
 }
 
+/// Sends signal `name` (`STOP`, `CONT`, `KILL`…) to process `pid` with kill(1): the faults
+/// the replica and store tests inject are real signals.
+pub fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("kill(1) runs");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
 /// Peak resident memory of a process, from /proc (Linux), in bytes.
 pub fn peak_rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

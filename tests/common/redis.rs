@@ -1,5 +1,6 @@
 //! A real Redis server for the shared-store tests: Debian's `redis-server` on a free
-//! loopback port, with no persistence, stopped when dropped.
+//! loopback port, stopped when dropped. Faults are real: the process is paused and resumed
+//! with signals, killed, and started again with or without the data it had.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -7,6 +8,8 @@ use std::time::Duration;
 pub struct Redis {
     pub port: u16,
     child: Option<Child>,
+    /// Where a snapshot taken before a restart lives, so the restarted server loads it.
+    dir: tempfile::TempDir,
 }
 
 impl Redis {
@@ -17,7 +20,11 @@ impl Redis {
             .local_addr()
             .unwrap()
             .port();
-        let mut redis = Redis { port, child: None };
+        let mut redis = Redis {
+            port,
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
         redis.spawn();
         redis
     }
@@ -30,10 +37,12 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server is installed (.ci/redis.sh installs it)");
+            .expect("redis-server is missing: install it with `sudo apt-get install redis-server` (.ci/redis.sh does)");
         self.child = Some(child);
         // Readiness is a signal, not a sleep: the first PING that answers.
         for _ in 0..500 {
@@ -99,6 +108,36 @@ impl Redis {
         let mut values = Vec::new();
         read_value(&mut reader, &mut values);
         values
+    }
+
+    /// Pauses the server (SIGSTOP): it holds its connections and answers nothing until
+    /// [`Self::resume`], like a store that stalls.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Resumes a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("redis-server runs").id();
+        super::signal(pid, name);
+    }
+
+    /// Kills the server and starts it again on the same port: with the data it held
+    /// (`keep_data`, from a snapshot taken first), or empty.
+    pub fn restart(&mut self, keep_data: bool) {
+        let snapshot = self.dir.path().join("dump.rdb");
+        if keep_data {
+            assert_eq!(self.query(&["SAVE"]), ["OK"]);
+        }
+        self.stop();
+        if !keep_data {
+            let _ = std::fs::remove_file(&snapshot);
+        }
+        self.spawn();
     }
 
     /// Stops the server (SIGKILL) and waits until it is gone.
