@@ -695,3 +695,39 @@ async fn the_first_call_after_redis_restarts_is_not_refused() {
     assert!(!is_error(&after), "{}", text(&after));
     assert_eq!(fake.posts().len(), 2);
 }
+
+/// Redis restarts without its data while a turn runs on A: the retry on B must not post the
+/// turn a second time (the store no longer knows it runs), but follow it on Handinger.
+#[tokio::test]
+async fn a_turn_running_when_the_store_lost_its_data_is_not_posted_again() {
+    let mut redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &["--max-wait", "1"]).await;
+    let b = replica(&fake, &redis, &[]).await;
+    // B has used the store before the loss, as a replica in service has.
+    let warm = call(&b.client, "create_task", json!({"input": "warm up"})).await;
+    assert!(!is_error(&warm), "{}", text(&warm));
+    let ask = json!({"input": "in flight sleep=2500", "taskId": "tsk_store_amnesia"});
+    let started = call(&a.client, "create_task", ask.clone()).await;
+    assert_eq!(
+        structured(&started)["status"],
+        "running",
+        "{}",
+        text(&started)
+    );
+
+    redis.restart(false);
+    let retried = call(&b.client, "create_task", ask).await;
+    assert!(!is_error(&retried), "{}", text(&retried));
+    assert_eq!(
+        structured(&retried)["status"],
+        "completed",
+        "{}",
+        text(&retried)
+    );
+    assert_eq!(
+        structured(&retried)["outputText"],
+        "answer to: in flight sleep=2500 (turn 1)"
+    );
+    assert_eq!(fake.turns("tsk_store_amnesia").len(), 1, "posted twice");
+}

@@ -542,7 +542,32 @@ impl TurnRegistry {
             }
         }
         let worker = match claim {
-            Ok(Claim::Won { worker }) => worker,
+            Ok(Claim::Won {
+                worker,
+                amnesiac: true,
+            }) => {
+                // The store lost its data lately: a turn of this input may be running or
+                // just ended on Handinger with no record of it left here. Handinger's turn
+                // list decides; one that is there is followed, never posted again.
+                match orphan_fate(api, &ident, &meta).await {
+                    OrphanFate::Running | OrphanFate::Ended => {
+                        self.lock().give_slot(scope);
+                        if let Err(error) = store.withdraw(&ident, &meta).await {
+                            tracing::warn!(%error, "could not withdraw a claim for a turn Handinger already has");
+                        }
+                        tracing::info!(task_id = %asked.key.task_id, "the store had forgotten a turn Handinger has; following it there");
+                        return Ok(Admitted::new(self.remote_turn(Remote {
+                            store: store.clone(),
+                            api: api.clone(),
+                            ident,
+                            meta,
+                            following: Default::default(),
+                        })));
+                    }
+                    OrphanFate::NotSent | OrphanFate::Unknown => worker,
+                }
+            }
+            Ok(Claim::Won { worker, .. }) => worker,
             Ok(Claim::Held { meta: held, .. }) => {
                 self.lock().give_slot(scope);
                 let running_for =
@@ -768,7 +793,9 @@ impl TurnRegistry {
                         running_for: existing.started.elapsed(),
                     });
                 }
-                Some(outcome) => {
+                // With a shared store the store's record of the task's latest turn decides
+                // (a newer turn may have run on another replica since this one ended).
+                Some(outcome) if self.shared.is_none() => {
                     let ago = existing.finished.get().map(|(at, _)| at.elapsed());
                     if same
                         && outcome.recorded_upstream()
@@ -780,6 +807,7 @@ impl TurnRegistry {
                         }));
                     }
                 }
+                Some(_) => {}
             }
             if !asked.explicit_worker
                 && let Some(worker) = existing.known_worker()
@@ -1108,8 +1136,8 @@ fn withheld(detail: String) -> TurnOutcome {
     }
 }
 
-/// What became of an orphaned turn (its owner stopped renewing its lease), from Handinger's
-/// turn list.
+/// What became of a turn the store cannot vouch for (an orphan: its owner stopped renewing
+/// its lease; or one the store may have forgotten), from Handinger's turn list.
 #[derive(Debug, Clone, Copy)]
 enum OrphanFate {
     /// Never sent: the task is unknown, or its latest turn is another input.

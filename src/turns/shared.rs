@@ -69,6 +69,15 @@ pub struct SharedStore {
     /// one that could not stay in memory is not kept in the store either.
     max_bytes: usize,
     next: std::sync::atomic::AtomicU64,
+    /// The store's epoch as this replica last saw it, and until when the store counts as
+    /// having forgotten turns (see [`Self::saw_epoch`]).
+    epoch: std::sync::Mutex<Epoch>,
+}
+
+#[derive(Default)]
+struct Epoch {
+    seen: Option<String>,
+    doubtful_until: Option<std::time::Instant>,
 }
 
 /// What the store knows of a turn while it runs.
@@ -116,6 +125,10 @@ impl Ident {
         format!("{}:{part}", self.prefix)
     }
 
+    fn keys(&self, parts: &[&str]) -> Vec<String> {
+        parts.iter().map(|part| self.key(part)).collect()
+    }
+
     /// The keyed digest of an input, as stored in [`TurnMeta::digest`].
     pub fn digest(&self, input: &str) -> String {
         use sha2::Digest as _;
@@ -129,7 +142,13 @@ impl Ident {
 /// The answer to a claim.
 pub enum Claim {
     /// The turn is ours to post; the worker of the task's last turn, when the store has it.
-    Won { worker: Option<String> },
+    /// `amnesiac`: the store lost its data within `--repeat-window` (see
+    /// [`SharedStore::saw_epoch`]), so a turn running or just ended may be missing from it:
+    /// Handinger's turn list is asked before posting.
+    Won {
+        worker: Option<String>,
+        amnesiac: bool,
+    },
     /// A turn of this task is recorded already; `alive` says whether its owner still renews
     /// its lease.
     Held { meta: TurnMeta, alive: bool },
@@ -154,7 +173,9 @@ pub enum Lookup {
 // The claim: a turn is recorded (with its lease) only where none is. The same claim sent
 // again (its first answer was lost with the connection) is still ours. With no turn
 // recorded, an input equal to the task's latest turn's (`…:last`, kept for --repeat-window)
-// is that turn again, not a new one.
+// is that turn again, not a new one. The store's epoch (KEYS[5], one for the whole store,
+// set once by whoever finds it missing) comes back with a won claim: a replica that sees it
+// change or vanish knows the store lost its data.
 static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -184,7 +205,14 @@ local worker = ''
 if redis.call('STRLEN', KEYS[3]) <= limit then
   worker = redis.call('GET', KEYS[3]) or ''
 end
-return {'won', worker}
+local epoch = ''
+if redis.call('STRLEN', KEYS[5]) <= limit then
+  epoch = redis.call('GET', KEYS[5]) or ''
+end
+if epoch == '' then
+  redis.call('SET', KEYS[5], ARGV[7])
+end
+return {'won', worker, epoch}
 ",
     )
 });
@@ -334,6 +362,7 @@ impl SharedStore {
             repeat_window: retention.repeat_window,
             max_bytes: retention.max_bytes,
             next: Default::default(),
+            epoch: Default::default(),
         }))
     }
 
@@ -396,20 +425,18 @@ impl SharedStore {
     /// Records `meta` as the task's running turn unless one is recorded already.
     pub async fn claim(&self, ident: &Ident, meta: &TurnMeta) -> Result<Claim, String> {
         let json = record_json(meta)?;
+        let mut claim_keys = ident.keys(&["turn", "lease", "worker", "last"]);
+        claim_keys.push(format!("{LAYOUT}:epoch"));
         let answer: Vec<redis::Value> = self
-            .invoke(
-                &CLAIM,
-                ident,
-                &["turn", "lease", "worker", "last"],
-                |call| {
-                    call.arg(json)
-                        .arg(&meta.uid)
-                        .arg(millis(self.lease))
-                        .arg(millis(self.ttl + self.lease))
-                        .arg(MAX_RECORD_BYTES)
-                        .arg(&meta.digest);
-                },
-            )
+            .invoke(&CLAIM, claim_keys, |call| {
+                call.arg(json)
+                    .arg(&meta.uid)
+                    .arg(millis(self.lease))
+                    .arg(millis(self.ttl + self.lease))
+                    .arg(MAX_RECORD_BYTES)
+                    .arg(&meta.digest)
+                    .arg(&self.owner);
+            })
             .await?;
         let text = |i: usize| text_at(&answer, i);
         match text(0).as_str() {
@@ -422,6 +449,7 @@ impl SharedStore {
                     }
                     usable
                 }),
+                amnesiac: self.saw_epoch(&text(2)),
             }),
             "held" => {
                 let meta = serde_json::from_str(&text(1)).map_err(|e| self.unreadable_turn(&e))?;
@@ -439,12 +467,54 @@ impl SharedStore {
         }
     }
 
+    /// Notes the store's epoch a won claim saw (empty: none was there, and the claim set
+    /// this process's), and says whether the store may have forgotten turns: its epoch
+    /// changed or vanished since this replica last looked (Redis restarted without its data,
+    /// or was flushed), within `--repeat-window` of noticing it. A replica that finds no
+    /// epoch at its first claim counts it as lost too: it cannot tell a new store from an
+    /// emptied one, and a check too many costs one lookup.
+    fn saw_epoch(&self, seen: &str) -> bool {
+        let mut epoch = self
+            .epoch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = std::time::Instant::now();
+        let current = if seen.is_empty() {
+            self.owner.as_str()
+        } else {
+            seen
+        };
+        if seen.is_empty() || epoch.seen.as_deref().is_some_and(|known| known != current) {
+            tracing::warn!(store = %self.display, "the shared store holds no record of turns before now (it is new, or lost its data); new turns are checked against Handinger's turn list for --repeat-window");
+            epoch.doubtful_until = Some(now + self.repeat_window.max(self.lease));
+        }
+        epoch.seen = Some(current.to_owned());
+        epoch.doubtful_until.is_some_and(|until| now < until)
+    }
+
+    /// Withdraws this replica's claim (`record`, as [`record_json`] wrote it) if it is still
+    /// the task's turn; `false` when it was not.
+    async fn release(&self, ident: &Ident, record: &str) -> Result<bool, String> {
+        let released: i64 = self
+            .invoke(&RELEASE, ident.keys(&["turn", "lease", "done"]), |call| {
+                call.arg(record);
+            })
+            .await?;
+        Ok(released == 1)
+    }
+
+    /// Withdraws a claim this replica won but will not post (Handinger already has the
+    /// turn), now.
+    pub async fn withdraw(&self, ident: &Ident, meta: &TurnMeta) -> Result<bool, String> {
+        self.release(ident, &record_json(meta)?).await
+    }
+
     /// Keeps the claim alive, taking its lease back if it lapsed while the turn record is
     /// still this turn's; `false` once it is not (another replica took the turn over).
     pub async fn renew(&self, ident: &Ident, meta: &TurnMeta) -> Result<bool, String> {
         let json = record_json(meta)?;
         let renewed: i64 = self
-            .invoke(&RENEW, ident, &["turn", "lease"], |call| {
+            .invoke(&RENEW, ident.keys(&["turn", "lease"]), |call| {
                 call.arg(json)
                     .arg(&meta.uid)
                     .arg(millis(self.lease))
@@ -460,6 +530,7 @@ impl SharedStore {
     /// again until the store answers, for as long as the claim could live without it (its
     /// lease); past that, whoever meets the orphan settles it with Handinger.
     pub fn release_later(self: &Arc<Self>, ident: Ident, meta: TurnMeta) {
+        // A claim is sent and withdrawn as the same record.
         let store = self.clone();
         tokio::spawn(async move {
             let Ok(json) = record_json(&meta) else {
@@ -468,15 +539,10 @@ impl SharedStore {
             let give_up = tokio::time::Instant::now() + store.lease * 2;
             let mut pause = Duration::from_millis(100);
             loop {
-                let released: Result<i64, String> = store
-                    .invoke(&RELEASE, &ident, &["turn", "lease", "done"], |call| {
-                        call.arg(json.as_str());
-                    })
-                    .await;
-                match released {
-                    Ok(done) => {
+                match store.release(&ident, &json).await {
+                    Ok(released) => {
                         tracing::info!(
-                            released = done == 1,
+                            released,
                             "withdrew a claim whose answer was lost; nothing was posted for it"
                         );
                         return;
@@ -544,7 +610,7 @@ impl SharedStore {
         };
         let keys = ["turn", "lease", "answer", "worker", "done", "ended", "last"];
         let stored: i64 = self
-            .invoke(&FINISH, ident, &keys, |call| {
+            .invoke(&FINISH, ident.keys(&keys), |call| {
                 call.arg(&meta.uid)
                     .arg(answer)
                     .arg(millis(self.ttl))
@@ -560,7 +626,7 @@ impl SharedStore {
     /// Drops an orphaned turn so a different input may start a new one.
     pub async fn take_over(&self, ident: &Ident, uid: &str) -> Result<bool, String> {
         let taken: i64 = self
-            .invoke(&TAKE_OVER, ident, &["turn", "lease"], |call| {
+            .invoke(&TAKE_OVER, ident.keys(&["turn", "lease"]), |call| {
                 call.arg(uid);
             })
             .await?;
@@ -570,7 +636,7 @@ impl SharedStore {
     /// What the store holds for the task: a running turn wins over the previous answer.
     pub async fn lookup(&self, ident: &Ident) -> Result<Lookup, String> {
         let answer: Vec<redis::Value> = self
-            .invoke(&LOOKUP, ident, &["turn", "lease", "answer"], |call| {
+            .invoke(&LOOKUP, ident.keys(&["turn", "lease", "answer"]), |call| {
                 call.arg(self.max_stored_bytes()).arg(MAX_RECORD_BYTES);
             })
             .await?;
@@ -626,17 +692,16 @@ impl SharedStore {
         self.max_bytes.saturating_mul(2).saturating_add(64 * 1024)
     }
 
-    /// Runs one of the Lua scripts on `ident`'s `keys`, with the arguments `args` adds.
+    /// Runs one of the Lua scripts on `keys`, with the arguments `args` adds.
     async fn invoke<T: redis::FromRedisValue>(
         &self,
         script: &'static redis::Script,
-        ident: &Ident,
-        keys: &[&str],
+        keys: Vec<String>,
         args: impl FnOnce(&mut redis::ScriptInvocation<'static>),
     ) -> Result<T, String> {
         let mut invocation = script.prepare_invoke();
-        for name in keys {
-            invocation.key(ident.key(name));
+        for key in keys {
+            invocation.key(key);
         }
         args(&mut invocation);
         let connection = self.manager.clone();

@@ -131,14 +131,14 @@ impl HttpBridge {
         ().serve(transport).await.map_err(|e| e.to_string())
     }
 
+    /// The server's process id, for the faults tests inject with signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("server still running")
+    }
+
     /// Sends SIGTERM, as an orchestrator stopping the server would.
     pub fn terminate(&self) {
-        let pid = self.child.id().expect("server still running");
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
+        super::signal(self.pid(), "TERM");
     }
 
     /// Waits (bounded) for the process to exit and for its last log lines.
