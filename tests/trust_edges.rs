@@ -336,13 +336,22 @@ async fn look_alike_answer_file_names_are_refused_like_direction_marks() {
 async fn a_refused_file_fetch_names_the_file_host_and_the_reason() {
     let fake = FakeHandinger::start().await;
     let (other, connections) = connection_counter().await;
+    // An allowed file host that has no such file: its 404 is its own, not Handinger's.
+    let files = FakeHandinger::start().await;
     fake.set_answer_files(json!([
-        {"filename": "meta.txt", "mediaType": "text/plain", "url": format!("https://localhost:{}/latest", other.port()), "size": 5}
+        {"filename": "meta.txt", "mediaType": "text/plain", "url": format!("https://localhost:{}/latest", other.port()), "size": 5},
+        {"filename": "gone.txt", "mediaType": "text/plain", "url": format!("{}/files/gone", files.base_url), "size": 5}
     ]));
     let dir = tempfile::tempdir().unwrap();
+    let files_host = files.base_url.trim_start_matches("http://").to_owned();
     let bridge = start(
         &fake.base_url,
-        &["--download-dir", dir.path().to_str().unwrap()],
+        &[
+            "--download-dir",
+            dir.path().to_str().unwrap(),
+            "--allow-file-host",
+            &files_host,
+        ],
     )
     .await;
     let created = call(&bridge.client, "create_task", json!({"input": "files"})).await;
@@ -357,4 +366,11 @@ async fn a_refused_file_fetch_names_the_file_host_and_the_reason() {
         "names the file host and the reason: {line}"
     );
     assert_eq!(connections.load(Ordering::SeqCst), 0);
+    let line = line_of(&shown, "gone.txt");
+    assert!(
+        line.contains(&format!("file host {}", files.base_url))
+            && line.contains("HTTP 404")
+            && !line.contains("Handinger answered"),
+        "names the file host, whose 404 it is: {line}"
+    );
 }

@@ -345,13 +345,25 @@ impl HandingerClient {
                 .map(str::to_owned);
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             let body = read_capped(response, limit).await?;
+            if !status.is_success() && !on_api_origin {
+                // Another host's answer: not Handinger's, and no key of ours was refused.
+                let said = error_message(&body).map(|m| format!(": {m}"));
+                return Err(ApiError::FileHost {
+                    origin: url.origin().ascii_serialization(),
+                    detail: format!(
+                        "it answered HTTP {}{}",
+                        status.as_u16(),
+                        said.unwrap_or_default()
+                    ),
+                });
+            }
             if !status.is_success() {
                 return Err(ApiError::Status {
                     status: status.as_u16(),
                     message: error_message(&body),
                     retry_after: None,
                     should_retry: None,
-                    callers_key: on_api_origin && self.callers_key,
+                    callers_key: self.callers_key,
                 });
             }
             return Ok((body, media_type));

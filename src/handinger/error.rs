@@ -44,8 +44,9 @@ pub enum ApiError {
     /// from: not http(s), not the API origin nor a public https host, too many hops.
     #[error("{detail}")]
     Refused { detail: String },
-    /// An answer file's host (not the API's) could not be reached: nothing was fetched.
-    #[error("could not connect to the file host {origin}: {detail}")]
+    /// An answer file's host (not the API's) could not be reached or did not serve the
+    /// file: nothing was kept.
+    #[error("the file host {origin} did not serve it: {detail}")]
     FileHost { origin: String, detail: String },
     /// An id that cannot be one path segment of an API URL (`.`, `..`, characters outside
     /// the id alphabet): refused before a request is built, whoever supplied it.
@@ -198,7 +199,7 @@ impl ApiError {
                 "The file was not fetched; the message says why. Its link still stands in get_task's result.".into()
             }
             ApiError::FileHost { .. } => {
-                "The file was not fetched: its host could not be reached. Its link still stands in get_task's result.".into()
+                "The file was not fetched from its host; the message says why. Its link still stands in get_task's result.".into()
             }
             ApiError::InvalidId { .. } => {
                 "Pass the id exactly as Handinger gave it (tsk_…, wrk_…) and call again.".into()

@@ -88,7 +88,9 @@ impl FileHosts {
         // so another port of an allowed name stops here.
         if self.allows_name(host) {
             return Err(format!(
-                "not fetched: {origin} is on a host allowed by --allow-file-host, but not on                  an allowed port (an entry without :port allows the default port only);                  the operator can allow it with --allow-file-host {}",
+                "not fetched: {origin} is on a host allowed by --allow-file-host, but not on \
+                 an allowed port (an entry without :port allows the default port only); \
+                 the operator can allow it with --allow-file-host {}",
                 authority(url)
             ));
         }

@@ -167,10 +167,7 @@ pub async fn readyz(
             tracing::warn!(reason = %detail, "not ready");
             let shown = match details {
                 Some(axum::Extension(Details(true))) => detail,
-                _ => format!(
-                    "{what} (the cause is in the server's log, and in this answer with the \
-                     server's bearer token)"
-                ),
+                _ => format!("{what} (the cause is in the server's log)"),
             };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
