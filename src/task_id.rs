@@ -148,6 +148,16 @@ mod tests {
     }
 
     #[test]
+    fn escaping_cannot_hide_a_dot_segment() {
+        // Why dot segments are refused rather than escaped: the URL parser drops `%2E` as
+        // it drops `.`, and the request goes to the collection.
+        for path in ["/api/tasks/.", "/api/tasks/%2E", "/api/tasks/%2e"] {
+            let url = reqwest::Url::parse(&format!("https://api.example{path}")).unwrap();
+            assert_eq!(url.path(), "/api/tasks/", "{path}");
+        }
+    }
+
+    #[test]
     fn a_checked_segment_is_never_a_dot_segment_and_names_its_field() {
         for bad in [".", "..", "", "a/b", "%2e"] {
             let error = checked_segment(bad, "scheduleId").unwrap_err();
