@@ -260,8 +260,10 @@ pub fn tools_json(server: &HandingerServer) -> Result<String, String> {
         .map_err(|e| format!("could not write the tools as JSON: {e}"))
 }
 
+/// Prints [`tools_json`]; a closed stdout (`tools | head`) ends the command quietly
+/// ([`crate::console`]).
 pub fn print_tools(server: &HandingerServer) -> Result<(), String> {
-    print!("{}", tools_json(server)?);
+    crate::console::print(&tools_json(server)?);
     Ok(())
 }
 

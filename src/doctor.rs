@@ -11,7 +11,6 @@
 //! answers 404 when it accepts the key, 401 when it refuses it, and 403 when the key has no
 //! API access. Doctor runs without a key (it reports that as a problem) and never prints it.
 
-use std::io::Write;
 use std::net::IpAddr;
 
 use crate::client_config::ClientConfig;
@@ -335,7 +334,9 @@ pub fn classify_probe(
             error @ (ApiError::NotSent { .. }
             | ApiError::LocalFile { .. }
             | ApiError::Withheld { .. }
-            | ApiError::Refused { .. }),
+            | ApiError::Refused { .. }
+            | ApiError::FileHost { .. }
+            | ApiError::InvalidId { .. }),
         ) => (
             Finding::new(
                 Status::Problem,
@@ -563,9 +564,10 @@ fn ip_entry_covers(entry: &str, ip: IpAddr) -> bool {
     }
 }
 
-/// Writes one line to stdout. A closed stdout (`doctor | head`) is not worth a panic.
+/// Writes one line to stdout; a closed stdout (`doctor | head`) ends doctor quietly
+/// ([`crate::console`]).
 fn emit(line: &str) {
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
+    crate::console::line(line);
 }
 
 fn plural(n: usize) -> &'static str {
@@ -584,6 +586,7 @@ mod tests {
             message: message.map(str::to_owned),
             retry_after: None,
             should_retry: None,
+            callers_key: false,
         })
     }
 

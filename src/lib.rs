@@ -42,7 +42,11 @@
 //!   path. It depends on nothing of ours but task ids: attachments are its own wire type
 //!   ([`handinger::attachment`]), which [`files`] produces, and it reports its requests to
 //!   the [`handinger::Observer`] it is given (the server's metrics).
-//! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped.
+//! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped; no id
+//!   is ever a dot segment (`.`, `..`) that would turn `/api/tasks/{id}` into the
+//!   collection.
+//! - [`printable`] — text from outside (upstream error bodies, names) on one line: control
+//!   characters, line separators and invisible marks escaped before it is logged or shown.
 //!
 //! The threat model and the test behind each defence: `docs/security.md`.
 //!
@@ -55,21 +59,25 @@
 //! (URLs shown without their passwords).
 //!
 //! Dependencies run one way: [`transport`] → [`tools`] → [`turns`] → [`files`] →
-//! [`handinger`] → [`task_id`]; [`metrics`] knows only [`handinger`]'s observer hooks.
+//! [`handinger`] → [`task_id`]; [`metrics`] knows only [`handinger`]'s observer hooks;
+//! [`printable`] knows nothing and anyone may use it.
 //!
 //! Two commands help a person set the server up rather than serve: `doctor` ([`doctor`]:
 //! checks the key, the base URL and proxy, the default worker) and `tools`; [`client_config`]
 //! holds what a client needs, the ready-to-paste configuration `doctor` ends with and the
-//! tools/list JSON `tools` prints.
+//! tools/list JSON `tools` prints; [`console`] is their stdout, where a closed pipe
+//! (`doctor | head`) ends the command quietly.
 
 pub mod client_config;
 pub mod config;
 pub mod config_file;
+pub mod console;
 pub mod doctor;
 pub mod files;
 pub mod handinger;
 pub mod logging;
 pub mod metrics;
+pub mod printable;
 pub mod redact;
 pub mod shutdown;
 pub mod task_id;

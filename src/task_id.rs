@@ -1,9 +1,13 @@
 //! Task and worker ids: generated in Handinger's documented shape, validated when a caller
 //! supplies one, and escaped before they become part of a URL path.
 //!
-//! A caller-supplied id ends up in `GET /api/tasks/{id}`, so an id such as `../workers/x`
-//! or `a?b` must never be able to steer that request to another endpoint. Validation keeps
-//! ids to a conservative alphabet; escaping is a second, independent guard.
+//! A caller-supplied id ends up in `GET /api/tasks/{id}`, so an id such as `../workers/x`,
+//! `a?b` or `.` must never be able to steer that request to another endpoint (`.` and `..`
+//! are dot segments: URL parsers drop them, escaped as `%2E` or not, so `/api/tasks/.`
+//! becomes the collection `/api/tasks/`). Validation keeps ids to a conservative alphabet
+//! and refuses dot segments; [`checked_segment`], which the endpoint builders use for ids
+//! that are not [`TaskId`]s (worker and schedule ids, some from upstream answers), checks
+//! again before it escapes.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -48,14 +52,20 @@ impl std::fmt::Display for TaskId {
     }
 }
 
-/// Any id (task, worker, schedule) escaped for use as one URL path segment: a second guard
-/// behind [`validate_id`].
-pub fn path_segment(raw: &str) -> String {
+/// An id escaped for use as one URL path segment.
+fn path_segment(raw: &str) -> String {
     utf8_percent_encode(raw, PATH_SEGMENT).to_string()
 }
 
+/// Any id (task, worker, schedule) as one URL path segment: checked with [`validate_id`]
+/// (whoever supplied it: a caller, or an upstream answer), then escaped. The error names
+/// `field`.
+pub fn checked_segment(raw: &str, field: &str) -> Result<String, String> {
+    validate_id(raw, field).map(|()| path_segment(raw))
+}
+
 /// Checks a task or worker id: 1 to [`MAX_ID_LEN`] characters of `A-Z a-z 0-9 _ - . :`,
-/// and no `..`.
+/// not a dot segment (`.`, `..`) and no `..` anywhere.
 pub fn validate_id(raw: &str, field: &str) -> Result<(), String> {
     if raw.is_empty() {
         return Err(format!(
@@ -74,6 +84,12 @@ pub fn validate_id(raw: &str, field: &str) -> Result<(), String> {
     {
         return Err(format!(
             "{field} contains {bad:?}; ids may only hold letters, digits, '_', '-', '.' and ':'"
+        ));
+    }
+    if raw.chars().all(|c| c == '.') {
+        return Err(format!(
+            "{field} is {raw:?}, a path's dot segment, not an id: pass the id itself, such as \
+             tsk_01HZY31W2SZJ8MJ2FQTR3M1K9D"
         ));
     }
     if raw.contains("..") {
@@ -103,6 +119,8 @@ mod tests {
             "a?b",
             "a#b",
             "..",
+            ".",
+            "...",
             "a b",
             "tsk_é",
             &"x".repeat(129),
@@ -126,5 +144,29 @@ mod tests {
     #[test]
     fn escaping_guards_what_validation_lets_through() {
         assert_eq!(TaskId("a:b".into()).path_segment(), "a%3Ab");
+        assert_eq!(checked_segment("wrk_1:a", "workerId").unwrap(), "wrk_1%3Aa");
+    }
+
+    #[test]
+    fn escaping_cannot_hide_a_dot_segment() {
+        // Why dot segments are refused rather than escaped: the URL parser drops `%2E` as
+        // it drops `.`, and the request goes to the collection.
+        for path in ["/api/tasks/.", "/api/tasks/%2E", "/api/tasks/%2e"] {
+            let url = reqwest::Url::parse(&format!("https://api.example{path}")).unwrap();
+            assert_eq!(url.path(), "/api/tasks/", "{path}");
+        }
+    }
+
+    #[test]
+    fn a_checked_segment_is_never_a_dot_segment_and_names_its_field() {
+        for bad in [".", "..", "", "a/b", "%2e"] {
+            let error = checked_segment(bad, "scheduleId").unwrap_err();
+            assert!(error.contains("scheduleId"), "{bad:?}: {error}");
+        }
+        assert!(
+            checked_segment(".", "workerId")
+                .unwrap_err()
+                .contains("dot segment")
+        );
     }
 }

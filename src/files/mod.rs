@@ -35,24 +35,30 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err(format!("file name {name:?} is blank"));
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| matches!(c, '/' | '\\') || c.is_control() || is_direction_mark(*c))
-    {
+    if let Some(bad) = name.chars().find(|c| {
+        matches!(c, '/' | '\\') || crate::printable::needs_escape(*c) || is_look_alike(*c)
+    }) {
         return Err(format!(
-            "file name {name:?} contains {bad:?}; names may not hold path separators, control characters or text-direction marks"
+            "file name {name:?} contains {bad:?}; names may not hold path separators or characters that look like them, control characters, line separators, or invisible or text-direction marks"
         ));
     }
     Ok(())
 }
 
-/// The Unicode marks that change the display order of text (as in `evil\u{202e}txt.exe`,
-/// shown as `evilexe.txt`), plus the invisible joiners and byte-order mark that make one
-/// name look like another.
-fn is_direction_mark(c: char) -> bool {
+/// Characters drawn like the dot and the slashes of a path, which make one name look like
+/// another: `invoice\u{2024}pdf` (ONE DOT LEADER) shows as `invoice.pdf` but has no
+/// extension, `a\u{2215}b.txt` (DIVISION SLASH) shows as a path. Refused like the
+/// text-direction marks ([`crate::printable::is_format_mark`]: `evil\u{202e}txt.exe`, shown
+/// as `evilexe.txt`), never repaired: a repaired name would be a third name.
+fn is_look_alike(c: char) -> bool {
     matches!(
         c,
-        '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+        // Dots: one and two dot leaders, small and fullwidth full stops.
+        '\u{2024}' | '\u{2025}' | '\u{fe52}' | '\u{ff0e}'
+        // Slashes: fraction, division, box-drawing diagonals, big solidus, fullwidth.
+        | '\u{2044}' | '\u{2215}' | '\u{2571}' | '\u{2572}' | '\u{29f8}' | '\u{ff0f}'
+        // Backslashes: set minus, big and small reverse solidus, fullwidth.
+        | '\u{2216}' | '\u{29f5}' | '\u{29f9}' | '\u{fe68}' | '\u{ff3c}'
     )
 }
 
@@ -73,9 +79,16 @@ mod tests {
             "  ",
             "evil\u{202e}txt.exe",
             "a\u{2067}b",
+            "invoice\u{2024}pdf",
+            "a\u{2215}b.txt",
+            "a\u{ff0f}b.txt",
+            "word\u{2060}joiner",
+            "line\u{2028}break",
+            "soft\u{ad}hyphen",
         ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
         assert!(validate_name("report (final).csv").is_ok());
+        assert!(validate_name("Überblick 東京 — v2.pdf").is_ok());
     }
 }

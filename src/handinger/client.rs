@@ -61,6 +61,9 @@ pub struct HandingerClient {
     /// Identifies the key without revealing it (a keyed hash, random per process), so
     /// state kept per key (answers waiting for collection) never crosses keys.
     scope: u64,
+    /// The key is a caller's own (`--key-from-request`, [`Self::with_key`]): a refusal of
+    /// it is advice for the caller, not the operator ([`ApiError::Status`]).
+    callers_key: bool,
     tasks_url: String,
     options: std::sync::Arc<ClientOptions>,
     /// Told about every request (the server's metrics).
@@ -79,6 +82,7 @@ impl HandingerClient {
             http: LazyHttp::spawn(options.file_hosts.clone()),
             auth: key.map(bearer).transpose()?,
             scope: key.map_or(0, key_scope),
+            callers_key: false,
             tasks_url: format!("{}/api/tasks", options.base_url),
             options: std::sync::Arc::new(options),
             observer,
@@ -91,6 +95,7 @@ impl HandingerClient {
         Ok(Self {
             auth: Some(bearer(key)?),
             scope: key_scope(key),
+            callers_key: true,
             ..self.clone()
         })
     }
@@ -344,7 +349,13 @@ impl HandingerClient {
                 .timeout(self.options.get_timeout)
                 .send()
                 .await
-                .map_err(|e| self.transport_error(&e))?;
+                .map_err(|e| {
+                    if on_api_origin {
+                        self.transport_error(&e)
+                    } else {
+                        file_host_error(&url, &e)
+                    }
+                })?;
             if let Some(next) = redirect::target(&response) {
                 url = next.map_err(refused)?;
                 continue;
@@ -357,12 +368,25 @@ impl HandingerClient {
                 .map(str::to_owned);
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             let body = read_capped(response, limit).await?;
+            if !status.is_success() && !on_api_origin {
+                // Another host's answer: not Handinger's, and no key of ours was refused.
+                let said = error_message(&body).map(|m| format!(": {m}"));
+                return Err(ApiError::FileHost {
+                    origin: url.origin().ascii_serialization(),
+                    detail: format!(
+                        "it answered HTTP {}{}",
+                        status.as_u16(),
+                        said.unwrap_or_default()
+                    ),
+                });
+            }
             if !status.is_success() {
                 return Err(ApiError::Status {
                     status: status.as_u16(),
                     message: error_message(&body),
                     retry_after: None,
                     should_retry: None,
+                    callers_key: self.callers_key,
                 });
             }
             return Ok((body, media_type));
@@ -378,7 +402,7 @@ impl HandingerClient {
     }
 
     /// `{base_url}{path}`, for a path whose ids are already escaped
-    /// ([`crate::task_id::path_segment`]).
+    /// ([`crate::task_id::checked_segment`], [`TaskId::path_segment`]).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.options.base_url)
     }
@@ -497,6 +521,7 @@ impl HandingerClient {
                 message: Some(message),
                 retry_after: None,
                 should_retry: None,
+                callers_key: self.callers_key,
             });
         }
         let retry_after = retry_after(response.headers(), std::time::SystemTime::now());
@@ -508,11 +533,13 @@ impl HandingerClient {
                 message: error_message(&body),
                 retry_after,
                 should_retry,
+                callers_key: self.callers_key,
             });
         }
         serde_json::from_slice(&body).map_err(|e| ApiError::Malformed {
             status: status.as_u16(),
-            detail: e.to_string(),
+            // serde quotes some of what it read (an unknown variant) as it is.
+            detail: crate::printable::one_line(&e.to_string()).into_owned(),
         })
     }
 
@@ -617,7 +644,29 @@ async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<By
     Ok(body.freeze())
 }
 
-/// Handinger's `{"error": "..."}` message, if the body is one (bounded: it ends up in results).
+/// Why a file on a host other than the API's was not fetched: the file guard's refusal
+/// (made inside the resolver, so it arrives as a connection error) as the refusal it is,
+/// anything else as that host's failure. Neither is Handinger's: the API was not asked.
+fn file_host_error(url: &reqwest::Url, error: &reqwest::Error) -> ApiError {
+    if let Some(refusal) = super::error::find_cause::<super::fetch_guard::NotPublic>(error) {
+        return ApiError::Refused {
+            detail: refusal.to_string(),
+        };
+    }
+    let detail = super::error::cause_chain(error);
+    let origin = url.origin().ascii_serialization();
+    if error.is_timeout() {
+        ApiError::FileHost {
+            origin,
+            detail: format!("no answer within the timeout ({detail})"),
+        }
+    } else {
+        ApiError::FileHost { origin, detail }
+    }
+}
+
+/// Handinger's `{"error": "..."}` message, if the body is one (bounded: it ends up in
+/// results). Escaped ([`crate::printable`]): it is upstream text, and it is logged.
 fn error_message(body: &[u8]) -> Option<String> {
     const MAX_CHARS: usize = 500;
     let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
@@ -625,7 +674,8 @@ fn error_message(body: &[u8]) -> Option<String> {
         serde_json::Value::String(s) => s,
         other => other.to_string(),
     };
-    Some(message.chars().take(MAX_CHARS).collect())
+    let bounded: String = message.chars().take(MAX_CHARS).collect();
+    Some(crate::printable::one_line(&bounded).into_owned())
 }
 
 /// The wait Handinger asked for, read as the official SDKs read it: `retry-after-ms`
@@ -714,6 +764,7 @@ mod tests {
             message: None,
             retry_after: Some(Duration::from_secs(120)),
             should_retry: None,
+            callers_key: false,
         };
         assert_eq!(resend_pause(&error, 0), None);
     }
@@ -767,6 +818,7 @@ mod tests {
             message: None,
             retry_after: None,
             should_retry: should_retry(&headers(&[("x-should-retry", verdict)])),
+            callers_key: false,
         };
         // Reads follow the header either way.
         assert!(!status(503, "false").is_transient());

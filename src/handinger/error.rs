@@ -21,6 +21,11 @@ pub enum ApiError {
         retry_after: Option<Duration>,
         /// Handinger's `x-should-retry` verdict, when it gave one.
         should_retry: Option<bool>,
+        /// The key was the caller's own (`X-Handinger-Api-Key`, `--key-from-request`), not
+        /// the server's: a refused key is then the caller's to fix, not the operator's.
+        /// (Default: records kept before this field existed were the server's.)
+        #[serde(default)]
+        callers_key: bool,
     },
     /// The connection could not be made (refused, DNS, TLS): the request was never sent.
     #[error("could not connect to Handinger at {base_url}: {detail}")]
@@ -44,6 +49,14 @@ pub enum ApiError {
     /// have taken the turn over. Nothing was sent.
     #[error("{detail}")]
     Withheld { detail: String },
+    /// An answer file's host (not the API's) could not be reached or did not serve the
+    /// file: nothing was kept.
+    #[error("the file host {origin} did not serve it: {detail}")]
+    FileHost { origin: String, detail: String },
+    /// An id that cannot be one path segment of an API URL (`.`, `..`, characters outside
+    /// the id alphabet): refused before a request is built, whoever supplied it.
+    #[error("{detail}")]
+    InvalidId { detail: String },
     /// This side cannot send at all (no CA certificates for the HTTPS client, no API key):
     /// nothing was sent.
     #[error("{detail}")]
@@ -68,6 +81,12 @@ pub(crate) fn innermost_cause(error: &reqwest::Error) -> String {
         .map_or_else(|| error.to_string(), |cause| cause.to_string())
 }
 
+/// The first cause beneath `error` of type `T` (an error of ours that travelled through
+/// reqwest and hyper, such as the file guard's refusal).
+pub(crate) fn find_cause<T: std::error::Error + 'static>(error: &reqwest::Error) -> Option<&T> {
+    causes(error).find_map(|cause| cause.downcast_ref::<T>())
+}
+
 /// The causes on one line, without the URL reqwest puts in front.
 pub(crate) fn cause_chain(error: &reqwest::Error) -> String {
     let chain: Vec<String> = causes(error).map(|cause| cause.to_string()).collect();
@@ -88,6 +107,8 @@ impl ApiError {
             | ApiError::LocalFile { .. }
             | ApiError::Withheld { .. }
             | ApiError::Refused { .. }
+            | ApiError::FileHost { .. }
+            | ApiError::InvalidId { .. }
             | ApiError::Setup { .. } => false,
             ApiError::Status { status, .. } => !(400..500).contains(status) || *status == 408,
             ApiError::Interrupted { .. }
@@ -129,6 +150,8 @@ impl ApiError {
             | ApiError::LocalFile { .. }
             | ApiError::Withheld { .. }
             | ApiError::Refused { .. }
+            | ApiError::FileHost { .. }
+            | ApiError::InvalidId { .. }
             | ApiError::Setup { .. } => false,
         }
     }
@@ -143,8 +166,14 @@ impl ApiError {
     /// What a person (or a model) should do next, in one sentence.
     pub fn hint(&self) -> String {
         match self {
+            ApiError::Status { status: 401, callers_key: true, .. } => {
+                "Your API key was refused: this server runs each call with the key its caller sends in the X-Handinger-Api-Key header; send a valid, unrevoked key (hdg_live_…) there.".into()
+            }
             ApiError::Status { status: 401, .. } => {
                 "The API key was refused: check that HANDINGER_API_KEY holds a valid, unrevoked key (hdg_live_…) and restart the server.".into()
+            }
+            ApiError::Status { status: 403, callers_key: true, .. } => {
+                "Your key (the X-Handinger-Api-Key header) has no access to that worker or task: check the workerId/taskId, or send a key of the organization that owns it.".into()
             }
             ApiError::Status { status: 403, .. } => {
                 "The key has no access to that worker or task: check the workerId/taskId, or use a key of the organization that owns it.".into()
@@ -178,6 +207,12 @@ impl ApiError {
             }
             ApiError::Refused { .. } => {
                 "The file was not fetched; the message says why. Its link still stands in get_task's result.".into()
+            }
+            ApiError::FileHost { .. } => {
+                "The file was not fetched from its host; the message says why. Its link still stands in get_task's result.".into()
+            }
+            ApiError::InvalidId { .. } => {
+                "Pass the id exactly as Handinger gave it (tsk_…, wrk_…) and call again.".into()
             }
             ApiError::Setup { .. } => {
                 "Fix the server's setup as the message says, then restart it; `handinger-mcp doctor` checks it.".into()

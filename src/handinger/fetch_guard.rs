@@ -8,7 +8,11 @@
 //!
 //! - on the API's own origin (the operator trusts it; checked by the caller), or
 //! - `https` to a host whose addresses are all public, or
-//! - on a host the operator allowed with `--allow-file-host` (any scheme, any address).
+//! - on a host the operator allowed with `--allow-file-host` (any scheme, any address), on
+//!   the port the entry names, or the scheme's default port (80, 443) for an entry without
+//!   one. A URL on an allowed name but another port is refused outright: the resolver below
+//!   sees names, not ports, and would otherwise let another service on that host (another
+//!   TLS port of `localhost`) be fetched, or scanned by its errors.
 //!
 //! The public-address check happens twice: on the URL (an IP literal never goes through
 //! DNS) and in [`PublicOnlyResolver`], the DNS resolver of the client that fetches foreign
@@ -33,7 +37,7 @@ pub struct FileHosts {
 struct HostEntry {
     /// Lower case, IPv6 without brackets.
     host: String,
-    /// `None` allows any port.
+    /// `None` allows the URL scheme's default port only (80 for http, 443 for https).
     port: Option<u16>,
 }
 
@@ -54,11 +58,17 @@ impl FileHosts {
         })
     }
 
-    fn allows(&self, host: &str, port: Option<u16>) -> bool {
-        let host = normalize(host);
-        self.entries
-            .iter()
-            .any(|entry| entry.host == host && entry.port.is_none_or(|p| Some(p) == port))
+    /// Whether `url`'s host and port are an entry's.
+    fn allows(&self, url: &Url) -> bool {
+        let host = normalize(url.host_str().unwrap_or_default());
+        let default = default_port(url.scheme());
+        self.entries.iter().any(|entry| {
+            entry.host == host
+                && matches!(
+                    (entry.port.or(default), url.port_or_known_default()),
+                    (Some(allowed), Some(port)) if allowed == port
+                )
+        })
     }
 
     fn allows_name(&self, host: &str) -> bool {
@@ -70,10 +80,20 @@ impl FileHosts {
     /// error says why the file was not fetched and how an operator could allow it.
     pub fn check(&self, url: &Url) -> Result<(), String> {
         let host = url.host_str().unwrap_or_default();
-        if self.allows(host, url.port_or_known_default()) {
+        if self.allows(url) {
             return Ok(());
         }
         let origin = url.origin().ascii_serialization();
+        // The resolver lets an allowed name resolve to private addresses whatever the port,
+        // so another port of an allowed name stops here.
+        if self.allows_name(host) {
+            return Err(format!(
+                "not fetched: {origin} is on a host allowed by --allow-file-host, but not on \
+                 an allowed port (an entry without :port allows the default port only); \
+                 the operator can allow it with --allow-file-host {}",
+                authority(url)
+            ));
+        }
         if url.scheme() != "https" {
             return Err(format!(
                 "not fetched: {origin} is not https, and answer files are fetched over plain \
@@ -98,6 +118,37 @@ impl FileHosts {
     }
 }
 
+/// The default port of the schemes files are fetched over.
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
+}
+
+/// `host:port` of a URL, as an `--allow-file-host` entry would name it.
+fn authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// The resolver's refusal of a name with a non-public address: its own type, so the
+/// download that met it reports a refusal rather than a connection failure.
+#[derive(Debug)]
+pub struct NotPublic(String);
+
+impl std::fmt::Display for NotPublic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotPublic {}
+
 fn not_public(origin: &str) -> String {
     format!(
         "not fetched: {origin} is a loopback, private, link-local or otherwise non-public \
@@ -107,7 +158,9 @@ fn not_public(origin: &str) -> String {
 }
 
 /// Resolves names with the system resolver and refuses any name with a non-public
-/// address among its answers (unless the operator allowed the host).
+/// address among its answers (unless the operator allowed the host). It is asked for a
+/// name without its port; [`FileHosts::check`], run on every URL before it is fetched,
+/// has already refused the ports of an allowed name that no entry allows.
 pub struct PublicOnlyResolver {
     hosts: FileHosts,
 }
@@ -121,7 +174,7 @@ impl Resolve for PublicOnlyResolver {
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if !allowed && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
                 tracing::warn!(host, address = %bad.ip(), "refused to fetch an answer file from a non-public address");
-                return Err(not_public(&host).into());
+                return Err(NotPublic(not_public(&host)).into());
             }
             let addrs: Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
@@ -266,7 +319,22 @@ mod tests {
         let some = FileHosts::new(&["127.0.0.1:9000".into(), "Files.Internal".into()]).unwrap();
         assert!(some.check(&url("http://127.0.0.1:9000/a")).is_ok());
         assert!(some.check(&url("http://127.0.0.1:9001/a")).is_err());
-        assert!(some.check(&url("http://files.internal:1/a")).is_ok());
+        // Without a port, an entry allows the scheme's default port only.
+        assert!(some.check(&url("http://files.internal/a")).is_ok());
+        assert!(some.check(&url("https://files.internal/a")).is_ok());
+        assert!(some.check(&url("http://files.internal:1/a")).is_err());
+        assert!(some.check(&url("https://files.internal:8443/a")).is_err());
+        // An allowed name on another port is refused even over https, where a public name
+        // would pass: the resolver would let the allowed name reach a private address.
+        let local = FileHosts::new(&["localhost:18040".into()]).unwrap();
+        assert!(local.check(&url("https://localhost:18040/a")).is_ok());
+        let refused = local
+            .check(&url("https://localhost:18090/admin"))
+            .unwrap_err();
+        assert!(
+            refused.contains("--allow-file-host localhost:18090"),
+            "{refused}"
+        );
         assert!(FileHosts::new(&["https://x".into()]).is_err());
     }
 

@@ -63,6 +63,11 @@ pub struct TaskResult {
     #[serde(skip)]
     #[schemars(skip)]
     pub note: Option<String>,
+    /// `url` is the worker's page (all a task POST's answer gives), not the task's: the
+    /// text then labels it as the worker's, never as the task's dashboard.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub url_is_workers: bool,
 }
 
 #[serde_with::skip_serializing_none]
@@ -152,6 +157,7 @@ impl TaskResult {
                 .collect(),
             usage: answer.usage,
             url: answer.url.clone(),
+            url_is_workers: true,
             ..Default::default()
         }
     }
@@ -437,14 +443,20 @@ pub fn task_result(result: &TaskResult, problem: Option<String>) -> CallToolResu
     call_result
 }
 
-/// The bracketed last line: the handle for follow-ups, plus turn history and dashboard.
+/// The bracketed last line: the handle for follow-ups, plus turn history and one link:
+/// the task's dashboard page, or the worker's page when that is all the answer gave.
 fn footer(result: &TaskResult) -> String {
     let mut footer = format!("\n\n[taskId: {}", result.task_id);
     if let Some(turns) = result.turns.as_ref().filter(|t| t.len() > 1) {
         footer.push_str(&format!(", {} turns", turns.len()));
     }
     if let Some(url) = &result.url {
-        footer.push_str(&format!(", dashboard: {url}"));
+        let label = if result.url_is_workers {
+            "worker's page"
+        } else {
+            "dashboard"
+        };
+        footer.push_str(&format!(", {label}: {url}"));
     }
     footer.push_str(" — pass it back as taskId for a follow-up, or to get_task]");
     footer

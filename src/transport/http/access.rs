@@ -205,6 +205,37 @@ pub async fn ops_gate(
 }
 
 impl Access {
+    /// Whether the caller of `/readyz` may read why the server is not ready (the reason
+    /// names the API's or the store's address): a caller that would pass `/metrics`' gate.
+    /// A request with `Authorization` is checked as `/metrics` checks it, and one that
+    /// fails gets the same refusal, so `/readyz` is no cheaper place to guess the token.
+    /// Without it (orchestrators send none, nor a Host this server knows), details only
+    /// when no token is set and the Host and Origin are allowed; the answer is then the
+    /// generic reason, never a refusal, so probes keep working.
+    pub fn may_see_details(&self, request: &mut Request) -> Result<bool, Response> {
+        if request.headers().contains_key(header::AUTHORIZATION) {
+            self.check_caller(request)?;
+            return Ok(true);
+        }
+        let headers = request.headers();
+        Ok(self.token.is_none()
+            && check_single_values(headers).is_ok()
+            && self
+                .hosts
+                .check(
+                    headers.get(header::HOST).map(HeaderValue::as_bytes),
+                    request.uri(),
+                )
+                .is_ok()
+            && self
+                .origins
+                .check(
+                    headers.get(header::ORIGIN).map(HeaderValue::as_bytes),
+                    &self.hosts,
+                )
+                .is_ok())
+    }
+
     /// What the MCP endpoints check beyond [`Self::check_caller`]: the client's own key
     /// (with `--key-from-request`), then the rate limits, by address and by key.
     fn check_client(&self, request: &Request) -> Result<(), Response> {

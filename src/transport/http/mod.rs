@@ -226,13 +226,17 @@ fn router(
     let metrics = Router::new()
         .route("/metrics", get(probes::metrics))
         .with_state(probes.clone())
-        .layer(from_fn_with_state(access, access::ops_gate));
-    // Probes answer without credentials: they carry no data, and orchestrators send neither
-    // a token nor a Host this server would know.
+        .layer(from_fn_with_state(access.clone(), access::ops_gate));
+    // Probes answer without credentials: orchestrators send neither a token nor a Host
+    // this server would know. Why `/readyz` is not ready names the API's address, so only
+    // a caller `/metrics` would serve reads it (`probes::details_gate`).
+    let ready = Router::new()
+        .route("/readyz", get(probes::readyz))
+        .with_state(probes)
+        .layer(from_fn_with_state(access, probes::details_gate));
     let health = Router::new()
         .route("/healthz", get(probes::healthz))
-        .route("/readyz", get(probes::readyz))
-        .with_state(probes);
+        .merge(ready);
     mcp.merge(metrics).merge(health)
 }
 

@@ -1,16 +1,22 @@
 //! Operational endpoints: `/healthz` (the process answers), `/readyz` (it should get
 //! traffic: not shutting down, Handinger is reachable and so is the shared turn store when
 //! `--store` names one) and `/metrics` (Prometheus).
+//!
+//! `/readyz` answers anyone (orchestrators send no token), but why it is not ready names
+//! the API's address and the cause: that goes to the log, and to callers `/metrics` would
+//! serve ([`details_gate`]); anyone else reads which dependency failed, not where it is.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use tokio_util::sync::CancellationToken;
 
+use super::access::Access;
 use super::sse::LegacySse;
 use super::streamable::StreamableMcp;
 use crate::handinger::HandingerClient;
@@ -39,7 +45,35 @@ pub struct Probes {
 /// that arrive while one runs wait for its verdict instead of each starting their own.
 #[derive(Default)]
 struct Verdict {
-    last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    last: tokio::sync::Mutex<Option<(Instant, Result<(), NotReady>)>>,
+}
+
+/// Why the server is not ready: which dependency, for anyone, and the cause with its
+/// address, for the log and callers who may see it.
+#[derive(Clone)]
+struct NotReady {
+    what: &'static str,
+    detail: String,
+}
+
+/// Whether this `/readyz` caller may read the cause ([`details_gate`]).
+#[derive(Clone, Copy)]
+pub struct Details(bool);
+
+/// Decides [`Details`] for a `/readyz` request ([`Access::may_see_details`]); a request
+/// with credentials that fail is refused as `/metrics` refuses it.
+pub async fn details_gate(
+    State(access): State<Arc<Access>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match access.may_see_details(&mut request) {
+        Ok(details) => {
+            request.extensions_mut().insert(Details(details));
+            next.run(request).await
+        }
+        Err(refusal) => refusal,
+    }
 }
 
 impl Probes {
@@ -69,8 +103,13 @@ impl Probes {
 }
 
 impl Verdict {
-    /// The cached verdict while it is fresh, else `check`'s (then cached).
-    async fn get(&self, check: impl Future<Output = Result<(), String>>) -> Result<(), String> {
+    /// The cached verdict while it is fresh, else `check`'s (then cached); a failure is
+    /// `what` failed.
+    async fn get(
+        &self,
+        what: &'static str,
+        check: impl Future<Output = Result<(), String>>,
+    ) -> Result<(), NotReady> {
         // Each check has its own time limit (READY_TIMEOUT, the store's operation timeout),
         // so a probe waits here at most that long.
         let mut last = self.last.lock().await;
@@ -79,7 +118,7 @@ impl Verdict {
         {
             return verdict.clone();
         }
-        let verdict = check.await;
+        let verdict = check.await.map_err(|detail| NotReady { what, detail });
         *last = Some((Instant::now(), verdict.clone()));
         verdict
     }
@@ -89,7 +128,10 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-pub async fn readyz(State(probes): State<Arc<Probes>>) -> Response {
+pub async fn readyz(
+    State(probes): State<Arc<Probes>>,
+    details: Option<axum::Extension<Details>>,
+) -> Response {
     if probes.shutdown.is_cancelled() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -99,23 +141,37 @@ pub async fn readyz(State(probes): State<Arc<Probes>>) -> Response {
     }
     // The store first: without it no turn can start, whatever Handinger says.
     let store = match &probes.store {
-        Some((store, verdict)) => verdict.get(store.ping()).await,
+        Some((store, verdict)) => {
+            verdict
+                .get(
+                    "the shared turn store (--store) does not answer",
+                    store.ping(),
+                )
+                .await
+        }
         None => Ok(()),
     };
     let ready = match store {
         Ok(()) => {
             let check = probes.api.check_reachable(READY_TIMEOUT);
-            probes.upstream.get(check).await
+            probes
+                .upstream
+                .get("the Handinger API cannot be reached", check)
+                .await
         }
         refused => refused,
     };
     match ready {
         Ok(()) => "ready\n".into_response(),
-        Err(reason) => {
-            tracing::warn!(%reason, "not ready");
+        Err(NotReady { what, detail }) => {
+            tracing::warn!(reason = %detail, "not ready");
+            let shown = match details {
+                Some(axum::Extension(Details(true))) => detail,
+                _ => format!("{what} (the cause is in the server's log)"),
+            };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: {reason}\n"),
+                format!("not ready: {shown}\n"),
             )
                 .into_response()
         }

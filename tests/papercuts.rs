@@ -1,0 +1,119 @@
+//! Small things a newcomer hit, each driven against the real binary: a closed stdout ends
+//! a command quietly, a refused per-request key gets advice about the header it came in,
+//! and a task result labels its link for what it is.
+
+mod common;
+
+use std::process::Output;
+
+use common::http::start_http;
+use common::*;
+use serde_json::json;
+
+/// The exit status of a command killed by SIGPIPE, as shells report it (128 + 13): what
+/// `yes | head` gives, and what a command whose stdout closed ends with.
+const CLOSED_STDOUT: i32 = 141;
+
+/// Runs `cmd` with its stdout a pipe whose reading end is already closed: every write to
+/// stdout fails with EPIPE, as in `handinger-mcp doctor | head -n 5` once head has its lines.
+async fn run_with_closed_stdout(mut cmd: tokio::process::Command) -> Output {
+    use std::process::Stdio;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    // Spawned by hand: `output()` would replace stdout with a pipe of its own.
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary runs");
+    tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the command finishes instead of hanging")
+        .unwrap()
+}
+
+fn quiet_end(what: &str, output: &Output) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{what}: {stderr}"
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(CLOSED_STDOUT),
+        "{what}: {:?}\n{stderr}",
+        output.status
+    );
+}
+
+#[tokio::test]
+async fn a_closed_stdout_ends_doctor_and_tools_quietly() {
+    let fake = FakeHandinger::start().await;
+    let doctor = run_with_closed_stdout(command(&fake.base_url, &["doctor"])).await;
+    quiet_end("doctor", &doctor);
+    // Doctor stops at its first line: nothing is asked of Handinger for a reader who left.
+    assert!(fake.received().is_empty(), "{:?}", fake.received().len());
+    let tools = run_with_closed_stdout(command(&fake.base_url, &["tools"])).await;
+    quiet_end("tools", &tools);
+}
+
+#[tokio::test]
+async fn a_refused_request_key_gets_advice_about_the_header_it_came_in() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(&fake.base_url, &["--key-from-request"]).await;
+    let client = bridge
+        .client(None, &[("x-handinger-api-key", "hdg_live_not_a_key")])
+        .await;
+    for (tool, arguments) in [
+        ("create_task", json!({"input": "hello"})),
+        (
+            "get_task",
+            json!({"taskId": "tsk_01JZ0000000000000000000000"}),
+        ),
+    ] {
+        let result = call(&client, tool, arguments).await;
+        let shown = text(&result);
+        assert!(is_error(&result), "{tool}: {shown}");
+        assert!(shown.contains("HTTP 401"), "{tool}: {shown}");
+        assert!(
+            shown.contains("X-Handinger-Api-Key") && !shown.contains("HANDINGER_API_KEY"),
+            "{tool}: the advice names the header the key came in: {shown}"
+        );
+        assert!(
+            !shown.contains("restart"),
+            "{tool}: no restart fixes a caller's key: {shown}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_task_result_labels_the_worker_page_as_the_workers_and_the_task_page_as_the_dashboard() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start(&fake.base_url, &[]).await;
+    let created = call(&bridge.client, "create_task", json!({"input": "hello"})).await;
+    let shown = text(&created);
+    assert!(!is_error(&created), "{shown}");
+    assert!(
+        !shown.contains("dashboard: https://v3.handinger.com/worker/"),
+        "the worker's page is labelled as the task's dashboard: {shown}"
+    );
+    assert!(
+        shown.contains("worker's page: https://v3.handinger.com/worker/"),
+        "{shown}"
+    );
+    let task_id = structured(&created)["taskId"].as_str().unwrap().to_owned();
+
+    // A server that did not run the turn reads the task record, which has the task's page.
+    let other = start(&fake.base_url, &[]).await;
+    let looked_up = call(&other.client, "get_task", json!({"taskId": task_id})).await;
+    let shown = text(&looked_up);
+    assert!(
+        shown.contains(&format!(
+            "dashboard: https://v3.handinger.com/task/{task_id}"
+        )),
+        "{shown}"
+    );
+    assert!(!shown.contains("worker's page"), "one link: {shown}");
+}
