@@ -6,8 +6,9 @@
 //! - `/sse` + `/message` — the legacy HTTP+SSE transport ([`sse`]);
 //! - `/healthz`, `/readyz`, `/metrics` — for operators ([`probes`]).
 //!
-//! [`connections`] accepts connections under a cap and serves them with hyper, with the
-//! header, body and keep-alive timeouts. Every MCP request first passes [`access`] (repeated
+//! [`connections`] accepts connections under a cap, and [`per_address`] under bounds per
+//! client address, and serves them with hyper, with the header, body and keep-alive
+//! timeouts; with `--probe-listen` the probes get a listener of their own. Every MCP request first passes [`access`] (repeated
 //! headers, Host and Origin, bearer token, per-user key, rate limits), whose lists come from
 //! [`hosts`]; [`limits`] holds the body cap, the rate limiter and the bound on concurrent
 //! tool calls; [`turn_room`] refuses a call the turn bounds would refuse, with 503;
@@ -24,6 +25,7 @@ mod connections;
 mod hosts;
 mod limits;
 mod listen;
+mod per_address;
 mod probes;
 mod rejected;
 mod session_limits;
@@ -105,6 +107,7 @@ pub async fn serve(
         streamable::Options {
             stateless: settings.stateless,
             idle_timeout: settings.session_idle_timeout,
+            first_request_timeout: settings.session_first_request_timeout,
             max_body_bytes: settings.max_body_bytes,
             session_cap: session_cap.clone(),
         },
@@ -115,6 +118,7 @@ pub async fn serve(
         gate.clone(),
         settings.max_body_bytes,
         settings.session_idle_timeout,
+        settings.session_first_request_timeout,
         close_sessions.clone(),
         session_cap,
     ));
@@ -135,9 +139,10 @@ pub async fn serve(
         key_from_request: settings.key_from_request,
         rate: limits::RateLimiter::new(settings.rate_limit),
         address_rate: limits::RateLimiter::new(settings.address_rate_limit),
+        auth_failures: limits::RateLimiter::new(settings.auth_failure_limit),
     });
 
-    let app = router(&settings, streamable, legacy, probes, access);
+    let app = router(&settings, streamable, legacy, probes.clone(), access);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| {
@@ -150,6 +155,29 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| format!("could not read the listening address: {e}"))?;
     announce(local, &settings);
+    // Stopped when this function returns, whichever way: the probes answer until then, so
+    // an orchestrator sees the drain (`/readyz` says so) rather than a closed port.
+    let stop_probes = CancellationToken::new();
+    let _stop_probes = stop_probes.clone().drop_guard();
+    if let Some(address) = settings.probe_listen {
+        let probe_listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+            format!(
+                "could not listen for probes on {address}: {e} (is another process using the \
+                 port? choose another with --probe-listen)"
+            )
+        })?;
+        let bound = probe_listener
+            .local_addr()
+            .map_err(|e| format!("could not read the probe listening address: {e}"))?;
+        tracing::info!("probes on http://{bound}/healthz and /readyz");
+        tokio::spawn(connections::serve(
+            probe_listener,
+            probe_routes(probes),
+            probe_limits(&settings.connections),
+            stop_probes,
+            metrics.clone(),
+        ));
+    }
 
     let mut running = tokio::spawn(connections::serve(
         listener,
@@ -227,13 +255,37 @@ fn router(
         .route("/metrics", get(probes::metrics))
         .with_state(probes.clone())
         .layer(from_fn_with_state(access, access::ops_gate));
-    // Probes answer without credentials: they carry no data, and orchestrators send neither
-    // a token nor a Host this server would know.
-    let health = Router::new()
+    mcp.merge(metrics).merge(probe_routes(probes))
+}
+
+/// `/healthz` and `/readyz`, on the main listener and on `--probe-listen`. Probes answer
+/// without credentials: they carry no data, and orchestrators send neither a token nor a
+/// Host this server would know.
+fn probe_routes(probes: Arc<probes::Probes>) -> Router {
+    Router::new()
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
-        .with_state(probes);
-    mcp.merge(metrics).merge(health)
+        .with_state(probes)
+}
+
+/// The probe listener's bounds: `--probe-connections` connections (no reserve beyond
+/// them: it serves nothing but probes), the main listener's timeouts, and the per-address
+/// bounds lowered to half of those connections, so one address reaching it cannot take
+/// them all either. Probes
+/// send no bodies, so their body budget is the smallest any request needs.
+fn probe_limits(main: &connections::ConnectionLimits) -> connections::ConnectionLimits {
+    let max_connections = main.probe_connections;
+    let max_open = main.per_client.max_open.min(max_connections.div_ceil(2));
+    connections::ConnectionLimits {
+        max_connections,
+        probe_connections: 0,
+        per_client: per_address::AddressLimits {
+            max_open,
+            max_pending: main.per_client.max_pending.min(max_open),
+        },
+        max_body_buffer_bytes: 64 * 1024,
+        ..main.clone()
+    }
 }
 
 fn announce(local: SocketAddr, settings: &HttpSettings) {

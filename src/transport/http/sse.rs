@@ -11,11 +11,14 @@
 //!
 //! A session lives as long as its event stream: when the client disconnects, the server
 //! shuts down, or no message has passed either way for `--session-idle-timeout` (as with
-//! Streamable HTTP sessions), the session and its MCP service end, and posts to it get 404.
+//! Streamable HTTP sessions), or no request (other than `initialize`) has come within
+//! `--session-first-request-timeout` of its opening, the session and its MCP service end,
+//! and posts to it get 404.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -54,6 +57,7 @@ pub struct LegacySse {
     gate: Arc<CallGate>,
     max_body_bytes: usize,
     idle_timeout: Duration,
+    first_request_timeout: Duration,
     shutdown: CancellationToken,
     cap: Arc<SessionCap>,
 }
@@ -68,6 +72,8 @@ struct Session {
     in_flight: InFlight,
     /// When a message last passed, either way.
     last_active: Mutex<Instant>,
+    /// Whether a request other than `initialize` has come.
+    used: AtomicBool,
 }
 
 impl Session {
@@ -85,6 +91,14 @@ impl Session {
             tokio::time::sleep_until(due.into()).await;
         }
     }
+
+    /// Resolves after `timeout` if no request other than `initialize` came by then.
+    async fn unused_after(&self, timeout: Duration) {
+        tokio::time::sleep(timeout).await;
+        if self.used.load(Ordering::Acquire) {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,6 +111,7 @@ impl LegacySse {
         gate: Arc<CallGate>,
         max_body_bytes: usize,
         idle_timeout: Duration,
+        first_request_timeout: Duration,
         shutdown: CancellationToken,
         cap: Arc<SessionCap>,
     ) -> Self {
@@ -107,6 +122,7 @@ impl LegacySse {
             gate,
             max_body_bytes,
             idle_timeout,
+            first_request_timeout,
             shutdown,
             cap,
         }
@@ -158,6 +174,7 @@ pub async fn open(
         calls: Mutex::new(HashMap::new()),
         in_flight: InFlight::default(),
         last_active: Mutex::new(Instant::now()),
+        used: AtomicBool::new(false),
     });
     lock(&sse.sessions).insert(id.clone(), session.clone());
     let stop = sse.shutdown.child_token();
@@ -166,6 +183,7 @@ pub async fn open(
     let service_stop = stop.clone();
     let watched = session.clone();
     let idle_timeout = sse.idle_timeout;
+    let first_request_timeout = sse.first_request_timeout;
     tokio::spawn(async move {
         let serve = async {
             match server
@@ -185,6 +203,12 @@ pub async fn open(
             () = serve => {}
             () = watched.idle_for(idle_timeout) => {
                 tracing::info!("closing an idle legacy SSE session");
+            }
+            () = watched.unused_after(first_request_timeout) => {
+                tracing::info!(
+                    "closing a legacy SSE session that sent no request after its initialize \
+                     (--session-first-request-timeout)"
+                );
             }
         }
         // The service is gone: end the event stream too, which closes the session.
@@ -282,6 +306,11 @@ pub async fn message(
         }
     };
     session.in_flight.cancelled(&message);
+    if let ClientJsonRpcMessage::Request(request) = &message
+        && !matches!(request.request, ClientRequest::InitializeRequest(_))
+    {
+        session.used.store(true, Ordering::Release);
+    }
     if let ClientJsonRpcMessage::Request(request) = &message
         && !session.in_flight.enter(&request.id)
     {
