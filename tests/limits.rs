@@ -950,7 +950,7 @@ async fn probes_on_their_own_listener_answer_whatever_fills_the_main_one() {
 }
 
 /// The ten addresses filling the session table, in small: when `--max-sessions` is
-/// reached, a newcomer's `initialize` closes an idle session of the address holding the
+/// reached, a newcomer's `initialize` (or `GET /sse`) closes an idle session of the address holding the
 /// most (never-used sessions first) instead of being refused. A session in use elsewhere
 /// keeps working; the closed one answers 404 like an expired session.
 #[tokio::test]
@@ -997,12 +997,18 @@ async fn a_full_session_table_makes_room_from_its_biggest_idle_holder() {
         filled.push((client.clone(), open(client.clone()).await));
     }
 
-    // Two newcomers both get in.
-    for last in [5, 6] {
-        let newcomer = http_from([127, 0, 0, last]);
-        let session = open(newcomer.clone()).await;
-        assert_eq!(list(&newcomer, &session).await.unwrap().status(), 200);
-    }
+    // Two newcomers both get in, on either transport.
+    let newcomer = http_from([127, 0, 0, 5]);
+    let session = open(newcomer.clone()).await;
+    assert_eq!(list(&newcomer, &session).await.unwrap().status(), 200);
+    let legacy = http_from([127, 0, 0, 6])
+        .get(bridge.url("/sse"))
+        .header("accept", "text/event-stream")
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(legacy.status(), 200, "a legacy SSE session gets in too");
     assert_eq!(list(&user, &in_use).await.unwrap().status(), 200);
     // Each made room by closing one of the fillers' sessions, one from each filler.
     let mut gone = Vec::new();
@@ -1021,6 +1027,7 @@ async fn a_full_session_table_makes_room_from_its_biggest_idle_holder() {
         gone[0] < 2 && gone[1] >= 2,
         "one from each filler: {gone:?}"
     );
+    drop(legacy);
 }
 
 /// A session that sends no request after its `initialize` is closed after

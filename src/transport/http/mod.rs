@@ -109,7 +109,7 @@ pub async fn serve(
             idle_timeout: settings.session_idle_timeout,
             first_request_timeout: settings.session_first_request_timeout,
             max_body_bytes: settings.max_body_bytes,
-            session_cap: session_cap.clone(),
+            session_cap,
         },
         close_sessions.clone(),
     ));
@@ -120,7 +120,7 @@ pub async fn serve(
         settings.session_idle_timeout,
         settings.session_first_request_timeout,
         close_sessions.clone(),
-        session_cap,
+        streamable.clone(),
     ));
     let probes = Arc::new(
         probes::Probes::new(

@@ -36,8 +36,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
-use super::session_limits::{SessionCap, Slot};
+use super::session_limits::Slot;
 use super::sessions::Owner;
+use super::streamable::StreamableMcp;
 use super::turn_room;
 use crate::tools::HandingerServer;
 use crate::transport::framing::InFlight;
@@ -59,7 +60,9 @@ pub struct LegacySse {
     idle_timeout: Duration,
     first_request_timeout: Duration,
     shutdown: CancellationToken,
-    cap: Arc<SessionCap>,
+    /// Where a new session gets its place under the session cap (closing an idle
+    /// Streamable HTTP session to make room when the table is full).
+    room: Arc<StreamableMcp>,
 }
 
 struct Session {
@@ -113,7 +116,7 @@ impl LegacySse {
         idle_timeout: Duration,
         first_request_timeout: Duration,
         shutdown: CancellationToken,
-        cap: Arc<SessionCap>,
+        room: Arc<StreamableMcp>,
     ) -> Self {
         Self {
             prototype: factory(),
@@ -124,7 +127,7 @@ impl LegacySse {
             idle_timeout,
             first_request_timeout,
             shutdown,
-            cap,
+            room,
         }
     }
 
@@ -159,9 +162,9 @@ pub async fn open(
     if sse.shutdown.is_cancelled() {
         return limits::Refusal::ShuttingDown.into_response();
     }
-    let slot = match sse.cap.try_open(Some(limits::client_address(peer.ip()))) {
+    let slot = match sse.room.session_slot(Some(peer)).await {
         Ok(slot) => slot,
-        Err(refusal) => return refusal.into_response(),
+        Err(refusal) => return refusal,
     };
     // 80 random bits from a CSPRNG (ulid draws them from `rand::rng()`): the session id is
     // the only handle on a session, so it must not be guessable.

@@ -123,9 +123,10 @@ impl StreamableMcp {
         }
     }
 
-    /// A slot under the session cap for an `initialize` from `client`: when the cap is
-    /// reached, first gives back the slots of sessions rmcp has closed since.
-    async fn session_slot(&self, client: Option<SocketAddr>) -> Result<Slot, Response> {
+    /// A slot under the session cap for a new session of `client` (an `initialize` here, a
+    /// `GET /sse` of the legacy transport): when the cap is reached, first gives back the
+    /// slots of sessions rmcp has closed since, then closes an idle one to make room.
+    pub async fn session_slot(&self, client: Option<SocketAddr>) -> Result<Slot, Response> {
         let client = client.map(|peer| limits::client_address(peer.ip()));
         if let Ok(slot) = self.cap.try_open(client) {
             return Ok(slot);
