@@ -950,9 +950,9 @@ async fn probes_on_their_own_listener_answer_whatever_fills_the_main_one() {
 }
 
 /// The ten addresses filling the session table, in small: when `--max-sessions` is
-/// reached, a newcomer's `initialize` (or `GET /sse`) closes an idle session of the address holding the
-/// most (never-used sessions first) instead of being refused. A session in use elsewhere
-/// keeps working; the closed one answers 404 like an expired session.
+/// reached, a newcomer's `initialize` (or `GET /sse`) closes an idle session of the
+/// address holding the most (never-used sessions first) instead of being refused. A
+/// session in use elsewhere keeps working; the closed one answers 404 like an expired one.
 #[tokio::test]
 async fn a_full_session_table_makes_room_from_its_biggest_idle_holder() {
     let fake = FakeHandinger::start().await;
