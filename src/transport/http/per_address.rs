@@ -125,10 +125,11 @@ impl Place {
     /// The connection's first request head is in: it no longer counts as half-open. Called
     /// for every request; only the first takes the lock.
     pub fn head_received(&self) {
-        if self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::AcqRel) {
-            if let Some(counts) = self.table.table().get_mut(&self.address) {
-                counts.pending = counts.pending.saturating_sub(1);
-            }
+        if self.pending.load(Ordering::Relaxed)
+            && self.pending.swap(false, Ordering::AcqRel)
+            && let Some(counts) = self.table.table().get_mut(&self.address)
+        {
+            counts.pending = counts.pending.saturating_sub(1);
         }
     }
 }

@@ -393,7 +393,7 @@ mod tests {
         let mut argv = vec!["handinger-mcp", "http"];
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).unwrap().command {
-            Some(Command::Http(args)) => args,
+            Some(Command::Http(args)) => *args,
             other => panic!("not http: {other:?}"),
         }
     }
