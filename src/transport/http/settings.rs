@@ -152,9 +152,10 @@ pub struct HttpArgs {
     pub max_connections_per_client: Option<u32>,
 
     /// Most connections one client address may hold that have not yet sent a complete
-    /// first request head (half-open) [default: 16, or half of --max-connections-per-client
+    /// first request head (half-open) [default: 64, or half of --max-connections-per-client
     /// when lower]; more are refused with 429 as they are accepted. A real client's new
-    /// connection sends its head at once, so only a flood holds many.
+    /// connection sends its head at once, so only a flood (or a client opening more than
+    /// this many connections at the same moment) holds many.
     #[arg(long, env = "HANDINGER_MCP_MAX_PENDING_CONNECTIONS_PER_CLIENT", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_pending_connections_per_client: Option<u32>,
 
@@ -328,9 +329,11 @@ impl HttpArgs {
 /// per connection, up to the default 64 turns per key, and its event streams) with room to
 /// spare, and a sixteenth of the default `--max-connections`.
 const CONNECTIONS_PER_CLIENT: u32 = 128;
-/// Default bound on one address's half-open connections: a client's new connection sends
-/// its head at once, so even a burst of parallel requests holds few at a time.
-const PENDING_CONNECTIONS_PER_CLIENT: u32 = 16;
+/// Default bound on one address's half-open connections. A client's new connection sends its
+/// head at once, but a burst of new connections can all be accepted before any is read, so
+/// this leaves room for a client opening 64 at once; a flood holds at most this many, a
+/// thirty-second of the default `--max-connections`.
+const PENDING_CONNECTIONS_PER_CLIENT: u32 = 64;
 
 /// The per-address connection bounds: each defaults to its constant, or to half the bound
 /// above it when that is lower (so by default one address never holds more than half the
@@ -453,7 +456,7 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("--max-body-buffer-bytes"), "{err}");
         assert_eq!(settings.connections.per_client.max_open, 128);
-        assert_eq!(settings.connections.per_client.max_pending, 16);
+        assert_eq!(settings.connections.per_client.max_pending, 64);
         let low = check(&["--max-connections", "10"]).unwrap();
         assert_eq!(low.connections.per_client.max_open, 5, "half the cap");
         assert_eq!(low.connections.per_client.max_pending, 3);
