@@ -109,9 +109,10 @@ pub struct HttpArgs {
 
     /// Seconds a new session has to send its first request after `initialize` (a request,
     /// not a notification, or opening its event stream); one that sends none is closed
-    /// then rather than after --session-idle-timeout. At most --session-idle-timeout.
-    #[arg(long, env = "HANDINGER_MCP_SESSION_FIRST_REQUEST_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
-    pub session_first_request_timeout: u64,
+    /// then rather than after --session-idle-timeout [default: 60, or
+    /// --session-idle-timeout when lower]. At most --session-idle-timeout.
+    #[arg(long, env = "HANDINGER_MCP_SESSION_FIRST_REQUEST_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub session_first_request_timeout: Option<u64>,
 
     /// Most MCP sessions one client address may hold open; more get 429 with Retry-After.
     /// Behind a proxy every client shares the proxy's address: raise it to --max-sessions.
@@ -257,7 +258,10 @@ impl HttpArgs {
                 self.max_sessions_per_client, self.max_sessions
             ));
         }
-        let session_first_request_timeout = Duration::from_secs(self.session_first_request_timeout);
+        let session_first_request_timeout = match self.session_first_request_timeout {
+            Some(seconds) => Duration::from_secs(seconds),
+            None => SESSION_FIRST_REQUEST_TIMEOUT.min(session_idle_timeout),
+        };
         if session_first_request_timeout > session_idle_timeout {
             return Err(format!(
                 "--session-first-request-timeout {}s is above --session-idle-timeout {}s: an \
@@ -324,6 +328,11 @@ impl HttpArgs {
         })
     }
 }
+
+/// Default time a session has for its first request: a client sends one (`tools/list`, as
+/// rmcp's, the Python and the TypeScript SDKs' do) right after `initialize`, and any
+/// client told 404 later starts a new session by itself.
+const SESSION_FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Default bound on one address's open connections: enough for a busy agent (a held call
 /// per connection, up to the default 64 turns per key, and its event streams) with room to
@@ -489,6 +498,12 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.contains("--session-first-request-timeout"), "{err}");
+        let short = check(&["--session-idle-timeout", "51"]).unwrap();
+        assert_eq!(short.session_first_request_timeout, Duration::from_secs(51));
+        assert_eq!(
+            check(&[]).unwrap().session_first_request_timeout,
+            Duration::from_secs(60)
+        );
         let parsed = Cli::try_parse_from(["handinger-mcp", "http", "--max-connections", "0"]);
         assert!(parsed.is_err(), "a cap of zero connections is refused");
     }
