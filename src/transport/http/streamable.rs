@@ -234,8 +234,10 @@ async fn respond(mcp: &Arc<StreamableMcp>, request: Request) -> Reply {
     }
     let session_id = session.as_ref().and_then(|id| id.to_str().ok());
     // rmcp answers a DELETE of a session it does not hold with 202 as if it had ended one;
-    // the spec (and the TypeScript SDK's servers) say 404.
+    // the spec (and the TypeScript SDK's servers) say 404. (Without sessions, rmcp's 405
+    // says there is nothing to delete here at all.)
     if parts.method == Method::DELETE
+        && !mcp.stateless
         && let Some(id) = session_id
         && !mcp
             .sessions
