@@ -8,8 +8,9 @@
 //!
 //! [`connections`] accepts connections under a cap, and [`per_address`] under bounds per
 //! client address, and serves them with hyper, with the header, body and keep-alive
-//! timeouts; with `--probe-listen` the probes get a listener of their own. Every MCP request first passes [`access`] (repeated
-//! headers, Host and Origin, bearer token, per-user key, rate limits), whose lists come from
+//! timeouts; with `--probe-listen` the probes get a listener of their own. Every MCP
+//! request first passes [`access`] (repeated headers, Host and Origin, the throttle on
+//! failed tokens, bearer token, per-user key, rate limits), whose lists come from
 //! [`hosts`]; [`limits`] holds the body cap, the rate limiter and the bound on concurrent
 //! tool calls; [`turn_room`] refuses a call the turn bounds would refuse, with 503;
 //! [`sessions`] binds each session to the credentials that opened it and
@@ -154,9 +155,10 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| format!("could not read the listening address: {e}"))?;
-    announce(local, &settings);
-    // Stopped when this function returns, whichever way: the probes answer until then, so
-    // an orchestrator sees the drain (`/readyz` says so) rather than a closed port.
+    // Bound before the main listener is announced, so whoever reads that line finds the
+    // probes there too. Stopped when this function returns, whichever way: the probes
+    // answer until then, so an orchestrator sees the drain (`/readyz` says so) rather than
+    // a closed port.
     let stop_probes = CancellationToken::new();
     let _stop_probes = stop_probes.clone().drop_guard();
     if let Some(address) = settings.probe_listen {
@@ -178,6 +180,8 @@ pub async fn serve(
             metrics.clone(),
         ));
     }
+
+    announce(local, &settings);
 
     let mut running = tokio::spawn(connections::serve(
         listener,
@@ -271,8 +275,7 @@ fn probe_routes(probes: Arc<probes::Probes>) -> Router {
 /// The probe listener's bounds: `--probe-connections` connections (no reserve beyond
 /// them: it serves nothing but probes), the main listener's timeouts, and the per-address
 /// bounds lowered to half of those connections, so one address reaching it cannot take
-/// them all either. Probes
-/// send no bodies, so their body budget is the smallest any request needs.
+/// them all either. Probes send no bodies, so their body budget is small.
 fn probe_limits(main: &connections::ConnectionLimits) -> connections::ConnectionLimits {
     let max_connections = main.probe_connections;
     let max_open = main.per_client.max_open.min(max_connections.div_ceil(2));
