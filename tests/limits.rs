@@ -1,6 +1,8 @@
 //! The server's bounds under slow, idle and abusive clients (docs/limits.md): connections,
 //! request heads and bodies, keep-alive, bodies held, sessions, the rate limit per address,
-//! and a broken TLS setup that must not stop the server from starting.
+//! and a broken TLS setup that must not stop the server from starting; and one address (or
+//! a few) against everyone else (docs/security.md): connections and half-open ones per
+//! address, the probe listener, a full session table, sessions never used, token guessing.
 //!
 //! Every bound is set small by its flag; every wait on the server is bounded by
 //! [`PATIENCE`], so a bound that does not hold fails the test instead of stalling it.
