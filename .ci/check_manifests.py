@@ -207,6 +207,15 @@ def kubernetes_hardening() -> None:
         f"args http --listen 0.0.0.0:{PORT} --stateless": container.get("args", [])[:4]
         == ["http", "--listen", f"0.0.0.0:{PORT}", "--stateless"],
     }
+    # The probes go to the --probe-listen port, which a flood of the MCP port cannot fill.
+    args = container.get("args", [])
+    probe_listen = args[args.index("--probe-listen") + 1] if "--probe-listen" in args[:-1] else ""
+    ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
+    for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+        port = container.get(kind, {}).get("httpGet", {}).get("port")
+        port = ports.get(port, port)
+        if not probe_listen or not probe_listen.endswith(f":{port}") or port == PORT:
+            problem(path, f"expected {kind} on the --probe-listen port, not {PORT}")
     for what, ok in expect.items():
         if not ok:
             problem(path, f"expected {what}")

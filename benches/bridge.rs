@@ -751,6 +751,11 @@ async fn http_burst(
         // Every call is its own connection from one address: lift the bounds that would
         // (rightly) refuse such a burst from one client.
         .args(["--max-connections", &(calls + 100).to_string()])
+        .args(["--max-connections-per-client", &(calls + 100).to_string()])
+        .args([
+            "--max-pending-connections-per-client",
+            &(calls + 100).to_string(),
+        ])
         .args(["--max-sessions", &(HTTP_SESSIONS + 10).to_string()])
         .args([
             "--max-sessions-per-client",

@@ -27,7 +27,9 @@ def start(args):
     time.sleep(0.5)
     return p
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
-p = start(["--max-connections", str(N + 100), "--header-read-timeout", "600"])
+# All from one address: its own bounds (per address, half-open) are raised with the cap.
+p = start(["--max-connections", str(N + 100), "--max-connections-per-client", str(N + 100),
+           "--max-pending-connections-per-client", str(N + 100), "--header-read-timeout", "600"])
 base = rss(p.pid)
 socks = [socket.create_connection(("127.0.0.1", 18787)) for _ in range(N)]
 time.sleep(1.0)
@@ -41,7 +43,10 @@ p.terminate(); p.wait()
 print(f"idle RSS {base/2**20:.1f} MiB; per idle connection {(idle-base)/N/1024:.1f} KiB; "
       f"per connection with a partial head {(partial-base)/N/1024:.1f} KiB")
 S = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
-p = start(["--max-sessions", str(S + 10), "--max-sessions-per-client", str(S + 10)])
+# Sessions that are opened and never used are closed after --session-first-request-timeout:
+# keep them for the measurement.
+p = start(["--max-sessions", str(S + 10), "--max-sessions-per-client", str(S + 10),
+           "--session-first-request-timeout", "1800"])
 base = rss(p.pid)
 body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "m", "version": "1"}}})

@@ -81,9 +81,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve MCP over stdin/stdout, for a local client (the default).
     Stdio,
+    // Boxed: its settings are many times the size of every other variant.
     /// Serve MCP over HTTP for remote clients and teams: Streamable HTTP at /mcp, the legacy
     /// SSE transport at /sse, and /healthz, /readyz, /metrics.
-    Http(crate::transport::http::HttpArgs),
+    Http(Box<crate::transport::http::HttpArgs>),
     /// Check the setup (API key, base URL and proxy, default and named workers), one line per check,
     /// then print ready-to-paste client configuration. Exits non-zero on a problem.
     Doctor,

@@ -166,7 +166,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
                 .map_err(StartError::Serve)
         }
         Command::Http(args) => {
-            let http = args
+            let http = (*args)
                 .validate(max_wait)
                 .map_err(config::ConfigError::Invalid)?;
             let process = transport::http::Process {

@@ -1,6 +1,8 @@
 //! The server's bounds under slow, idle and abusive clients (docs/limits.md): connections,
 //! request heads and bodies, keep-alive, bodies held, sessions, the rate limit per address,
-//! and a broken TLS setup that must not stop the server from starting.
+//! and a broken TLS setup that must not stop the server from starting; and one address (or
+//! a few) against everyone else (docs/security.md): connections and half-open ones per
+//! address, the probe listener, a full session table, sessions never used, token guessing.
 //!
 //! Every bound is set small by its flag; every wait on the server is bounded by
 //! [`PATIENCE`], so a bound that does not hold fails the test instead of stalling it.
@@ -81,14 +83,15 @@ async fn connections_beyond_the_cap_are_refused_and_probes_still_answer() {
     )
     .await;
     // Four connections that send nothing fill the cap. The server accepts in order, so
-    // everything opened after them is counted after them.
+    // everything opened after them is counted after them. Each comes from an address of
+    // its own, as many clients would: the bounds per address are not what this is about.
     let mut idle = Vec::new();
-    for _ in 0..4 {
-        idle.push(connect(&bridge).await);
+    for last in 2..6 {
+        idle.push(connect_from(&bridge, [127, 0, 0, last]).await);
     }
-    let mut probe_band_mcp = connect(&bridge).await;
-    let mut probe_band_health = connect(&bridge).await;
-    let mut refused = connect(&bridge).await;
+    let mut probe_band_mcp = connect_from(&bridge, [127, 0, 0, 6]).await;
+    let mut probe_band_health = connect_from(&bridge, [127, 0, 0, 7]).await;
+    let mut refused = connect_from(&bridge, [127, 0, 0, 8]).await;
 
     let answer = read_until_closed(&mut refused).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
@@ -338,6 +341,29 @@ async fn sessions_are_capped_per_client_address_and_in_total() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "another address has its own share");
+    let other_session = response.headers()["mcp-session-id"].clone();
+
+    // Every session has its event stream open: none is idle, so a full table has nothing
+    // it may close to make room (a_full_session_table_makes_room_from_its_biggest_idle_holder).
+    let stream = |client: &reqwest::Client, session: &reqwest::header::HeaderValue, key: &str| {
+        client
+            .get(bridge.url("/mcp"))
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", session.clone())
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("x-handinger-api-key", key.to_owned())
+            .send()
+    };
+    let mut streams = Vec::new();
+    for (client, session, key) in [
+        (&first, &sessions[0], "hdg_live_rotated_1"),
+        (&first, &sessions[1], "hdg_live_rotated_2"),
+        (&second, &other_session, "hdg_live_other"),
+    ] {
+        let response = stream(client, session, key).await.unwrap();
+        assert_eq!(response.status(), 200);
+        streams.push(response);
+    }
 
     let third = http_from([127, 0, 0, 3]);
     let response = initialize(&third, &bridge)
@@ -729,4 +755,394 @@ async fn a_held_call_gives_its_body_bytes_back_once_read() {
     let answered = held.await.unwrap().unwrap();
     assert_eq!(answered.status(), 200);
     assert_eq!(call_result(answered).await["status"], "completed");
+}
+
+// One address against everyone: a single client address (or a handful) must not be able to
+// lock every other client out, whatever it sends.
+
+const TOKEN: &str = "limits-token-0123456789abcdef";
+
+/// A raw TCP connection to the server from `source` (any 127.x address is loopback on
+/// Linux), so one test can act as several client addresses.
+async fn connect_from(bridge: &HttpBridge, source: [u8; 4]) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .unwrap();
+    let server: std::net::SocketAddr = bridge.authority().parse().unwrap();
+    socket.connect(server).await.unwrap()
+}
+
+/// The address of the probe listener (`--probe-listen`), as the server announced it.
+fn probe_base(bridge: &HttpBridge) -> String {
+    let log = bridge.log();
+    let start = log
+        .find("probes on http://")
+        .unwrap_or_else(|| panic!("no probe listener announced:\n{log}"))
+        + "probes on ".len();
+    let rest = &log[start..];
+    rest[..rest.find("/healthz").expect("the probe URL")].to_owned()
+}
+
+fn authorized_initialize(client: &reqwest::Client, bridge: &HttpBridge) -> reqwest::RequestBuilder {
+    initialize(client, bridge).bearer_auth(TOKEN)
+}
+
+/// The flood: one unauthenticated address opening request heads it never finishes
+/// (`GET /healthz` without its last line), as fast as it likes. It may hold at most
+/// `--max-pending-connections-per-client` of them; everything else it opens is refused at
+/// accept with 429, so other clients' `/mcp` and every probe keep being answered. A client
+/// that finishes its heads and keeps its connections open is held to
+/// `--max-connections-per-client` the same way.
+#[tokio::test]
+async fn one_address_flooding_unfinished_heads_locks_no_one_out() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(
+        &fake.base_url,
+        &[
+            "--auth-token",
+            TOKEN,
+            "--max-connections",
+            "12",
+            "--probe-connections",
+            "2",
+            "--max-connections-per-client",
+            "4",
+            "--max-pending-connections-per-client",
+            "3",
+            "--header-read-timeout",
+            "600",
+            "--keep-alive-timeout",
+            "600",
+        ],
+    )
+    .await;
+    let flooder = [127, 0, 0, 2];
+    let mut flood = Vec::new();
+    for _ in 0..20 {
+        flood.push(connect_from(&bridge, flooder).await);
+    }
+    // The server accepts in order: the first three are let in and hold unfinished heads,
+    // the seventeen after them are refused. (Only the three write: a refused socket closed
+    // with unread bytes would be reset, and its answer could be lost before it is read.)
+    let half = format!("GET /healthz HTTP/1.1\r\nhost: {}\r\n", bridge.authority());
+    for stream in flood.iter_mut().take(3) {
+        stream.write_all(half.as_bytes()).await.unwrap();
+    }
+    for stream in flood.iter_mut().skip(3) {
+        let answer = read_until_closed(stream).await;
+        assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+        assert!(answer.to_lowercase().contains("retry-after:"), "{answer}");
+        assert!(
+            answer.contains("--max-pending-connections-per-client"),
+            "{answer}"
+        );
+    }
+
+    // Everyone else is served: MCP with the token, probes without.
+    let other = http_from([127, 0, 0, 3]);
+    for _ in 0..5 {
+        let response = authorized_initialize(&other, &bridge).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let response = other.get(bridge.url("/healthz")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    // Finished heads on kept-alive connections count against the open bound.
+    let holder = [127, 0, 0, 4];
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut stream = connect_from(&bridge, holder).await;
+        stream
+            .write_all(get("/healthz", &bridge, false).as_bytes())
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(stream);
+    }
+    let mut fifth = connect_from(&bridge, holder).await;
+    let answer = read_until_closed(&mut fifth).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("--max-connections-per-client"), "{answer}");
+    let response = authorized_initialize(&other, &bridge).send().await.unwrap();
+    assert_eq!(response.status(), 200, "still no one else is locked out");
+
+    // Closing connections gives the address its places back.
+    drop(held);
+    let again = http_from(holder);
+    poll::until("no place came back", Duration::from_millis(50), || async {
+        match again.get(bridge.url("/healthz")).send().await {
+            Ok(response) if response.status() == 200 => Ok(()),
+            Ok(response) => Err(response.status().to_string()),
+            Err(error) => Err(error.to_string()),
+        }
+    })
+    .await;
+    assert!(fake.posts().is_empty());
+}
+
+/// `--probe-listen` serves `/healthz` and `/readyz` on a listener of their own, which
+/// nothing sent to the main one can fill: with every connection and the probe reserve of
+/// the main listener held by unfinished heads from many addresses, the orchestrator's
+/// probes still answer. That listener serves nothing else.
+#[tokio::test]
+async fn probes_on_their_own_listener_answer_whatever_fills_the_main_one() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(
+        &fake.base_url,
+        &[
+            "--probe-listen",
+            "127.0.0.1:0",
+            "--max-connections",
+            "4",
+            "--probe-connections",
+            "2",
+            "--header-read-timeout",
+            "600",
+        ],
+    )
+    .await;
+    let probes = probe_base(&bridge);
+    // Six addresses, one unfinished head each: the cap and the reserve are full.
+    let mut flood = Vec::new();
+    for last in 2..8 {
+        let mut stream = connect_from(&bridge, [127, 0, 0, last]).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        flood.push(stream);
+    }
+    let mut refused = connect_from(&bridge, [127, 0, 0, 9]).await;
+    let answer = read_until_closed(&mut refused).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        let response = client
+            .get(format!("{probes}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let response = client.get(format!("{probes}/readyz")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+    let response = rpc::post(&client, &format!("{probes}/mcp"))
+        .json(&initialize_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        404,
+        "the probe listener serves probes only"
+    );
+    let response = client
+        .get(format!("{probes}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    drop(flood);
+}
+
+/// The ten addresses filling the session table, in small: when `--max-sessions` is
+/// reached, a newcomer's `initialize` (or `GET /sse`) closes an idle session of the
+/// address holding the most (never-used sessions first) instead of being refused. A
+/// session in use elsewhere keeps working; the closed one answers 404 like an expired one.
+#[tokio::test]
+async fn a_full_session_table_makes_room_from_its_biggest_idle_holder() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(
+        &fake.base_url,
+        &[
+            "--auth-token",
+            TOKEN,
+            "--max-sessions",
+            "5",
+            "--max-sessions-per-client",
+            "2",
+        ],
+    )
+    .await;
+    let open = |client: reqwest::Client| {
+        let bridge = &bridge;
+        async move {
+            let response = authorized_initialize(&client, bridge).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.headers()["mcp-session-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let list = |client: &reqwest::Client, session: &str| {
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+        rpc::post_initialized(client, &bridge.url("/mcp"), Some(session), &list)
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    // A legitimate client, using its session.
+    let user = http_from([127, 0, 0, 2]);
+    let in_use = open(user.clone()).await;
+    assert_eq!(list(&user, &in_use).await.unwrap().status(), 200);
+    // Two addresses that open sessions and never use them: the table is full.
+    let filler_b = http_from([127, 0, 0, 3]);
+    let filler_c = http_from([127, 0, 0, 4]);
+    let mut filled = Vec::new();
+    for client in [&filler_b, &filler_b, &filler_c, &filler_c] {
+        filled.push((client.clone(), open(client.clone()).await));
+    }
+
+    // Two newcomers both get in, on either transport.
+    let newcomer = http_from([127, 0, 0, 5]);
+    let session = open(newcomer.clone()).await;
+    assert_eq!(list(&newcomer, &session).await.unwrap().status(), 200);
+    let legacy = http_from([127, 0, 0, 6])
+        .get(bridge.url("/sse"))
+        .header("accept", "text/event-stream")
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(legacy.status(), 200, "a legacy SSE session gets in too");
+    assert_eq!(list(&user, &in_use).await.unwrap().status(), 200);
+    // Each made room by closing one of the fillers' sessions, one from each filler.
+    let mut gone = Vec::new();
+    for (index, (client, session)) in filled.iter().enumerate() {
+        let response = list(client, session).await.unwrap();
+        if response.status() == 404 {
+            let said = response.text().await.unwrap();
+            assert!(said.contains("--max-sessions"), "{said}");
+            gone.push(index);
+        } else {
+            assert_eq!(response.status(), 200);
+        }
+    }
+    assert_eq!(gone.len(), 2, "two sessions closed: {gone:?}");
+    assert!(
+        gone[0] < 2 && gone[1] >= 2,
+        "one from each filler: {gone:?}"
+    );
+    drop(legacy);
+}
+
+/// A session that sends no request after its `initialize` is closed after
+/// `--session-first-request-timeout`, not `--session-idle-timeout`: its place comes back.
+/// A session that has been used lives on.
+#[tokio::test]
+async fn a_session_never_used_after_initialize_is_closed_early() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(
+        &fake.base_url,
+        &[
+            "--session-first-request-timeout",
+            "1",
+            "--max-sessions-per-client",
+            "1",
+        ],
+    )
+    .await;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let user = http_from([127, 0, 0, 2]);
+    let response = initialize(&user, &bridge).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let used = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let response = rpc::post_initialized(&user, &bridge.url("/mcp"), Some(&used), &list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let idler = http_from([127, 0, 0, 3]);
+    let response = initialize(&idler, &bridge).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let response = initialize(&idler, &bridge).send().await.unwrap();
+    assert_eq!(response.status(), 429, "one session per address here");
+    // Once the unused session is closed, the address may open another.
+    poll::until(
+        "the unused session was never closed",
+        Duration::from_millis(100),
+        || async {
+            match initialize(&idler, &bridge).send().await.unwrap().status() {
+                status if status == 200 => Ok(()),
+                status => Err(status.to_string()),
+            }
+        },
+    )
+    .await;
+    let response = rpc::post_initialized(&user, &bridge.url("/mcp"), Some(&used), &list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "a used session is not cut short");
+}
+
+/// Bearer-token guesses are throttled per address: after `--auth-failure-limit` failures
+/// the address gets 429 with Retry-After for every request that needs the token, the right
+/// one included (or guessing would go on, at the same speed, with 429 for 401), while other
+/// addresses and the probes are served.
+#[tokio::test]
+async fn wrong_bearer_tokens_from_one_address_are_throttled() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(
+        &fake.base_url,
+        &["--auth-token", TOKEN, "--auth-failure-limit", "3"],
+    )
+    .await;
+    let guesser = http_from([127, 0, 0, 2]);
+    for guess in 0..3 {
+        let response = initialize(&guesser, &bridge)
+            .bearer_auth(format!("guess-{guess}-0123456789abcdef"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let response = initialize(&guesser, &bridge)
+        .bearer_auth("guess-3-0123456789abcdef")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let said = response.text().await.unwrap();
+    assert!(said.contains("--auth-failure-limit"), "{said}");
+    let response = authorized_initialize(&guesser, &bridge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429, "not even the right token is tried");
+    let response = guesser
+        .get(bridge.url("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429, "nor on /metrics");
+
+    let response = guesser.get(bridge.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200, "probes need no token");
+    let other = http_from([127, 0, 0, 3]);
+    let response = authorized_initialize(&other, &bridge).send().await.unwrap();
+    assert_eq!(response.status(), 200, "other addresses are served");
+    let metrics = other
+        .get(bridge.url("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("auth_failure_limit"), "{metrics}");
 }

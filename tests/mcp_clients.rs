@@ -1,6 +1,7 @@
 //! What clients written by others run into: MCP task handles only where the protocol version
 //! defines them, tool errors that stay tool results under MCP tasks, schemas every validator
-//! accepts silently, `DELETE /mcp` answered with a status SDKs take as done, and stateless
+//! accepts silently, `DELETE /mcp` answered with a status SDKs take as done (and 404 for a
+//! session the server does not hold), and stateless
 //! mode's logs and answers as documented. (The official Python SDK itself drives the binary
 //! in `python_clients.rs`.)
 
@@ -230,6 +231,37 @@ async fn delete_mcp_ends_the_session_with_200() {
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
+}
+
+/// The spec answers a `DELETE` of a session the server does not hold with 404, as the
+/// TypeScript SDK's servers do; a client that deletes twice, or deletes a session that
+/// expired, learns it is gone instead of being told it was just ended.
+#[tokio::test]
+async fn delete_of_an_unknown_or_ended_session_is_404() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(&fake.base_url, &[]).await;
+    let url = bridge.url("/mcp");
+    let delete = |session: String| {
+        reqwest::Client::new()
+            .delete(&url)
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+    };
+
+    let response = delete("never-issued-by-this-server".into()).await.unwrap();
+    assert_eq!(response.status(), 404);
+    let said = response.text().await.unwrap();
+    assert!(said.contains("initialize"), "{said}");
+
+    let session = raw_legacy_session(&url).await;
+    assert_eq!(delete(session.clone()).await.unwrap().status(), 200);
+    let response = delete(session).await.unwrap();
+    assert_eq!(
+        response.status(),
+        404,
+        "a second DELETE finds nothing to end"
+    );
 }
 
 #[tokio::test]

@@ -471,6 +471,11 @@ async fn soak_http(settings: SoakSettings) {
         "0",
         "--max-concurrent-calls",
         &limit,
+        // One address is the whole load here: its connections may take every place.
+        "--max-connections-per-client",
+        "2048",
+        "--max-pending-connections-per-client",
+        "2048",
     ]);
     let bridge = start_http(&fake.base_url, &args).await;
     let client = Caller::Http {

@@ -1,7 +1,8 @@
 //! Who may use the server: the checks every MCP request passes before the protocol sees it.
 //!
 //! In order: no repeated `Host`, `Origin`, `Authorization` or key header (400), `Host` (and
-//! an absolute-form request target's host) and `Origin` (403), the bearer token (401), the
+//! an absolute-form request target's host) and `Origin` (403), the address's budget of
+//! failed tokens (429), the bearer token (401, which spends from that budget), the
 //! per-user Handinger key when `--key-from-request` is on (401), then the rate limits (429):
 //! the client address's, and the client's own (its key, or its address without one). Secrets in the
 //! request's headers are marked sensitive on the way through, so no debug output of the
@@ -35,6 +36,10 @@ pub struct Access {
     /// Per client address whatever key it sends (`--address-rate-limit`), so unverified
     /// keys cannot each buy a fresh bucket.
     pub address_rate: Option<RateLimiter>,
+    /// Wrong or missing bearer tokens per client address (`--auth-failure-limit`): once an
+    /// address has spent them, none of its tokens is even compared until they refill, so
+    /// guessing runs at that pace whatever the guesser sends.
+    pub auth_failures: Option<RateLimiter>,
 }
 
 impl Access {
@@ -58,7 +63,26 @@ impl Access {
             })
     }
 
-    fn check_token(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// Refuses an address that has spent its budget of failed tokens, before its token is
+    /// looked at.
+    fn check_auth_budget(&self, address: Option<ClientId>) -> Result<(), Response> {
+        let (Some(failures), Some(address)) = (&self.auth_failures, address) else {
+            return Ok(());
+        };
+        failures.peek(address).map_err(|wait| {
+            let response = retry_later(
+                StatusCode::TOO_MANY_REQUESTS,
+                wait,
+                "Too Many Requests: your address sent more wrong or missing bearer tokens than \
+                 this server allows (--auth-failure-limit a minute); no token from it is \
+                 checked until the Retry-After delay has passed. Send Authorization: Bearer \
+                 <token> with the token the server's operator gave you",
+            );
+            rejected("auth_failure_limit", response)
+        })
+    }
+
+    fn check_token(&self, headers: &HeaderMap, address: Option<ClientId>) -> Result<(), Response> {
         let Some(expected) = &self.token else {
             return Ok(());
         };
@@ -81,6 +105,10 @@ impl Access {
                 "send Authorization: Bearer <token>, with the token the server's operator set in HANDINGER_MCP_AUTH_TOKEN"
             }
         };
+        if let (Some(failures), Some(address)) = (&self.auth_failures, address) {
+            // The failure is spent whatever the bucket says: it was checked just before.
+            let _ = failures.check(address);
+        }
         let mut response =
             (StatusCode::UNAUTHORIZED, format!("Unauthorized: {reason}")).into_response();
         response.headers_mut().insert(
@@ -242,10 +270,7 @@ impl Access {
         let client = self
             .check_user_key(request.headers())?
             .and_then(|key| self.rate.as_ref().map(|rate| rate.key_id(key)));
-        let address = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| ClientId::Ip(limits::client_address(peer.ip())));
+        let address = client_address(request);
         if let (Some(limiter), Some(address)) = (&self.address_rate, address) {
             limiter.check(address).map_err(address_over_limit)?;
         }
@@ -256,11 +281,24 @@ impl Access {
     }
 
     /// What every guarded endpoint checks first: secrets hidden from logs, then host and
-    /// origin, then the bearer token.
+    /// origin, then the address's budget of failed tokens and the bearer token.
     fn check_caller(&self, request: &mut Request) -> Result<(), Response> {
         mark_secrets(request.headers_mut());
         check_single_values(request.headers())?;
         self.check_host_and_origin(request)?;
-        self.check_token(request.headers())
+        if self.token.is_none() {
+            return Ok(());
+        }
+        let address = client_address(request);
+        self.check_auth_budget(address)?;
+        self.check_token(request.headers(), address)
     }
+}
+
+/// The client address a request counts against, for the limits per address.
+fn client_address(request: &Request) -> Option<ClientId> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| ClientId::Ip(limits::client_address(peer.ip())))
 }

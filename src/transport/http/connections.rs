@@ -2,6 +2,9 @@
 //! connection builder, with the timeouts that keep slow and idle clients from holding
 //! sockets and memory.
 //!
+//! - **Per address** (`--max-connections-per-client`, `--max-pending-connections-per-client`):
+//!   checked first, at accept ([`super::per_address`]), so one address cannot take the
+//!   places below from everyone else.
 //! - **Cap** (`--max-connections`): beyond it, `--probe-connections` more are let in for
 //!   `/healthz` and `/readyz` only (anything else gets 503 and the connection closes), so a
 //!   flood never makes a healthy server look dead to its orchestrator; beyond those, a
@@ -50,6 +53,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
+use super::per_address::{PerAddress, Place};
 use super::rejected::Rejected;
 use crate::metrics::Metrics;
 
@@ -74,6 +78,8 @@ pub struct ConnectionLimits {
     pub body_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub max_body_buffer_bytes: usize,
+    /// Bounds per client address.
+    pub per_client: super::per_address::AddressLimits,
 }
 
 /// What every connection shares.
@@ -85,6 +91,7 @@ struct Listener {
     open: AtomicUsize,
     all_closed: Notify,
     body_budget: Arc<Semaphore>,
+    per_address: Arc<PerAddress>,
     full: http1::Builder,
     probes_only: http1::Builder,
 }
@@ -117,6 +124,7 @@ pub async fn serve(
         body_budget: Arc::new(Semaphore::new(
             limits.max_body_buffer_bytes.min(Semaphore::MAX_PERMITS),
         )),
+        per_address: PerAddress::new(limits.per_client),
         limits,
         metrics,
         open: AtomicUsize::new(0),
@@ -140,6 +148,20 @@ pub async fn serve(
                 }
             }
         };
+        let place = match shared
+            .per_address
+            .admit(super::limits::client_address(peer.ip()))
+        {
+            Ok(place) => place,
+            Err(refusal) => {
+                shared
+                    .metrics
+                    .record_rejection("connection_limit_per_client");
+                tracing::debug!(%peer, ?refusal, "refused a connection: its address holds as many as it may");
+                let _ = stream.try_write(refusal.canned_answer());
+                continue;
+            }
+        };
         let Some(admission) = shared.admit() else {
             shared.metrics.record_rejection("connection_limit");
             tracing::debug!(%peer, "refused a connection: --max-connections and the probe reserve are in use");
@@ -151,6 +173,7 @@ pub async fn serve(
         let open = OpenConnection(shared.clone());
         tokio::spawn(serve_connection(
             open,
+            Arc::new(place),
             stream,
             peer,
             admission,
@@ -243,6 +266,7 @@ impl Drop for OpenConnection {
 
 async fn serve_connection(
     open: OpenConnection,
+    place: Arc<Place>,
     stream: TcpStream,
     peer: SocketAddr,
     admission: Admission,
@@ -257,6 +281,7 @@ async fn serve_connection(
     let service = ConnectionService {
         listener: listener.clone(),
         state: state.clone(),
+        place,
         peer,
         probes_only: admission == Admission::ProbesOnly,
     };
@@ -441,6 +466,8 @@ impl Drop for InProgress {
 struct ConnectionService {
     listener: Arc<Listener>,
     state: Arc<ConnectionState>,
+    /// Its place under its address's bounds: half-open until the first request head.
+    place: Arc<Place>,
     peer: SocketAddr,
     probes_only: bool,
 }
@@ -452,6 +479,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let in_progress = InProgress::start(self.state.clone());
+        self.place.head_received();
         if self.probes_only && !is_probe(&request) {
             self.listener.metrics.record_rejection("connection_limit");
             return Respond::Ready {

@@ -97,6 +97,24 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// Whether the client's bucket holds a request, without taking it (a client never seen
+    /// has a full one), or how long until it does.
+    pub fn peek(&self, client: ClientId) -> Result<(), Duration> {
+        let buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(bucket) = buckets.get(&client) else {
+            return Ok(());
+        };
+        let per_second = f64::from(self.per_minute) / 60.0;
+        let tokens = bucket.tokens + bucket.updated.elapsed().as_secs_f64() * per_second;
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - tokens) / per_second))
+        }
+    }
+}
+
 /// Bounds the tool calls running at once across all clients.
 pub struct CallGate {
     permits: Arc<Semaphore>,
@@ -312,6 +330,17 @@ mod tests {
             limiter.check(other).is_ok(),
             "clients have their own buckets"
         );
+    }
+
+    #[test]
+    fn peeking_takes_nothing() {
+        let limiter = RateLimiter::new(1).unwrap();
+        let client = ClientId::Ip("127.0.0.1".parse().unwrap());
+        assert!(limiter.peek(client).is_ok());
+        assert!(limiter.peek(client).is_ok());
+        assert!(limiter.check(client).is_ok());
+        let wait = limiter.peek(client).unwrap_err();
+        assert!(wait > Duration::from_secs(55), "{wait:?}");
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //! - `/sse` + `/message` — the legacy HTTP+SSE transport ([`sse`]);
 //! - `/healthz`, `/readyz`, `/metrics` — for operators ([`probes`]).
 //!
-//! [`connections`] accepts connections under a cap and serves them with hyper, with the
-//! header, body and keep-alive timeouts. Every MCP request first passes [`access`] (repeated
-//! headers, Host and Origin, bearer token, per-user key, rate limits), whose lists come from
+//! [`connections`] accepts connections under a cap, and [`per_address`] under bounds per
+//! client address, and serves them with hyper, with the header, body and keep-alive
+//! timeouts; with `--probe-listen` the probes get a listener of their own. Every MCP
+//! request first passes [`access`] (repeated headers, Host and Origin, the throttle on
+//! failed tokens, bearer token, per-user key, rate limits), whose lists come from
 //! [`hosts`]; [`limits`] holds the body cap, the rate limiter and the bound on concurrent
 //! tool calls; [`turn_room`] refuses a call the turn bounds would refuse, with 503;
 //! [`sessions`] binds each session to the credentials that opened it and
@@ -24,6 +26,7 @@ mod connections;
 mod hosts;
 mod limits;
 mod listen;
+mod per_address;
 mod probes;
 mod rejected;
 mod session_limits;
@@ -105,8 +108,9 @@ pub async fn serve(
         streamable::Options {
             stateless: settings.stateless,
             idle_timeout: settings.session_idle_timeout,
+            first_request_timeout: settings.session_first_request_timeout,
             max_body_bytes: settings.max_body_bytes,
-            session_cap: session_cap.clone(),
+            session_cap,
         },
         close_sessions.clone(),
     ));
@@ -115,8 +119,9 @@ pub async fn serve(
         gate.clone(),
         settings.max_body_bytes,
         settings.session_idle_timeout,
+        settings.session_first_request_timeout,
         close_sessions.clone(),
-        session_cap,
+        streamable.clone(),
     ));
     let probes = Arc::new(
         probes::Probes::new(
@@ -135,9 +140,16 @@ pub async fn serve(
         key_from_request: settings.key_from_request,
         rate: limits::RateLimiter::new(settings.rate_limit),
         address_rate: limits::RateLimiter::new(settings.address_rate_limit),
+        auth_failures: limits::RateLimiter::new(settings.auth_failure_limit),
     });
 
-    let app = router(&settings, streamable, legacy, probes, access);
+    let app = router(
+        &settings,
+        streamable,
+        legacy,
+        probes.clone(),
+        access.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| {
@@ -149,6 +161,32 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| format!("could not read the listening address: {e}"))?;
+    // Bound before the main listener is announced, so whoever reads that line finds the
+    // probes there too. Stopped when this function returns, whichever way: the probes
+    // answer until then, so an orchestrator sees the drain (`/readyz` says so) rather than
+    // a closed port.
+    let stop_probes = CancellationToken::new();
+    let _stop_probes = stop_probes.clone().drop_guard();
+    if let Some(address) = settings.probe_listen {
+        let probe_listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+            format!(
+                "could not listen for probes on {address}: {e} (is another process using the \
+                 port? choose another with --probe-listen)"
+            )
+        })?;
+        let bound = probe_listener
+            .local_addr()
+            .map_err(|e| format!("could not read the probe listening address: {e}"))?;
+        tracing::info!("probes on http://{bound}/healthz and /readyz");
+        tokio::spawn(connections::serve(
+            probe_listener,
+            probe_routes(probes, access),
+            probe_limits(&settings.connections),
+            stop_probes,
+            metrics.clone(),
+        ));
+    }
+
     announce(local, &settings);
 
     let mut running = tokio::spawn(connections::serve(
@@ -227,17 +265,40 @@ fn router(
         .route("/metrics", get(probes::metrics))
         .with_state(probes.clone())
         .layer(from_fn_with_state(access.clone(), access::ops_gate));
-    // Probes answer without credentials: orchestrators send neither a token nor a Host
-    // this server would know. Why `/readyz` is not ready names the API's address, so only
-    // a caller `/metrics` would serve reads it (`probes::details_gate`).
+    mcp.merge(metrics).merge(probe_routes(probes, access))
+}
+
+/// `/healthz` and `/readyz`, on the main listener and on `--probe-listen`. Probes answer
+/// without credentials: orchestrators send neither a token nor a Host this server would
+/// know. Why `/readyz` is not ready names the API's address, so only a caller `/metrics`
+/// would serve reads it (`probes::details_gate`), on either listener.
+fn probe_routes(probes: Arc<probes::Probes>, access: Arc<access::Access>) -> Router {
     let ready = Router::new()
         .route("/readyz", get(probes::readyz))
         .with_state(probes)
         .layer(from_fn_with_state(access, probes::details_gate));
-    let health = Router::new()
+    Router::new()
         .route("/healthz", get(probes::healthz))
-        .merge(ready);
-    mcp.merge(metrics).merge(health)
+        .merge(ready)
+}
+
+/// The probe listener's bounds: `--probe-connections` connections (no reserve beyond
+/// them: it serves nothing but probes), the main listener's timeouts, and the per-address
+/// bounds lowered to half of those connections, so one address reaching it cannot take
+/// them all either. Probes send no bodies, so their body budget is small.
+fn probe_limits(main: &connections::ConnectionLimits) -> connections::ConnectionLimits {
+    let max_connections = main.probe_connections;
+    let max_open = main.per_client.max_open.min(max_connections.div_ceil(2));
+    connections::ConnectionLimits {
+        max_connections,
+        probe_connections: 0,
+        per_client: per_address::AddressLimits {
+            max_open,
+            max_pending: main.per_client.max_pending.min(max_open),
+        },
+        max_body_buffer_bytes: 64 * 1024,
+        ..main.clone()
+    }
 }
 
 fn announce(local: SocketAddr, settings: &HttpSettings) {

@@ -11,11 +11,21 @@
 //! its own; its slot is kept under its session id and given back when rmcp no longer has
 //! that session (checked only when a new session would be refused, so the common path never
 //! scans).
+//!
+//! A full table does not lock newcomers out (ten addresses, or one proxy, filling it with
+//! `initialize` would otherwise refuse every new client for the whole idle timeout): the
+//! cap picks a Streamable HTTP session to close instead ([`SessionCap::evict`]), from the
+//! address holding the most sessions (so an address filling the table pays for it, not
+//! the clients beside it), never-used ones first, then the longest idle. A session with a
+//! request in progress or its event stream open is never picked; when every session is
+//! busy the newcomer is refused. A session that sends no request within
+//! `--session-first-request-timeout` of its `initialize` is closed then
+//! ([`SessionCap::close_if_unused`]).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -45,8 +55,20 @@ pub struct SessionCap {
 struct Inner {
     total: usize,
     per_client: HashMap<Client, usize>,
-    /// Streamable HTTP sessions (rmcp's) and whose they are.
-    streamable: HashMap<String, Client>,
+    /// Streamable HTTP sessions (rmcp's): whose they are and how they are used.
+    streamable: HashMap<String, Tracked>,
+}
+
+/// What the cap knows of a Streamable HTTP session, to choose one to close.
+struct Tracked {
+    client: Client,
+    /// Whether a request (not a notification), or its event stream, has come since its
+    /// `initialize`.
+    used: bool,
+    /// Requests in progress and event streams open on it.
+    busy: usize,
+    /// When it last had something in progress (or was opened).
+    last_active: Instant,
 }
 
 /// Why a session was not opened.
@@ -93,12 +115,74 @@ impl SessionCap {
             .streamable
             .iter()
             .filter(|(id, _)| !live.contains(*id))
-            .map(|(id, client)| (id.clone(), *client))
+            .map(|(id, tracked)| (id.clone(), tracked.client))
             .collect();
         for (id, client) in closed {
             inner.streamable.remove(&id);
             inner.release(client);
         }
+    }
+
+    /// Gives back the slot of Streamable HTTP session `id` (ended by its client).
+    pub fn forget(&self, id: &str) {
+        let mut inner = self.lock();
+        if let Some(tracked) = inner.streamable.remove(id) {
+            inner.release(tracked.client);
+        }
+    }
+
+    /// Marks Streamable HTTP session `id` busy until the returned guard is dropped (when
+    /// the answer, or the event stream, has been sent); `request` says whether this is a
+    /// request or stream (which makes the session used) rather than a notification or a
+    /// response. `None` for a session the cap does not track.
+    pub fn activity(self: &Arc<Self>, id: &str, request: bool) -> Option<Activity> {
+        let mut inner = self.lock();
+        let tracked = inner.streamable.get_mut(id)?;
+        tracked.busy += 1;
+        tracked.used |= request;
+        tracked.last_active = Instant::now();
+        Some(Activity {
+            cap: self.clone(),
+            id: id.to_owned(),
+        })
+    }
+
+    /// Makes room for one session when the table is full: takes a Streamable HTTP session
+    /// off the table and returns its id, for the caller to close. The victim is idle (no
+    /// request in progress, no stream open) and belongs to the address holding the most
+    /// sessions; of its sessions, a never-used one goes first, then the longest idle.
+    /// `None` when every session is busy.
+    pub fn evict(&self) -> Option<String> {
+        let mut inner = self.lock();
+        let victim = inner
+            .streamable
+            .iter()
+            .filter(|(_, tracked)| tracked.busy == 0)
+            .max_by_key(|(_, tracked)| {
+                let held = inner.per_client.get(&tracked.client).copied().unwrap_or(0);
+                // Longest idle first: the earliest `last_active` is the greatest key.
+                (held, !tracked.used, std::cmp::Reverse(tracked.last_active))
+            })
+            .map(|(id, _)| id.clone())?;
+        if let Some(tracked) = inner.streamable.remove(&victim) {
+            inner.release(tracked.client);
+        }
+        Some(victim)
+    }
+
+    /// Takes Streamable HTTP session `id` off the table if it has had no request since its
+    /// `initialize` and has nothing in progress; returns whether it did, for the caller to
+    /// close it.
+    pub fn close_if_unused(&self, id: &str) -> bool {
+        let mut inner = self.lock();
+        let unused = inner
+            .streamable
+            .get(id)
+            .is_some_and(|tracked| !tracked.used && tracked.busy == 0);
+        if unused && let Some(tracked) = inner.streamable.remove(id) {
+            inner.release(tracked.client);
+        }
+        unused
     }
 
     #[cfg(test)]
@@ -138,7 +222,30 @@ impl Slot {
     /// Keeps the slot for rmcp's session `id` until rmcp no longer has it.
     pub fn keep_for(mut self, id: String) {
         if let Some(cap) = self.cap.take() {
-            cap.lock().streamable.insert(id, self.client);
+            let tracked = Tracked {
+                client: self.client,
+                used: false,
+                busy: 0,
+                last_active: Instant::now(),
+            };
+            cap.lock().streamable.insert(id, tracked);
+        }
+    }
+}
+
+/// A request in progress (or an event stream open) on a Streamable HTTP session: the
+/// session is not idle until this is dropped.
+pub struct Activity {
+    cap: Arc<SessionCap>,
+    id: String,
+}
+
+impl Drop for Activity {
+    fn drop(&mut self) {
+        let mut inner = self.cap.lock();
+        if let Some(tracked) = inner.streamable.get_mut(&self.id) {
+            tracked.busy = tracked.busy.saturating_sub(1);
+            tracked.last_active = Instant::now();
         }
     }
 }
@@ -160,8 +267,8 @@ impl IntoResponse for Refusal {
                     StatusCode::SERVICE_UNAVAILABLE,
                     RETRY_AFTER,
                     "Service Unavailable: this server holds as many MCP sessions as it allows \
-                     (--max-sessions); retry after the Retry-After delay, when idle sessions \
-                     have closed",
+                     (--max-sessions), and every one is busy; retry after the Retry-After \
+                     delay",
                 ),
             ),
             Refusal::ClientFull => (
@@ -205,6 +312,42 @@ mod tests {
         assert_eq!(cap.try_open(ip(3)).unwrap_err(), Refusal::ServerFull);
         drop(a1);
         assert!(cap.try_open(ip(1)).is_ok(), "a dropped slot is given back");
+    }
+
+    #[test]
+    fn a_full_table_gives_up_an_idle_session_of_its_biggest_holder() {
+        let cap = cap(4, 3);
+        for (id, client) in [("a1", ip(1)), ("b1", ip(2)), ("b2", ip(2)), ("b3", ip(2))] {
+            cap.try_open(client).unwrap().keep_for(id.into());
+        }
+        let _b1_busy = cap.activity("b1", true).unwrap();
+        drop(cap.activity("b3", true).unwrap());
+        assert_eq!(cap.try_open(ip(3)).unwrap_err(), Refusal::ServerFull);
+        // b2 was never used: it goes before b3, and b1 is busy.
+        assert_eq!(cap.evict().as_deref(), Some("b2"));
+        assert_eq!(cap.open(), 3);
+        cap.try_open(ip(3)).unwrap().keep_for("c1".into());
+        assert_eq!(cap.evict().as_deref(), Some("b3"), "b still holds the most");
+        let _all_busy = [
+            cap.activity("a1", false).unwrap(),
+            cap.activity("c1", false).unwrap(),
+        ];
+        assert_eq!(cap.evict(), None, "busy sessions are never closed");
+    }
+
+    #[test]
+    fn only_unused_idle_sessions_close_early() {
+        let cap = cap(3, 3);
+        for id in ["fresh", "used", "busy"] {
+            cap.try_open(ip(1)).unwrap().keep_for(id.into());
+        }
+        drop(cap.activity("used", true).unwrap());
+        let _busy = cap.activity("busy", false).unwrap();
+        assert!(!cap.close_if_unused("used"));
+        assert!(!cap.close_if_unused("busy"));
+        assert!(cap.close_if_unused("fresh"));
+        assert!(!cap.close_if_unused("fresh"), "once");
+        assert_eq!(cap.open(), 2);
     }
 
     #[test]

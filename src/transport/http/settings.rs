@@ -100,15 +100,31 @@ pub struct HttpArgs {
     #[arg(long, env = "HANDINGER_MCP_SESSION_IDLE_TIMEOUT", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     pub session_idle_timeout: u64,
 
-    /// Most MCP sessions open at once (Streamable HTTP and legacy SSE together); an
-    /// `initialize` or `GET /sse` beyond it gets 503 with Retry-After.
+    /// Most MCP sessions open at once (Streamable HTTP and legacy SSE together). An
+    /// `initialize` beyond it closes an idle Streamable HTTP session of the address holding
+    /// the most (never-used ones first, then the longest idle); when every session is busy
+    /// it, and a `GET /sse`, get 503 with Retry-After.
     #[arg(long, env = "HANDINGER_MCP_MAX_SESSIONS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_sessions: u32,
+
+    /// Seconds a new session has to send its first request after `initialize` (a request,
+    /// not a notification, or opening its event stream); one that sends none is closed
+    /// then rather than after --session-idle-timeout [default: 60, or
+    /// --session-idle-timeout when lower]. At most --session-idle-timeout.
+    #[arg(long, env = "HANDINGER_MCP_SESSION_FIRST_REQUEST_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub session_first_request_timeout: Option<u64>,
 
     /// Most MCP sessions one client address may hold open; more get 429 with Retry-After.
     /// Behind a proxy every client shares the proxy's address: raise it to --max-sessions.
     #[arg(long, env = "HANDINGER_MCP_MAX_SESSIONS_PER_CLIENT", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_sessions_per_client: u32,
+
+    /// Wrong or missing bearer tokens one client address may send per minute (in bursts of
+    /// as many); beyond it every request from that address that needs the token gets 429
+    /// with Retry-After, the right token included, until the budget refills. Behind a
+    /// proxy one guesser throttles every client of the proxy. 0 turns it off.
+    #[arg(long, env = "HANDINGER_MCP_AUTH_FAILURE_LIMIT", default_value_t = 30)]
+    pub auth_failure_limit: u32,
 
     /// Requests one client address may make per minute, whatever keys it sends (so new
     /// X-Handinger-Api-Key values buy nothing); more get 429 with Retry-After. Behind a proxy
@@ -124,9 +140,32 @@ pub struct HttpArgs {
     pub max_connections: u32,
 
     /// Connections kept beyond --max-connections for health and readiness probes, so a
-    /// flood of connections never makes a healthy server look dead.
+    /// flood of connections never makes a healthy server look dead. With --probe-listen,
+    /// also the cap of that listener.
     #[arg(long, env = "HANDINGER_MCP_PROBE_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub probe_connections: u32,
+
+    /// Most connections one client address may hold open [default: 128, or half of
+    /// --max-connections when lower]; more are refused with 429 as they are accepted. An
+    /// IPv6 client counts by its /64. Behind a proxy every client shares the proxy's
+    /// address: raise it to --max-connections and limit per client at the proxy.
+    #[arg(long, env = "HANDINGER_MCP_MAX_CONNECTIONS_PER_CLIENT", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_client: Option<u32>,
+
+    /// Most connections one client address may hold that have not yet sent a complete
+    /// first request head (half-open) [default: 64, or half of --max-connections-per-client
+    /// when lower]; more are refused with 429 as they are accepted. A real client's new
+    /// connection sends its head at once, so only a flood (or a client opening more than
+    /// this many connections at the same moment) holds many.
+    #[arg(long, env = "HANDINGER_MCP_MAX_PENDING_CONNECTIONS_PER_CLIENT", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_pending_connections_per_client: Option<u32>,
+
+    /// A second address (IP:PORT or HOST:PORT) serving only /healthz and /readyz, with its
+    /// own --probe-connections connections: nothing sent to --listen can fill it, so an
+    /// orchestrator's probes are answered whatever floods the main port. Point liveness and
+    /// readiness probes at it, and keep it reachable only by the orchestrator.
+    #[arg(long, env = "HANDINGER_MCP_PROBE_LISTEN", value_parser = super::listen::parse_listen)]
+    pub probe_listen: Option<SocketAddr>,
 
     /// Seconds a new connection has to send a complete request head (the request line and
     /// headers), and a kept-alive one from its first byte; slower ones are closed.
@@ -172,7 +211,10 @@ pub struct HttpSettings {
     pub shutdown_grace: Duration,
     pub sessions: super::session_limits::SessionLimits,
     pub address_rate_limit: u32,
+    pub auth_failure_limit: u32,
     pub connections: super::connections::ConnectionLimits,
+    pub probe_listen: Option<SocketAddr>,
+    pub session_first_request_timeout: Duration,
 }
 
 impl HttpArgs {
@@ -216,6 +258,36 @@ impl HttpArgs {
                 self.max_sessions_per_client, self.max_sessions
             ));
         }
+        let session_first_request_timeout = match self.session_first_request_timeout {
+            Some(seconds) => Duration::from_secs(seconds),
+            None => SESSION_FIRST_REQUEST_TIMEOUT.min(session_idle_timeout),
+        };
+        if session_first_request_timeout > session_idle_timeout {
+            return Err(format!(
+                "--session-first-request-timeout {}s is above --session-idle-timeout {}s: an \
+                 unused session would outlive an idle one. Lower it, or raise the idle timeout \
+                 (HANDINGER_MCP_SESSION_FIRST_REQUEST_TIMEOUT / HANDINGER_MCP_SESSION_IDLE_TIMEOUT)",
+                session_first_request_timeout.as_secs(),
+                session_idle_timeout.as_secs()
+            ));
+        }
+        let per_client = per_client_connections(
+            self.max_connections,
+            self.max_connections_per_client,
+            self.max_pending_connections_per_client,
+        )?;
+        // Port 0 picks a free port for each, so two of them never collide.
+        if self
+            .probe_listen
+            .is_some_and(|probes| probes == self.listen && probes.port() != 0)
+        {
+            return Err(format!(
+                "--probe-listen {} is the --listen address: give the probes a port of their own \
+                 (e.g. {}:8788), or drop --probe-listen to serve them on the main port",
+                self.listen,
+                self.listen.ip()
+            ));
+        }
         if self.max_body_buffer_bytes < self.max_body_bytes {
             return Err(format!(
                 "--max-body-buffer-bytes {} is below --max-body-bytes {}: no request of the \
@@ -229,9 +301,13 @@ impl HttpArgs {
                 max_per_client: self.max_sessions_per_client as usize,
             },
             address_rate_limit: self.address_rate_limit,
+            auth_failure_limit: self.auth_failure_limit,
+            probe_listen: self.probe_listen,
+            session_first_request_timeout,
             connections: super::connections::ConnectionLimits {
                 max_connections: self.max_connections as usize,
                 probe_connections: self.probe_connections as usize,
+                per_client,
                 header_read_timeout: Duration::from_secs(self.header_read_timeout),
                 body_read_timeout: Duration::from_secs(self.body_read_timeout),
                 keep_alive_timeout: Duration::from_secs(self.keep_alive_timeout),
@@ -251,6 +327,55 @@ impl HttpArgs {
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
         })
     }
+}
+
+/// Default time a session has for its first request: a client sends one (`tools/list`, as
+/// rmcp's, the Python and the TypeScript SDKs' do) right after `initialize`, and any
+/// client told 404 later starts a new session by itself.
+const SESSION_FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default bound on one address's open connections: enough for a busy agent (a held call
+/// per connection, up to the default 64 turns per key, and its event streams) with room to
+/// spare, and a sixteenth of the default `--max-connections`.
+const CONNECTIONS_PER_CLIENT: u32 = 128;
+/// Default bound on one address's half-open connections. A client's new connection sends its
+/// head at once, but a burst of new connections can all be accepted before any is read, so
+/// this leaves room for a client opening 64 at once; a flood holds at most this many, a
+/// thirty-second of the default `--max-connections`.
+const PENDING_CONNECTIONS_PER_CLIENT: u32 = 64;
+
+/// The per-address connection bounds: each defaults to its constant, or to half the bound
+/// above it when that is lower (so by default one address never holds more than half the
+/// server's connections, nor half of its own as half-open ones, however small the caps);
+/// one set explicitly above the bound above it is an error.
+fn per_client_connections(
+    max_connections: u32,
+    open: Option<u32>,
+    pending: Option<u32>,
+) -> Result<super::per_address::AddressLimits, String> {
+    if let Some(open) = open
+        && open > max_connections
+    {
+        return Err(format!(
+            "--max-connections-per-client {open} is above --max-connections {max_connections}: \
+             lower it, or raise --max-connections (HANDINGER_MCP_MAX_CONNECTIONS_PER_CLIENT / \
+             HANDINGER_MCP_MAX_CONNECTIONS)"
+        ));
+    }
+    let open = open.unwrap_or(CONNECTIONS_PER_CLIENT.min(max_connections.div_ceil(2)));
+    if let Some(pending) = pending
+        && pending > open
+    {
+        return Err(format!(
+            "--max-pending-connections-per-client {pending} is above the {open} connections \
+             one client may hold (--max-connections-per-client): lower it or raise that"
+        ));
+    }
+    let pending = pending.unwrap_or(PENDING_CONNECTIONS_PER_CLIENT.min(open.div_ceil(2)));
+    Ok(super::per_address::AddressLimits {
+        max_open: open as usize,
+        max_pending: pending as usize,
+    })
 }
 
 fn validate_token(token: SecretString) -> Result<SecretString, String> {
@@ -280,7 +405,7 @@ mod tests {
         let mut argv = vec!["handinger-mcp", "http"];
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).unwrap().command {
-            Some(Command::Http(args)) => args,
+            Some(Command::Http(args)) => *args,
             other => panic!("not http: {other:?}"),
         }
     }
@@ -339,6 +464,46 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.contains("--max-body-buffer-bytes"), "{err}");
+        assert_eq!(settings.connections.per_client.max_open, 128);
+        assert_eq!(settings.connections.per_client.max_pending, 64);
+        let low = check(&["--max-connections", "10"]).unwrap();
+        assert_eq!(low.connections.per_client.max_open, 5, "half the cap");
+        assert_eq!(low.connections.per_client.max_pending, 3);
+        let err = check(&[
+            "--max-connections",
+            "10",
+            "--max-connections-per-client",
+            "11",
+        ])
+        .unwrap_err();
+        assert!(err.contains("--max-connections-per-client"), "{err}");
+        let err = check(&[
+            "--max-connections-per-client",
+            "4",
+            "--max-pending-connections-per-client",
+            "5",
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("--max-pending-connections-per-client"),
+            "{err}"
+        );
+        let err = check(&["--probe-listen", "127.0.0.1:8787"]).unwrap_err();
+        assert!(err.contains("--probe-listen"), "{err}");
+        let err = check(&[
+            "--session-idle-timeout",
+            "100",
+            "--session-first-request-timeout",
+            "101",
+        ])
+        .unwrap_err();
+        assert!(err.contains("--session-first-request-timeout"), "{err}");
+        let short = check(&["--session-idle-timeout", "51"]).unwrap();
+        assert_eq!(short.session_first_request_timeout, Duration::from_secs(51));
+        assert_eq!(
+            check(&[]).unwrap().session_first_request_timeout,
+            Duration::from_secs(60)
+        );
         let parsed = Cli::try_parse_from(["handinger-mcp", "http", "--max-connections", "0"]);
         assert!(parsed.is_err(), "a cap of zero connections is refused");
     }

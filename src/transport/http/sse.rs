@@ -11,11 +11,14 @@
 //!
 //! A session lives as long as its event stream: when the client disconnects, the server
 //! shuts down, or no message has passed either way for `--session-idle-timeout` (as with
-//! Streamable HTTP sessions), the session and its MCP service end, and posts to it get 404.
+//! Streamable HTTP sessions), or no request (other than `initialize`) has come within
+//! `--session-first-request-timeout` of its opening, the session and its MCP service end,
+//! and posts to it get 404.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -33,8 +36,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
-use super::session_limits::{SessionCap, Slot};
+use super::session_limits::Slot;
 use super::sessions::Owner;
+use super::streamable::StreamableMcp;
 use super::turn_room;
 use crate::tools::HandingerServer;
 use crate::transport::framing::InFlight;
@@ -54,8 +58,11 @@ pub struct LegacySse {
     gate: Arc<CallGate>,
     max_body_bytes: usize,
     idle_timeout: Duration,
+    first_request_timeout: Duration,
     shutdown: CancellationToken,
-    cap: Arc<SessionCap>,
+    /// Where a new session gets its place under the session cap (closing an idle
+    /// Streamable HTTP session to make room when the table is full).
+    room: Arc<StreamableMcp>,
 }
 
 struct Session {
@@ -68,6 +75,8 @@ struct Session {
     in_flight: InFlight,
     /// When a message last passed, either way.
     last_active: Mutex<Instant>,
+    /// Whether a request other than `initialize` has come.
+    used: AtomicBool,
 }
 
 impl Session {
@@ -85,6 +94,14 @@ impl Session {
             tokio::time::sleep_until(due.into()).await;
         }
     }
+
+    /// Resolves after `timeout` if no request other than `initialize` came by then.
+    async fn unused_after(&self, timeout: Duration) {
+        tokio::time::sleep(timeout).await;
+        if self.used.load(Ordering::Acquire) {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,8 +114,9 @@ impl LegacySse {
         gate: Arc<CallGate>,
         max_body_bytes: usize,
         idle_timeout: Duration,
+        first_request_timeout: Duration,
         shutdown: CancellationToken,
-        cap: Arc<SessionCap>,
+        room: Arc<StreamableMcp>,
     ) -> Self {
         Self {
             prototype: factory(),
@@ -107,8 +125,9 @@ impl LegacySse {
             gate,
             max_body_bytes,
             idle_timeout,
+            first_request_timeout,
             shutdown,
-            cap,
+            room,
         }
     }
 
@@ -143,9 +162,9 @@ pub async fn open(
     if sse.shutdown.is_cancelled() {
         return limits::Refusal::ShuttingDown.into_response();
     }
-    let slot = match sse.cap.try_open(Some(limits::client_address(peer.ip()))) {
+    let slot = match sse.room.session_slot(Some(peer)).await {
         Ok(slot) => slot,
-        Err(refusal) => return refusal.into_response(),
+        Err(refusal) => return refusal,
     };
     // 80 random bits from a CSPRNG (ulid draws them from `rand::rng()`): the session id is
     // the only handle on a session, so it must not be guessable.
@@ -158,6 +177,7 @@ pub async fn open(
         calls: Mutex::new(HashMap::new()),
         in_flight: InFlight::default(),
         last_active: Mutex::new(Instant::now()),
+        used: AtomicBool::new(false),
     });
     lock(&sse.sessions).insert(id.clone(), session.clone());
     let stop = sse.shutdown.child_token();
@@ -166,6 +186,7 @@ pub async fn open(
     let service_stop = stop.clone();
     let watched = session.clone();
     let idle_timeout = sse.idle_timeout;
+    let first_request_timeout = sse.first_request_timeout;
     tokio::spawn(async move {
         let serve = async {
             match server
@@ -185,6 +206,12 @@ pub async fn open(
             () = serve => {}
             () = watched.idle_for(idle_timeout) => {
                 tracing::info!("closing an idle legacy SSE session");
+            }
+            () = watched.unused_after(first_request_timeout) => {
+                tracing::info!(
+                    "closing a legacy SSE session that sent no request after its initialize \
+                     (--session-first-request-timeout)"
+                );
             }
         }
         // The service is gone: end the event stream too, which closes the session.
@@ -282,6 +309,11 @@ pub async fn message(
         }
     };
     session.in_flight.cancelled(&message);
+    if let ClientJsonRpcMessage::Request(request) = &message
+        && !matches!(request.request, ClientRequest::InitializeRequest(_))
+    {
+        session.used.store(true, Ordering::Release);
+    }
     if let ClientJsonRpcMessage::Request(request) = &message
         && !session.in_flight.enter(&request.id)
     {

@@ -9,12 +9,16 @@
 //!
 //! In front of rmcp this module reads the body under the size cap, lets a `tools/call` in
 //! only with a permit from the call gate (held until its answer has been streamed), opens a
-//! session only with a slot under the session cap ([`super::session_limits`]) and binds it
-//! to the credentials that opened it ([`super::sessions`]), refuses a second request with
+//! session only with a slot under the session cap ([`super::session_limits`]), closing an
+//! idle session to make room when the table is full, and binds it to the credentials that
+//! opened it ([`super::sessions`]), marks each session busy while a request or its event
+//! stream is in progress (so it is never the one closed) and closes it when it sends no
+//! request within `--session-first-request-timeout`, refuses a second request with
 //! an id still in flight on the session, hands plain tool calls in `--stateless` mode to a
 //! shared service ([`super::stateless`]), words the 404 for an expired session so a person
 //! reading it knows what happened, and answers a session's `DELETE` with 200 rather than
-//! rmcp's 202.
+//! rmcp's 202, and with 404 when the session is unknown or already ended (rmcp ends
+//! nothing and says 202 then).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -26,12 +30,14 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode, header};
 use rmcp::model::RequestId;
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
+use super::session_limits::Refusal;
 use super::session_limits::{SessionCap, Slot};
 use super::sessions::{InFlightGuard, InFlightIds, Owner, Owners, request_id};
 use super::stateless::{Sent, SharedCalls};
@@ -54,6 +60,10 @@ pub struct StreamableMcp {
     max_body_bytes: usize,
     stateless: bool,
     cap: Arc<SessionCap>,
+    /// `--session-first-request-timeout`.
+    first_request_timeout: Duration,
+    /// Ends the timers of sessions waiting for their first request.
+    shutdown: CancellationToken,
     /// `--stateless`: plain tool calls go to a shared service ([`super::stateless`]).
     shared: Option<SharedCalls>,
     /// Asked whether a tool call would find a turn slot ([`super::turn_room`]).
@@ -63,6 +73,7 @@ pub struct StreamableMcp {
 pub struct Options {
     pub stateless: bool,
     pub idle_timeout: Duration,
+    pub first_request_timeout: Duration,
     pub max_body_bytes: usize,
     pub session_cap: Arc<SessionCap>,
 }
@@ -105,14 +116,17 @@ impl StreamableMcp {
             max_body_bytes: options.max_body_bytes,
             stateless: options.stateless,
             cap: options.session_cap,
+            first_request_timeout: options.first_request_timeout,
+            shutdown,
             shared,
             prototype,
         }
     }
 
-    /// A slot under the session cap for an `initialize` from `client`: when the cap is
-    /// reached, first gives back the slots of sessions rmcp has closed since.
-    async fn session_slot(&self, client: Option<SocketAddr>) -> Result<Slot, Response> {
+    /// A slot under the session cap for a new session of `client` (an `initialize` here, a
+    /// `GET /sse` of the legacy transport): when the cap is reached, first gives back the
+    /// slots of sessions rmcp has closed since, then closes an idle one to make room.
+    pub async fn session_slot(&self, client: Option<SocketAddr>) -> Result<Slot, Response> {
         let client = client.map(|peer| limits::client_address(peer.ip()));
         if let Ok(slot) = self.cap.try_open(client) {
             return Ok(slot);
@@ -126,9 +140,46 @@ impl StreamableMcp {
             .map(ToString::to_string)
             .collect();
         self.cap.forget_closed(&live);
+        match self.cap.try_open(client) {
+            Err(Refusal::ServerFull) => {}
+            opened => return opened.map_err(IntoResponse::into_response),
+        }
+        // Full, and no session closed by itself: close an idle one to make room.
+        let Some(victim) = self.cap.evict() else {
+            return Err(Refusal::ServerFull.into_response());
+        };
+        tracing::info!("closed an idle session to make room for a new one (--max-sessions)");
+        self.close(&victim).await;
         self.cap
             .try_open(client)
             .map_err(IntoResponse::into_response)
+    }
+
+    /// Closes rmcp's session `id` (one the cap has already let go of).
+    async fn close(&self, id: &str) {
+        if let Err(error) = self.sessions.close_session(&Arc::from(id)).await {
+            tracing::warn!(%error, "could not close a session");
+        }
+    }
+
+    /// Closes session `id` if it sends no request within `--session-first-request-timeout`
+    /// of its `initialize`: a session that is opened and never used should not hold its
+    /// place (and its memory) for the whole idle timeout.
+    fn close_unless_used(self: &Arc<Self>, id: String) {
+        let mcp = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(mcp.first_request_timeout) => {}
+                () = mcp.shutdown.cancelled() => return,
+            }
+            if mcp.cap.close_if_unused(&id) {
+                tracing::info!(
+                    "closed a session that sent no request after its initialize \
+                     (--session-first-request-timeout)"
+                );
+                mcp.close(&id).await;
+            }
+        });
     }
 
     pub async fn open_sessions(&self) -> usize {
@@ -169,7 +220,7 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
     }
 }
 
-async fn respond(mcp: &StreamableMcp, request: Request) -> Reply {
+async fn respond(mcp: &Arc<StreamableMcp>, request: Request) -> Reply {
     let (parts, body) = request.into_parts();
     // A session is answered only for the credentials that opened it, before anything else
     // happens for the request: someone else's request reserves no id in it and takes no
@@ -181,23 +232,42 @@ async fn respond(mcp: &StreamableMcp, request: Request) -> Reply {
     {
         return Reply::Now(session_gone());
     }
+    let session_id = session.as_ref().and_then(|id| id.to_str().ok());
+    // rmcp answers a DELETE of a session it does not hold with 202 as if it had ended one;
+    // the spec (and the TypeScript SDK's servers) say 404. (Without sessions, rmcp's 405
+    // says there is nothing to delete here at all.)
+    if parts.method == Method::DELETE
+        && !mcp.stateless
+        && let Some(id) = session_id
+        && !mcp
+            .sessions
+            .has_session(&Arc::from(id))
+            .await
+            .unwrap_or(false)
+    {
+        return Reply::Now(session_gone());
+    }
     let mut permit = None;
     let mut in_flight = None;
     let mut session_slot = None;
+    // A GET opens the session's event stream: the session is in use while it is open.
+    let mut activity = match (session_id, &parts.method) {
+        (Some(id), &Method::GET) => mcp.cap.activity(id, true),
+        _ => None,
+    };
     let body = if parts.method == Method::POST {
         let bytes = match limits::read_capped(body, &parts.headers, mcp.max_body_bytes).await {
             Ok(bytes) => bytes,
             Err(response) => return Reply::Now(response),
         };
-        if let Some(session) = parts.headers.get(SESSION_HEADER)
-            && let Some(id) = request_id(&bytes)
-        {
-            match mcp
-                .in_flight
-                .enter(session.to_str().unwrap_or_default(), &id)
-            {
-                Some(guard) => in_flight = Some(guard),
-                None => return Reply::Now(duplicate_id(&id)),
+        let id = request_id(&bytes);
+        if let Some(session) = session_id {
+            activity = mcp.cap.activity(session, id.is_some());
+            if let Some(id) = &id {
+                match mcp.in_flight.enter(session, id) {
+                    Some(guard) => in_flight = Some(guard),
+                    None => return Reply::Now(duplicate_id(id)),
+                }
             }
         }
         if limits::is_tool_call(&bytes) {
@@ -257,7 +327,8 @@ async fn respond(mcp: &StreamableMcp, request: Request) -> Reply {
         if let Some(slot) = session_slot
             && head.status.is_success()
         {
-            slot.keep_for(id);
+            slot.keep_for(id.clone());
+            mcp.close_unless_used(id);
         }
     }
     // rmcp answers a session's DELETE with 202 Accepted, but the session is gone by then, and
@@ -265,6 +336,9 @@ async fn respond(mcp: &StreamableMcp, request: Request) -> Reply {
     // for anything but 200 or 204. 200 is what every SDK takes as done.
     if is_delete && head.status == StatusCode::ACCEPTED {
         head.status = StatusCode::OK;
+        if let Some(id) = session_id {
+            mcp.cap.forget(id);
+        }
     }
     // rmcp's own 404 for a session it does not know is a bare line of text; JSON 404s are
     // protocol answers (an unknown method) and pass through untouched.
@@ -275,8 +349,8 @@ async fn respond(mcp: &StreamableMcp, request: Request) -> Reply {
         return Reply::Now(session_gone());
     }
     let body = Body::new(body);
-    let body = match (permit, in_flight) {
-        (None, None) => body,
+    let body = match (permit, in_flight, activity) {
+        (None, None, None) => body,
         held => limits::hold_until_sent(body, held),
     };
     Reply::Now(Response::from_parts(head, body))
@@ -295,9 +369,11 @@ fn duplicate_id(id: &RequestId) -> Response {
 fn session_gone() -> Response {
     (
         StatusCode::NOT_FOUND,
-        "Not Found: this MCP session has expired (idle longer than the server's \
-         --session-idle-timeout) or never existed here (the server restarted, or another \
-         replica holds it): start a new session with an initialize request",
+        "Not Found: this MCP session has ended (idle longer than the server's \
+         --session-idle-timeout, no request within --session-first-request-timeout of its \
+         initialize, closed while idle to make room when the server held --max-sessions, or \
+         deleted) or never existed here (the server restarted, or another replica holds it): \
+         start a new session with an initialize request",
     )
         .into_response()
 }
