@@ -359,9 +359,9 @@ pub struct Settings {
     pub tools: ToolSettings,
     /// Largest message read from stdin.
     pub max_message_bytes: usize,
-    /// The shared turn store's URL (`--store`), `None` for memory. Secret: it may carry a
-    /// password.
-    pub store: Option<SecretString>,
+    /// The shared turn store's URL (`--store`) and the deployment secret its names are
+    /// keyed with, `None` for memory. Both secret: the URL may carry a password.
+    pub store: Option<(SecretString, SecretString)>,
     /// How long a claim in the shared store outlives its owner's last renewal.
     pub store_lease: Duration,
 }
@@ -384,7 +384,9 @@ impl SettingsArgs {
         let local_roots =
             AllowedRoots::from_config(&self.allow_dirs).map_err(ConfigError::Invalid)?;
         let file_hosts = FileHosts::new(&self.allow_file_hosts).map_err(ConfigError::Invalid)?;
-        let store = validate_store(&self.store)?;
+        let store = validate_store(&self.store)?
+            .map(|url| Ok::<_, ConfigError>((url, store_secret()?)))
+            .transpose()?;
         if let Some(dir) = &self.download_dir
             && !dir.is_dir()
         {
@@ -440,6 +442,50 @@ impl SettingsArgs {
             store_lease: Duration::from_secs(self.store_lease),
         })
     }
+}
+
+/// The variable holding the shared store's secret, and the one naming a file that holds it.
+pub const STORE_SECRET_VAR: &str = "HANDINGER_MCP_STORE_SECRET";
+pub const STORE_SECRET_FILE_VAR: &str = "HANDINGER_MCP_STORE_SECRET_FILE";
+/// Shortest store secret accepted: it stands between the store's key names and an offline
+/// guess of the API keys they are derived from.
+const MIN_STORE_SECRET_BYTES: usize = 16;
+
+/// The deployment secret the shared store's names are keyed with: from
+/// `HANDINGER_MCP_STORE_SECRET`, or the file `HANDINGER_MCP_STORE_SECRET_FILE` names (a
+/// mounted secret). Environment only, so it never shows in a process list; the same on
+/// every replica.
+fn store_secret() -> Result<SecretString, ConfigError> {
+    let how = "every replica needs the same random value, e.g. `openssl rand -hex 32`";
+    let secret = match (
+        std::env::var(STORE_SECRET_VAR).ok(),
+        std::env::var_os(STORE_SECRET_FILE_VAR),
+    ) {
+        (Some(value), None) => value,
+        (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "{STORE_SECRET_FILE_VAR} names {}, which could not be read ({e}): point it at the file holding the store secret",
+                std::path::Path::new(&path).display()
+            ))
+        })?,
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid(format!(
+                "both {STORE_SECRET_VAR} and {STORE_SECRET_FILE_VAR} are set: keep one"
+            )));
+        }
+        (None, None) => {
+            return Err(ConfigError::Invalid(format!(
+                "--store needs a secret to key the store's names with (they would otherwise let anyone who reads the store test guesses of API keys offline): set {STORE_SECRET_VAR}, or {STORE_SECRET_FILE_VAR} to a file holding it; {how}"
+            )));
+        }
+    };
+    let secret = secret.trim();
+    if secret.len() < MIN_STORE_SECRET_BYTES {
+        return Err(ConfigError::Invalid(format!(
+            "the store secret is shorter than {MIN_STORE_SECRET_BYTES} bytes: {how}"
+        )));
+    }
+    Ok(SecretString::from(secret.to_owned()))
 }
 
 /// `memory`, or a `redis://` / `rediss://` URL (checked fully when the store is set up).

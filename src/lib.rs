@@ -124,10 +124,11 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
         metrics.clone(),
     )?;
     let store = match &settings.store {
-        Some(url) => {
+        Some((url, secret)) => {
             use secrecy::ExposeSecret;
             let connected = turns::shared::SharedStore::connect(
                 url.expose_secret(),
+                secret,
                 settings.retention,
                 settings.store_lease,
             );

@@ -5,7 +5,7 @@
 //! The SDK is pinned in `.ci/requirements-clients.txt`; `.ci/python-clients.sh` installs it
 //! into `.ci/venv-clients`, and `.ci/run` runs that before `cargo test`, so CI always has
 //! it. `HANDINGER_MCP_TEST_PYTHON` points at another interpreter that has it. Without
-//! either, these tests say so and pass on a developer's machine, and fail under CI.
+//! either, these tests fail and name the command that installs it.
 
 mod common;
 
@@ -19,24 +19,20 @@ use common::*;
 /// Bounds one scenario (an interpreter start, SDK import, a few calls): only a hang hits it.
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
 
-fn python() -> Option<PathBuf> {
+/// The interpreter with the SDK. Missing, the test fails and says how to install it: a test
+/// that passes having run nothing asserts nothing.
+fn python() -> PathBuf {
     if let Some(python) = std::env::var_os("HANDINGER_MCP_TEST_PYTHON") {
-        return Some(python.into());
+        return python.into();
     }
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/venv-clients/bin/python");
-    if venv.exists() {
-        return Some(venv);
-    }
     assert!(
-        std::env::var_os("CI").is_none(),
-        "the Python MCP SDK is not installed: .ci/run installs it with .ci/python-clients.sh \
-         before cargo test"
+        venv.exists(),
+        "the official MCP Python SDK is not installed: run `bash .ci/python-clients.sh` (it \
+         installs it into .ci/venv-clients), or point HANDINGER_MCP_TEST_PYTHON at an \
+         interpreter that has it"
     );
-    eprintln!(
-        "SKIPPED: the Python MCP SDK is not installed; run `bash .ci/python-clients.sh` to \
-         install it into .ci/venv-clients"
-    );
-    None
+    venv
 }
 
 /// A fake whose next task POST fails with a 500 before Handinger takes it: every scenario
@@ -83,7 +79,7 @@ async fn scenario(python: &Path, name: &str, fake: &FakeHandinger, mcp_url: Opti
 
 #[tokio::test]
 async fn python_sdk_legacy_over_stdio_with_every_toolset() {
-    let Some(python) = python() else { return };
+    let python = python();
     let fake = fake_with_one_failure().await;
     scenario(&python, "stdio-legacy", &fake, None).await;
     // Two create_task calls (one failed), one admin task round: two turns recorded.
@@ -92,7 +88,7 @@ async fn python_sdk_legacy_over_stdio_with_every_toolset() {
 
 #[tokio::test]
 async fn python_sdk_2026_07_28_over_stdio_with_mcp_tasks() {
-    let Some(python) = python() else { return };
+    let python = python();
     let fake = fake_with_one_failure().await;
     scenario(&python, "stdio-modern", &fake, None).await;
     assert_eq!(
@@ -104,7 +100,7 @@ async fn python_sdk_2026_07_28_over_stdio_with_mcp_tasks() {
 
 #[tokio::test]
 async fn python_sdk_legacy_over_http_sessions_closes_cleanly() {
-    let Some(python) = python() else { return };
+    let python = python();
     let fake = fake_with_one_failure().await;
     let bridge = start_http(&fake.base_url, &[]).await;
     scenario(&python, "http-legacy", &fake, Some(&bridge.url("/mcp"))).await;
@@ -112,7 +108,7 @@ async fn python_sdk_legacy_over_http_sessions_closes_cleanly() {
 
 #[tokio::test]
 async fn python_sdk_legacy_over_stateless_http() {
-    let Some(python) = python() else { return };
+    let python = python();
     let fake = fake_with_one_failure().await;
     let bridge = start_http(&fake.base_url, &["--stateless"]).await;
     scenario(&python, "http-legacy", &fake, Some(&bridge.url("/mcp"))).await;
@@ -120,7 +116,7 @@ async fn python_sdk_legacy_over_stateless_http() {
 
 #[tokio::test]
 async fn python_sdk_2026_07_28_over_http_with_mcp_tasks() {
-    let Some(python) = python() else { return };
+    let python = python();
     let fake = fake_with_one_failure().await;
     let bridge = start_http(&fake.base_url, &[]).await;
     scenario(&python, "http-modern", &fake, Some(&bridge.url("/mcp"))).await;
@@ -128,7 +124,7 @@ async fn python_sdk_2026_07_28_over_http_with_mcp_tasks() {
 
 #[tokio::test]
 async fn python_sdk_auto_mode_over_http_settles_on_2026_07_28() {
-    let Some(python) = python() else { return };
+    let python = python();
     let fake = fake_with_one_failure().await;
     let bridge = start_http(&fake.base_url, &["--stateless"]).await;
     scenario(&python, "http-auto", &fake, Some(&bridge.url("/mcp"))).await;

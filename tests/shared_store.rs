@@ -731,3 +731,54 @@ async fn a_turn_running_when_the_store_lost_its_data_is_not_posted_again() {
     );
     assert_eq!(fake.turns("tsk_store_amnesia").len(), 1, "posted twice");
 }
+
+/// The store's names are keyed with the deployment's secret: a digest of the API key alone
+/// (which anyone reading Redis could test guesses of a short key against) appears in none,
+/// and a replica started without the secret refuses to start, saying how to set it.
+#[tokio::test]
+async fn store_names_are_keyed_with_the_deployment_secret() {
+    use sha2::Digest as _;
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &[]).await;
+    let done = call(&a.client, "create_task", json!({"input": "named"})).await;
+    assert!(!is_error(&done), "{}", text(&done));
+    let task_id = structured(&done)["taskId"].as_str().unwrap().to_owned();
+    let pattern = format!("*:{task_id}:*");
+    let keys = common::poll::until(
+        "the task's keys appear in the store",
+        std::time::Duration::from_millis(20),
+        || {
+            let keys = redis.query(&["KEYS", &pattern]);
+            std::future::ready(if keys.is_empty() {
+                Err("none".to_owned())
+            } else {
+                Ok(keys)
+            })
+        },
+    )
+    .await;
+    let mut unkeyed = sha2::Sha256::new();
+    unkeyed.update(b"handinger-mcp store scope\0");
+    unkeyed.update(format!("Bearer {API_KEY}").as_bytes());
+    let unkeyed: String = unkeyed.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for key in &keys {
+        assert!(
+            !key.contains(&unkeyed),
+            "{key} names the key's plain digest"
+        );
+    }
+
+    let mut unkeyed_replica = command(&fake.base_url, &["--store", &redis.url()]);
+    unkeyed_replica.env_remove("HANDINGER_MCP_STORE_SECRET");
+    let output = run_to_completion(unkeyed_replica).await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("HANDINGER_MCP_STORE_SECRET") && stderr.contains("openssl rand"),
+        "{stderr}"
+    );
+}

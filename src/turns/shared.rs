@@ -3,8 +3,9 @@
 //!
 //! The registry keeps its in-process map either way (a running turn's waiters, its slot);
 //! this store is consulted only when `--store` names one, so the default path pays nothing.
-//! Per task, under a name derived from a digest of the API key (never the key itself, and
-//! the same in every process, unlike the registry's per-process scope):
+//! Per task, under a name derived from a digest of the API key keyed with the deployment's
+//! store secret (never the key itself; the same in every process, unlike the registry's
+//! per-process scope; and no guess of a key can be checked against it without the secret):
 //!
 //! - `…:turn`: the running turn (owner's turn id, input digest, budget, start), written
 //!   atomically with `…:lease` only when no turn is recorded: that is the claim. It lives
@@ -45,7 +46,7 @@ use crate::task_id::TaskId;
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
 /// Version of the key layout and value format, so an incompatible release never misreads
 /// another's entries.
-const LAYOUT: &str = "handinger-mcp:v1";
+const LAYOUT: &str = "handinger-mcp:v2";
 /// Longest turn record or worker id read from the store. Ours are a few hundred bytes;
 /// anything longer was not written by this release and is not read (whoever can write to
 /// the store is as untrusted as any other input).
@@ -59,6 +60,9 @@ pub struct SharedStore {
     display: String,
     /// Names this process's turns (with a counter), so a replica recognises its own claim.
     owner: String,
+    /// Keys the names under which a key's tasks are filed (the deployment secret): without
+    /// it, the names alone would let anyone who reads the store test guesses of API keys.
+    names: NameKey,
     ttl: Duration,
     /// How long a claim outlives its owner's last renewal (`--store-lease`): the time before
     /// a replica that died or stalled mid-turn is noticed. The owner renews at a third of it.
@@ -138,6 +142,9 @@ impl Ident {
         hex(&hasher.finalize())
     }
 }
+
+/// HMAC-SHA256, keyed with the store secret.
+type NameKey = hmac::Hmac<sha2::Sha256>;
 
 /// The answer to a claim.
 pub enum Claim {
@@ -332,6 +339,7 @@ impl SharedStore {
     /// the calls that need it and `/readyz`, and is used as soon as it is back.
     pub fn connect(
         url: &str,
+        secret: &secrecy::SecretString,
         retention: super::Retention,
         lease: Duration,
     ) -> Result<Arc<Self>, String> {
@@ -352,11 +360,18 @@ impl SharedStore {
                 )
             })?;
         let owner = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
+        let names = {
+            use hmac::Mac as _;
+            use secrecy::ExposeSecret;
+            NameKey::new_from_slice(secret.expose_secret().as_bytes())
+                .map_err(|_| "the store secret cannot key HMAC-SHA256".to_owned())?
+        };
         Ok(Arc::new(Self {
             client,
             manager,
             display,
             owner,
+            names,
             ttl: retention.ttl,
             lease,
             repeat_window: retention.repeat_window,
@@ -395,12 +410,19 @@ impl SharedStore {
     pub fn ident(&self, api: &HandingerClient, task_id: &TaskId) -> Ident {
         Ident {
             task_id: task_id.clone(),
-            prefix: format!(
-                "{LAYOUT}:{}:{task_id}",
-                hex(&api.key_digest("handinger-mcp store scope")[..16])
-            ),
+            prefix: format!("{LAYOUT}:{}:{task_id}", hex(&self.scope(api)[..16])),
             input_key: api.key_digest("handinger-mcp input digest key"),
         }
+    }
+
+    /// The name under which `api`'s key files its tasks: HMAC-SHA256 under the deployment
+    /// secret of a digest of the key, the same on every replica and a guess of the key
+    /// cannot be checked against it without the secret.
+    fn scope(&self, api: &HandingerClient) -> [u8; 32] {
+        use hmac::Mac as _;
+        let mut mac = self.names.clone();
+        mac.update(&api.key_digest("handinger-mcp store scope"));
+        mac.finalize().into_bytes().into()
     }
 
     /// A new turn's description, named for this process.

@@ -41,12 +41,16 @@ pub struct Bridge {
     pub pid: u32,
 }
 
+/// The shared store's secret every test replica is given (`--store` needs one).
+pub const STORE_SECRET: &str = "test-store-secret-3c9a51f0e2b7";
+
 pub fn command(base_url: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(BINARY);
     cmd.args(args)
         .env_clear()
         .env("HANDINGER_API_KEY", API_KEY)
         .env("HANDINGER_BASE_URL", base_url)
+        .env("HANDINGER_MCP_STORE_SECRET", STORE_SECRET)
         .env("RUST_LOG", "debug");
     cmd
 }
