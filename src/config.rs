@@ -15,6 +15,7 @@ use crate::files::upload::AllowedRoots;
 use crate::handinger::fetch_guard::FileHosts;
 use crate::handinger::{Budget, ClientOptions};
 use crate::tools::{NamedWorker, TaskPolicy, ToolSettings, ToolsetChoice, parse_toolsets};
+use crate::transport::message_shape::MessageShape;
 use crate::turns::{Retention, TurnLimits};
 
 pub const API_KEY_VAR: &str = "HANDINGER_API_KEY";
@@ -284,6 +285,22 @@ pub struct SettingsArgs {
     #[arg(long, env = "HANDINGER_MCP_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024), global = true)]
     pub max_message_bytes: u64,
 
+    /// Deepest nesting of JSON accepted in one client message (a stdio line or an HTTP
+    /// body); a deeper one is refused before it is parsed.
+    #[arg(long, env = "HANDINGER_MCP_MAX_JSON_DEPTH", default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..=128), global = true)]
+    pub max_json_depth: u64,
+
+    /// Most JSON values (object keys included) accepted in one client message; a message
+    /// with more is refused before it is parsed, since each value costs a few hundred bytes
+    /// of memory however small its text.
+    #[arg(long, env = "HANDINGER_MCP_MAX_JSON_VALUES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(64..=10_000_000), global = true)]
+    pub max_json_values: u64,
+
+    /// Longest request id or progress token accepted, in bytes of JSON text; a request with
+    /// a longer one is refused (both are kept for as long as a call is held).
+    #[arg(long, env = "HANDINGER_MCP_MAX_ID_BYTES", default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=65_536), global = true)]
+    pub max_id_bytes: u64,
+
     /// Log format on stderr.
     #[arg(long, env = "HANDINGER_MCP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -345,6 +362,8 @@ pub struct Settings {
     pub tools: ToolSettings,
     /// Largest message read from stdin.
     pub max_message_bytes: usize,
+    /// What one client message may cost before it is parsed (every transport).
+    pub message_shape: MessageShape,
     /// The shared turn store's URL (`--store`), `None` for memory. Secret: it may carry a
     /// password.
     pub store: Option<SecretString>,
@@ -419,6 +438,11 @@ impl SettingsArgs {
             log_format: self.log_format,
             tools,
             max_message_bytes: usize::try_from(self.max_message_bytes).unwrap_or(usize::MAX),
+            message_shape: MessageShape {
+                max_depth: usize::try_from(self.max_json_depth).unwrap_or(usize::MAX),
+                max_values: usize::try_from(self.max_json_values).unwrap_or(usize::MAX),
+                max_id_bytes: usize::try_from(self.max_id_bytes).unwrap_or(usize::MAX),
+            },
             store,
         })
     }

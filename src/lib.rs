@@ -4,7 +4,9 @@
 //!
 //! - [`transport`] — how a client reaches us: [`transport::stdio`] for local clients (framed
 //!   by [`transport::framing`]: a size cap per message, no two requests with one id in
-//!   flight), [`transport::http`] for remote ones (Streamable HTTP, legacy SSE, health and
+//!   flight), [`transport::message_shape`] (what a client message may cost before it is
+//!   parsed: nesting, values, id and progress-token length; every transport),
+//!   [`transport::http`] for remote ones (Streamable HTTP, legacy SSE, health and
 //!   metrics; sessions bound to the credentials that opened them; its bounds are listed in
 //!   docs/limits.md).
 //! - [`tools`] — the MCP surface: `create_task` and `get_task`, their argument structs
@@ -153,9 +155,14 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
         Command::Stdio => {
             let shutdown = shared.shutdown.clone();
             let server = server(shared, key_given, tools).await?;
-            transport::stdio::serve(server, shutdown, settings.max_message_bytes)
-                .await
-                .map_err(StartError::Serve)
+            transport::stdio::serve(
+                server,
+                shutdown,
+                settings.max_message_bytes,
+                settings.message_shape,
+            )
+            .await
+            .map_err(StartError::Serve)
         }
         Command::Http(args) => {
             let http = args
@@ -166,6 +173,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
                 store,
                 metrics,
                 shutdown: shared.shutdown.clone(),
+                message_shape: settings.message_shape,
             };
             let server = server(shared, key_given, tools).await?;
             transport::http::serve(http, server, process)

@@ -46,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use crate::handinger::HandingerClient;
 use crate::metrics::Metrics;
 use crate::tools::HandingerServer;
+use crate::transport::message_shape::MessageShape;
 use crate::turns::shared::SharedStore;
 
 pub use settings::{HttpArgs, HttpSettings};
@@ -72,6 +73,8 @@ pub struct Process {
     /// turns then end at once with the resumable taskId instead of holding the shutdown up
     /// or vanishing.
     pub shutdown: CancellationToken,
+    /// What one client message may cost before it is parsed.
+    pub message_shape: MessageShape,
 }
 
 pub async fn serve(
@@ -89,6 +92,7 @@ pub async fn serve(
         store,
         metrics,
         shutdown: release_waits,
+        message_shape,
     } = process;
     let factory = move || server.clone();
 
@@ -106,6 +110,7 @@ pub async fn serve(
             stateless: settings.stateless,
             idle_timeout: settings.session_idle_timeout,
             max_body_bytes: settings.max_body_bytes,
+            shape: message_shape,
             session_cap: session_cap.clone(),
         },
         close_sessions.clone(),
@@ -114,6 +119,7 @@ pub async fn serve(
         factory,
         gate.clone(),
         settings.max_body_bytes,
+        message_shape,
         settings.session_idle_timeout,
         close_sessions.clone(),
         session_cap,

@@ -38,6 +38,7 @@ use super::sessions::Owner;
 use super::turn_room;
 use crate::tools::HandingerServer;
 use crate::transport::framing::InFlight;
+use crate::transport::message_shape::MessageShape;
 
 /// Messages buffered per direction before the sender waits.
 const CHANNEL_CAPACITY: usize = 32;
@@ -53,6 +54,7 @@ pub struct LegacySse {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     gate: Arc<CallGate>,
     max_body_bytes: usize,
+    shape: MessageShape,
     idle_timeout: Duration,
     shutdown: CancellationToken,
     cap: Arc<SessionCap>,
@@ -96,6 +98,7 @@ impl LegacySse {
         factory: impl Fn() -> HandingerServer + Send + Sync + 'static,
         gate: Arc<CallGate>,
         max_body_bytes: usize,
+        shape: MessageShape,
         idle_timeout: Duration,
         shutdown: CancellationToken,
         cap: Arc<SessionCap>,
@@ -106,6 +109,7 @@ impl LegacySse {
             sessions: Mutex::new(HashMap::new()),
             gate,
             max_body_bytes,
+            shape,
             idle_timeout,
             shutdown,
             cap,
@@ -271,6 +275,9 @@ pub async fn message(
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
+    if let Err(response) = limits::check_shape(&sse.shape, &bytes) {
+        return response;
+    }
     let mut message: ClientJsonRpcMessage = match serde_json::from_slice(&bytes) {
         Ok(message) => message,
         Err(error) => {
