@@ -204,6 +204,12 @@ pub struct SettingsArgs {
     #[arg(long, env = "HANDINGER_MCP_MAX_TURNS_IN_FLIGHT_PER_KEY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
     pub max_turns_in_flight_per_key: u64,
 
+    /// Most JSON values (object keys included) of a worker's structured answer passed as
+    /// structured data; a larger one is passed as its JSON text (in `json`, with a note),
+    /// since each value costs dozens of bytes as the tree MCP's structured content is.
+    #[arg(long, env = "HANDINGER_MCP_MAX_STRUCTURED_VALUES", default_value_t = crate::handinger::structured::DEFAULT_MAX_VALUES as u64, value_parser = clap::value_parser!(u64).range(1..=100_000_000), global = true)]
+    pub max_structured_values: u64,
+
     /// Largest answer accepted from Handinger, in bytes.
     #[arg(long, env = "HANDINGER_MCP_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024), global = true)]
     pub max_response_bytes: u64,
@@ -364,6 +370,8 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// What one client message may cost before it is parsed (every transport).
     pub message_shape: MessageShape,
+    /// Structured outputs with more values are passed as text.
+    pub max_structured_values: usize,
     /// The shared turn store's URL (`--store`), `None` for memory. Secret: it may carry a
     /// password.
     pub store: Option<SecretString>,
@@ -438,6 +446,8 @@ impl SettingsArgs {
             log_format: self.log_format,
             tools,
             max_message_bytes: usize::try_from(self.max_message_bytes).unwrap_or(usize::MAX),
+            max_structured_values: usize::try_from(self.max_structured_values)
+                .unwrap_or(usize::MAX),
             message_shape: MessageShape {
                 max_depth: usize::try_from(self.max_json_depth).unwrap_or(usize::MAX),
                 max_values: usize::try_from(self.max_json_values).unwrap_or(usize::MAX),

@@ -36,7 +36,9 @@
 //!   answer files coming down (capped per answer, saved and inlined in the background). It
 //!   knows nothing of MCP: [`tools`] serves the files as resources.
 //! - [`handinger`] — the Handinger API client: auth, body caps, a retry policy that never
-//!   resends a POST Handinger may have taken, typed answers that tolerate missing fields,
+//!   resends a POST Handinger may have taken, typed answers that tolerate missing fields
+//!   (a structured output too costly as a tree is passed as its text,
+//!   [`handinger::structured`]),
 //!   and no automatic redirects (downloads follow them by hand, the key never leaving the
 //!   API origin; answer files elsewhere only from public https hosts,
 //!   [`handinger::fetch_guard`]); its HTTPS clients are built in one place
@@ -45,6 +47,9 @@
 //!   ([`handinger::attachment`]), which [`files`] produces, and it reports its requests to
 //!   the [`handinger::Observer`] it is given (the server's metrics).
 //! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped.
+//! - [`json_shape`] — how deep a JSON text nests and how many values it holds, measured on
+//!   its bytes: what its tree would cost, known before one is built (client messages,
+//!   workers' structured outputs).
 //!
 //! The threat model and the test behind each defence: `docs/security.md`.
 //!
@@ -57,7 +62,8 @@
 //! (URLs shown without their passwords).
 //!
 //! Dependencies run one way: [`transport`] → [`tools`] → [`turns`] → [`files`] →
-//! [`handinger`] → [`task_id`]; [`metrics`] knows only [`handinger`]'s observer hooks.
+//! [`handinger`] → [`task_id`] (and [`json_shape`], which depends on nothing);
+//! [`metrics`] knows only [`handinger`]'s observer hooks.
 //!
 //! Two commands help a person set the server up rather than serve: `doctor` ([`doctor`]:
 //! checks the key, the base URL and proxy, the default worker) and `tools`; [`client_config`]
@@ -70,6 +76,7 @@ pub mod config_file;
 pub mod doctor;
 pub mod files;
 pub mod handinger;
+pub mod json_shape;
 pub mod logging;
 pub mod metrics;
 pub mod redact;
@@ -116,7 +123,8 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
         settings.api_key.as_ref(),
         settings.client.clone(),
         metrics.clone(),
-    )?;
+    )?
+    .with_max_structured_values(settings.max_structured_values);
     let store = match &settings.store {
         Some(url) => {
             use secrecy::ExposeSecret;

@@ -23,6 +23,8 @@ use rmcp::model::{ErrorCode, ErrorData, RequestId, ServerJsonRpcMessage};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::json_shape::Exceeded;
+
 /// The bounds on one client message's shape (`--max-json-depth`, `--max-json-values`,
 /// `--max-id-bytes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +103,16 @@ impl Refused {
 impl MessageShape {
     /// Whether `text`, one JSON-RPC message (or batch), is within the bounds.
     pub fn check(&self, text: &[u8]) -> Result<(), Refused> {
-        measure(text, self.max_depth, self.max_values)?;
+        crate::json_shape::within(text, self.max_depth, self.max_values).map_err(|exceeded| {
+            match exceeded {
+                Exceeded::Depth => Refused::TooDeep {
+                    limit: self.max_depth,
+                },
+                Exceeded::Values => Refused::TooManyValues {
+                    limit: self.max_values,
+                },
+            }
+        })?;
         self.check_id_and_token(text)
     }
 
@@ -155,70 +166,6 @@ impl MessageShape {
         }
         Ok(())
     }
-}
-
-/// Walks `text` once, counting nesting and values (containers, strings, object keys and
-/// other scalars), and stops at the first bound crossed. It does not validate: malformed
-/// text within the bounds is the parser's to refuse, and costs the parser no more than
-/// its values.
-fn measure(text: &[u8], max_depth: usize, max_values: usize) -> Result<(), Refused> {
-    let mut depth = 0usize;
-    let mut values = 0usize;
-    // Inside a scalar such as `true` or `-1.5e3`: its later bytes start no new value.
-    let mut in_scalar = false;
-    let count = |values: &mut usize| {
-        *values += 1;
-        if *values > max_values {
-            Err(Refused::TooManyValues { limit: max_values })
-        } else {
-            Ok(())
-        }
-    };
-    let mut i = 0;
-    while i < text.len() {
-        match text[i] {
-            b'"' => {
-                count(&mut values)?;
-                in_scalar = false;
-                i = string_end(text, i + 1);
-            }
-            b'{' | b'[' => {
-                count(&mut values)?;
-                in_scalar = false;
-                depth += 1;
-                if depth > max_depth {
-                    return Err(Refused::TooDeep { limit: max_depth });
-                }
-            }
-            b'}' | b']' => {
-                in_scalar = false;
-                depth = depth.saturating_sub(1);
-            }
-            b',' | b':' | b' ' | b'\t' | b'\n' | b'\r' => in_scalar = false,
-            _ => {
-                if !in_scalar {
-                    count(&mut values)?;
-                    in_scalar = true;
-                }
-            }
-        }
-        i += 1;
-    }
-    Ok(())
-}
-
-/// The index of the quote closing a string whose text starts at `from` (the end of
-/// `text` when it is not closed).
-fn string_end(text: &[u8], from: usize) -> usize {
-    let mut i = from;
-    while i < text.len() {
-        match text[i] {
-            b'\\' => i += 2,
-            b'"' => return i,
-            _ => i += 1,
-        }
-    }
-    text.len()
 }
 
 #[cfg(test)]
