@@ -262,9 +262,16 @@ pub struct SettingsArgs {
     pub max_answer_bytes: u64,
 
     /// Most answer files downloaded at once, all answers together (for --download-dir and
-    /// --inline-images). Downloads run in the background: the answer is returned first.
+    /// --inline-images). Downloads run in the background: the answer is returned first, and
+    /// a freed slot goes round robin over API keys and, within a key, over answers.
     #[arg(long, env = "HANDINGER_MCP_MAX_PARALLEL_DOWNLOADS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256), global = true)]
     pub max_parallel_downloads: u64,
+
+    /// Most bytes the answer files saved in --download-dir may take, all answers together;
+    /// to save a new one, the oldest files this server saved are deleted. Files it did not
+    /// save are never counted or touched.
+    #[arg(long, env = "HANDINGER_MCP_MAX_DOWNLOAD_DIR_BYTES", default_value_t = crate::files::disk_budget::DEFAULT_MAX_BYTES, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub max_download_dir_bytes: u64,
 
     /// A host answer files may be fetched from even though it is not public or not https
     /// (repeatable; comma separated in the variable): `host` or `host:port`. Without it, a
@@ -429,9 +436,12 @@ impl SettingsArgs {
                 max_file_bytes: self.max_file_bytes,
                 max_files: usize::try_from(self.max_answer_files).unwrap_or(usize::MAX),
                 max_total_bytes: self.max_answer_bytes,
-                download_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                download_queue: crate::files::download_queue::DownloadQueue::new(
                     usize::try_from(self.max_parallel_downloads).unwrap_or(1),
-                )),
+                ),
+                disk_budget: crate::files::disk_budget::DiskBudget::new(
+                    self.max_download_dir_bytes,
+                ),
             },
             retention: Retention {
                 ttl: Duration::from_secs(self.result_ttl),
