@@ -30,10 +30,13 @@ pub struct DownloadQueue {
 struct State {
     running: usize,
     next_answer: u64,
-    /// Keys with downloads waiting, in the order they are served; each with its answers
-    /// in the order they are served, each with its waiting downloads in arrival order.
-    keys: VecDeque<(u64, VecDeque<(u64, VecDeque<Waiter>)>)>,
+    /// Keys with downloads waiting, in the order they are served.
+    keys: VecDeque<(u64, Answers)>,
 }
+
+/// One key's answers with downloads waiting, in the order they are served, each with its
+/// waiting downloads in arrival order.
+type Answers = VecDeque<(u64, VecDeque<Waiter>)>;
 
 type Waiter = oneshot::Sender<Slot>;
 
