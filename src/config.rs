@@ -309,9 +309,10 @@ pub struct SettingsArgs {
     #[arg(long, env = "HANDINGER_MCP_MAX_JSON_VALUES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(64..=10_000_000), global = true)]
     pub max_json_values: u64,
 
-    /// Longest request id or progress token accepted, in bytes of JSON text; a request with
-    /// a longer one is refused (both are kept for as long as a call is held).
-    #[arg(long, env = "HANDINGER_MCP_MAX_ID_BYTES", default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=65_536), global = true)]
+    /// Longest request id or progress token accepted, in bytes of JSON text (16 to 256:
+    /// a held call keeps no longer progress token); a request with a longer one is refused
+    /// (both are kept for as long as a call is held).
+    #[arg(long, env = "HANDINGER_MCP_MAX_ID_BYTES", default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=256), global = true)]
     pub max_id_bytes: u64,
 
     /// Log format on stderr.
