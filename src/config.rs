@@ -15,6 +15,7 @@ use crate::files::upload::AllowedRoots;
 use crate::handinger::fetch_guard::FileHosts;
 use crate::handinger::{Budget, ClientOptions};
 use crate::tools::{NamedWorker, TaskPolicy, ToolSettings, ToolsetChoice, parse_toolsets};
+use crate::transport::message_shape::MessageShape;
 use crate::turns::{Retention, TurnLimits};
 
 pub const API_KEY_VAR: &str = "HANDINGER_API_KEY";
@@ -217,6 +218,12 @@ pub struct SettingsArgs {
     #[arg(long, env = "HANDINGER_MCP_MAX_TURNS_IN_FLIGHT_PER_KEY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
     pub max_turns_in_flight_per_key: u64,
 
+    /// Most JSON values (object keys included) of a worker's structured answer passed as
+    /// structured data; a larger one is passed as its JSON text (in `json`, with a note),
+    /// since each value costs dozens of bytes as the tree MCP's structured content is.
+    #[arg(long, env = "HANDINGER_MCP_MAX_STRUCTURED_VALUES", default_value_t = crate::handinger::structured::DEFAULT_MAX_VALUES as u64, value_parser = clap::value_parser!(u64).range(1..=100_000_000), global = true)]
+    pub max_structured_values: u64,
+
     /// Largest answer accepted from Handinger, in bytes.
     #[arg(long, env = "HANDINGER_MCP_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024), global = true)]
     pub max_response_bytes: u64,
@@ -269,9 +276,16 @@ pub struct SettingsArgs {
     pub max_answer_bytes: u64,
 
     /// Most answer files downloaded at once, all answers together (for --download-dir and
-    /// --inline-images). Downloads run in the background: the answer is returned first.
+    /// --inline-images). Downloads run in the background: the answer is returned first, and
+    /// a freed slot goes round robin over API keys and, within a key, over answers.
     #[arg(long, env = "HANDINGER_MCP_MAX_PARALLEL_DOWNLOADS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256), global = true)]
     pub max_parallel_downloads: u64,
+
+    /// Most bytes the answer files saved in --download-dir may take, all answers together;
+    /// to save a new one, the oldest files this server saved are deleted. Files it did not
+    /// save are never counted or touched.
+    #[arg(long, env = "HANDINGER_MCP_MAX_DOWNLOAD_DIR_BYTES", default_value_t = crate::files::disk_budget::DEFAULT_MAX_BYTES, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub max_download_dir_bytes: u64,
 
     /// A host answer files may be fetched from even though it is not public or not https
     /// (repeatable; comma separated in the variable): `host` or `host:port`. Without it, a
@@ -297,6 +311,23 @@ pub struct SettingsArgs {
     /// with an error instead of being read.
     #[arg(long, env = "HANDINGER_MCP_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024), global = true)]
     pub max_message_bytes: u64,
+
+    /// Deepest nesting of JSON accepted in one client message (a stdio line or an HTTP
+    /// body); a deeper one is refused before it is parsed.
+    #[arg(long, env = "HANDINGER_MCP_MAX_JSON_DEPTH", default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..=128), global = true)]
+    pub max_json_depth: u64,
+
+    /// Most JSON values (object keys included) accepted in one client message; a message
+    /// with more is refused before it is parsed, since each value costs a few hundred bytes
+    /// of memory however small its text.
+    #[arg(long, env = "HANDINGER_MCP_MAX_JSON_VALUES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(64..=10_000_000), global = true)]
+    pub max_json_values: u64,
+
+    /// Longest request id or progress token accepted, in bytes of JSON text (16 to 256:
+    /// a held call keeps no longer progress token); a request with a longer one is refused
+    /// (both are kept for as long as a call is held).
+    #[arg(long, env = "HANDINGER_MCP_MAX_ID_BYTES", default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=256), global = true)]
+    pub max_id_bytes: u64,
 
     /// Log format on stderr.
     #[arg(long, env = "HANDINGER_MCP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -359,6 +390,10 @@ pub struct Settings {
     pub tools: ToolSettings,
     /// Largest message read from stdin.
     pub max_message_bytes: usize,
+    /// What one client message may cost before it is parsed (every transport).
+    pub message_shape: MessageShape,
+    /// Structured outputs with more values are passed as text.
+    pub max_structured_values: usize,
     /// The shared turn store's URL (`--store`) and the deployment secret its names are
     /// keyed with, `None` for memory. Both secret: the URL may carry a password.
     pub store: Option<(SecretString, SecretString)>,
@@ -420,9 +455,12 @@ impl SettingsArgs {
                 max_file_bytes: self.max_file_bytes,
                 max_files: usize::try_from(self.max_answer_files).unwrap_or(usize::MAX),
                 max_total_bytes: self.max_answer_bytes,
-                download_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                download_queue: crate::files::download_queue::DownloadQueue::new(
                     usize::try_from(self.max_parallel_downloads).unwrap_or(1),
-                )),
+                ),
+                disk_budget: crate::files::disk_budget::DiskBudget::new(
+                    self.max_download_dir_bytes,
+                ),
             },
             retention: Retention {
                 ttl: Duration::from_secs(self.result_ttl),
@@ -438,6 +476,13 @@ impl SettingsArgs {
             log_format: self.log_format,
             tools,
             max_message_bytes: usize::try_from(self.max_message_bytes).unwrap_or(usize::MAX),
+            max_structured_values: usize::try_from(self.max_structured_values)
+                .unwrap_or(usize::MAX),
+            message_shape: MessageShape {
+                max_depth: usize::try_from(self.max_json_depth).unwrap_or(usize::MAX),
+                max_values: usize::try_from(self.max_json_values).unwrap_or(usize::MAX),
+                max_id_bytes: usize::try_from(self.max_id_bytes).unwrap_or(usize::MAX),
+            },
             store,
             store_lease: Duration::from_secs(self.store_lease),
         })

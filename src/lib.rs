@@ -4,7 +4,9 @@
 //!
 //! - [`transport`] — how a client reaches us: [`transport::stdio`] for local clients (framed
 //!   by [`transport::framing`]: a size cap per message, no two requests with one id in
-//!   flight), [`transport::http`] for remote ones (Streamable HTTP, legacy SSE, health and
+//!   flight), [`transport::message_shape`] (what a client message may cost before it is
+//!   parsed: nesting, values, id and progress-token length; every transport),
+//!   [`transport::http`] for remote ones (Streamable HTTP, legacy SSE, health and
 //!   metrics; sessions bound to the credentials that opened them; its bounds are listed in
 //!   docs/limits.md).
 //! - [`tools`] — the MCP surface: `create_task` and `get_task`, their argument structs
@@ -34,7 +36,9 @@
 //!   answer files coming down (capped per answer, saved and inlined in the background). It
 //!   knows nothing of MCP: [`tools`] serves the files as resources.
 //! - [`handinger`] — the Handinger API client: auth, body caps, a retry policy that never
-//!   resends a POST Handinger may have taken, typed answers that tolerate missing fields,
+//!   resends a POST Handinger may have taken, typed answers that tolerate missing fields
+//!   (a structured output too costly as a tree is passed as its text,
+//!   [`handinger::structured`]),
 //!   and no automatic redirects (downloads follow them by hand, the key never leaving the
 //!   API origin; answer files elsewhere only from public https hosts,
 //!   [`handinger::fetch_guard`]); its HTTPS clients are built in one place
@@ -47,6 +51,9 @@
 //!   collection.
 //! - [`printable`] — text from outside (upstream error bodies, names) on one line: control
 //!   characters, line separators and invisible marks escaped before it is logged or shown.
+//! - [`json_shape`] — how deep a JSON text nests and how many values it holds, measured on
+//!   its bytes: what its tree would cost, known before one is built (client messages,
+//!   workers' structured outputs).
 //!
 //! The threat model and the test behind each defence: `docs/security.md`.
 //!
@@ -59,8 +66,9 @@
 //! (URLs shown without their passwords).
 //!
 //! Dependencies run one way: [`transport`] → [`tools`] → [`turns`] → [`files`] →
-//! [`handinger`] → [`task_id`]; [`metrics`] knows only [`handinger`]'s observer hooks;
-//! [`printable`] knows nothing and anyone may use it.
+//! [`handinger`] → [`task_id`] (and [`json_shape`], which depends on nothing);
+//! [`metrics`] knows only [`handinger`]'s observer hooks; [`printable`] knows nothing and
+//! anyone may use it.
 //!
 //! Two commands help a person set the server up rather than serve: `doctor` ([`doctor`]:
 //! checks the key, the base URL and proxy, the default worker) and `tools`; [`client_config`]
@@ -75,6 +83,7 @@ pub mod console;
 pub mod doctor;
 pub mod files;
 pub mod handinger;
+pub mod json_shape;
 pub mod logging;
 pub mod metrics;
 pub mod printable;
@@ -122,7 +131,8 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
         settings.api_key.as_ref(),
         settings.client.clone(),
         metrics.clone(),
-    )?;
+    )?
+    .with_max_structured_values(settings.max_structured_values);
     let store = match &settings.store {
         Some((url, secret)) => {
             use secrecy::ExposeSecret;
@@ -162,9 +172,14 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
         Command::Stdio => {
             let shutdown = shared.shutdown.clone();
             let server = server(shared, key_given, tools).await?;
-            transport::stdio::serve(server, shutdown, settings.max_message_bytes)
-                .await
-                .map_err(StartError::Serve)
+            transport::stdio::serve(
+                server,
+                shutdown,
+                settings.max_message_bytes,
+                settings.message_shape,
+            )
+            .await
+            .map_err(StartError::Serve)
         }
         Command::Http(args) => {
             let http = (*args)
@@ -175,6 +190,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
                 store,
                 metrics,
                 shutdown: shared.shutdown.clone(),
+                message_shape: settings.message_shape,
             };
             let server = server(shared, key_given, tools).await?;
             transport::http::serve(http, server, process)

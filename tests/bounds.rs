@@ -167,8 +167,9 @@ async fn the_per_key_bound_refuses_with_its_own_advice() {
 }
 
 /// A 15 MB answer whose structured output is 7.5 million zeros. Parsed into a tree on
-/// arrival and kept as one, it peaked at over 700 MB; kept as raw text, only the moment of
-/// answering builds a tree (rmcp's structured content is a `serde_json::Value`), once.
+/// arrival and kept as one, it peaked at over 700 MB; kept as raw text but made a tree to
+/// answer (rmcp's structured content is a `serde_json::Value`), ~280 MB in the release
+/// build; beyond `--max-structured-values` it is never a tree.
 #[tokio::test]
 async fn a_structured_output_of_tiny_elements_is_not_kept_as_a_tree() {
     let fake = FakeHandinger::start().await;
@@ -176,16 +177,47 @@ async fn a_structured_output_of_tiny_elements_is_not_kept_as_a_tree() {
     fake.push_fault(Fault::ZerosStructured(7_500_000));
     let result = call(&bridge.client, "create_task", json!({"input": "zeros"})).await;
     assert!(!is_error(&result), "{}", text(&result));
-    // Not an object, so wrapped as {"value": …} (the output schema says object).
+    // Far beyond --max-structured-values: passed whole, as its JSON text.
+    let output = &structured(&result)["structuredOutput"];
     assert_eq!(
-        structured(&result)["structuredOutput"]["value"]
-            .as_array()
-            .map(Vec::len),
-        Some(7_500_000),
+        output["json"].as_str().map(str::len),
+        Some(2 * 7_500_000 + 1),
         "passed through whole"
     );
     let peak = peak_rss(bridge.pid).unwrap();
     assert!(peak < 512 << 20, "peak RSS {} MiB", peak >> 20);
+}
+
+/// A structured output with more values than `--max-structured-values` is never made a
+/// tree: it comes as `{"structuredOutputAsText": why, "json": its text}`, and the text of
+/// the result says so; `get_task` shows it the same way. Smaller ones are structured data.
+#[tokio::test]
+async fn a_structured_output_beyond_the_value_bound_is_passed_as_its_text() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start(&fake.base_url, &["--max-structured-values", "1000"]).await;
+    fake.push_fault(Fault::ZerosStructured(5000));
+    let result = call(&bridge.client, "create_task", json!({"input": "zeros"})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    let output = structured(&result)["structuredOutput"].clone();
+    let why = output["structuredOutputAsText"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.contains("--max-structured-values"), "{output}");
+    let zeros: serde_json::Value =
+        serde_json::from_str(output["json"].as_str().expect("the JSON as text")).unwrap();
+    assert_eq!(zeros.as_array().map(Vec::len), Some(5000));
+    assert!(
+        text(&result).contains("--max-structured-values"),
+        "{}",
+        text(&result)
+    );
+
+    let task_id = structured(&result)["taskId"].as_str().unwrap().to_owned();
+    let again = call(&bridge.client, "get_task", json!({"taskId": task_id})).await;
+    assert_eq!(structured(&again)["structuredOutput"], output);
+
+    let small = call(&bridge.client, "create_task", json!({"input": "x"})).await;
+    assert_eq!(structured(&small)["structuredOutput"]["verdict"], "sunny");
 }
 
 /// Five answer files whose host never answers and one that does: the answer comes back at

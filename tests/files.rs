@@ -13,8 +13,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use common::*;
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, Implementation, ListRootsResult, ReadResourceRequestParams,
-    ResourceContents, Root,
+    CallToolResult, ClientCapabilities, ClientConfig, Implementation, ListRootsResult,
+    ReadResourceRequestParams, ResourceContents, Root,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::TokioChildProcess;
@@ -430,4 +430,131 @@ async fn evicting_answers_whose_copies_finished_keeps_the_budget_whole() {
     assert!(!is_error(&collected), "{}", text(&collected));
     let log = bridge.stderr.lock().unwrap().clone();
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// The answer files of `names` (served by the fake under `/files/`), 5 bytes each.
+fn quick_files(fake: &FakeHandinger, names: &[&str]) -> Value {
+    let files = names
+        .iter()
+        .map(|name| {
+            fake.serve_file_bytes(name, "text/plain", b"12345");
+            json!({"filename": name, "mediaType": "text/plain",
+                   "url": format!("{}/files/{name}", fake.base_url), "size": 5})
+        })
+        .collect();
+    Value::Array(files)
+}
+
+/// Runs one turn whose answer has `files`, and waits until its copies are settled.
+async fn answer_with_files(fake: &FakeHandinger, client: &Client, files: Value) -> CallToolResult {
+    fake.set_answer_files(files);
+    let created = call(client, "create_task", json!({"input": "files"})).await;
+    assert!(!is_error(&created), "{}", text(&created));
+    let task_id = structured(&created)["taskId"].as_str().unwrap().to_owned();
+    copies_settled(client, &task_id).await
+}
+
+/// One answer with six files whose host never answers, then another with one small file,
+/// one download slot: the second answer's file is fetched after at most two of the first
+/// answer's (the one running and the one next in turn), not after all six (first come,
+/// first served made it wait behind every one of them).
+#[tokio::test]
+async fn a_freed_download_slot_goes_to_the_next_answer_in_turn() {
+    let fake = FakeHandinger::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = start(
+        &fake.base_url,
+        &[
+            "--download-dir",
+            dir.path().to_str().unwrap(),
+            "--max-parallel-downloads",
+            "1",
+            "--request-timeout",
+            "1",
+        ],
+    )
+    .await;
+    let stalled: Vec<_> = (0..6)
+        .map(|n| {
+            json!({"filename": format!("stalled{n}.txt"), "mediaType": "text/plain",
+                   "url": format!("{}/stalled/{n}.txt", fake.base_url), "size": 5})
+        })
+        .collect();
+    fake.set_answer_files(Value::Array(stalled));
+    let slow = call(&bridge.client, "create_task", json!({"input": "slow"})).await;
+    assert!(!is_error(&slow), "{}", text(&slow));
+    let quick = answer_with_files(&fake, &bridge.client, quick_files(&fake, &["quick.txt"])).await;
+    assert!(
+        structured(&quick)["files"][0]["localPath"].is_string(),
+        "{}",
+        text(&quick)
+    );
+    // The order the file hosts were asked in.
+    let paths: Vec<String> = fake
+        .received()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| !p.starts_with("/api/"))
+        .collect();
+    let quick_at = paths
+        .iter()
+        .position(|p| p == "/files/quick.txt")
+        .expect("the quick file was fetched");
+    let stalled_before = paths[..quick_at]
+        .iter()
+        .filter(|p| p.starts_with("/stalled/"))
+        .count();
+    assert!(
+        stalled_before <= 2,
+        "the quick file waited behind {stalled_before} stalled downloads: {paths:?}"
+    );
+}
+
+/// Saved answer files share one disk budget: a new file deletes the oldest this server
+/// saved to fit, and one larger than the whole budget is not saved, with the reason.
+#[tokio::test]
+async fn saved_answer_files_stay_within_the_disk_budget_oldest_out_first() {
+    let fake = FakeHandinger::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mine.txt"), b"the user's own file").unwrap();
+    let bridge = start(
+        &fake.base_url,
+        &[
+            "--download-dir",
+            dir.path().to_str().unwrap(),
+            "--max-download-dir-bytes",
+            "12",
+            "--max-parallel-downloads",
+            "1",
+        ],
+    )
+    .await;
+    answer_with_files(
+        &fake,
+        &bridge.client,
+        quick_files(&fake, &["a.txt", "b.txt"]),
+    )
+    .await;
+    answer_with_files(&fake, &bridge.client, quick_files(&fake, &["c.txt"])).await;
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["b.txt", "c.txt", "mine.txt"],
+        "the oldest saved file made room; the user's own file is untouched"
+    );
+
+    fake.serve_file_bytes("big.txt", "text/plain", &[b'x'; 20]);
+    let big = json!([{"filename": "big.txt", "mediaType": "text/plain",
+                      "url": format!("{}/files/big.txt", fake.base_url), "size": 20}]);
+    let refused = answer_with_files(&fake, &bridge.client, big).await;
+    assert!(
+        text(&refused).contains("--max-download-dir-bytes"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!dir.path().join("big.txt").exists());
 }

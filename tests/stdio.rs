@@ -343,8 +343,8 @@ async fn missing_key_exits_at_once_naming_the_variable() {
     assert!(output.stdout.is_empty());
 }
 
-/// stdout carries only JSON-RPC, even around a garbage line, which is ignored (as the
-/// official SDKs do); well-formed JSON that is not a message gets an Invalid Request error.
+/// stdout carries only JSON-RPC, even around a garbage line, which gets a parse error
+/// without an id; well-formed JSON that is not a message gets an Invalid Request error.
 #[tokio::test]
 async fn stdout_carries_only_json_rpc_and_survives_garbage() {
     let fake = FakeHandinger::start().await;

@@ -9,6 +9,8 @@ use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 
+use super::disk_budget::{self, DiskBudget};
+use super::download_queue::{DownloadQueue, Owner};
 use super::validate_name;
 use crate::handinger::types::AnswerFile;
 use crate::handinger::{ApiError, HandingerClient};
@@ -30,8 +32,11 @@ pub struct AnswerFileOptions {
     /// Most bytes of one answer's files fetched, all together (`--max-answer-bytes`).
     pub max_total_bytes: u64,
     /// Shared by every answer: bounds the downloads running at once
-    /// (`--max-parallel-downloads`).
-    pub download_slots: Arc<tokio::sync::Semaphore>,
+    /// (`--max-parallel-downloads`), handing freed slots round robin over keys and answers.
+    pub download_queue: Arc<DownloadQueue>,
+    /// Shared by every answer: the disk saved files may take in `download_dir`
+    /// (`--max-download-dir-bytes`), oldest out first.
+    pub disk_budget: Arc<DiskBudget>,
 }
 
 impl Default for AnswerFileOptions {
@@ -42,7 +47,8 @@ impl Default for AnswerFileOptions {
             max_file_bytes: 0,
             max_files: 0,
             max_total_bytes: 0,
-            download_slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_PARALLEL_DOWNLOADS)),
+            download_queue: DownloadQueue::new(DEFAULT_PARALLEL_DOWNLOADS),
+            disk_budget: DiskBudget::new(disk_budget::DEFAULT_MAX_BYTES),
         }
     }
 }
@@ -68,8 +74,9 @@ pub struct LocalCopy {
 }
 
 /// The copies of one answer's files, made in the background so that the answer itself is
-/// published at once: each download waits for one of the server's download slots and is
-/// bounded by the request timeout, and each copy is pending until its download ends.
+/// published at once: each download waits for one of the server's download slots, in its
+/// answer's turn ([`DownloadQueue`]), and is bounded by the request timeout, and each copy
+/// is pending until its download ends.
 #[derive(Debug, Default)]
 pub struct AnswerCopies {
     slots: Vec<Slot>,
@@ -103,6 +110,10 @@ impl AnswerCopies {
         if !options.wants_anything() {
             return Arc::new(copies);
         }
+        let owner = Owner {
+            key: api.scope(),
+            answer: options.download_queue.new_answer(),
+        };
         let mut fetched = 0usize;
         // Declared sizes are reserved up front; actual sizes are counted as they arrive.
         let mut declared = 0u64;
@@ -149,6 +160,7 @@ impl AnswerCopies {
                     inline_cap,
                     options: options.clone(),
                     received: received.clone(),
+                    owner,
                 };
                 let slot = done.clone();
                 tokio::spawn(async move {
@@ -241,6 +253,8 @@ struct Download {
     options: Arc<AnswerFileOptions>,
     /// Bytes received by all of this answer's downloads so far.
     received: Arc<AtomicU64>,
+    /// Whose turn it waits for.
+    owner: Owner,
 }
 
 impl Download {
@@ -249,10 +263,7 @@ impl Download {
             url: self.url.clone(),
             ..Default::default()
         };
-        let Ok(_slot) = self.options.download_slots.clone().acquire_owned().await else {
-            copy.problem = Some("not fetched: the server is shutting down".into());
-            return copy;
-        };
+        let _slot = self.options.download_queue.acquire(self.owner).await;
         let options = &self.options;
         let remaining = options
             .max_total_bytes
@@ -277,23 +288,36 @@ impl Download {
             return copy;
         }
         if let Some(dir) = &options.download_dir {
-            // Blocking file work stays off the async threads (the stdio server has one).
-            let (dir, name, url) = (dir.clone(), self.name.clone(), self.url.clone());
-            let data = bytes.clone();
-            let saved =
-                tokio::task::spawn_blocking(move || save_unique(&dir, &name, &url, &data)).await;
-            match saved {
-                Ok(Ok(path)) => copy.path = Some(path),
-                Ok(Err(e)) => {
-                    copy.problem = Some(format!(
-                        "not saved in --download-dir {}: {e}",
-                        options
-                            .download_dir
-                            .as_ref()
-                            .map_or_else(String::new, |d| d.display().to_string())
-                    ))
+            match options.disk_budget.reserve(bytes.len() as u64) {
+                Ok((room, evicted)) => {
+                    // Blocking file work stays off the async threads (the stdio server has
+                    // one).
+                    let (dir, name, url) = (dir.clone(), self.name.clone(), self.url.clone());
+                    let data = bytes.clone();
+                    let saved = tokio::task::spawn_blocking(move || {
+                        remove_oldest(&evicted);
+                        save_unique(&dir, &name, &url, &data)
+                    })
+                    .await;
+                    copy.problem = match saved {
+                        Ok(Ok(path)) => {
+                            room.saved(path.clone());
+                            copy.path = Some(path);
+                            None
+                        }
+                        Ok(Err(e)) => Some(format!(
+                            "not saved in --download-dir {}: {e}",
+                            dir_shown(options)
+                        )),
+                        Err(e) => Some(format!("not saved: {e}")),
+                    };
                 }
-                Err(e) => copy.problem = Some(format!("not saved: {e}")),
+                Err(why) => {
+                    copy.problem = Some(format!(
+                        "not saved in --download-dir {}: {why}",
+                        dir_shown(options)
+                    ));
+                }
             }
         }
         if let Some(cap) = self.inline_cap
@@ -303,6 +327,33 @@ impl Download {
             copy.image = Some((self.media_type.clone(), data));
         }
         copy
+    }
+}
+
+fn dir_shown(options: &AnswerFileOptions) -> String {
+    options
+        .download_dir
+        .as_ref()
+        .map_or_else(String::new, |d| d.display().to_string())
+}
+
+/// Deletes the files the disk budget gave up to make room (oldest first). One already gone
+/// (deleted by hand) is no matter; another failure is logged, and the file is no longer
+/// counted either way.
+fn remove_oldest(paths: &[PathBuf]) {
+    for path in paths {
+        match std::fs::remove_file(path) {
+            Ok(()) => tracing::info!(
+                path = %path.display(),
+                "deleted the oldest saved answer file to stay within --max-download-dir-bytes"
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "could not delete an old saved answer file (--max-download-dir-bytes)"
+            ),
+        }
     }
 }
 

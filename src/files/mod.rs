@@ -5,10 +5,13 @@
 //!   sent, then streamed into the multipart body.
 //! - [`answer`]: files a worker produced — fetched (with the API key only when they live on
 //!   the API's own origin), saved to `--download-dir`, inlined as images, and served as
-//!   MCP resources.
+//!   MCP resources; their downloads take turns fairly ([`download_queue`]) and what they
+//!   take on disk has a budget ([`disk_budget`]).
 
 pub mod answer;
 pub mod beneath;
+pub mod disk_budget;
+pub mod download_queue;
 pub mod upload;
 
 /// Limits on what goes up and what comes down, all from the command line.

@@ -68,6 +68,9 @@ pub struct HandingerClient {
     options: std::sync::Arc<ClientOptions>,
     /// Told about every request (the server's metrics).
     observer: std::sync::Arc<dyn Observer>,
+    /// Structured outputs with more values are passed as text (`--max-structured-values`,
+    /// [`super::structured`]).
+    max_structured_values: usize,
 }
 
 impl HandingerClient {
@@ -86,7 +89,15 @@ impl HandingerClient {
             tasks_url: format!("{}/api/tasks", options.base_url),
             options: std::sync::Arc::new(options),
             observer,
+            max_structured_values: super::structured::DEFAULT_MAX_VALUES,
         })
+    }
+
+    /// The same client, passing structured outputs of more than `max_values` values as
+    /// text ([`super::structured`]).
+    pub fn with_max_structured_values(mut self, max_values: usize) -> Self {
+        self.max_structured_values = max_values;
+        self
     }
 
     /// The same client with another key: the connection pool, settings and observer are
@@ -188,7 +199,15 @@ impl HandingerClient {
                     tracing::info!(task_id = %request.task_id, %error, ?pause, "request not taken by Handinger; resending");
                     tokio::time::sleep(pause).await;
                 }
-                other => return other,
+                other => {
+                    return other.map(|mut answer: WorkerAnswer| {
+                        super::structured::bound(
+                            &mut answer.structured_output,
+                            self.max_structured_values,
+                        );
+                        answer
+                    });
+                }
             }
         }
     }
@@ -255,6 +274,9 @@ impl HandingerClient {
             turns_unavailable,
         };
         record.turns.sort_by_key(|t| t.seq.unwrap_or(i64::MAX));
+        for turn in &mut record.turns {
+            super::structured::bound(&mut turn.structured_output, self.max_structured_values);
+        }
         Ok(record)
     }
 

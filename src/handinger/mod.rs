@@ -7,6 +7,7 @@ pub mod fetch_guard;
 pub mod lazy_http;
 pub mod observer;
 pub mod redirect;
+pub mod structured;
 pub mod types;
 pub mod workers;
 

@@ -59,7 +59,8 @@ fn what_tools_use(meta: &RequestMetaObject) -> RequestMetaObject {
     const PROGRESS_TOKEN: &str = "progressToken";
     const PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
     const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
-    /// Longest progress token or protocol version kept, as JSON text.
+    /// Longest progress token or protocol version kept, as JSON text. Longer progress
+    /// tokens are refused before this by the transports (`--max-id-bytes`, at most this).
     const MAX_VALUE_BYTES: usize = 256;
     let given = &meta.0.0;
     let mut kept = RequestMetaObject::new();

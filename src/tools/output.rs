@@ -394,6 +394,15 @@ pub fn task_result(result: &TaskResult, problem: Option<String>) -> CallToolResu
         text.push_str("\n\n");
         text.push_str(note);
     }
+    if let Some(why) = result
+        .structured_output
+        .as_ref()
+        .and_then(crate::handinger::structured::passed_as_text)
+    {
+        text.push_str("\n\n(");
+        text.push_str(&why);
+        text.push_str(" of structuredOutput.)");
+    }
     if !result.file_notes.is_empty() {
         text.push_str("\n\nAnswer files not kept (yet):");
         for note in &result.file_notes {

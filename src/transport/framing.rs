@@ -4,6 +4,9 @@
 //! - a line over the size cap (`--max-message-bytes`) is answered with a JSON-RPC parse
 //!   error (carrying the request's id when it can be read from the line's start) and a log
 //!   line, instead of being dropped while the client waits forever;
+//! - a line whose shape would cost too much to parse (nesting, number of values, a long id
+//!   or progress token: [`super::message_shape`]) is answered with an error before a tree
+//!   is built, and a line that is not JSON with a parse error to a null id;
 //! - a request whose id is the id of a request still in flight is refused with an error
 //!   before the server sees it: both would otherwise run (and bill) upstream, and only one
 //!   answer could come back.
@@ -21,6 +24,8 @@ use rmcp::model::{
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
+
+use super::message_shape::MessageShape;
 
 /// Messages buffered per direction before the sender waits.
 const CHANNEL_CAPACITY: usize = 64;
@@ -88,6 +93,7 @@ pub fn transport<R, W>(
     read: R,
     write: W,
     max_line: usize,
+    shape: MessageShape,
     eof: CancellationToken,
 ) -> (
     mpsc::Sender<ServerJsonRpcMessage>,
@@ -104,6 +110,7 @@ where
     tokio::spawn(read_messages(
         read,
         max_line,
+        shape,
         to_server,
         to_client.clone(),
         in_flight,
@@ -136,6 +143,7 @@ async fn write_messages<W: AsyncWrite + Unpin>(
 async fn read_messages<R: AsyncRead + Unpin>(
     read: R,
     max_line: usize,
+    shape: MessageShape,
     mut to_server: mpsc::Sender<ClientJsonRpcMessage>,
     mut to_client: mpsc::Sender<ServerJsonRpcMessage>,
     in_flight: InFlight,
@@ -175,12 +183,30 @@ async fn read_messages<R: AsyncRead + Unpin>(
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
+        if let Err(refused) = shape.check(text) {
+            tracing::warn!(reason = %refused.message(), "refused a message before parsing it");
+            let _ = to_client.send(refused.answer(leading_id(text))).await;
+            continue;
+        }
         let message: ClientJsonRpcMessage = match serde_json::from_slice(text) {
             Ok(message) => message,
             Err(error) if error.is_syntax() || error.is_eof() => {
-                // No id to answer to, and answering garbage can start an error storm with a
-                // peer that echoes it (as rmcp and the other SDKs do, the line is skipped).
-                tracing::debug!(%error, "ignoring a line that is not JSON");
+                // JSON-RPC's answer to text that does not parse: a parse error to a null id
+                // (no id can be trusted from it). A client that cannot match it to a request
+                // ignores it; without it, a client whose line was not read waits forever.
+                tracing::debug!(%error, "a line that is not JSON");
+                let answer = ServerJsonRpcMessage::error(
+                    ErrorData::new(
+                        ErrorCode::PARSE_ERROR,
+                        format!(
+                            "the line is not JSON ({error}) and was not read: send one \
+                             JSON-RPC message per line"
+                        ),
+                        None,
+                    ),
+                    None,
+                );
+                let _ = to_client.send(answer).await;
                 continue;
             }
             Err(error) => {
@@ -213,12 +239,18 @@ async fn read_messages<R: AsyncRead + Unpin>(
 
 /// The `id` of a JSON-RPC message, read from the start of its text (where `jsonrpc`, `id`
 /// and `method` come before the parameters in practice); `None` when it cannot be found.
+/// Only the first [`HEAD_BYTES`] are looked at, and only a number or a string is read: the
+/// text may be anything a client sent.
 pub fn leading_id(text: &[u8]) -> Option<RequestId> {
+    let text = &text[..text.len().min(HEAD_BYTES)];
     let text = std::str::from_utf8(text)
         .or_else(|e| std::str::from_utf8(&text[..e.valid_up_to()]))
         .ok()?;
     let start = text.find("\"id\"")? + 4;
-    let rest = text[start..].trim_start().strip_prefix(':')?;
+    let rest = text[start..].trim_start().strip_prefix(':')?.trim_start();
+    if !rest.starts_with(|c: char| c == '"' || c == '-' || c.is_ascii_digit()) {
+        return None;
+    }
     let mut values = serde_json::Deserializer::from_str(rest).into_iter::<serde_json::Value>();
     match values.next()?.ok()? {
         serde_json::Value::Number(n) => n.as_i64().map(RequestId::Number),

@@ -2,4 +2,5 @@
 
 pub mod framing;
 pub mod http;
+pub mod message_shape;
 pub mod stdio;

@@ -15,6 +15,7 @@ pub async fn serve(
     server: HandingerServer,
     shutdown: CancellationToken,
     max_message_bytes: usize,
+    shape: super::message_shape::MessageShape,
 ) -> Result<(), String> {
     // End of input fires the shutdown token, so waiting calls answer before the session
     // (which only notices the end on its next read) winds down.
@@ -22,6 +23,7 @@ pub async fn serve(
         tokio::io::stdin(),
         tokio::io::stdout(),
         max_message_bytes,
+        shape,
         shutdown.clone(),
     );
     let running = server

@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::rejected::rejected;
+use crate::transport::message_shape::MessageShape;
 
 /// Above this many tracked clients, buckets that have refilled completely (clients that
 /// have gone quiet) are dropped, so the table cannot grow without bound.
@@ -262,6 +263,21 @@ fn too_large(limit: usize) -> Response {
         ),
     );
     rejected("body_too_large", response.into_response())
+}
+
+/// Refuses a body whose shape would cost too much to parse ([`MessageShape`]), before
+/// anything parses it: `400` with the JSON-RPC error stdio would answer (to the request's
+/// id when it can be read from the body's start, else to null), as the Streamable HTTP
+/// transport answers input it cannot accept.
+#[allow(clippy::result_large_err)] // the error is the response itself, returned at once
+pub fn check_shape(shape: &MessageShape, body: &[u8]) -> Result<(), Response> {
+    let refused = match shape.check(body) {
+        Ok(()) => return Ok(()),
+        Err(refused) => refused,
+    };
+    let answer = refused.answer(crate::transport::framing::leading_id(body));
+    let response = (StatusCode::BAD_REQUEST, axum::Json(answer)).into_response();
+    Err(rejected("message_shape", response))
 }
 
 /// Whether a JSON-RPC body is a `tools/call` request (what the call gate counts). Anything

@@ -49,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use crate::handinger::HandingerClient;
 use crate::metrics::Metrics;
 use crate::tools::HandingerServer;
+use crate::transport::message_shape::MessageShape;
 use crate::turns::shared::SharedStore;
 
 pub use settings::{HttpArgs, HttpSettings};
@@ -75,6 +76,8 @@ pub struct Process {
     /// turns then end at once with the resumable taskId instead of holding the shutdown up
     /// or vanishing.
     pub shutdown: CancellationToken,
+    /// What one client message may cost before it is parsed.
+    pub message_shape: MessageShape,
 }
 
 pub async fn serve(
@@ -92,6 +95,7 @@ pub async fn serve(
         store,
         metrics,
         shutdown: release_waits,
+        message_shape,
     } = process;
     let factory = move || server.clone();
 
@@ -110,16 +114,19 @@ pub async fn serve(
             idle_timeout: settings.session_idle_timeout,
             first_request_timeout: settings.session_first_request_timeout,
             max_body_bytes: settings.max_body_bytes,
-            session_cap,
+            shape: message_shape,
+            session_cap: session_cap.clone(),
         },
         close_sessions.clone(),
     ));
     let legacy = Arc::new(sse::LegacySse::new(
         factory,
         gate.clone(),
-        settings.max_body_bytes,
-        settings.session_idle_timeout,
-        settings.session_first_request_timeout,
+        (settings.max_body_bytes, message_shape),
+        sse::SessionTimeouts {
+            idle: settings.session_idle_timeout,
+            first_request: settings.session_first_request_timeout,
+        },
         close_sessions.clone(),
         streamable.clone(),
     ));

@@ -42,6 +42,7 @@ use super::streamable::StreamableMcp;
 use super::turn_room;
 use crate::tools::HandingerServer;
 use crate::transport::framing::InFlight;
+use crate::transport::message_shape::MessageShape;
 
 /// Messages buffered per direction before the sender waits.
 const CHANNEL_CAPACITY: usize = 32;
@@ -57,6 +58,7 @@ pub struct LegacySse {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     gate: Arc<CallGate>,
     max_body_bytes: usize,
+    shape: MessageShape,
     idle_timeout: Duration,
     first_request_timeout: Duration,
     shutdown: CancellationToken,
@@ -108,13 +110,21 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// How long a legacy SSE session may sit idle, and wait for its first request.
+pub struct SessionTimeouts {
+    pub idle: Duration,
+    pub first_request: Duration,
+}
+
 impl LegacySse {
     pub fn new(
         factory: impl Fn() -> HandingerServer + Send + Sync + 'static,
         gate: Arc<CallGate>,
-        max_body_bytes: usize,
-        idle_timeout: Duration,
-        first_request_timeout: Duration,
+        (max_body_bytes, shape): (usize, MessageShape),
+        SessionTimeouts {
+            idle: idle_timeout,
+            first_request: first_request_timeout,
+        }: SessionTimeouts,
         shutdown: CancellationToken,
         room: Arc<StreamableMcp>,
     ) -> Self {
@@ -124,6 +134,7 @@ impl LegacySse {
             sessions: Mutex::new(HashMap::new()),
             gate,
             max_body_bytes,
+            shape,
             idle_timeout,
             first_request_timeout,
             shutdown,
@@ -298,6 +309,9 @@ pub async fn message(
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
+    if let Err(response) = limits::check_shape(&sse.shape, &bytes) {
+        return response;
+    }
     let mut message: ClientJsonRpcMessage = match serde_json::from_slice(&bytes) {
         Ok(message) => message,
         Err(error) => {

@@ -7,7 +7,8 @@
 //! JSON, unless the handler sends something before the answer (progress notifications for a
 //! call with a `progressToken`): rmcp then streams the whole exchange as SSE on that POST.
 //!
-//! In front of rmcp this module reads the body under the size cap, lets a `tools/call` in
+//! In front of rmcp this module reads the body under the size cap, refuses one whose shape
+//! would cost too much to parse ([`crate::transport::message_shape`]), lets a `tools/call` in
 //! only with a permit from the call gate (held until its answer has been streamed), opens a
 //! session only with a slot under the session cap ([`super::session_limits`]), closing an
 //! idle session to make room when the table is full, and binds it to the credentials that
@@ -43,6 +44,7 @@ use super::sessions::{InFlightGuard, InFlightIds, Owner, Owners, request_id};
 use super::stateless::{Sent, SharedCalls};
 use super::turn_room;
 use crate::tools::HandingerServer;
+use crate::transport::message_shape::MessageShape;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -58,6 +60,7 @@ pub struct StreamableMcp {
     in_flight: InFlightIds,
     gate: Arc<CallGate>,
     max_body_bytes: usize,
+    shape: MessageShape,
     stateless: bool,
     cap: Arc<SessionCap>,
     /// `--session-first-request-timeout`.
@@ -75,6 +78,7 @@ pub struct Options {
     pub idle_timeout: Duration,
     pub first_request_timeout: Duration,
     pub max_body_bytes: usize,
+    pub shape: MessageShape,
     pub session_cap: Arc<SessionCap>,
 }
 
@@ -114,6 +118,7 @@ impl StreamableMcp {
             in_flight: InFlightIds::default(),
             gate,
             max_body_bytes: options.max_body_bytes,
+            shape: options.shape,
             stateless: options.stateless,
             cap: options.session_cap,
             first_request_timeout: options.first_request_timeout,
@@ -260,6 +265,10 @@ async fn respond(mcp: &Arc<StreamableMcp>, request: Request) -> Reply {
             Ok(bytes) => bytes,
             Err(response) => return Reply::Now(response),
         };
+        // Before anything below (or rmcp) parses the body.
+        if let Err(response) = limits::check_shape(&mcp.shape, &bytes) {
+            return Reply::Now(response);
+        }
         let id = request_id(&bytes);
         if let Some(session) = session_id {
             activity = mcp.cap.activity(session, id.is_some());
