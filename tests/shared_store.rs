@@ -17,6 +17,13 @@ async fn replica(fake: &FakeHandinger, redis: &Redis, extra: &[&str]) -> Bridge 
     start(&fake.base_url, &args).await
 }
 
+/// `create_task` on `bridge` with `arguments`, which must be answered without an error.
+async fn answered(bridge: &Bridge, arguments: serde_json::Value) -> rmcp::model::CallToolResult {
+    let result = call(&bridge.client, "create_task", arguments).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    result
+}
+
 /// Two replicas on one store, and a turn of `input` started on A that is still running
 /// when A's caller stops waiting (`--max-wait 1`): what B then does with the task.
 struct Running {
@@ -63,8 +70,7 @@ async fn an_answer_from_one_replica_is_collected_in_full_from_another() {
     let a = replica(&fake, &redis, &[]).await;
     let b = replica(&fake, &redis, &[]).await;
 
-    let done = call(&a.client, "create_task", json!({"input": "make a report"})).await;
-    assert!(!is_error(&done), "{}", text(&done));
+    let done = answered(&a, json!({"input": "make a report"})).await;
     let task_id = structured(&done)["taskId"].as_str().unwrap().to_owned();
 
     fake.state.lock().unwrap().failing_lookups = 1_000;
@@ -123,13 +129,7 @@ async fn a_repeated_call_on_another_replica_joins_the_running_turn() {
         task_id,
     } = running_on_a(input).await;
 
-    let joined = call(
-        &b.client,
-        "create_task",
-        json!({"input": input, "taskId": task_id}),
-    )
-    .await;
-    assert!(!is_error(&joined), "{}", text(&joined));
+    let joined = answered(&b, json!({"input": input, "taskId": task_id})).await;
     assert_eq!(
         structured(&joined)["status"],
         "completed",
@@ -212,8 +212,7 @@ async fn what_the_store_holds_is_checked_before_it_is_used() {
     let a = replica(&fake, &redis, &[]).await;
     let b = replica(&fake, &redis, &[]).await;
 
-    let done = call(&a.client, "create_task", json!({"input": "first"})).await;
-    assert!(!is_error(&done), "{}", text(&done));
+    let done = answered(&a, json!({"input": "first"})).await;
     let task_id = structured(&done)["taskId"].as_str().unwrap().to_owned();
     // The answer is stored as the turn ends, which may be just after the caller has it.
     let key = |part: &'static str| {
@@ -233,13 +232,7 @@ async fn what_the_store_holds_is_checked_before_it_is_used() {
     };
 
     redis.query(&["SET", &key("worker").await, "wrk_1/../../admin"]);
-    let follow_up = call(
-        &b.client,
-        "create_task",
-        json!({"input": "second", "taskId": task_id}),
-    )
-    .await;
-    assert!(!is_error(&follow_up), "{}", text(&follow_up));
+    answered(&b, json!({"input": "second", "taskId": task_id})).await;
     let posted = fake.posts().last().unwrap().body.clone();
     assert!(posted.get("workerId").is_none(), "{posted}");
 
@@ -276,13 +269,7 @@ async fn a_turn_whose_replica_died_is_reconciled_from_handinger() {
         .unwrap();
     assert!(status.success());
 
-    let joined = call(
-        &b.client,
-        "create_task",
-        json!({"input": input, "taskId": task_id}),
-    )
-    .await;
-    assert!(!is_error(&joined), "{}", text(&joined));
+    let joined = answered(&b, json!({"input": input, "taskId": task_id})).await;
     assert_eq!(
         structured(&joined)["status"],
         "completed",
@@ -431,8 +418,7 @@ async fn a_claim_the_stalled_store_applied_late_is_withdrawn_and_the_retry_posts
     let a = replica(&fake, &redis, &["--store-lease", LEASE]).await;
     let b = replica(&fake, &redis, &["--store-lease", LEASE]).await;
     // The replica's store connection is up before the stall (as it is in service).
-    let warm = call(&a.client, "create_task", json!({"input": "warm up"})).await;
-    assert!(!is_error(&warm), "{}", text(&warm));
+    answered(&a, json!({"input": "warm up"})).await;
 
     let ask = json!({"input": "asked while the store stalls", "taskId": "tsk_stalled_claim"});
     redis.pause();
@@ -447,8 +433,7 @@ async fn a_claim_the_stalled_store_applied_late_is_withdrawn_and_the_retry_posts
     // The claim was applied when Redis resumed, and then withdrawn.
     until_key(&redis, "tsk_stalled_claim", "turn", false).await;
 
-    let retried = call(&b.client, "create_task", ask).await;
-    assert!(!is_error(&retried), "{}", text(&retried));
+    let retried = answered(&b, ask).await;
     assert_eq!(
         structured(&retried)["outputText"],
         "answer to: asked while the store stalls (turn 1)"
@@ -466,8 +451,7 @@ async fn an_orphaned_claim_nobody_sent_is_taken_over_and_posted() {
     let fake = FakeHandinger::start().await;
     let a = replica(&fake, &redis, &["--store-lease", LEASE]).await;
     let b = replica(&fake, &redis, &["--store-lease", LEASE]).await;
-    let warm = call(&a.client, "create_task", json!({"input": "warm up"})).await;
-    assert!(!is_error(&warm), "{}", text(&warm));
+    answered(&a, json!({"input": "warm up"})).await;
 
     redis.pause();
     let same = json!({"input": "same input", "taskId": "tsk_orphan_same"});
@@ -490,19 +474,16 @@ async fn an_orphaned_claim_nobody_sent_is_taken_over_and_posted() {
         until_key(&redis, task, "lease", false).await;
     }
 
-    let posted = call(&b.client, "create_task", same).await;
-    assert!(!is_error(&posted), "{}", text(&posted));
+    let posted = answered(&b, same).await;
     assert_eq!(
         structured(&posted)["outputText"],
         "answer to: same input (turn 1)"
     );
-    let next = call(
-        &b.client,
-        "create_task",
+    let next = answered(
+        &b,
         json!({"input": "another input", "taskId": "tsk_orphan_other"}),
     )
     .await;
-    assert!(!is_error(&next), "{}", text(&next));
     assert_eq!(
         structured(&next)["outputText"],
         "answer to: another input (turn 1)"
@@ -520,13 +501,7 @@ async fn a_failed_follow_up_is_shown_as_failed_by_every_replica() {
     let a = replica(&fake, &redis, &[]).await;
     let b = replica(&fake, &redis, &[]).await;
     let task = "tsk_failed_follow_up";
-    let first = call(
-        &a.client,
-        "create_task",
-        json!({"input": "first", "taskId": task}),
-    )
-    .await;
-    assert!(!is_error(&first), "{}", text(&first));
+    answered(&a, json!({"input": "first", "taskId": task})).await;
     fake.push_fault(Fault::Status {
         status: 503,
         message: "overloaded".into(),
@@ -566,13 +541,7 @@ async fn an_answer_remembered_here_is_not_served_while_a_newer_turn_runs_elsewhe
     let a = replica(&fake, &redis, &[]).await;
     let b = replica(&fake, &redis, &["--max-wait", "1"]).await;
     let task = "tsk_newer_elsewhere";
-    let first = call(
-        &a.client,
-        "create_task",
-        json!({"input": "first", "taskId": task}),
-    )
-    .await;
-    assert!(!is_error(&first), "{}", text(&first));
+    answered(&a, json!({"input": "first", "taskId": task})).await;
     let second = call(
         &b.client,
         "create_task",
@@ -648,13 +617,7 @@ async fn a_call_lost_with_its_replica_can_be_told_and_sent_again() {
     let a = replica(&fake, &redis, &[]).await;
     let b = replica(&fake, &redis, &[]).await;
     let task = "tsk_lost_in_transit";
-    let first = call(
-        &b.client,
-        "create_task",
-        json!({"input": "first", "taskId": task}),
-    )
-    .await;
-    assert!(!is_error(&first), "{}", text(&first));
+    answered(&b, json!({"input": "first", "taskId": task})).await;
 
     signal(a.pid, "STOP");
     let second = json!({"input": "second", "taskId": task});
@@ -672,8 +635,7 @@ async fn a_call_lost_with_its_replica_can_be_told_and_sent_again() {
         "{}",
         text(&looked)
     );
-    let sent = call(&b.client, "create_task", second).await;
-    assert!(!is_error(&sent), "{}", text(&sent));
+    let sent = answered(&b, second).await;
     assert_eq!(
         structured(&sent)["outputText"],
         "answer to: second (turn 2)"
@@ -688,11 +650,9 @@ async fn the_first_call_after_redis_restarts_is_not_refused() {
     let mut redis = Redis::start().await;
     let fake = FakeHandinger::start().await;
     let a = replica(&fake, &redis, &[]).await;
-    let warm = call(&a.client, "create_task", json!({"input": "before"})).await;
-    assert!(!is_error(&warm), "{}", text(&warm));
+    answered(&a, json!({"input": "before"})).await;
     redis.restart(false);
-    let after = call(&a.client, "create_task", json!({"input": "after"})).await;
-    assert!(!is_error(&after), "{}", text(&after));
+    answered(&a, json!({"input": "after"})).await;
     assert_eq!(fake.posts().len(), 2);
 }
 
@@ -705,8 +665,7 @@ async fn a_turn_running_when_the_store_lost_its_data_is_not_posted_again() {
     let a = replica(&fake, &redis, &["--max-wait", "1"]).await;
     let b = replica(&fake, &redis, &[]).await;
     // B has used the store before the loss, as a replica in service has.
-    let warm = call(&b.client, "create_task", json!({"input": "warm up"})).await;
-    assert!(!is_error(&warm), "{}", text(&warm));
+    answered(&b, json!({"input": "warm up"})).await;
     let ask = json!({"input": "in flight sleep=2500", "taskId": "tsk_store_amnesia"});
     let started = call(&a.client, "create_task", ask.clone()).await;
     assert_eq!(
@@ -717,8 +676,7 @@ async fn a_turn_running_when_the_store_lost_its_data_is_not_posted_again() {
     );
 
     redis.restart(false);
-    let retried = call(&b.client, "create_task", ask).await;
-    assert!(!is_error(&retried), "{}", text(&retried));
+    let retried = answered(&b, ask).await;
     assert_eq!(
         structured(&retried)["status"],
         "completed",
@@ -741,8 +699,7 @@ async fn store_names_are_keyed_with_the_deployment_secret() {
     let redis = Redis::start().await;
     let fake = FakeHandinger::start().await;
     let a = replica(&fake, &redis, &[]).await;
-    let done = call(&a.client, "create_task", json!({"input": "named"})).await;
-    assert!(!is_error(&done), "{}", text(&done));
+    let done = answered(&a, json!({"input": "named"})).await;
     let task_id = structured(&done)["taskId"].as_str().unwrap().to_owned();
     let pattern = format!("*:{task_id}:*");
     let keys = common::poll::until(

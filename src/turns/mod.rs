@@ -403,13 +403,7 @@ impl TurnRegistry {
             return local;
         }
         let ident = store.ident(api, task_id);
-        let remote = |meta| Remote {
-            store: store.clone(),
-            api: api.clone(),
-            ident: ident.clone(),
-            meta,
-            following: Default::default(),
-        };
+        let remote = |meta| Remote::new(store, api, ident.clone(), meta);
         match store.lookup(&ident).await {
             Ok(Lookup::Running(meta)) => Some(self.remote_turn(remote(meta))),
             Ok(Lookup::Finished(stored)) => {
@@ -556,13 +550,8 @@ impl TurnRegistry {
                             tracing::warn!(%error, "could not withdraw a claim for a turn Handinger already has");
                         }
                         tracing::info!(task_id = %asked.key.task_id, "the store had forgotten a turn Handinger has; following it there");
-                        return Ok(Admitted::new(self.remote_turn(Remote {
-                            store: store.clone(),
-                            api: api.clone(),
-                            ident,
-                            meta,
-                            following: Default::default(),
-                        })));
+                        let remote = Remote::new(store, api, ident, meta);
+                        return Ok(Admitted::new(self.remote_turn(remote)));
                     }
                     OrphanFate::NotSent | OrphanFate::Unknown => worker,
                 }
@@ -575,13 +564,8 @@ impl TurnRegistry {
                 if held.digest == meta.digest {
                     // Joined through the store; an orphan is followed on Handinger by the
                     // wait, never posted again.
-                    return Ok(Admitted::new(self.remote_turn(Remote {
-                        store: store.clone(),
-                        api: api.clone(),
-                        ident,
-                        meta: held,
-                        following: Default::default(),
-                    })));
+                    let remote = Remote::new(store, api, ident, held);
+                    return Ok(Admitted::new(self.remote_turn(remote)));
                 }
                 return Err(StartRefused::Busy { running_for });
             }
@@ -624,13 +608,7 @@ impl TurnRegistry {
         asked: shared::TurnMeta,
         uid: String,
     ) -> Admitted {
-        let remote = |meta| Remote {
-            store: store.clone(),
-            api: api.clone(),
-            ident: ident.clone(),
-            meta,
-            following: Default::default(),
-        };
+        let remote = |meta| Remote::new(store, api, ident.clone(), meta);
         if let Ok(Lookup::Finished(stored)) = store.lookup(&ident).await
             && stored.meta.uid == uid
         {

@@ -934,6 +934,22 @@ async fn reconcile_remote(remote: &Remote, orphan: bool) -> Option<TurnOutcome> 
 }
 
 impl Remote {
+    /// `meta`, a turn of `ident`'s task, as another replica runs (or ran) it.
+    pub fn new(
+        store: &Arc<SharedStore>,
+        api: &HandingerClient,
+        ident: Ident,
+        meta: TurnMeta,
+    ) -> Self {
+        Remote {
+            store: store.clone(),
+            api: api.clone(),
+            ident,
+            meta,
+            following: Default::default(),
+        }
+    }
+
     /// A registry turn for what the store holds.
     pub(super) fn turn(self, outcome: Option<(TurnOutcome, String)>) -> Arc<Turn> {
         let elapsed = Duration::from_millis(now_ms().saturating_sub(self.meta.started_ms));
