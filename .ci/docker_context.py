@@ -28,8 +28,9 @@ the same steps, without the release profile's fat LTO, which alone costs CI on t
 more minutes than everything else together. The files cargo reads are the same in both
 profiles, and the release workflow builds the release profile for real.
 
-Usage: docker_context.py [DOCKERFILE] [--print-artifact]. Exits 1 with the reason on any
-failure; --print-artifact prints the path of the file the final stage copies.
+Usage: docker_context.py [DOCKERFILE] [--print-artifact] [--help]. Exits 1 with the reason
+on any failure, 2 on an unknown option; --print-artifact prints the path of the file the
+final stage copies; --help prints this and builds nothing.
 """
 
 import fnmatch
@@ -297,7 +298,19 @@ def check_binary(path: Path) -> None:
 
 
 def main() -> int:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    flags = {a for a in sys.argv[1:] if a.startswith("-")}
+    if flags & {"-h", "--help"}:
+        print(__doc__)
+        return 0
+    unknown = flags - {"--print-artifact"}
+    if unknown:
+        print(
+            f"docker context: unknown option {sorted(unknown)[0]}; usage: "
+            "docker_context.py [DOCKERFILE] [--print-artifact] (--help explains)",
+            file=sys.stderr,
+        )
+        return 2
+    args = [a for a in sys.argv[1:] if not a.startswith("-")]
     dockerfile = Path(args[0]) if args else ROOT / "manifests/docker/Dockerfile"
     try:
         run_build_stage(dockerfile.resolve(), ROOT, "--print-artifact" in sys.argv)
