@@ -849,9 +849,12 @@ async fn feed(remote: &Remote, sender: &watch::Sender<Option<Arc<TurnOutcome>>>)
                 // to store): Handinger decides, and nobody posts it again from here.
                 let orphan = matches!(&lookup, Lookup::Orphan(meta) if meta.uid == remote.meta.uid);
                 tracing::info!(task = %remote.ident.prefix, orphan, "the turn's owner is not answering for it; following the task on Handinger");
-                // Only while someone waits: a later waiter starts it again.
+                // Only while someone waits: a later waiter starts it again. An orphan's owner
+                // may only have stalled: if it comes back and stores the answer (with its
+                // sources) before Handinger's record settles the turn, that answer wins.
                 tokio::select! {
                     settled = reconcile_remote(remote, orphan) => settled,
+                    stored = owner_answer(remote, &mut messages), if orphan => Some(stored),
                     () = sender.closed() => return,
                 }
             }
@@ -872,6 +875,24 @@ async fn feed(remote: &Remote, sender: &watch::Sender<Option<Arc<TurnOutcome>>>)
                 }
             }
             () = tokio::time::sleep(store.lease / 3) => {}
+        }
+    }
+}
+
+/// The answer the turn's owner stores for it, once it is published on the turn's channel.
+async fn owner_answer(
+    remote: &Remote,
+    messages: &mut Option<redis::aio::PubSubStream>,
+) -> TurnOutcome {
+    loop {
+        if next_message(messages).await.is_none() {
+            // The subscription ended: only the reconciliation can settle the turn now.
+            std::future::pending::<()>().await;
+        }
+        if let Ok(Lookup::Finished(stored)) = remote.store.lookup(&remote.ident).await
+            && stored.meta.uid == remote.meta.uid
+        {
+            return stored.outcome;
         }
     }
 }
