@@ -297,7 +297,7 @@ impl HandingerServer {
                 result.totals = overview.totals;
                 result.turns = overview.turns;
                 result.note = latest_input_note(&record);
-                task_result(&result, None)
+                task_result(result, None)
             }
         }
     }
@@ -375,7 +375,7 @@ impl HandingerServer {
                 let sources = api.latest_sources(task_id, &record).await;
                 let mut result = result.with_sources(&sources);
                 result.note = latest_input_note(&record);
-                return task_result(&result, problem);
+                return task_result(result, problem);
             }
             let elapsed = now - started;
             send_progress(
@@ -386,8 +386,8 @@ impl HandingerServer {
             .await;
             tokio::select! {
                 biased;
-                () = self.shared.shutdown.cancelled() => return task_result(&result, None),
-                () = context.ct.cancelled() => return task_result(&result, None),
+                () = self.shared.shutdown.cancelled() => return task_result(result, None),
+                () = context.ct.cancelled() => return task_result(result, None),
                 () = tokio::time::sleep_until(deadline.min(now + POLL_INTERVAL)) => {}
             }
             let summary = match api.get_task_summary(task_id).await {
@@ -418,7 +418,7 @@ fn repeat_note(ago: Duration) -> String {
 
 fn running_result(turn: &Turn) -> CallToolResult {
     task_result(
-        &TaskResult::running(&turn.task_id, turn.started.elapsed().as_secs()),
+        TaskResult::running(&turn.task_id, turn.started.elapsed().as_secs()),
         None,
     )
 }
@@ -470,7 +470,7 @@ fn failed_latest_turn(
         status: "failed".into(),
         ..TaskResult::from_record(task_id, record).without_answer()
     };
-    task_result(&result, Some(problem))
+    task_result(result, Some(problem))
 }
 
 fn lookup_failed(task_id: &TaskId, error: &ApiError) -> CallToolResult {
