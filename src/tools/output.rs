@@ -1,6 +1,8 @@
 //! Tool results: the structured shape both task tools return (their output schemas are
 //! derived from it) and its mapping to MCP content blocks a model reads.
 
+use std::sync::Arc;
+
 use rmcp::model::{CallToolResult, ContentBlock, Resource};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -500,6 +502,31 @@ fn footer(result: &TaskResult) -> String {
 
 /// The tool result for a finished turn.
 pub fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult {
+    match outcome_parts(task_id, outcome) {
+        Ok((result, problem)) => task_result(result, problem),
+        Err(failed) => failed,
+    }
+}
+
+/// [`outcome_result`] for a call that holds the outcome by itself: it lets go of it once
+/// the result has its own copy of the answer, before the text block copies it again. When
+/// the answer is no longer kept for `get_task` (pushed out of `--max-retained-bytes`), this
+/// was its last holder, and the call holds two copies (what the wire needs), not three.
+pub fn owned_outcome_result(task_id: &TaskId, outcome: Arc<TurnOutcome>) -> CallToolResult {
+    let parts = outcome_parts(task_id, &outcome);
+    drop(outcome);
+    match parts {
+        Ok((result, problem)) => task_result(result, problem),
+        Err(failed) => failed,
+    }
+}
+
+/// What a finished turn's result is made of: the task result and the problem it leads
+/// with, or, for a turn that failed, the error result itself.
+fn outcome_parts(
+    task_id: &TaskId,
+    outcome: &TurnOutcome,
+) -> Result<(TaskResult, Option<String>), CallToolResult> {
     match outcome {
         TurnOutcome::Answered { answer, copies } => {
             let result = TaskResult::from_answer(task_id, answer, &copies.snapshot());
@@ -507,7 +534,7 @@ pub fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult
                 .error
                 .as_ref()
                 .map(|e| format!("The worker reported an error: {}", compact(e)));
-            task_result(result, problem)
+            Ok((result, problem))
         }
         TurnOutcome::Recovered {
             record,
@@ -527,16 +554,16 @@ pub fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult
             };
             if failed {
                 let problem = format!("The task ended with status {}. {note}", result.status);
-                task_result(result, Some(problem))
+                Ok((result, Some(problem)))
             } else {
                 result.note = Some(note);
-                task_result(result, None)
+                Ok((result, None))
             }
         }
-        TurnOutcome::Failed { error, recorded } => match recorded {
+        TurnOutcome::Failed { error, recorded } => Err(match recorded {
             Recorded::StillRunning => task_result(TaskResult::running(task_id, 0), None),
             _ => create_failed(task_id, error, *recorded),
-        },
+        }),
     }
 }
 
