@@ -11,7 +11,7 @@ process), reads VmRSS once the server is idle, does its thing, then reads VmHWM 
 process's peak resident size) from /proc/PID/status: it prints the growth over the idle
 size and the peak itself. Linux only. Scenarios: http-zeros, http-zeros-x4, k8s-zeros-x8,
 http-accepted, http-accepted-x4, k8s-accepted-x8, stdio-zeros, structured,
-structured-accepted, k8s-structured, k8s-text, text, held-ids.
+structured-accepted, k8s-structured, k8s-text, k8s-text-x48, text, http-text, held-ids.
 """
 import http.client, http.server, json, os, socket, subprocess, sys, threading, time
 
@@ -268,9 +268,10 @@ def structured_accepted(kind):
     Fake.structured = "null"
 
 
-def k8s_structured(kind, extra):
+def k8s_structured(kind, extra, calls=32):
     """The Deployment's flags, 32 calls at once (its --max-turns-in-flight), each answered
-    with a 1,000,000-byte structured output (zeros, or 10,000 strings) or text."""
+    with a 1,000,000-byte structured output (zeros, or 10,000 strings) or text; `calls`
+    and `extra` flags for more at once."""
     if kind == "zeros":
         Fake.structured = "[" + "0," * 499_999 + "0]"
     elif kind == "strings":
@@ -279,12 +280,18 @@ def k8s_structured(kind, extra):
         Fake.text = "x" * 1_000_000
     Fake.hold = 1.0  # so that the 32 answers arrive together
     base_url = fake_api()
-    p = start_http(K8S_FLAGS + extra, base_url)
+    flags = list(K8S_FLAGS)
+    for flag, value in zip(extra[::2], extra[1::2]):  # an extra flag overrides the Deployment's
+        if flag in flags:
+            flags[flags.index(flag) + 1] = value
+        else:
+            flags += [flag, value]
+    p = start_http(flags, base_url)
     rss = status(p.pid, "VmRSS")
     def body(n):
         return json.dumps({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
             "name": "create_task", "arguments": {"input": f"x{n}"}}}).encode()
-    statuses = concurrently([body(n) for n in range(32)])
+    statuses = concurrently([body(n) for n in range(calls)])
     time.sleep(0.3)
     peak = status(p.pid, "VmHWM")
     p.terminate()
@@ -292,7 +299,7 @@ def k8s_structured(kind, extra):
     Fake.hold = 0.0
     Fake.structured = "null"
     Fake.text = "ok"
-    report(f"k8s-{kind}-x32 {' '.join(extra)}", rss, peak, sorted(set(statuses)))
+    report(f"k8s-{kind}-x{calls} {' '.join(extra)}", rss, peak, sorted(set(statuses)))
 
 
 def text_answer():
@@ -307,7 +314,29 @@ def text_answer():
     Fake.text = "ok"
 
 
+def http_text():
+    """`http --stateless` create_task answered with a 15 MB text: the same over HTTP."""
+    Fake.text = "x" * 15_000_000
+    base_url = fake_api()
+    p = start_http(["--stateless", "--max-response-bytes", "20000000"], base_url)
+    rss = status(p.pid, "VmRSS")
+    code, data = post(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                                  "params": {"name": "create_task",
+                                             "arguments": {"input": "text"}}}).encode())
+    peak = status(p.pid, "VmHWM")
+    p.terminate()
+    p.wait()
+    Fake.text = "ok"
+    report("http-text (a 15 MB text answer, http --stateless)", rss, peak,
+           f"{code}, {len(data)} bytes")
+
+
 SCENARIOS["text"] = text_answer
+SCENARIOS["http-text"] = http_text
+# Every call the Deployment admits (--max-concurrent-calls 48) answered with 1 MB of text
+# at the same moment: its turn bound raised to 48 so that none is refused.
+SCENARIOS["k8s-text-x48"] = lambda: k8s_structured("text", ["--max-turns-in-flight", "48"],
+                                                   calls=48)
 SCENARIOS["k8s-structured"] = lambda: (k8s_structured("zeros", []),
                                        k8s_structured("strings", []))
 SCENARIOS["k8s-text"] = lambda: k8s_structured("text", [])

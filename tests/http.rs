@@ -916,3 +916,43 @@ async fn inline_files_work_over_http_and_local_paths_do_not() {
     assert_eq!(upload.filename.as_deref(), Some("sheet.csv"));
     assert_eq!(upload.head, b"a,b");
 }
+
+/// An answer larger than the bridge encodes into one buffer (64 KiB) is sent in chunks as
+/// it is encoded (docs/limits.md, "What a shape costs"): the client still gets one JSON body
+/// whose `Content-Length` is its length, the answer whole in the text block and in
+/// `outputText`, escapes and all.
+#[tokio::test]
+async fn stateless_mode_sends_a_large_answer_whole_with_its_length() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_http(&fake.base_url, &["--stateless"]).await;
+    let input = "quote \" backslash \\ newline \n é 🦀 ".repeat(5_000);
+    let response = call_initialized(&bridge, 2, "create_task", json!({"input": input}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let length: usize = response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = response.bytes().await.unwrap();
+    assert_eq!(body.len(), length);
+    assert!(
+        length > 2 * input.len(),
+        "{length}: the answer is in it twice"
+    );
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["id"], 2);
+    let expected = format!("answer to: {input} (turn 1)");
+    let result = &answer["result"];
+    assert_eq!(result["structuredContent"]["outputText"], expected.as_str());
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&expected),
+        "{}",
+        text.chars().take(200).collect::<String>()
+    );
+    assert!(text.ends_with("or to get_task]"));
+}

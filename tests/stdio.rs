@@ -463,3 +463,38 @@ async fn empty_setting_variables_count_as_unset() {
     assert_eq!(post.body["budget"], "standard");
     assert!(post.body.get("workerId").is_none());
 }
+
+/// An answer larger than the bridge encodes into one buffer (64 KiB) goes out in chunks as
+/// it is encoded (docs/limits.md, "What a shape costs"): still one line, the answer whole in
+/// the text block and in `outputText`, escapes and all, and the next message after it.
+#[tokio::test]
+async fn a_large_answer_goes_out_whole_on_one_line() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start(&fake.base_url, &[]).await;
+    let input = "quote \" backslash \\ newline \n é 🦀 ".repeat(5_000);
+    let result = call(&bridge.client, "create_task", json!({"input": input})).await;
+    assert!(
+        !is_error(&result),
+        "{}",
+        text(&result).chars().take(200).collect::<String>()
+    );
+    let expected = format!("answer to: {input} (turn 1)");
+    let structured = result
+        .structured_content
+        .as_ref()
+        .expect("structured content");
+    assert_eq!(structured["outputText"], expected.as_str());
+    let message = text(&result);
+    assert!(
+        message.starts_with(&expected),
+        "{}",
+        message.chars().take(200).collect::<String>()
+    );
+    assert!(message.ends_with("or to get_task]"));
+    let after = call(&bridge.client, "create_task", json!({"input": "after"})).await;
+    assert!(
+        text(&after).starts_with("answer to: after"),
+        "{}",
+        text(&after)
+    );
+}

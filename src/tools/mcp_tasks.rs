@@ -128,9 +128,9 @@ impl HandingerServer {
         // result (an error result naming the status) is what the extension's `completed`
         // carries; `failed` would drop it for a bare JSON-RPC error.
         let payload = match status.as_str() {
-            "completed" => completed(&task_result(&result, None)),
+            "completed" => completed(&task_result(result, None)),
             "error" | "aborted" => completed(&task_result(
-                &result,
+                result,
                 Some(format!("Task {task_id} ended with status {status}.")),
             )),
             _ => TaskPayload::Working,

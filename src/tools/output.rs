@@ -1,6 +1,8 @@
 //! Tool results: the structured shape both task tools return (their output schemas are
 //! derived from it) and its mapping to MCP content blocks a model reads.
 
+use std::sync::Arc;
+
 use rmcp::model::{CallToolResult, ContentBlock, Resource};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -377,11 +379,26 @@ impl From<&Turn> for TurnView {
 /// The tool result for a task: a text block (the answer, or what is going on), a
 /// `resource_link` per source and file, and the structured result. `problem` makes it an
 /// error result whose text leads with the problem.
-pub fn task_result(result: &TaskResult, problem: Option<String>) -> CallToolResult {
+///
+/// The result is taken by value so that the answer is copied once, into the text block:
+/// `outputText` of the structured content is the result's own string, moved in. (Encoding
+/// the whole result with `to_value` copied the answer a second time, next to the result's.)
+pub fn task_result(mut result: TaskResult, problem: Option<String>) -> CallToolResult {
     let mut text = match (&problem, result.output_text.is_empty()) {
         (Some(problem), true) => problem.clone(),
-        (Some(problem), false) => format!("{problem}\n\n{}", result.output_text),
-        (None, false) => result.output_text.clone(),
+        (Some(problem), false) => {
+            // Room for the notes and footer too, so the answer's copy is not moved to grow.
+            let mut text = String::with_capacity(problem.len() + result.output_text.len() + 512);
+            text.push_str(problem);
+            text.push_str("\n\n");
+            text.push_str(&result.output_text);
+            text
+        }
+        (None, false) => {
+            let mut text = String::with_capacity(result.output_text.len() + 512);
+            text.push_str(&result.output_text);
+            text
+        }
         (None, true) => match &result.next_step {
             Some(next) => format!("Task {} is {}. {next}", result.task_id, result.status),
             None => format!(
@@ -410,7 +427,7 @@ pub fn task_result(result: &TaskResult, problem: Option<String>) -> CallToolResu
             text.push_str(note);
         }
     }
-    text.push_str(&footer(result));
+    text.push_str(&footer(&result));
     let mut content = Vec::with_capacity(1 + result.sources.len() + result.files.len());
     content.push(ContentBlock::text(text));
     for source in &result.sources {
@@ -440,16 +457,28 @@ pub fn task_result(result: &TaskResult, problem: Option<String>) -> CallToolResu
             content.push(ContentBlock::resource_link(saved));
         }
     }
-    for (media_type, data) in &result.images {
-        content.push(ContentBlock::image(data.clone(), media_type.clone()));
+    for (media_type, data) in std::mem::take(&mut result.images) {
+        content.push(ContentBlock::image(data, media_type));
     }
     let mut call_result = if problem.is_some() {
         CallToolResult::error(content)
     } else {
         CallToolResult::success(content)
     };
-    call_result.structured_content = serde_json::to_value(result).ok();
+    call_result.structured_content = structured_content(result);
     call_result
+}
+
+/// The result as structured content: everything but the answer text is encoded as usual
+/// (small), then the text is moved into `outputText`, the place `to_value` gave it, so the
+/// content is byte for byte what `to_value(&result)` makes without copying the answer.
+fn structured_content(mut result: TaskResult) -> Option<Value> {
+    let output_text = std::mem::take(&mut result.output_text);
+    let mut value = serde_json::to_value(&result).ok()?;
+    if let Some(slot) = value.get_mut("outputText") {
+        *slot = Value::String(output_text);
+    }
+    Some(value)
 }
 
 /// The bracketed last line: the handle for follow-ups, plus turn history and one link:
@@ -473,6 +502,31 @@ fn footer(result: &TaskResult) -> String {
 
 /// The tool result for a finished turn.
 pub fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult {
+    match outcome_parts(task_id, outcome) {
+        Ok((result, problem)) => task_result(result, problem),
+        Err(failed) => failed,
+    }
+}
+
+/// [`outcome_result`] for a call that holds the outcome by itself: it lets go of it once
+/// the result has its own copy of the answer, before the text block copies it again. When
+/// the answer is no longer kept for `get_task` (pushed out of `--max-retained-bytes`), this
+/// was its last holder, and the call holds two copies (what the wire needs), not three.
+pub fn owned_outcome_result(task_id: &TaskId, outcome: Arc<TurnOutcome>) -> CallToolResult {
+    let parts = outcome_parts(task_id, &outcome);
+    drop(outcome);
+    match parts {
+        Ok((result, problem)) => task_result(result, problem),
+        Err(failed) => failed,
+    }
+}
+
+/// What a finished turn's result is made of: the task result and the problem it leads
+/// with, or, for a turn that failed, the error result itself.
+fn outcome_parts(
+    task_id: &TaskId,
+    outcome: &TurnOutcome,
+) -> Result<(TaskResult, Option<String>), CallToolResult> {
     match outcome {
         TurnOutcome::Answered { answer, copies } => {
             let result = TaskResult::from_answer(task_id, answer, &copies.snapshot());
@@ -480,7 +534,7 @@ pub fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult
                 .error
                 .as_ref()
                 .map(|e| format!("The worker reported an error: {}", compact(e)));
-            task_result(&result, problem)
+            Ok((result, problem))
         }
         TurnOutcome::Recovered {
             record,
@@ -499,22 +553,17 @@ pub fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult
                 )
             };
             if failed {
-                task_result(
-                    &result,
-                    Some(format!(
-                        "The task ended with status {}. {note}",
-                        result.status
-                    )),
-                )
+                let problem = format!("The task ended with status {}. {note}", result.status);
+                Ok((result, Some(problem)))
             } else {
                 result.note = Some(note);
-                task_result(&result, None)
+                Ok((result, None))
             }
         }
-        TurnOutcome::Failed { error, recorded } => match recorded {
-            Recorded::StillRunning => task_result(&TaskResult::running(task_id, 0), None),
+        TurnOutcome::Failed { error, recorded } => Err(match recorded {
+            Recorded::StillRunning => task_result(TaskResult::running(task_id, 0), None),
             _ => create_failed(task_id, error, *recorded),
-        },
+        }),
     }
 }
 

@@ -14,7 +14,7 @@ use rmcp::{ErrorData, RoleServer, tool, tool_router};
 
 use super::args::{CreateTaskArgs, GetTaskArgs};
 use super::call::{Call, Reply};
-use super::output::{TaskResult, error_result, outcome_result, task_result};
+use super::output::{TaskResult, error_result, outcome_result, owned_outcome_result, task_result};
 use super::{HandingerServer, PreparedTask};
 use crate::files::upload::AllowedRoots;
 use crate::handinger::{ApiError, HandingerClient};
@@ -78,7 +78,7 @@ Each call spends Handinger credits according to the budget.",
         match Box::pin(self.begin_task(tool, args, &context)).await? {
             Started::Turn(admitted) => {
                 let mut result = self
-                    .await_turn(&admitted.turn, self.shared.policy.max_wait, &context)
+                    .await_turn(admitted.turn, self.shared.policy.max_wait, &context)
                     .await;
                 if let Some(ago) = admitted.repeat_of {
                     result
@@ -273,7 +273,11 @@ impl HandingerServer {
             return running_result(&turn);
         };
         match self.shared.turns.settle(&api, &turn, &outcome).await {
-            Settled::AsHeld => outcome_result(&task_id, &outcome),
+            Settled::AsHeld => {
+                // As in await_turn: let go of the turn before the answer is copied.
+                drop(turn);
+                owned_outcome_result(&task_id, outcome)
+            }
             Settled::Upstream => self.poll_task(&api, &task_id, wait, context).await,
             Settled::Failed { record, recorded } => {
                 let TurnOutcome::Failed { error, .. } = outcome.as_ref() else {
@@ -297,7 +301,10 @@ impl HandingerServer {
                 result.totals = overview.totals;
                 result.turns = overview.turns;
                 result.note = latest_input_note(&record);
-                task_result(&result, None)
+                // As above: the result has its own copy of the answer now.
+                drop(turn);
+                drop(outcome);
+                task_result(result, None)
             }
         }
     }
@@ -338,15 +345,21 @@ impl HandingerServer {
     }
 
     /// The result of waiting for a turn: its answer, or the resumable "running" result.
+    /// The turn is taken by value: the call's hold on it keeps the outcome (and the answer)
+    /// alive, and it is let go before the answer is copied ([`owned_outcome_result`]).
     async fn await_turn(
         &self,
-        turn: &Turn,
+        turn: Arc<Turn>,
         limit: Duration,
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
-        match self.await_outcome(turn, limit, context).await {
-            Some(outcome) => outcome_result(&turn.task_id, &outcome),
-            None => running_result(turn),
+        match self.await_outcome(&turn, limit, context).await {
+            Some(outcome) => {
+                let task_id = turn.task_id.clone();
+                drop(turn);
+                owned_outcome_result(&task_id, outcome)
+            }
+            None => running_result(&turn),
         }
     }
 
@@ -375,7 +388,7 @@ impl HandingerServer {
                 let sources = api.latest_sources(task_id, &record).await;
                 let mut result = result.with_sources(&sources);
                 result.note = latest_input_note(&record);
-                return task_result(&result, problem);
+                return task_result(result, problem);
             }
             let elapsed = now - started;
             send_progress(
@@ -386,8 +399,8 @@ impl HandingerServer {
             .await;
             tokio::select! {
                 biased;
-                () = self.shared.shutdown.cancelled() => return task_result(&result, None),
-                () = context.ct.cancelled() => return task_result(&result, None),
+                () = self.shared.shutdown.cancelled() => return task_result(result, None),
+                () = context.ct.cancelled() => return task_result(result, None),
                 () = tokio::time::sleep_until(deadline.min(now + POLL_INTERVAL)) => {}
             }
             let summary = match api.get_task_summary(task_id).await {
@@ -418,7 +431,7 @@ fn repeat_note(ago: Duration) -> String {
 
 fn running_result(turn: &Turn) -> CallToolResult {
     task_result(
-        &TaskResult::running(&turn.task_id, turn.started.elapsed().as_secs()),
+        TaskResult::running(&turn.task_id, turn.started.elapsed().as_secs()),
         None,
     )
 }
@@ -470,7 +483,7 @@ fn failed_latest_turn(
         status: "failed".into(),
         ..TaskResult::from_record(task_id, record).without_answer()
     };
-    task_result(&result, Some(problem))
+    task_result(result, Some(problem))
 }
 
 fn lookup_failed(task_id: &TaskId, error: &ApiError) -> CallToolResult {

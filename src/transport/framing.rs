@@ -25,6 +25,7 @@ use rmcp::model::{
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
+use super::json_stream;
 use super::message_shape::MessageShape;
 
 /// Messages buffered per direction before the sender waits.
@@ -126,18 +127,40 @@ async fn write_messages<W: AsyncWrite + Unpin>(
 ) {
     while let Some(message) = messages.next().await {
         in_flight.answered(&message);
-        let mut line = match serde_json::to_vec(&message) {
-            Ok(line) => line,
+        let written = match json_stream::small(&message) {
+            Ok(Some(mut line)) => {
+                line.push(b'\n');
+                write.write_all(&line).await
+            }
+            Ok(None) => write_large(&mut write, message).await,
             Err(error) => {
                 tracing::error!(%error, "could not encode a message for the client");
                 continue;
             }
         };
-        line.push(b'\n');
-        if write.write_all(&line).await.is_err() || write.flush().await.is_err() {
+        if written.is_err() || write.flush().await.is_err() {
             return;
         }
     }
+}
+
+/// A large message (a big answer) goes out in chunks as it is encoded, so its JSON is never
+/// held whole next to the message ([`json_stream`]).
+async fn write_large<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    message: ServerJsonRpcMessage,
+) -> std::io::Result<()> {
+    let mut chunks = match json_stream::large(message).await {
+        Ok((_, chunks)) => chunks,
+        Err(error) => {
+            tracing::error!(%error, "could not encode a message for the client");
+            return Ok(());
+        }
+    };
+    while let Some(chunk) = chunks.recv().await {
+        write.write_all(&chunk).await?;
+    }
+    write.write_all(b"\n").await
 }
 
 async fn read_messages<R: AsyncRead + Unpin>(

@@ -2,5 +2,6 @@
 
 pub mod framing;
 pub mod http;
+pub mod json_stream;
 pub mod message_shape;
 pub mod stdio;

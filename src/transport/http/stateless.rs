@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::limits::Refusal;
 use crate::tools::HandingerServer;
+use crate::transport::json_stream;
 
 /// Answers the shared loop may have queued for routing before the router takes them.
 const ANSWER_QUEUE: usize = 64;
@@ -211,7 +212,7 @@ impl Sent {
             return Refusal::ShuttingDown.into_response();
         };
         self.pending.answered = true;
-        json_answer(message, self.asked_as)
+        json_answer(message, self.asked_as).await
     }
 }
 
@@ -265,27 +266,42 @@ impl Drop for Pending {
 }
 
 /// The answer as rmcp sends it in this mode: the JSON-RPC message, with the id the client
-/// chose, as `application/json`.
-fn json_answer(mut message: ServerJsonRpcMessage, asked_as: RequestId) -> Response {
+/// chose, as `application/json`. A large answer is sent in chunks as it is encoded, with
+/// its length counted first, so its JSON is never held whole ([`json_stream`]).
+async fn json_answer(mut message: ServerJsonRpcMessage, asked_as: RequestId) -> Response {
     match &mut message {
         ServerJsonRpcMessage::Response(response) => response.id = asked_as,
         ServerJsonRpcMessage::Error(error) => error.id = Some(asked_as),
         _ => {}
     }
-    match serde_json::to_vec(&message) {
-        Ok(body) => {
-            let mut response = Response::new(Body::from(body));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
-        Err(error) => {
-            tracing::error!(%error, "could not encode a tool call's answer");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
+    let (body, length) = match json_stream::small(&message) {
+        Ok(Some(body)) => (Body::from(body), None),
+        Ok(None) => match json_stream::large(message).await {
+            Ok((length, mut chunks)) => {
+                let stream = futures::stream::poll_fn(move |cx| chunks.poll_recv(cx))
+                    .map(Ok::<_, std::convert::Infallible>);
+                (Body::from_stream(stream), Some(length))
+            }
+            Err(error) => return encoding_failed(&error),
+        },
+        Err(error) => return encoding_failed(&error),
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(length) = length {
+        // The same framing as a buffered body: the client sees no difference.
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     }
+    response
+}
+
+fn encoding_failed(error: &serde_json::Error) -> Response {
+    tracing::error!(%error, "could not encode a tool call's answer");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 
 /// `Accept` names both media types Streamable HTTP needs and `Content-Type` is JSON, in the
