@@ -507,12 +507,26 @@ fn store_secret() -> Result<SecretString, ConfigError> {
         std::env::var_os(STORE_SECRET_FILE_VAR),
     ) {
         (Some(value), None) => value,
-        (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| {
-            ConfigError::Invalid(format!(
-                "{STORE_SECRET_FILE_VAR} names {}, which could not be read ({e}): point it at the file holding the store secret",
-                std::path::Path::new(&path).display()
-            ))
-        })?,
+        (None, Some(path)) => {
+            // A secret is a line, not a file's worth: a few KiB at most are read.
+            use std::io::Read as _;
+            const MOST: u64 = 4096;
+            let mut text = String::new();
+            std::fs::File::open(&path)
+                .and_then(|file| file.take(MOST + 1).read_to_string(&mut text))
+                .map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "{STORE_SECRET_FILE_VAR} names {}, which could not be read as text ({e}): point it at the file holding the store secret",
+                        std::path::Path::new(&path).display()
+                    ))
+                })?;
+            if text.len() as u64 > MOST {
+                return Err(ConfigError::Invalid(format!(
+                    "{STORE_SECRET_FILE_VAR} names a file larger than {MOST} bytes: it should hold only the store secret"
+                )));
+            }
+            text
+        }
         (Some(_), Some(_)) => {
             return Err(ConfigError::Invalid(format!(
                 "both {STORE_SECRET_VAR} and {STORE_SECRET_FILE_VAR} are set: keep one"
