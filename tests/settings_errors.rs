@@ -81,3 +81,64 @@ async fn listen_takes_a_host_name_and_says_what_it_accepts() {
         "{text}"
     );
 }
+
+/// The shared store's secret: too short, given twice, or in a file that is too large or
+/// missing, each refused at start-up with what to do; read from a file, it works.
+#[tokio::test]
+async fn the_store_secret_is_checked_where_it_comes_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |setup: &dyn Fn(&mut tokio::process::Command), expected: &'static str| {
+        let mut cmd = command(NOWHERE, &["--store", "redis://127.0.0.1:9/0", "tools"]);
+        cmd.env_remove("HANDINGER_MCP_STORE_SECRET");
+        setup(&mut cmd);
+        async move {
+            let output = run_to_completion(cmd).await;
+            let text = stderr(&output);
+            assert!(!output.status.success(), "{text}");
+            assert!(text.contains(expected), "expected {expected:?}: {text}");
+            assert!(!text.contains("too-short"), "the secret is never shown: {text}");
+        }
+    };
+    refused(
+        &|cmd| {
+            cmd.env("HANDINGER_MCP_STORE_SECRET", "too-short");
+        },
+        "shorter than 16 bytes",
+    )
+    .await;
+    let file = dir.path().join("secret");
+    std::fs::write(&file, "a-file-secret-of-enough-length\n").unwrap();
+    let both = file.clone();
+    refused(
+        &move |cmd| {
+            cmd.env("HANDINGER_MCP_STORE_SECRET", "another-secret-long-enough")
+                .env("HANDINGER_MCP_STORE_SECRET_FILE", &both);
+        },
+        "keep one",
+    )
+    .await;
+    let large = dir.path().join("large");
+    std::fs::write(&large, "x".repeat(5000)).unwrap();
+    refused(
+        &move |cmd| {
+            cmd.env("HANDINGER_MCP_STORE_SECRET_FILE", &large);
+        },
+        "larger than 4096 bytes",
+    )
+    .await;
+    let missing = dir.path().join("missing");
+    refused(
+        &move |cmd| {
+            cmd.env("HANDINGER_MCP_STORE_SECRET_FILE", &missing);
+        },
+        "could not be read",
+    )
+    .await;
+
+    let mut from_file = command(NOWHERE, &["--store", "redis://127.0.0.1:9/0", "tools"]);
+    from_file
+        .env_remove("HANDINGER_MCP_STORE_SECRET")
+        .env("HANDINGER_MCP_STORE_SECRET_FILE", &file);
+    let output = run_to_completion(from_file).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+}
