@@ -96,7 +96,10 @@ async fn the_store_secret_is_checked_where_it_comes_from() {
             let text = stderr(&output);
             assert!(!output.status.success(), "{text}");
             assert!(text.contains(expected), "expected {expected:?}: {text}");
-            assert!(!text.contains("too-short"), "the secret is never shown: {text}");
+            assert!(
+                !text.contains("too-short"),
+                "the secret is never shown: {text}"
+            );
         }
     };
     refused(
