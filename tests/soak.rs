@@ -38,14 +38,17 @@ struct SoakSettings {
     seed: u64,
 }
 
+/// A whole number from the environment variable `name`, or `default`: how a longer run is
+/// sized without editing the test.
+fn number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 impl SoakSettings {
     fn from_env() -> Self {
-        let number = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
         SoakSettings {
             calls: number("SOAK_CALLS", 160) as usize,
             concurrency: number("SOAK_CONCURRENCY", 16).max(1) as usize,
@@ -746,12 +749,6 @@ struct ChaosSettings {
 
 impl ChaosSettings {
     fn from_env() -> Self {
-        let number = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
         ChaosSettings {
             tasks: number("CHAOS_TASKS", 60) as usize,
             turns: number("CHAOS_TURNS", 4) as usize,
