@@ -86,6 +86,7 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let fake = runtime.block_on(fake::FakeHandinger::start());
+    handinger_mcp::handinger::redirect::use_ring_crypto();
     let floor_client = reqwest::Client::new();
     eprintln!("bench: fake Handinger at {}", fake.base_url);
 
@@ -693,7 +694,7 @@ async fn serve_fake_tls(state: fake::Shared, tls: &TlsFiles) -> String {
         .collect::<Result<_, _>>()
         .expect("parse the certificate");
     let key = PrivateKeyDer::from_pem_file(&tls.key).expect("read the key");
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("TLS versions")

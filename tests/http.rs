@@ -17,7 +17,7 @@ const USER_B: &str = "hdg_live_user_b_222";
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn http() -> reqwest::Client {
-    reqwest::Client::new()
+    common::http_client()
 }
 
 /// A JSON-RPC POST to `/mcp` with the headers a Streamable HTTP client sends.
@@ -836,7 +836,12 @@ async fn progress_arrives_over_the_stream() {
     let progress = Progress::default();
     let client = progress
         .clone()
-        .serve(StreamableHttpClientTransport::from_uri(bridge.url("/mcp")))
+        .serve(StreamableHttpClientTransport::with_client(
+            common::http_client(),
+            rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+                bridge.url("/mcp"),
+            ),
+        ))
         .await
         .unwrap();
     let mut params = rmcp::model::CallToolRequestParams::new("create_task");

@@ -27,7 +27,7 @@ fn initialize_body() -> Value {
 /// A reqwest client whose connections come from `source` (any 127.x address is loopback
 /// on Linux), so one test can act as several client addresses.
 fn http_from(source: [u8; 4]) -> reqwest::Client {
-    reqwest::Client::builder()
+    common::http_client_builder()
         .local_address(std::net::IpAddr::from(source))
         .build()
         .unwrap()
@@ -120,7 +120,7 @@ async fn connections_beyond_the_cap_are_refused_and_probes_still_answer() {
 
     // Closing connections gives their places back.
     drop(idle);
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     poll::until("no place came back", Duration::from_millis(50), || async {
         match initialize(&client, &bridge).send().await {
             Ok(response) if response.status() == 200 => Ok(()),
@@ -171,7 +171,11 @@ async fn silent_and_trickling_request_heads_are_cut_after_the_header_timeout() {
     );
 
     // The server itself is fine.
-    let response = reqwest::get(bridge.url("/healthz")).await.unwrap();
+    let response = common::http_client()
+        .get(bridge.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
 }
 
@@ -255,7 +259,7 @@ async fn bodies_beyond_the_buffer_budget_get_503() {
     );
     holder.write_all(head.as_bytes()).await.unwrap();
     // ...so another 1,000 would go beyond 1,500 held (once the server has read the first).
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let over_budget = |client: &reqwest::Client| {
         rpc::post(client, &bridge.url("/mcp"))
             .body(" ".repeat(1000))
@@ -416,7 +420,7 @@ async fn rotating_keys_does_not_escape_the_rate_limit_per_address() {
         ],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let list = |key: String| {
         let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
         rpc::post_initialized(&client, &bridge.url("/mcp"), None, &list)
@@ -437,7 +441,11 @@ async fn rotating_keys_does_not_escape_the_rate_limit_per_address() {
             .unwrap()
             .contains("--address-rate-limit")
     );
-    let response = reqwest::get(bridge.url("/healthz")).await.unwrap();
+    let response = common::http_client()
+        .get(bridge.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200, "probes are not rate limited");
 }
 
@@ -483,7 +491,7 @@ async fn stateless_calls_with_the_same_id_each_get_their_own_answer() {
     let fake = FakeHandinger::start().await;
     fake.set_turn_duration(Duration::from_millis(500));
     let bridge = start_http(&fake.base_url, &["--stateless"]).await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let call = |id: Value, input: &str| {
         let call = rpc::tool_call(id, "create_task", json!({"input": input}));
         rpc::post_initialized(&client, &bridge.url("/mcp"), None, &call).send()
@@ -594,7 +602,7 @@ async fn calls_beyond_the_turns_in_flight_bounds_get_503_with_retry_after() {
             args.push("--stateless");
         }
         let bridge = start_http(&fake.base_url, &args).await;
-        let client = reqwest::Client::new();
+        let client = common::http_client();
         let session = if stateless {
             None
         } else {
@@ -716,7 +724,7 @@ async fn a_held_call_gives_its_body_bytes_back_once_read() {
         ],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     // About 900 bytes of body, held for the 5 s the fake takes to answer.
     let input = format!("held sleep=5000 {}", "x".repeat(780));
     let held = {
@@ -922,7 +930,7 @@ async fn probes_on_their_own_listener_answer_whatever_fills_the_main_one() {
     let answer = read_until_closed(&mut refused).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
 
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     for _ in 0..5 {
         let response = client
             .get(format!("{probes}/healthz"))

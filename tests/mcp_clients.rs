@@ -96,12 +96,12 @@ async fn rpc_answer(response: reqwest::Response) -> Value {
 }
 
 fn post(url: &str, body: &Value) -> reqwest::RequestBuilder {
-    rpc::post(&reqwest::Client::new(), url).json(body)
+    rpc::post(&common::http_client(), url).json(body)
 }
 
 /// A POST once initialized, in `session` if any.
 fn post_initialized(url: &str, session: Option<&str>, body: &Value) -> reqwest::RequestBuilder {
-    rpc::post_initialized(&reqwest::Client::new(), url, session, body)
+    rpc::post_initialized(&common::http_client(), url, session, body)
 }
 
 /// A raw 2025-11-25 session over HTTP whose initialize lists the tasks extension, as MCP
@@ -215,7 +215,7 @@ async fn delete_mcp_ends_the_session_with_200() {
     let url = bridge.url("/mcp");
     let session = raw_legacy_session(&url).await;
 
-    let response = reqwest::Client::new()
+    let response = common::http_client()
         .delete(&url)
         .header("mcp-session-id", &session)
         .header("mcp-protocol-version", "2025-11-25")
@@ -242,7 +242,7 @@ async fn delete_of_an_unknown_or_ended_session_is_404() {
     let bridge = start_http(&fake.base_url, &[]).await;
     let url = bridge.url("/mcp");
     let delete = |session: String| {
-        reqwest::Client::new()
+        common::http_client()
             .delete(&url)
             .header("mcp-session-id", session)
             .header("mcp-protocol-version", "2025-11-25")
@@ -274,7 +274,11 @@ async fn stateless_mode_logs_no_sse_url_and_streams_a_call_only_when_it_reports_
         .find(|line| line.contains("listening on"))
         .expect("the listening line");
     assert!(!announced.contains("/sse"), "{announced}");
-    let response = reqwest::get(bridge.url("/sse")).await.unwrap();
+    let response = common::http_client()
+        .get(bridge.url("/sse"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
 
     let url = bridge.url("/mcp");

@@ -166,7 +166,7 @@ async fn http_bodies_of_a_costly_shape_are_refused_before_parsing() {
         ],
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let url = bridge.url("/mcp");
     let post = |body: Value| rpc::post_initialized(&http, &url, None, &body).send();
 
@@ -206,7 +206,7 @@ async fn http_bodies_of_a_costly_shape_are_refused_before_parsing() {
 async fn legacy_sse_messages_of_a_costly_shape_are_refused_before_parsing() {
     let fake = FakeHandinger::start().await;
     let bridge = start_http(&fake.base_url, &["--max-json-values", "100"]).await;
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let mut stream = http.get(bridge.url("/sse")).send().await.unwrap();
     let mut seen = String::new();
     let endpoint = loop {

@@ -369,7 +369,7 @@ fn mcp_post(http: &reqwest::Client, url: &str, key: &str, body: &Value) -> reqwe
 async fn a_session_is_404_for_other_credentials_and_stays_its_owners() {
     let fake = FakeHandinger::start().await;
     let bridge = start_http(&fake.base_url, &["--key-from-request"]).await;
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let url = bridge.url("/mcp");
     let opened = mcp_post(&http, &url, ALICE, &initialize_body())
         .send()
@@ -431,7 +431,7 @@ async fn a_session_is_404_for_other_credentials_and_stays_its_owners() {
 async fn a_legacy_sse_session_is_404_for_other_credentials() {
     let fake = FakeHandinger::start().await;
     let bridge = start_http(&fake.base_url, &["--key-from-request"]).await;
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let mut stream = http
         .get(bridge.url("/sse"))
         .header("x-handinger-api-key", ALICE)
@@ -476,7 +476,7 @@ async fn session_ids_are_not_logged_at_info() {
     cmd.env("RUST_LOG", "info");
     let bridge = common::http::start_http_with(cmd).await;
     let opened = mcp_post(
-        &reqwest::Client::new(),
+        &common::http_client(),
         &bridge.url("/mcp"),
         ALICE,
         &initialize_body(),
@@ -490,7 +490,9 @@ async fn session_ids_are_not_logged_at_info() {
         .to_owned();
     let _ = opened.text().await;
     // A second request, so everything about the first has been logged by now.
-    let _ = reqwest::get(bridge.url("/healthz"))
+    let _ = common::http_client()
+        .get(bridge.url("/healthz"))
+        .send()
         .await
         .unwrap()
         .text()

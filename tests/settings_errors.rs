@@ -70,7 +70,11 @@ async fn listen_takes_a_host_name_and_says_what_it_accepts() {
         "localhost is the IPv4 loopback: {}",
         bridge.base
     );
-    let health = reqwest::get(bridge.url("/healthz")).await.unwrap();
+    let health = common::http_client()
+        .get(bridge.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
 
     let output = run_to_completion(command(NOWHERE, &["http", "--listen", "localhost"])).await;

@@ -350,7 +350,7 @@ async fn readiness_follows_the_store() {
     let bridge = common::http::start_http(&fake.base_url, &["--store", &redis.url()]).await;
     let pings_before = redis.calls("ping");
     // All at once: probes arriving while a check runs wait for its verdict.
-    let probes = (0..20).map(|_| reqwest::get(bridge.url("/readyz")));
+    let probes = (0..20).map(|_| common::http_client().get(bridge.url("/readyz")).send());
     for ready in futures::future::join_all(probes).await {
         let ready = ready.unwrap();
         assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
@@ -366,7 +366,11 @@ async fn readiness_follows_the_store() {
         "/readyz turns 503 once the store is gone",
         std::time::Duration::from_millis(200),
         || async {
-            let down = reqwest::get(bridge.url("/readyz")).await.unwrap();
+            let down = common::http_client()
+                .get(bridge.url("/readyz"))
+                .send()
+                .await
+                .unwrap();
             let status = down.status();
             let text = down.text().await.unwrap();
             if status == 503 {

@@ -482,7 +482,7 @@ async fn soak_http(settings: SoakSettings) {
     ]);
     let bridge = start_http(&fake.base_url, &args).await;
     let client = Caller::Http {
-        http: reqwest::Client::new(),
+        http: common::http_client(),
         url: bridge.url("/mcp"),
         next_id: AtomicU64::new(1),
         _bridge: bridge,
@@ -843,7 +843,7 @@ async fn chaos_task(
     next_id: Arc<AtomicU64>,
     deadline: tokio::time::Instant,
 ) -> Result<(), String> {
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let task_id = format!("tsk_chaos_{task}");
     let mut random = Chaos::new(
         settings.seed ^ (task as u64).wrapping_mul(0x9e37),

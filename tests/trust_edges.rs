@@ -193,7 +193,7 @@ async fn readyz_names_the_api_address_only_to_the_token_holder_and_the_log() {
     let base = format!("http://127.0.0.1:{port}");
     let address = format!("127.0.0.1:{port}");
     let bridge = start_http(&base, &["--auth-token", TOKEN]).await;
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let readyz = bridge.url("/readyz");
 
     let anonymous = http.get(&readyz).send().await.unwrap();

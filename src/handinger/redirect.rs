@@ -37,6 +37,7 @@ impl HttpClients {
     /// The one place HTTP clients are built. Loading the system's CA store makes this slow
     /// (see [`super::lazy_http`], which runs it off the start-up path).
     pub fn new(file_hosts: &FileHosts) -> Result<Self, reqwest::Error> {
+        use_ring_crypto();
         let api = builder().build()?;
         let files = builder()
             .no_proxy()
@@ -44,6 +45,17 @@ impl HttpClients {
             .build()?;
         Ok(Self { api, files })
     }
+}
+
+/// Makes ring the process's TLS crypto provider, once: reqwest is built without a provider
+/// of its own (its default, aws-lc-rs, would be a second backend beside redis's), and it
+/// needs one installed before a client is built. Idempotent, and harmless when another
+/// provider was installed first.
+pub fn use_ring_crypto() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 fn builder() -> reqwest::ClientBuilder {

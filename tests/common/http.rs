@@ -127,7 +127,7 @@ impl HttpBridge {
         if let Some(token) = bearer {
             config = config.auth_header(token);
         }
-        let transport = StreamableHttpClientTransport::from_config(config);
+        let transport = StreamableHttpClientTransport::with_client(super::http_client(), config);
         ().serve(transport).await.map_err(|e| e.to_string())
     }
 

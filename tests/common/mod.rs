@@ -34,6 +34,18 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_handinger-mcp");
 
 pub type Client = RunningService<RoleClient, ()>;
 
+/// A reqwest client for tests that speak HTTP by hand. reqwest is built without a TLS
+/// crypto provider of its own, so one is installed first, as the binary does.
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().unwrap()
+}
+
+/// [`http_client`]'s builder, for tests that set more on it.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    handinger_mcp::handinger::redirect::use_ring_crypto();
+    reqwest::Client::builder()
+}
+
 /// A running bridge, its rmcp client, and everything it wrote to stderr so far.
 pub struct Bridge {
     pub client: Client,
