@@ -11,7 +11,8 @@ process), reads VmRSS once the server is idle, does its thing, then reads VmHWM 
 process's peak resident size) from /proc/PID/status: it prints the growth over the idle
 size and the peak itself. Linux only. Scenarios: http-zeros, http-zeros-x4, k8s-zeros-x8,
 http-accepted, http-accepted-x4, k8s-accepted-x8, stdio-zeros, structured,
-structured-accepted, k8s-structured, k8s-text, k8s-text-x48, text, http-text, held-ids.
+structured-accepted, k8s-structured, k8s-text, k8s-text-x48, k8s-text-x48-progress, text,
+http-text, held-ids, held-progress.
 """
 import http.client, http.server, json, os, socket, subprocess, sys, threading, time
 
@@ -268,19 +269,23 @@ def structured_accepted(kind):
     Fake.structured = "null"
 
 
-def k8s_structured(kind, extra, calls=32):
+def k8s_structured(kind, extra, calls=32, progress=False):
     """The Deployment's flags, 32 calls at once (its --max-turns-in-flight), each answered
     with a 1,000,000-byte structured output (zeros, or 10,000 strings) or text; `calls`
-    and `extra` flags for more at once."""
+    and `extra` flags for more at once. With `progress`, each call asks for progress and
+    its worker runs past one tick (--progress-interval 1), so the answer ends an event
+    stream."""
     if kind == "zeros":
         Fake.structured = "[" + "0," * 499_999 + "0]"
     elif kind == "strings":
         Fake.structured = "[" + ",".join(['"' + "x" * 97 + '"'] * 9_999) + "]"
     else:
         Fake.text = "x" * 1_000_000
-    Fake.hold = 1.0  # so that the 32 answers arrive together
+    Fake.hold = 1.5 if progress else 1.0  # so that the answers arrive together
     base_url = fake_api()
     flags = list(K8S_FLAGS)
+    if progress:
+        extra = [*extra, "--progress-interval", "1"]
     for flag, value in zip(extra[::2], extra[1::2]):  # an extra flag overrides the Deployment's
         if flag in flags:
             flags[flags.index(flag) + 1] = value
@@ -289,8 +294,11 @@ def k8s_structured(kind, extra, calls=32):
     p = start_http(flags, base_url)
     rss = status(p.pid, "VmRSS")
     def body(n):
-        return json.dumps({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
-            "name": "create_task", "arguments": {"input": f"x{n}"}}}).encode()
+        params = {"name": "create_task", "arguments": {"input": f"x{n}"}}
+        if progress:
+            params["_meta"] = {"progressToken": n}
+        return json.dumps({"jsonrpc": "2.0", "id": n, "method": "tools/call",
+                           "params": params}).encode()
     statuses = concurrently([body(n) for n in range(calls)])
     time.sleep(0.3)
     peak = status(p.pid, "VmHWM")
@@ -299,7 +307,8 @@ def k8s_structured(kind, extra, calls=32):
     Fake.hold = 0.0
     Fake.structured = "null"
     Fake.text = "ok"
-    report(f"k8s-{kind}-x{calls} {' '.join(extra)}", rss, peak, sorted(set(statuses)))
+    name = f"k8s-{kind}-x{calls}{'-progress' if progress else ''}"
+    report(f"{name} {' '.join(extra)}", rss, peak, sorted(set(statuses)))
 
 
 def text_answer():
@@ -331,12 +340,43 @@ def http_text():
            f"{code}, {len(data)} bytes")
 
 
+def held_progress(calls=500):
+    """`http --stateless`: `calls` create_task calls with a progress token held at once
+    (their workers take 8 s): what one held call costs."""
+    Fake.hold = 8.0
+    base_url = fake_api()
+    p = start_http(["--stateless", "--max-concurrent-calls", "2000", "--max-turns-in-flight",
+                    "2000", "--max-connections", "4000", "--progress-interval", "600"], base_url)
+    rss = status(p.pid, "VmRSS")
+    def body(n):
+        return json.dumps({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
+            "name": "create_task", "arguments": {"input": f"x{n}"},
+            "_meta": {"progressToken": n}}}).encode()
+    threads = [threading.Thread(target=post, args=(body(n),), daemon=True)
+               for n in range(calls)]
+    for t in threads:
+        t.start()
+    time.sleep(5)
+    held = status(p.pid, "VmRSS")
+    for t in threads:
+        t.join()
+    p.terminate()
+    p.wait()
+    Fake.hold = 0.0
+    print(f"held-progress: {calls} calls held: +{(held - rss) / 2**20:.1f} MiB, "
+          f"{(held - rss) / calls / 1024:.1f} KiB a call")
+
+
+SCENARIOS["held-progress"] = held_progress
 SCENARIOS["text"] = text_answer
 SCENARIOS["http-text"] = http_text
 # Every call the Deployment admits (--max-concurrent-calls 48) answered with 1 MB of text
 # at the same moment: its turn bound raised to 48 so that none is refused.
 SCENARIOS["k8s-text-x48"] = lambda: k8s_structured("text", ["--max-turns-in-flight", "48"],
                                                    calls=48)
+# The same with a progress token on every call: answers at the end of event streams.
+SCENARIOS["k8s-text-x48-progress"] = lambda: k8s_structured(
+    "text", ["--max-turns-in-flight", "48"], calls=48, progress=True)
 SCENARIOS["k8s-structured"] = lambda: (k8s_structured("zeros", []),
                                        k8s_structured("strings", []))
 SCENARIOS["k8s-text"] = lambda: k8s_structured("text", [])

@@ -961,3 +961,67 @@ async fn stateless_mode_sends_a_large_answer_whole_with_its_length() {
     );
     assert!(text.ends_with("or to get_task]"));
 }
+
+/// The `data:` events of an event-stream body, each parsed as JSON (keep-alive comments
+/// and blank lines skipped).
+fn sse_events(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let data: String = event
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            (!data.is_empty()).then(|| serde_json::from_str(&data).unwrap())
+        })
+        .collect()
+}
+
+/// A stateless call that asks for progress gets its ticks, with its own token, and then its
+/// answer, on one event stream: never a tick after the answer, never another call's tick
+/// (two clients chose the same token), and a large answer arrives whole and exact.
+#[tokio::test]
+async fn stateless_calls_with_progress_get_their_own_ticks_then_the_whole_answer() {
+    let fake = FakeHandinger::start().await;
+    fake.set_turn_duration(Duration::from_millis(2_600));
+    let bridge = start_http(&fake.base_url, &["--stateless", "--progress-interval", "1"]).await;
+    let bridge = &bridge;
+    let call = |id: u64, input: String| {
+        let mut body = call_body(id, "create_task", json!({"input": input}));
+        body["params"]["_meta"] = json!({"progressToken": "same-token"});
+        async move {
+            let response = rpc_initialized(bridge, None, body).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.headers()["content-type"], "text/event-stream");
+            let body = tokio::time::timeout(PATIENCE, response.text())
+                .await
+                .unwrap()
+                .unwrap();
+            sse_events(&body)
+        }
+    };
+    let large = "quote \" backslash \\ newline \n é 🦀 ".repeat(5_000);
+    let (first, second) = tokio::join!(call(7, large.clone()), call(8, "small".to_owned()));
+    for (events, id, input) in [(first, 7, large.as_str()), (second, 8, "small")] {
+        let (answer, ticks) = events.split_last().expect("events");
+        assert_eq!(answer["id"], id, "the answer comes last");
+        assert_eq!(
+            answer["result"]["structuredContent"]["outputText"],
+            format!("answer to: {input} (turn 1)").as_str()
+        );
+        // Two ticks each (at 1 s and 2 s): a call given the other's ticks would have four.
+        assert!(
+            (1..=3).contains(&ticks.len()),
+            "a 2.6 s turn reports progress each second, to its own call: {ticks:?}"
+        );
+        let mut last = 0.0;
+        for tick in ticks {
+            assert_eq!(tick["method"], "notifications/progress", "{tick}");
+            assert_eq!(tick["params"]["progressToken"], "same-token");
+            let progress = tick["params"]["progress"].as_f64().unwrap();
+            assert!(progress > last, "progress only grows: {ticks:?}");
+            last = progress;
+        }
+    }
+    assert_eq!(fake.posts().len(), 2);
+}

@@ -12,10 +12,15 @@
 //! Only requests whose handling cannot depend on that machinery take this path: a
 //! `tools/call` of a protocol revision before 2026-07-28 (named by `MCP-Protocol-Version`,
 //! or none, which rmcp reads as 2025-03-26), without per-request protocol metadata, without
-//! a progress token (so its answer is one message, plain JSON, as rmcp answers it in this
-//! mode), without headers rmcp checks against the body (SEP-2243's `Mcp-Method`,
-//! `Mcp-Name`, `Mcp-Param-*`), and with the plain `Accept` and `Content-Type` every client
-//! sends. Everything else goes to rmcp as before, and so do all refusals and their wording.
+//! headers rmcp checks against the body (SEP-2243's `Mcp-Method`, `Mcp-Name`,
+//! `Mcp-Param-*`), and with the plain `Accept` and `Content-Type` every client sends.
+//! Everything else goes to rmcp as before, and so do all refusals and their wording.
+//!
+//! The answer is framed as rmcp frames it in this mode: one JSON message when the answer is
+//! the first thing the call has to say, an event stream when a progress notification comes
+//! first (a call with a progress token), its events in the order the handler sent them and
+//! the answer last. Either way a large answer is encoded in chunks as the client takes them
+//! ([`json_stream`]), never held whole as JSON.
 //!
 //! What the shared loop cannot give a request: the handler sees a peer whose client
 //! information is the default one for that protocol version, exactly what rmcp builds for
@@ -26,15 +31,18 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use rmcp::model::{
     ClientCapabilities, ClientJsonRpcMessage, ClientRequest, GetExtensions, GetMeta,
-    Implementation, InitializeRequestParams, NumberOrString, ProtocolVersion, RequestId,
-    ServerJsonRpcMessage,
+    Implementation, InitializeRequestParams, NumberOrString, ProgressToken, ProtocolVersion,
+    RequestId, ServerJsonRpcMessage, ServerNotification,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -44,11 +52,26 @@ use crate::transport::json_stream;
 
 /// Answers the shared loop may have queued for routing before the router takes them.
 const ANSWER_QUEUE: usize = 64;
+/// Progress notifications a call's event stream may have waiting for its client; beyond
+/// them a tick is dropped rather than holding up the router (and every other call's
+/// answer) behind one slow reader. The next tick says as much, and the answer is never
+/// dropped.
+const PROGRESS_QUEUE: usize = 4;
+/// How often an event stream with nothing to say carries a keep-alive comment, so proxies
+/// keep it open (rmcp's streams use the same).
+pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The protocol revisions served here, as `MCP-Protocol-Version` names them.
 const LEGACY_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
 
 type Factory = dyn Fn() -> HandingerServer + Send + Sync;
-type Waiting = Arc<Mutex<HashMap<i64, oneshot::Sender<ServerJsonRpcMessage>>>>;
+type Waiting = Arc<Mutex<HashMap<i64, Waiter>>>;
+
+/// Where the router hands what the shared loop says about one call.
+struct Waiter {
+    answer: oneshot::Sender<ServerJsonRpcMessage>,
+    /// Set when the call asked for progress.
+    progress: Option<mpsc::Sender<ServerJsonRpcMessage>>,
+}
 
 pub struct SharedCalls {
     factory: Box<Factory>,
@@ -88,8 +111,7 @@ impl SharedCalls {
         let ClientRequest::CallToolRequest(call) = &request.request else {
             return None;
         };
-        let meta = request.request.get_meta();
-        if meta.protocol_version().is_some() || meta.get_progress_token().is_some() {
+        if request.request.get_meta().protocol_version().is_some() {
             return None;
         }
         if call.params.input_responses.is_some() || call.params.request_state.is_some() {
@@ -132,10 +154,28 @@ impl SharedCalls {
         };
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let asked_as = std::mem::replace(&mut request.id, NumberOrString::Number(id));
+        // Progress tokens are the client's, and two clients may pick the same one: in the
+        // shared loop the call's token is its own id, put back on every notification.
+        let meta = request.request.get_meta_mut();
+        let progress_token = meta.get_progress_token();
+        let (progress_to, progress) = match progress_token {
+            Some(token) => {
+                meta.set_progress_token(ProgressToken(NumberOrString::Number(id)));
+                let (sender, receiver) = mpsc::channel(PROGRESS_QUEUE);
+                (Some(sender), Some(Progress { receiver, token }))
+            }
+            None => (None, None),
+        };
         // As rmcp does: the call's context carries the HTTP request (per-user keys).
         request.request.extensions_mut().insert(parts);
         let (answer_to, answer) = oneshot::channel();
-        lock(&shared.waiting).insert(id, answer_to);
+        lock(&shared.waiting).insert(
+            id,
+            Waiter {
+                answer: answer_to,
+                progress: progress_to,
+            },
+        );
         let pending = Pending {
             shared: shared.clone(),
             id,
@@ -152,6 +192,7 @@ impl SharedCalls {
             pending,
             answer,
             asked_as,
+            progress,
         })
     }
 
@@ -203,41 +244,238 @@ pub struct Sent {
     answer: oneshot::Receiver<ServerJsonRpcMessage>,
     /// The id the client chose, put back on the answer.
     asked_as: RequestId,
+    /// The call's progress notifications, when it asked for them.
+    progress: Option<Progress>,
+}
+
+/// A call's progress notifications on their way, and the token its client chose.
+struct Progress {
+    receiver: mpsc::Receiver<ServerJsonRpcMessage>,
+    token: ProgressToken,
+}
+
+/// What a call has to say first, which decides how its answer is framed.
+enum First {
+    Answer(Result<ServerJsonRpcMessage, oneshot::Canceled>),
+    Tick(ServerJsonRpcMessage),
 }
 
 impl Sent {
     pub async fn answer(mut self) -> Response {
-        let Ok(message) = (&mut self.answer).await else {
-            // The loop ended: the server is shutting down.
-            return Refusal::ShuttingDown.into_response();
+        let first = match &mut self.progress {
+            None => First::Answer((&mut self.answer).await),
+            // Biased: a tick the router handed over before the answer goes out before it.
+            Some(progress) => tokio::select! {
+                biased;
+                Some(tick) = progress.receiver.next() => First::Tick(tick),
+                answer = &mut self.answer => First::Answer(answer),
+            },
         };
-        self.pending.answered = true;
-        json_answer(message, self.asked_as).await
+        match first {
+            First::Answer(Ok(message)) => {
+                self.pending.answered = true;
+                json_answer(message, self.asked_as).await
+            }
+            // The loop ended: the server is shutting down.
+            First::Answer(Err(_)) => Refusal::ShuttingDown.into_response(),
+            First::Tick(tick) => event_stream(self, tick),
+        }
     }
 }
 
-/// Hands each answer of the shared loop to the call waiting for it.
+/// Hands each message of the shared loop to the call it is for: answers, and progress
+/// notifications of calls that asked for them (by the token [`SharedCalls::send`] gave).
 async fn route_answers(mut answers: mpsc::Receiver<ServerJsonRpcMessage>, waiting: Waiting) {
     while let Some(message) = answers.next().await {
         let id = match &message {
             ServerJsonRpcMessage::Response(response) => Some(&response.id),
             ServerJsonRpcMessage::Error(error) => error.id.as_ref(),
-            _ => None,
+            ServerJsonRpcMessage::Notification(notification) => {
+                if let ServerNotification::ProgressNotification(progress) =
+                    &notification.notification
+                    && let NumberOrString::Number(id) = progress.params.progress_token.0
+                {
+                    pass_tick(&waiting, id, message);
+                } else {
+                    tracing::debug!(
+                        "dropped a notification of the shared stateless service: no call asked \
+                         for it"
+                    );
+                }
+                continue;
+            }
+            ServerJsonRpcMessage::Request(_) => None,
         };
         let Some(NumberOrString::Number(id)) = id else {
-            // Only calls without a progress token come here, so nothing else is expected;
-            // there is no stream to put it on in any case.
+            // A request for the client (roots, sampling) has no client to reach here.
             tracing::debug!(
                 "dropped a message of the shared stateless service with no call to answer"
             );
             continue;
         };
+        // Removing the waiter drops its progress sender too: its stream sees every tick
+        // sent before the answer, then the end of them.
         if let Some(waiter) = lock(&waiting).remove(id) {
-            let _ = waiter.send(message);
+            let _ = waiter.answer.send(message);
         }
     }
     // The loop ended: every call still waiting learns it from its dropped sender.
     lock(&waiting).clear();
+}
+
+fn pass_tick(waiting: &Waiting, id: i64, tick: ServerJsonRpcMessage) {
+    let mut waiting = lock(waiting);
+    let Some(progress) = waiting.get_mut(&id).and_then(|w| w.progress.as_mut()) else {
+        return;
+    };
+    if progress.try_send(tick).is_err() {
+        tracing::debug!("dropped a progress notification: its client is not reading them");
+    }
+}
+
+/// The answer of a call that reported progress before it: `text/event-stream`, the ticks as
+/// they come (with the client's own token back on them), keep-alive comments between, and
+/// the answer as the last event, encoded in chunks when large. Dropping the body (the
+/// client went away) before the answer cancels the call, as on the JSON path.
+fn event_stream(sent: Sent, first: ServerJsonRpcMessage) -> Response {
+    let Sent {
+        pending,
+        answer,
+        asked_as,
+        progress,
+    } = sent;
+    let Some(Progress { receiver, token }) = progress else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let state = Events {
+        pending,
+        answer,
+        asked_as,
+        ticks: receiver,
+        token,
+        first: Some(first),
+        keep_alive: tokio::time::interval_at(
+            tokio::time::Instant::now() + SSE_KEEP_ALIVE,
+            SSE_KEEP_ALIVE,
+        ),
+        phase: Phase::Ticks,
+    };
+    let body = futures::stream::unfold(state, Events::next).map(Ok::<_, std::convert::Infallible>);
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// An event stream being written.
+struct Events {
+    pending: Pending,
+    answer: oneshot::Receiver<ServerJsonRpcMessage>,
+    asked_as: RequestId,
+    ticks: mpsc::Receiver<ServerJsonRpcMessage>,
+    token: ProgressToken,
+    first: Option<ServerJsonRpcMessage>,
+    keep_alive: tokio::time::Interval,
+    phase: Phase,
+}
+
+enum Phase {
+    Ticks,
+    /// The answer's JSON in chunks, after its event's `data: ` prefix went out.
+    Answer(tokio::sync::mpsc::Receiver<Bytes>),
+    Done,
+}
+
+impl Events {
+    async fn next(mut self) -> Option<(Bytes, Self)> {
+        match &mut self.phase {
+            Phase::Ticks => {}
+            Phase::Answer(chunks) => {
+                return match chunks.recv().await {
+                    Some(chunk) => Some((chunk, self)),
+                    None => {
+                        self.phase = Phase::Done;
+                        Some((Bytes::from_static(b"\n\n"), self))
+                    }
+                };
+            }
+            Phase::Done => return None,
+        }
+        if let Some(tick) = self.first.take() {
+            return self.tick(tick);
+        }
+        tokio::select! {
+            biased;
+            Some(tick) = self.ticks.next() => self.tick(tick),
+            answer = &mut self.answer => {
+                // Without an answer the loop ended (shutdown): the stream just ends.
+                let mut message = answer.ok()?;
+                self.pending.answered = true;
+                match &mut message {
+                    ServerJsonRpcMessage::Response(response) => response.id = self.asked_as.clone(),
+                    ServerJsonRpcMessage::Error(error) => error.id = Some(self.asked_as.clone()),
+                    _ => {}
+                }
+                self.answer_event(message).await
+            }
+            _ = self.keep_alive.tick() => Some((Bytes::from_static(b":\n\n"), self)),
+        }
+    }
+
+    fn tick(mut self, mut tick: ServerJsonRpcMessage) -> Option<(Bytes, Self)> {
+        if let ServerJsonRpcMessage::Notification(notification) = &mut tick
+            && let ServerNotification::ProgressNotification(progress) =
+                &mut notification.notification
+        {
+            progress.params.progress_token = self.token.clone();
+        }
+        self.keep_alive.reset();
+        match serde_json::to_vec(&tick) {
+            Ok(json) => Some((event(&json), self)),
+            Err(error) => {
+                tracing::debug!(%error, "could not encode a progress notification");
+                Some((Bytes::from_static(b":\n\n"), self))
+            }
+        }
+    }
+
+    async fn answer_event(mut self, message: ServerJsonRpcMessage) -> Option<(Bytes, Self)> {
+        match json_stream::small(&message) {
+            Ok(Some(json)) => {
+                self.phase = Phase::Done;
+                Some((event(&json), self))
+            }
+            Ok(None) => match json_stream::large(message).await {
+                Ok((_, chunks)) => {
+                    self.phase = Phase::Answer(chunks);
+                    Some((Bytes::from_static(b"data: "), self))
+                }
+                Err(error) => {
+                    tracing::error!(%error, "could not encode a tool call's answer");
+                    None
+                }
+            },
+            Err(error) => {
+                tracing::error!(%error, "could not encode a tool call's answer");
+                None
+            }
+        }
+    }
+}
+
+/// One `message` event holding one JSON text. serde_json writes no raw line break (they
+/// are escaped inside strings), so the text is one `data:` line.
+fn event(json: &[u8]) -> Bytes {
+    let mut framed = Vec::with_capacity(json.len() + 8);
+    framed.extend_from_slice(b"data: ");
+    framed.extend_from_slice(json);
+    framed.extend_from_slice(b"\n\n");
+    Bytes::from(framed)
 }
 
 /// A call on its way: if its HTTP request goes away first (the client disconnected), the
@@ -372,18 +610,19 @@ mod tests {
             Some("2025-03-26"),
             "no header means 2025-03-26, as rmcp reads it"
         );
-    }
-
-    #[test]
-    fn anything_needing_rmcps_own_handling_is_not() {
-        let plain = call(serde_json::json!({"name": "create_task", "arguments": {"input": "a"}}));
         let with_progress = call(
             serde_json::json!({"name": "create_task", "arguments": {}, "_meta": {"progressToken": 1}}),
         );
         assert_eq!(
             SharedCalls::eligible(&headers(&PLAIN), &with_progress),
-            None
+            Some("2025-11-25"),
+            "progress goes out on the call's own event stream"
         );
+    }
+
+    #[test]
+    fn anything_needing_rmcps_own_handling_is_not() {
+        let plain = call(serde_json::json!({"name": "create_task", "arguments": {"input": "a"}}));
         let list = message(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
         assert_eq!(SharedCalls::eligible(&headers(&PLAIN), &list), None);
         let mut newer = headers(&PLAIN);

@@ -41,15 +41,12 @@ use super::limits::{self, CallGate};
 use super::session_limits::Refusal;
 use super::session_limits::{SessionCap, Slot};
 use super::sessions::{InFlightGuard, InFlightIds, Owner, Owners, request_id};
-use super::stateless::{Sent, SharedCalls};
+use super::stateless::{SSE_KEEP_ALIVE, Sent, SharedCalls};
 use super::turn_room;
 use crate::tools::HandingerServer;
 use crate::transport::message_shape::MessageShape;
 
 const SESSION_HEADER: &str = "mcp-session-id";
-
-/// How often an idle event stream carries a keep-alive comment, so proxies keep it open.
-const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 pub struct StreamableMcp {
     service: StreamableHttpService<HandingerServer, LocalSessionManager>,
