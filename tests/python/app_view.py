@@ -177,14 +177,8 @@ async def live_task(browser: Any, client: Client, html: str, csp: dict[str, Any]
     check(calls and all(name == "get_task" for name, _ in calls), f"the view called {calls}")
     check(all(args.get("taskId") == task_id and args.get("wait", 0) > 0 for _, args in calls), str(calls))
 
-    # Markdown, as DOM: a heading, emphasis, code, a list and a link; the HTML as text.
+    # The answer's HTML is text: its <script> and onerror neither became elements nor ran.
     answer = frame.locator("#answer")
-    check(await answer.locator("h3").inner_text() == "Findings", "no heading")
-    check(await answer.locator("strong").inner_text() == "Bold claim", "no bold")
-    check(await answer.locator("em").inner_text() == "a nuance", "no italic")
-    check(await answer.locator("code").inner_text() == "inline code", "no code")
-    check(await answer.locator("li").count() == 2, "no list")
-    check(await answer.locator("a").first.get_attribute("href") == "https://example.com/page", "no link")
     text = await answer.inner_text()
     check("<script>" in text and "onerror=" in text, f"the HTML is not shown as text: {text!r}")
     check(await answer.locator("script, img").count() == 0, "the answer's HTML became elements")
@@ -192,6 +186,13 @@ async def live_task(browser: Any, client: Client, html: str, csp: dict[str, Any]
     pwned = [m for m in log if isinstance(m, dict) and "pwned" in m]
     check(not pwned, f"the answer's script ran: {pwned}")
 
+    # Markdown, as DOM: a heading, emphasis, code, a list and a link.
+    check(await answer.locator("h3").inner_text() == "Findings", "no heading")
+    check(await answer.locator("strong").inner_text() == "Bold claim", "no bold")
+    check(await answer.locator("em").inner_text() == "a nuance", "no italic")
+    check(await answer.locator("code").inner_text() == "inline code", "no code")
+    check(await answer.locator("li").count() == 2, "no list")
+    check(await answer.locator("a").first.get_attribute("href") == "https://example.com/page", "no link")
     # Sources with their domains, files with name, size and an open action via the host.
     sources = await frame.locator("#sources li").all_inner_texts()
     check(len(sources) == 2, f"sources {sources}")
@@ -211,8 +212,11 @@ async def live_task(browser: Any, client: Client, html: str, csp: dict[str, Any]
 
     # A follow-up typed in the box: one create_task with the taskId, through the host.
     before = len(calls)
-    await frame.get_by_role("textbox", name="Follow-up on this task").fill("And tomorrow?")
-    await frame.get_by_role("button", name="Send follow-up").click()
+    # With the keyboard: the box is a labelled textbox, Ctrl+Enter sends (as the button does).
+    box = frame.get_by_role("textbox", name="Follow-up on this task")
+    await box.fill("And tomorrow?")
+    check(await frame.get_by_role("button", name="Send follow-up").is_enabled(), "no send button")
+    await box.press("Control+Enter")
     await frame.locator("#answer", has_text="(turn 2)").wait_for(timeout=TIMEOUT_MS)
     follow_ups = [(n, a) for n, a in calls[before:] if n != "get_task"]
     check(follow_ups == [("create_task", {"input": "And tomorrow?", "taskId": task_id})], f"follow-up calls {follow_ups}")
@@ -223,6 +227,9 @@ async def live_task(browser: Any, client: Client, html: str, csp: dict[str, Any]
     settled = len(calls)
     await page.wait_for_timeout(1500)
     check(len(calls) == settled, f"the view called tools by itself: {calls[settled:]}")
+    log = await page.evaluate("window.hostLog")
+    pwned = [m for m in log if isinstance(m, dict) and "pwned" in m]
+    check(not pwned, f"the answer's script ran: {pwned}")
     await page.close()
     return task_id
 
