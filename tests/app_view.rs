@@ -200,7 +200,12 @@ async fn task_view_in_chromium_follows_the_task_renders_it_safely_and_sends_one_
         retry_after: None,
     });
     // A short wait, so the slow turn comes back "running" and the view follows it.
-    let bridge = start_http(&fake.base_url, &["--max-wait", "1"]).await;
+    // The admin toolset, for the view's archive action.
+    let bridge = start_http(
+        &fake.base_url,
+        &["--max-wait", "1", "--toolsets", "tasks,admin"],
+    )
+    .await;
     let screenshots = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/app-view")
     } else {
@@ -247,6 +252,13 @@ async fn task_view_in_chromium_follows_the_task_renders_it_safely_and_sends_one_
         .filter(|p| p.path == "/api/tasks")
         .collect();
     assert_eq!(posts.len(), 3, "{posts:?}");
+    let archived: Vec<_> = fake
+        .writes()
+        .into_iter()
+        .filter(|w| w.method == "DELETE")
+        .map(|w| w.path)
+        .collect();
+    assert_eq!(archived, [format!("/api/tasks/{task_id}")]);
     for state in ["failed", "running", "completed", "follow-up"] {
         for theme in ["light", "dark"] {
             let shot = screenshots.join(format!("task-view-{state}-{theme}.png"));

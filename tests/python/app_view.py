@@ -14,7 +14,8 @@ Checks, in order: the extension's listing (tools linked, the view listed and rea
 type and CSP); a failed turn shows its error and the advice; a running task shows its
 status and elapsed time and becomes the completed answer by itself; the Markdown renders
 and the <script> and onerror in the answer do not run; sources and files are listed and a
-file opens through the host; a follow-up from the box runs as the task's second turn.
+file opens through the host; following stops and resumes; a follow-up from the box runs as
+the task's second turn; the task is archived once the user confirms.
 Prints "app-view: ok TASK_ID" when everything held (the Rust test then counts the fake's
 POSTs), or exits 1 naming the failed check.
 """
@@ -40,7 +41,7 @@ HOST_PAGE = Path(__file__).with_name("app_host.html")
 TIMEOUT_MS = 30_000
 # The answer echoes the input (the fake answers "answer to: INPUT (turn N)"); sleep= keeps
 # the turn running past the bridge's --max-wait, so create_task answers "running" first.
-MARKDOWN_INPUT = """sleep=4000
+MARKDOWN_INPUT = """sleep=6000
 
 # Findings
 
@@ -128,7 +129,7 @@ async def listing(client: Client) -> tuple[str, dict[str, Any]]:
     csp = content["_meta"]["ui"]["csp"]
     check(csp == {"connectDomains": [], "resourceDomains": [], "frameDomains": []}, f"csp {csp}")
     html = content["text"]
-    check('data-tools="create_task get_task"' in html, "the page is not told the listed tools")
+    check('data-tools="create_task get_task archive_task"' in html, "the page is not told the listed tools")
     return html, csp
 
 
@@ -170,6 +171,12 @@ async def live_task(browser: Any, client: Client, html: str, csp: dict[str, Any]
     elapsed = frame.locator("#elapsed")
     await elapsed.filter(has_text=re.compile(r"· [1-9]\d* s")).wait_for(timeout=TIMEOUT_MS)
     await shoot(page, "running")
+
+    # Stop following, then follow again: the task keeps running meanwhile.
+    await frame.get_by_role("button", name="Stop following").click()
+    note = await frame.locator("#note").inner_text()
+    check("keeps running" in note, f"stopping says {note!r}")
+    await frame.get_by_role("button", name="Follow again").click()
 
     # Completed by itself: the view asked the host for get_task with a wait.
     await until_state(page, "completed")
@@ -222,6 +229,13 @@ async def live_task(browser: Any, client: Client, html: str, csp: dict[str, Any]
     check(follow_ups == [("create_task", {"input": "And tomorrow?", "taskId": task_id})], f"follow-up calls {follow_ups}")
     check(await frame.locator("#input").inner_text() == "And tomorrow?", "the follow-up is not shown as asked")
     await shoot(page, "follow-up")
+
+    # Archive, only once confirmed: one archive_task call through the host.
+    await frame.get_by_role("button", name="Archive task…").click()
+    await frame.get_by_role("button", name="Yes, archive this task").click()
+    await frame.locator("#note", has_text="rchived").wait_for(timeout=TIMEOUT_MS)
+    archives = [(n, a) for n, a in calls if n == "archive_task"]
+    check(archives == [("archive_task", {"taskId": task_id})], f"archive calls {archives}")
 
     # Nothing more is sent by itself: the view, idle, calls nothing.
     settled = len(calls)
