@@ -46,6 +46,7 @@ MARKDOWN_INPUT = """sleep=6000
 # Findings
 
 **Bold claim** and *a nuance*, with `inline code` and [the source](https://example.com/page).
+Not a link: [click me](javascript:parent.postMessage({pwned:'href'},'*')).
 
 - first point
 - second point
@@ -94,7 +95,7 @@ async def until_state(page: Page, state: str) -> None:
 
 
 async def open_view(browser: Any, client: Client, html: str, csp: dict[str, Any], tool: str) -> Page:
-    page = await browser.new_page(viewport={"width": 400, "height": 900})
+    page = await browser.new_page(viewport={"width": 400, "height": 1600})
     calls: list[tuple[str, dict[str, Any]]] = []
 
     async def call_tool(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +200,9 @@ async def live_task(browser: Any, client: Client, html: str, csp: dict[str, Any]
     check(await answer.locator("em").inner_text() == "a nuance", "no italic")
     check(await answer.locator("code").inner_text() == "inline code", "no code")
     check(await answer.locator("li").count() == 2, "no list")
-    check(await answer.locator("a").first.get_attribute("href") == "https://example.com/page", "no link")
+    hrefs = await answer.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    check(hrefs == ["https://example.com/page"], f"the answer's links: {hrefs}")
+    check("[click me](javascript:" in text, "a javascript: link is not shown as text")
     # Sources with their domains, files with name, size and an open action via the host.
     sources = await frame.locator("#sources li").all_inner_texts()
     check(len(sources) == 2, f"sources {sources}")
