@@ -166,6 +166,48 @@ async fn only_a_client_declaring_the_extension_sees_the_view() {
     plain.cancel().await.unwrap();
 }
 
+/// Whether the task tools a client over HTTP lists are linked to the view.
+async fn linked_over_http(url: String, modern_lifecycle: bool) -> bool {
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url);
+    let client = if modern_lifecycle {
+        rmcp::service::ClientServiceExt::serve_with_lifecycle(declaring(), transport, modern())
+            .await
+            .expect("MCP discover")
+    } else {
+        declaring().serve(transport).await.expect("MCP initialize")
+    };
+    let tools = client.list_all_tools().await.unwrap();
+    let linked = tools
+        .iter()
+        .find(|t| t.name == "create_task")
+        .and_then(|t| t.meta.as_ref())
+        .is_some_and(|meta| meta.0.contains_key("ui"));
+    client.cancel().await.unwrap();
+    linked
+}
+
+/// Over HTTP the view follows what each request can show of its client: a session
+/// remembers the client's capabilities, a 2026-07-28 request carries its own, and a plain
+/// stateless request of an older revision carries none, so it sees no view.
+#[tokio::test]
+async fn over_http_the_view_is_offered_where_the_request_shows_the_declaration() {
+    let fake = FakeHandinger::start().await;
+    let sessions = start_http(&fake.base_url, &[]).await;
+    assert!(
+        linked_over_http(sessions.url("/mcp"), false).await,
+        "session"
+    );
+    let stateless = start_http(&fake.base_url, &["--stateless"]).await;
+    assert!(
+        linked_over_http(stateless.url("/mcp"), true).await,
+        "stateless, 2026-07-28"
+    );
+    assert!(
+        !linked_over_http(stateless.url("/mcp"), false).await,
+        "stateless before 2026-07-28: no request carries the declaration"
+    );
+}
+
 /// The interpreter with the SDK and Playwright, or a failure naming the installer.
 fn python() -> PathBuf {
     if let Some(python) = std::env::var_os("HANDINGER_MCP_TEST_PYTHON") {
