@@ -15,7 +15,8 @@ type and CSP); a failed turn shows its error and the advice; a running task show
 status and elapsed time and becomes the completed answer by itself; the Markdown renders
 and the <script> and onerror in the answer do not run; sources and files are listed and a
 file opens through the host; following stops and resumes; a follow-up from the box runs as
-the task's second turn; the task is archived once the user confirms.
+the task's second turn; the task is archived once the user confirms; a get_task lookup
+shows the task record (latest turn, totals, dashboard link).
 Prints "app-view: ok TASK_ID" when everything held (the Rust test then counts the fake's
 POSTs), or exits 1 naming the failed check.
 """
@@ -215,6 +216,9 @@ async def live_task(browser: Any, client: Client, html: str, csp: dict[str, Any]
         "() => window.hostLog.some(m => m.method === 'ui/open-link' && m.params.url === 'https://files.example/report.csv')",
         timeout=TIMEOUT_MS,
     )
+    # The view reported its size and the host grew the frame to it (from 200 px).
+    box = await page.locator("#view").bounding_box()
+    check(box is not None and box["height"] > 600, f"the frame was not sized to the view: {box}")
     totals = await frame.locator("#totals").inner_text()
     check("s of work" in totals, f"totals {totals!r}")
     check(await frame.locator("#dashboard a").count() == 1, "no Handinger link")
@@ -251,6 +255,24 @@ async def live_task(browser: Any, client: Client, html: str, csp: dict[str, Any]
     return task_id
 
 
+async def looked_up(browser: Any, client: Client, html: str, csp: dict[str, Any], task_id: str) -> None:
+    """The view of a get_task lookup: the task record's latest turn, totals and dashboard."""
+    page = await open_view(browser, client, html, csp, "get_task")
+    arguments = {"taskId": task_id}
+    await page.evaluate("args => window.sendToolInput(args)", arguments)
+    await page.evaluate("r => window.sendToolResult(r)", wire(await client.call_tool("get_task", arguments)))
+    await until_state(page, "completed")
+    frame = page.frame_locator("#view")
+    check(await frame.locator("#input").inner_text() == "And tomorrow?", "the latest turn's input is not shown")
+    check("(turn 2)" in await frame.locator("#answer").inner_text(), "the latest answer is not shown")
+    totals = await frame.locator("#totals").inner_text()
+    check("6 credits" in totals and "2 turns" in totals, f"totals {totals!r}")
+    link = frame.get_by_role("link", name="Open the task in the Handinger dashboard")
+    check(await link.get_attribute("href") == f"https://v3.handinger.com/task/{task_id}", "no dashboard link")
+    check(page.calls == [], f"a lookup's view called {page.calls}")  # type: ignore[attr-defined]
+    await page.close()
+
+
 async def main() -> None:
     url = os.environ["MCP_URL"]
     extension = advertise(UI, {"mimeTypes": [MIME]})
@@ -261,6 +283,7 @@ async def main() -> None:
             try:
                 await failed_turn(browser, client, html, csp)
                 task_id = await live_task(browser, client, html, csp)
+                await looked_up(browser, client, html, csp, task_id)
             finally:
                 await browser.close()
     print(f"app-view: ok {task_id}")
