@@ -30,9 +30,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mcp import Client
-from mcp.client import advertise
-from playwright.async_api import Page, async_playwright
+try:
+    from mcp import Client
+    from mcp.client import advertise
+    from playwright.async_api import Page, async_playwright
+except ImportError as missing:
+    # A venv from before Playwright was pinned: say how to bring it up to date.
+    print(f"app-view: FAILED: {missing}: run `bash .ci/python-clients.sh`", file=sys.stderr)
+    sys.exit(1)
 
 UI = "io.modelcontextprotocol/ui"
 MIME = "text/html;profile=mcp-app"
