@@ -242,10 +242,18 @@ async fn task_view_in_chromium_follows_the_task_renders_it_safely_and_sends_one_
         retry_after: None,
     });
     // A short wait, so the slow turn comes back "running" and the view follows it.
-    // The admin toolset, for the view's archive action.
+    fake.add_described_worker("wrk_checker-1", "Checker", "Checks claims.");
+    // The admin toolset, for the view's archive action; a named worker, for ask_checker.
     let bridge = start_http(
         &fake.base_url,
-        &["--max-wait", "1", "--toolsets", "tasks,admin"],
+        &[
+            "--max-wait",
+            "1",
+            "--toolsets",
+            "tasks,admin",
+            "--worker",
+            "checker=wrk_checker-1",
+        ],
     )
     .await;
     let screenshots = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
@@ -284,7 +292,8 @@ async fn task_view_in_chromium_follows_the_task_renders_it_safely_and_sends_one_
         .to_owned();
 
     // The follow-up from the box is the task's second turn, sent once; the view posted
-    // nothing else: the failed POST, the first turn, the follow-up.
+    // nothing else: the failed POST, the first turn, the follow-up, and the ask_checker
+    // task's two turns (the second from its view's box).
     let turns = fake.turns(&task_id);
     assert_eq!(turns.len(), 2, "{turns:?}");
     assert_eq!(turns[1].input, "And tomorrow?");
@@ -293,7 +302,14 @@ async fn task_view_in_chromium_follows_the_task_renders_it_safely_and_sends_one_
         .into_iter()
         .filter(|p| p.path == "/api/tasks")
         .collect();
-    assert_eq!(posts.len(), 3, "{posts:?}");
+    assert_eq!(posts.len(), 5, "{posts:?}");
+    let asked: Vec<_> = fake
+        .all_turns()
+        .into_values()
+        .filter(|turns| turns[0].input == "Check this claim")
+        .collect();
+    assert_eq!(asked.len(), 1, "one ask_checker task");
+    assert_eq!(asked[0].len(), 2, "its follow-up is its second turn");
     let archived: Vec<_> = fake
         .writes()
         .into_iter()

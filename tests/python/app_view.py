@@ -16,7 +16,8 @@ status and elapsed time and becomes the completed answer by itself; the Markdown
 and the <script> and onerror in the answer do not run; sources and files are listed and a
 file opens through the host; following stops and resumes; a follow-up from the box runs as
 the task's second turn; the task is archived once the user confirms; a get_task lookup
-shows the task record (latest turn, totals, dashboard link).
+shows the task record (latest turn, totals, dashboard link); an ask_<name> view follows up
+with its own tool.
 Prints "app-view: ok TASK_ID" when everything held (the Rust test then counts the fake's
 POSTs), or exits 1 naming the failed check.
 """
@@ -123,7 +124,7 @@ async def open_view(browser: Any, client: Client, html: str, csp: dict[str, Any]
 async def listing(client: Client) -> tuple[str, dict[str, Any]]:
     """tools/list, resources/list and resources/read as a client declaring the extension."""
     tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    for name in ("create_task", "get_task"):
+    for name in ("create_task", "get_task", "ask_checker"):
         meta = tools[name].meta or {}
         check(meta.get("ui", {}).get("resourceUri") == VIEW, f"{name} is not linked to the view: {meta}")
     check(not (tools["create_worker"].meta or {}).get("ui") if "create_worker" in tools else True, "a worker tool is linked")
@@ -278,6 +279,27 @@ async def looked_up(browser: Any, client: Client, html: str, csp: dict[str, Any]
     await page.close()
 
 
+async def ask_follow_up(browser: Any, client: Client, html: str, csp: dict[str, Any]) -> None:
+    """The view of an ask_<name> call sends its follow-up with that same tool."""
+    arguments = {"input": "Check this claim"}
+    page = await open_view(browser, client, html, csp, "ask_checker")
+    await page.evaluate("args => window.sendToolInput(args)", arguments)
+    result = wire(await client.call_tool("ask_checker", arguments))
+    task_id = (result.get("structuredContent") or {}).get("taskId")
+    check(result.get("isError") is not True and task_id, f"ask_checker: {result}")
+    await page.evaluate("r => window.sendToolResult(r)", result)
+    await until_state(page, "completed")
+    frame = page.frame_locator("#view")
+    box = frame.get_by_role("textbox", name="Follow-up on this task")
+    await box.fill("And the other one?")
+    await frame.get_by_role("button", name="Send follow-up").click()
+    await frame.locator("#answer", has_text="(turn 2)").wait_for(timeout=TIMEOUT_MS)
+    calls = page.calls  # type: ignore[attr-defined]
+    expected = [("ask_checker", {"input": "And the other one?", "taskId": task_id})]
+    check(calls == expected, f"the ask view's calls {calls}")
+    await page.close()
+
+
 async def main() -> None:
     url = os.environ["MCP_URL"]
     extension = advertise(UI, {"mimeTypes": [MIME]})
@@ -289,6 +311,7 @@ async def main() -> None:
                 await failed_turn(browser, client, html, csp)
                 task_id = await live_task(browser, client, html, csp)
                 await looked_up(browser, client, html, csp, task_id)
+                await ask_follow_up(browser, client, html, csp)
             finally:
                 await browser.close()
     print(f"app-view: ok {task_id}")
