@@ -13,7 +13,8 @@
 //!   (the tools' input schemas are derived from them, then made portable by
 //!   [`tools::schema`]), the task policy (default and maximum budget, default worker) and
 //!   the mapping of answers to MCP content; the optional toolsets (workers, schedules,
-//!   admin), the named workers' `ask_<name>` tools and the `delegate_research` prompt, and
+//!   admin), the named workers' `ask_<name>` tools and the `delegate_research` prompt, the
+//!   MCP Apps task view for clients that declare the extension (`app_view`), and
 //!   which of them a server lists (`--toolsets`, `--read-only`, `--worker`). Every tool
 //!   runs on one skeleton ([`tools`]' `call` module: decode, check, the caller's client,
 //!   the error result; the irreversible changes share one more, `change`), and its

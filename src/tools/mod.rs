@@ -4,7 +4,8 @@
 //! `call` (the skeleton every tool handler runs in), `effect` (what each tool does, as its
 //! annotations say), `output` (the result struct and its content blocks), `tasks` (the
 //! task tools), `mcp_tasks` (the MCP Tasks extension mapped onto Handinger tasks), `resources` (answer
-//! files and task records as MCP resources), `keys` (which Handinger key a request runs
+//! files and task records as MCP resources), `app_view` (the MCP Apps task view, for clients
+//! that declare the extension), `keys` (which Handinger key a request runs
 //! with: the server's, or the caller's with `--key-from-request`). The optional toolsets
 //! have a file each (`workers`, `schedules`, `admin`; the irreversible changes among them
 //! run as one kind of call in `change`), as do the named workers' `ask_<name>`
@@ -15,6 +16,7 @@
 
 mod admin;
 mod admission;
+mod app_view;
 mod args;
 mod call;
 mod change;
@@ -39,9 +41,10 @@ use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
-    Implementation, ListResourceTemplatesResult, PaginatedRequestParams, PromptsCapability,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    CacheScope, CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams,
+    GetTaskResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, PromptsCapability, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ResultType, ServerCapabilities, ServerConfig,
     UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
@@ -252,6 +255,50 @@ impl ServerHandler for HandingerServer {
             .with_instructions(self.instructions.as_ref())
     }
 
+    /// The tools, as `#[tool_handler]` would list them; for a client that renders MCP Apps
+    /// views, the task tools also name the task view (`app_view`).
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let mut tools = self.tool_router.list_all();
+        let views = app_view::declared(&context);
+        if views {
+            app_view::link(&mut tools);
+        }
+        let cache_hints = context
+            .protocol_version()
+            .is_some_and(|version| version >= ProtocolVersion::V_2026_07_28);
+        Ok(ListToolsResult {
+            result_type: Some(ResultType::COMPLETE),
+            tools,
+            meta: None,
+            next_cursor: None,
+            ttl_ms: cache_hints.then_some(0),
+            // A listing that depends on what this client declared is not for anyone else.
+            cache_scope: cache_hints.then_some(if views {
+                CacheScope::Private
+            } else {
+                CacheScope::Public
+            }),
+        })
+    }
+
+    /// Empty, as rmcp's default, but for a client that renders MCP Apps views: the task view.
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        if app_view::declared(&context) {
+            return Ok(ListResourcesResult::with_all_items(vec![
+                app_view::resource(),
+            ]));
+        }
+        Ok(ListResourcesResult::default())
+    }
+
     /// Every call passes here to be counted for `/metrics`.
     async fn call_tool(
         &self,
@@ -331,6 +378,11 @@ impl ServerHandler for HandingerServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        // Served to whoever asks (it is the same static page for all): a host may read it
+        // in a request that does not repeat its capabilities.
+        if request.uri == app_view::URI {
+            return Ok(app_view::read(|name| self.tool_router.has_route(name)).into());
+        }
         Box::pin(self.read_task_resource(&request.uri, &context))
             .await
             .map(Into::into)
