@@ -168,7 +168,10 @@ async fn only_a_client_declaring_the_extension_sees_the_view() {
 
 /// Whether the task tools a client over HTTP lists are linked to the view.
 async fn linked_over_http(url: String, modern_lifecycle: bool) -> bool {
-    let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url);
+    let transport = rmcp::transport::StreamableHttpClientTransport::with_client(
+        common::http_client(),
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url),
+    );
     let client = if modern_lifecycle {
         rmcp::service::ClientServiceExt::serve_with_lifecycle(declaring(), transport, modern())
             .await
