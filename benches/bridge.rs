@@ -20,10 +20,10 @@
 //! build of the bridge, e.g. one with symbols for `perf record`).
 
 #[allow(dead_code)]
-#[path = "../tests/common/fake.rs"]
+#[path = "../tests/it/common/fake.rs"]
 mod fake;
 #[allow(dead_code)]
-#[path = "../tests/common/rpc.rs"]
+#[path = "../tests/it/common/rpc.rs"]
 mod rpc;
 
 use std::io::Write;

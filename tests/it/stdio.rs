@@ -1,6 +1,6 @@
 //! End to end over stdio: the real binary, rmcp's client, a fake Handinger API.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

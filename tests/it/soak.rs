@@ -13,7 +13,7 @@
 //! `SOAK_CALLS=3000 SOAK_CONCURRENCY=64 SOAK_SEED=7 cargo test --release --test soak`.
 //! Loopback only, bounded in count (`SOAK_CALLS`) and time (every wait has a deadline).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::Stdio;

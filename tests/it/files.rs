@@ -6,7 +6,7 @@
 // share their open folders; the bridge supports them, so the tests use them.
 #![allow(deprecated)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! and finished answers have a byte budget beyond which the oldest go first. Each limit is
 //! set small by its flag.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! reconciles from Handinger when the first died; and a store that is down stops
 //! `create_task` before anything is sent.
 
-mod common;
+use crate::common;
 
 use common::redis::Redis;
 use common::*;

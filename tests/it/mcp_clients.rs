@@ -5,7 +5,7 @@
 //! mode's logs and answers as documented. (The official Python SDK itself drives the binary
 //! in `python_clients.rs`.)
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! That the real binary lists the same over MCP is checked in `stdio.rs` and
 //! `toolsets.rs`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

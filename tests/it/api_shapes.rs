@@ -5,7 +5,7 @@
 //! its output, its credits and its files; and a turn list that cannot be read never makes
 //! the bridge call a resend safe.
 
-mod common;
+use crate::common;
 
 use common::fake::{SCHEDULE_TIME_ZONE, TURN_CREDITS};
 use common::*;

@@ -1,7 +1,7 @@
 //! Start-up settings a person gets wrong: the message must name where the bad value came
 //! from (a flag or an environment variable) and what is accepted; `--listen` takes names.
 
-mod common;
+use crate::common;
 
 use common::http::start_http_with;
 use common::*;

@@ -4,7 +4,7 @@
 //! not parse at all get a parse error rather than silence. Memory itself is measured by a
 //! program (docs/limits.md), not here: these tests hold the refusals.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

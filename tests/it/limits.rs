@@ -7,7 +7,7 @@
 //! Every bound is set small by its flag; every wait on the server is bounded by
 //! [`PATIENCE`], so a bound that does not hold fails the test instead of stalling it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

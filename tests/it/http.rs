@@ -1,7 +1,7 @@
 //! End to end over HTTP: the real binary in `http` mode, rmcp's Streamable HTTP client, raw
 //! HTTP for the transport's edges (legacy SSE, refusals, limits), and the fake Handinger API.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

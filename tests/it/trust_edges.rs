@@ -4,7 +4,7 @@
 //! file names that look like others are refused, and a refused file fetch names the file
 //! host and the reason. Each test failed on the code before its fix (docs/security.md).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! a command quietly, a refused per-request key gets advice about the header it came in,
 //! and a task result labels its link for what it is.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

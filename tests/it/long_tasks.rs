@@ -1,7 +1,7 @@
 //! Long-running tasks: progress, the bounded wait with a resumable taskId, collection with
 //! get_task, cancellation, reconciliation after ambiguous failures, MCP tasks, shutdown.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! file URLs, file names, file counts), hostile clients (sessions, repeated headers,
 //! oversized or duplicate messages) and hostile local users (symlink swaps, FIFOs).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::process::Stdio;

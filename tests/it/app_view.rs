@@ -12,7 +12,7 @@
 //!   Screenshots of each state, light and dark, go to `docs/app-view/` with
 //!   `UPDATE_SCREENSHOTS=1`, else to a scratch directory (they are taken either way).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -7,7 +7,7 @@
 //! it. `HANDINGER_MCP_TEST_PYTHON` points at another interpreter that has it. Without
 //! either, these tests fail and name the command that installs it.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

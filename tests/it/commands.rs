@@ -1,6 +1,6 @@
 //! The setup commands, end to end: `doctor` against the fake Handinger API, and `tools`.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -2,7 +2,7 @@
 //! admin tools, named workers (`ask_<name>`), the config file and the prompt. End to end:
 //! the real binary, rmcp's client, the fake Handinger API.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 use std::time::Duration;
