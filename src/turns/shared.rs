@@ -31,15 +31,15 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use futures::StreamExt as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 
-use super::{Recorded, Turn, TurnOutcome};
-use crate::handinger::{ApiError, Budget, HandingerClient};
+use super::bounds::Retention;
+use super::clock::{now_ms, now_rfc3339};
+use super::outcome::TurnOutcome;
+use crate::handinger::{Budget, HandingerClient};
 use crate::task_id::TaskId;
 
 /// Longest a single store operation may take before it counts as the store being down.
@@ -340,7 +340,7 @@ impl SharedStore {
     pub fn connect(
         url: &str,
         secret: &secrecy::SecretString,
-        retention: super::Retention,
+        retention: Retention,
         lease: Duration,
     ) -> Result<Arc<Self>, String> {
         let display = crate::redact::mask_credentials(url);
@@ -440,7 +440,7 @@ impl SharedStore {
             budget,
             worker_id: worker,
             started_ms: now_ms(),
-            created_at: crate::turns::now_rfc3339(),
+            created_at: now_rfc3339(),
         }
     }
 
@@ -774,7 +774,7 @@ impl SharedStore {
 
     /// Waits for the next publication on the task's `done` channel; `None` when the
     /// subscription could not be made (the caller still re-checks on its timer).
-    async fn subscribe(&self, ident: &Ident) -> Option<redis::aio::PubSubStream> {
+    pub(super) async fn subscribe(&self, ident: &Ident) -> Option<redis::aio::PubSubStream> {
         let channel = ident.key("done");
         let subscribed = tokio::time::timeout(OPERATION_TIMEOUT, async {
             let mut pubsub = self.client.get_async_pubsub().await?;
@@ -790,215 +790,6 @@ impl SharedStore {
             }
             Err(_) => None,
         }
-    }
-}
-
-/// A turn another replica runs (or ran), as the registry hands it to callers.
-pub struct Remote {
-    pub store: Arc<SharedStore>,
-    pub api: HandingerClient,
-    pub ident: Ident,
-    pub meta: TurnMeta,
-    /// Set while a [`follow`] feeds this turn: however many callers wait on it (the
-    /// registry hands them one turn, see `TurnRegistry::remote_turn`), one task asks the
-    /// store (and, for a dead owner, Handinger) for all of them.
-    pub following: std::sync::atomic::AtomicBool,
-}
-
-/// Feeds a remote turn's outcome to its waiters: woken by the owner's publication, and by
-/// a timer at the lease's pace (to notice an owner that died, whose lease expires without
-/// a word). Ends when the outcome is known or nobody waits any more.
-pub(super) async fn follow(remote: Arc<Remote>, sender: watch::Sender<Option<Arc<TurnOutcome>>>) {
-    /// Lets the next waiter start a follower once this one stops, however it stops.
-    struct Following<'a>(&'a std::sync::atomic::AtomicBool);
-    impl Drop for Following<'_> {
-        fn drop(&mut self) {
-            self.0.store(false, Ordering::SeqCst);
-        }
-    }
-    loop {
-        {
-            let _following = Following(&remote.following);
-            feed(&remote, &sender).await;
-        }
-        // A caller that began waiting as the last one left saw the flag still set and
-        // started no follower: this one goes on for it.
-        if sender.borrow().is_some()
-            || sender.receiver_count() == 0
-            || remote.following.swap(true, Ordering::SeqCst)
-        {
-            return;
-        }
-    }
-}
-
-/// [`follow`]'s work: until the outcome is sent, or nobody waits any more.
-async fn feed(remote: &Remote, sender: &watch::Sender<Option<Arc<TurnOutcome>>>) {
-    let store = &remote.store;
-    let mut messages = store.subscribe(&remote.ident).await;
-    loop {
-        let settled = match store.lookup(&remote.ident).await {
-            Ok(Lookup::Finished(stored)) if stored.meta.uid == remote.meta.uid => {
-                sender.send_replace(Some(Arc::new(stored.outcome)));
-                return;
-            }
-            Ok(Lookup::Running(meta)) if meta.uid == remote.meta.uid => None,
-            Ok(lookup) => {
-                // The owner stopped renewing (it died, or is stalled), or the turn's record
-                // is gone without an answer kept for it (withdrawn, taken over, or too big
-                // to store): Handinger decides, and nobody posts it again from here.
-                let orphan = matches!(&lookup, Lookup::Orphan(meta) if meta.uid == remote.meta.uid);
-                tracing::info!(task = %remote.ident.prefix, orphan, "the turn's owner is not answering for it; following the task on Handinger");
-                // Only while someone waits: a later waiter starts it again. An orphan's owner
-                // may only have stalled: if it comes back and stores the answer (with its
-                // sources) before Handinger's record settles the turn, that answer wins.
-                tokio::select! {
-                    settled = reconcile_remote(remote, orphan) => settled,
-                    stored = owner_answer(remote, &mut messages), if orphan => Some(stored),
-                    () = sender.closed() => return,
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not check on a turn in the shared store");
-                None
-            }
-        };
-        if let Some(outcome) = settled {
-            sender.send_replace(Some(Arc::new(outcome)));
-            return;
-        }
-        tokio::select! {
-            () = sender.closed() => return,
-            message = next_message(&mut messages) => {
-                if message.is_none() {
-                    messages = None;
-                }
-            }
-            () = tokio::time::sleep(store.lease / 3) => {}
-        }
-    }
-}
-
-/// The answer the turn's owner stores for it, once it is published on the turn's channel.
-async fn owner_answer(
-    remote: &Remote,
-    messages: &mut Option<redis::aio::PubSubStream>,
-) -> TurnOutcome {
-    loop {
-        if next_message(messages).await.is_none() {
-            // The subscription ended: only the reconciliation can settle the turn now.
-            std::future::pending::<()>().await;
-        }
-        if let Ok(Lookup::Finished(stored)) = remote.store.lookup(&remote.ident).await
-            && stored.meta.uid == remote.meta.uid
-        {
-            return stored.outcome;
-        }
-    }
-}
-
-async fn next_message(messages: &mut Option<redis::aio::PubSubStream>) -> Option<redis::Msg> {
-    match messages {
-        Some(stream) => stream.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Follows a turn its owner no longer answers for on Handinger, to its end, and keeps what
-/// it found in the store for the other replicas. `None`: the owner came back meanwhile (it
-/// took its lease again), so the store is followed again.
-///
-/// "Not recorded" is told to waiters only once the store confirms the orphan is settled:
-/// the verdict is stored in the turn's place while the turn still has no lease, so an owner
-/// that was only stalled finds its claim gone and never posts the turn afterwards.
-async fn reconcile_remote(remote: &Remote, orphan: bool) -> Option<TurnOutcome> {
-    let task_id = &remote.ident.task_id;
-    let cause = ApiError::Interrupted {
-        detail: "the replica that sent it stopped before the answer arrived".into(),
-    };
-    let matches = |input: &str| remote.ident.digest(input) == remote.meta.digest;
-    let outcome = super::reconcile(&remote.api, task_id, &matches, cause).await;
-    let at = crate::turns::now_rfc3339();
-    match &outcome {
-        TurnOutcome::Recovered { .. } => {
-            if let Err(error) = remote
-                .store
-                .finish(&remote.ident, &remote.meta, &outcome, &at, orphan)
-                .await
-            {
-                tracing::warn!(%error, "could not keep the recovered answer in the shared store");
-            }
-            Some(outcome)
-        }
-        TurnOutcome::Failed {
-            recorded: Recorded::No,
-            error,
-        } if orphan => {
-            match remote
-                .store
-                .finish(&remote.ident, &remote.meta, &outcome, &at, true)
-                .await
-            {
-                Ok(true) => Some(outcome),
-                Ok(false) => None,
-                Err(store) => {
-                    tracing::warn!(error = %store, "could not settle the orphaned turn in the shared store");
-                    Some(TurnOutcome::Failed {
-                        error: error.clone(),
-                        recorded: Recorded::Unknown,
-                    })
-                }
-            }
-        }
-        _ => Some(outcome),
-    }
-}
-
-impl Remote {
-    /// `meta`, a turn of `ident`'s task, as another replica runs (or ran) it.
-    pub fn new(
-        store: &Arc<SharedStore>,
-        api: &HandingerClient,
-        ident: Ident,
-        meta: TurnMeta,
-    ) -> Self {
-        Remote {
-            store: store.clone(),
-            api: api.clone(),
-            ident,
-            meta,
-            following: Default::default(),
-        }
-    }
-
-    /// A registry turn for what the store holds.
-    pub(super) fn turn(self, outcome: Option<(TurnOutcome, String)>) -> Arc<Turn> {
-        let elapsed = Duration::from_millis(now_ms().saturating_sub(self.meta.started_ms));
-        let started = std::time::Instant::now()
-            .checked_sub(elapsed)
-            .unwrap_or_else(std::time::Instant::now);
-        let finished = std::sync::OnceLock::new();
-        let outcome = match outcome {
-            Some((outcome, at)) => {
-                let _ = finished.set((std::time::Instant::now(), at));
-                Some(Arc::new(outcome))
-            }
-            None => None,
-        };
-        Arc::new(Turn {
-            id: 0,
-            task_id: self.ident.task_id.clone(),
-            input_digest: 0,
-            budget: self.meta.budget,
-            worker_id: self.meta.worker_id.clone(),
-            started,
-            created_at: self.meta.created_at.clone(),
-            outcome: watch::Sender::new(outcome),
-            finished,
-            cancelled: Default::default(),
-            counted_bytes: Default::default(),
-            remote: Some(Arc::new(self)),
-        })
     }
 }
 
@@ -1025,12 +816,6 @@ fn serialize_answer(
         outcome,
     })
     .map_err(|e| format!("could not serialize the answer for the shared store: {e}"))
-}
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn millis(duration: Duration) -> u64 {

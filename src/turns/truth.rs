@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use super::{Recorded, Turn, TurnOutcome, TurnRegistry};
+use super::outcome::{Recorded, TurnOutcome};
+use super::registry::TurnRegistry;
+use super::turn::Turn;
 use crate::handinger::{ApiError, HandingerClient, TaskRecord};
 use crate::task_id::TaskId;
 
