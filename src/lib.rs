@@ -17,7 +17,7 @@
 //!   which of them a server lists (`--toolsets`, `--read-only`, `--worker`). Every tool
 //!   runs on one skeleton ([`tools`]' `call` module: decode, check, the caller's client,
 //!   the error result; the irreversible changes share one more, `change`), and its
-//!   annotations come from one table of what each tool does (`effect`). A server is handed what it shares with the process ([`tools::Shared`]:
+//!   annotations come from one table of what each tool does (`effect`). A server is handed what it shares with the process ([`tools::Services`]:
 //!   the API client, the policy, the registry, the metrics, the shutdown token) and
 //!   reaches nothing global; it renders what [`turns`] says is true.
 //! - [`turns`] — turns in flight and finished answers (the registry): each POST is owned by
@@ -28,7 +28,7 @@
 //!   is also the one source of truth about a task for `get_task`, `tasks/get` and
 //!   `resources/read` ([`turns::Known`], [`turns::Settled`]): the turn held here, or
 //!   Handinger's record, and which of them wins once a held turn has ended.
-//!   [`turns::shared`] is the optional store replicas share (`--store redis://…`):
+//!   [`turns::store`] is the optional store replicas share (`--store redis://…`):
 //!   finished answers, the claim on a running turn that lets one replica join another's,
 //!   and the lease whose expiry hands a dead replica's turn to Handinger lookups.
 //! - [`files`] — attachments going up (opened without following links below the allowed
@@ -136,7 +136,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
     let store = match &settings.store {
         Some((url, secret)) => {
             use secrecy::ExposeSecret;
-            let connected = turns::shared::SharedStore::connect(
+            let connected = turns::store::TurnStore::connect(
                 url.expose_secret(),
                 secret,
                 settings.retention,
@@ -159,7 +159,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
         // The server does not run on the caller's machine: its files are not theirs to send.
         policy.local_roots = None;
     }
-    let shared = tools::Shared {
+    let services = tools::Services {
         api: api.clone(),
         policy: Arc::new(policy),
         turns,
@@ -170,8 +170,8 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
     let tools = settings.tools;
     match cli.command.unwrap_or(Command::Stdio) {
         Command::Stdio => {
-            let shutdown = shared.shutdown.clone();
-            let server = server(shared, key_given, tools).await?;
+            let shutdown = services.shutdown.clone();
+            let server = server(services, key_given, tools).await?;
             transport::stdio::serve(
                 server,
                 shutdown,
@@ -185,24 +185,24 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
             let http = (*args)
                 .validate(max_wait)
                 .map_err(config::ConfigError::Invalid)?;
-            let process = transport::http::Process {
+            let http_services = transport::http::HttpServices {
                 api: api.clone(),
                 store,
                 metrics,
-                shutdown: shared.shutdown.clone(),
+                shutdown: services.shutdown.clone(),
                 message_shape: settings.message_shape,
             };
-            let server = server(shared, key_given, tools).await?;
-            transport::http::serve(http, server, process)
+            let server = server(services, key_given, tools).await?;
+            transport::http::serve(http, server, http_services)
                 .await
                 .map_err(StartError::Serve)
         }
         Command::Doctor => {
             let store = store.as_deref();
-            Ok(doctor::run(&api, key_given, &shared.policy, &tools, store).await?)
+            Ok(doctor::run(&api, key_given, &services.policy, &tools, store).await?)
         }
         Command::Tools => {
-            let server = server(shared, key_given, tools).await?;
+            let server = server(services, key_given, tools).await?;
             client_config::print_tools(&server).map_err(StartError::Serve)
         }
     }
@@ -212,10 +212,10 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
 /// which needs a real key: without one (`tools` runs without) they are described from their
 /// names.
 async fn server(
-    shared: tools::Shared,
+    services: tools::Services,
     key_given: bool,
     tools: tools::ToolSettings,
 ) -> Result<HandingerServer, StartError> {
-    let surface = tools.describe(key_given.then_some(&shared.api)).await;
-    HandingerServer::new(shared, &surface).map_err(StartError::Tools)
+    let surface = tools.describe(key_given.then_some(&services.api)).await;
+    HandingerServer::new(services, &surface).map_err(StartError::Tools)
 }

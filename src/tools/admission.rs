@@ -31,6 +31,6 @@ impl HandingerServer {
         let Some(scope) = self.scope_for_headers(headers) else {
             return Ok(());
         };
-        self.shared.turns.room_for(scope, task_id.as_ref())
+        self.services.turns.room_for(scope, task_id.as_ref())
     }
 }

@@ -165,7 +165,7 @@ impl TaskPolicy {
 /// What every server shares with the rest of the process, handed in at start-up rather
 /// than reached through globals.
 #[derive(Clone)]
-pub struct Shared {
+pub struct Services {
     /// The client with the server's own key (per-user keys derive theirs from it).
     pub api: HandingerClient,
     pub policy: Arc<TaskPolicy>,
@@ -181,7 +181,7 @@ pub struct Shared {
 /// by all connections, so an answer outlives the call (and the session) that started it.
 #[derive(Clone)]
 pub struct HandingerServer {
-    shared: Shared,
+    services: Services,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
     instructions: Arc<str>,
@@ -192,12 +192,12 @@ pub struct HandingerServer {
 impl HandingerServer {
     /// A server listing the tools of `surface` (toolsets, `--read-only`, named workers).
     /// `Err` when a named worker's tool would clash with another tool.
-    pub fn new(shared: Shared, surface: &ToolSurface) -> Result<Self, String> {
+    pub fn new(services: Services, surface: &ToolSurface) -> Result<Self, String> {
         let mut tool_router = surface.router()?;
         schema::make_portable(&mut tool_router);
         let prompt_router = Self::prompts_for(tool_router.has_route("create_task"));
         Ok(Self {
-            shared,
+            services,
             tool_router,
             prompt_router,
             instructions: surface.instructions(INSTRUCTIONS).into(),
@@ -264,7 +264,7 @@ impl ServerHandler for HandingerServer {
             .call(ToolCallContext::new(self, request, context))
             .await;
         let known = self.tool_router.has_route(&tool);
-        self.shared.metrics.record_tool_call(
+        self.services.metrics.record_tool_call(
             if known { &tool } else { "unknown" },
             outcome_word(&outcome),
         );

@@ -193,7 +193,7 @@ in the Handinger dashboard (and the worker's webhook, if it has one), not in thi
     pub(super) async fn create_schedule_tool(&self, call: Call<CreateScheduleArgs>) -> Reply {
         let schedule = call
             .args
-            .and_then(|args| new_schedule(args, &self.shared.policy));
+            .and_then(|args| new_schedule(args, &self.services.policy));
         self.api_call(&call.context, schedule, |api, (worker_id, schedule)| async move {
             let what = format!("create_schedule on workerId {worker_id}");
             let check = list_check(&worker_id);

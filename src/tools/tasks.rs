@@ -20,8 +20,8 @@ use crate::files::upload::AllowedRoots;
 use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;
 use crate::turns::{
-    Admitted, Recorded, Settled, StartRefused, Stop, Turn, TurnOutcome, WaitEnd, bound_full,
-    is_terminal_status,
+    Admitted, RecordedUpstream, Settled, StartRefused, Stop, Turn, TurnOutcome, WaitEnd,
+    bound_full, is_terminal_status,
 };
 
 /// How long to wait for a client to list its roots.
@@ -78,7 +78,7 @@ Each call spends Handinger credits according to the budget.",
         match Box::pin(self.begin_task(tool, args, &context)).await? {
             Started::Turn(admitted) => {
                 let mut result = self
-                    .await_turn(admitted.turn, self.shared.policy.max_wait, &context)
+                    .await_turn(admitted.turn, self.services.policy.max_wait, &context)
                     .await;
                 if let Some(ago) = admitted.repeat_of {
                     result
@@ -153,7 +153,7 @@ impl HandingerServer {
         let prepared = if args.files.as_ref().is_some_and(|files| !files.is_empty()) {
             // Opening and reading files can block (a slow disk, a FIFO): never on the
             // runtime, which on stdio is a single thread serving everything else too.
-            let policy = self.shared.policy.clone();
+            let policy = self.services.policy.clone();
             tokio::task::spawn_blocking(move || policy.prepare(args, roots.as_ref()))
                 .await
                 .unwrap_or_else(|e| {
@@ -162,7 +162,7 @@ impl HandingerServer {
                     ))
                 })
         } else {
-            self.shared.policy.prepare(args, roots.as_ref())
+            self.services.policy.prepare(args, roots.as_ref())
         };
         self.api_call(context, prepared, |api, prepared| {
             self.start_turn(&tool, api, prepared, context)
@@ -190,7 +190,7 @@ impl HandingerServer {
         }
         tracing::info!(%task_id, budget = %prepared.request.budget, tool, "create_task");
         let admitted = match self
-            .shared
+            .services
             .turns
             .start(
                 &api,
@@ -232,7 +232,7 @@ impl HandingerServer {
     /// The directories local files may come from: the configured ones plus the client's
     /// roots, when it shares them. `None` where local paths are not allowed at all.
     async fn local_roots(&self, context: &RequestContext<RoleServer>) -> Option<AllowedRoots> {
-        let configured = self.shared.policy.local_roots.as_ref()?;
+        let configured = self.services.policy.local_roots.as_ref()?;
         let shares_roots = context
             .client_capabilities()
             .is_some_and(|caps| caps.roots.is_some());
@@ -265,14 +265,14 @@ impl HandingerServer {
         wait: u64,
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let wait = Duration::from_secs(wait).min(self.shared.policy.max_wait);
-        let Some(turn) = self.shared.turns.find(&api, &task_id).await else {
+        let wait = Duration::from_secs(wait).min(self.services.policy.max_wait);
+        let Some(turn) = self.services.turns.find(&api, &task_id).await else {
             return self.poll_task(&api, &task_id, wait, context).await;
         };
         let Some(outcome) = self.await_outcome(&turn, wait, context).await else {
             return running_result(&turn);
         };
-        match self.shared.turns.settle(&api, &turn, &outcome).await {
+        match self.services.turns.settle(&api, &turn, &outcome).await {
             Settled::AsHeld => {
                 // As in await_turn: let go of the turn before the answer is copied.
                 drop(turn);
@@ -319,12 +319,12 @@ impl HandingerServer {
     ) -> Option<Arc<TurnOutcome>> {
         let stop = Stop {
             request: &context.ct,
-            shutdown: &self.shared.shutdown,
+            shutdown: &self.services.shutdown,
         };
         let end = turn
             .wait(
                 limit,
-                self.shared.policy.progress_interval,
+                self.services.policy.progress_interval,
                 &stop,
                 |elapsed| {
                     let message = format!(
@@ -399,7 +399,7 @@ impl HandingerServer {
             .await;
             tokio::select! {
                 biased;
-                () = self.shared.shutdown.cancelled() => return task_result(result, None),
+                () = self.services.shutdown.cancelled() => return task_result(result, None),
                 () = context.ct.cancelled() => return task_result(result, None),
                 () = tokio::time::sleep_until(deadline.min(now + POLL_INTERVAL)) => {}
             }
@@ -455,11 +455,11 @@ async fn send_progress(context: &RequestContext<RoleServer>, elapsed: Duration, 
 fn failed_latest_turn(
     task_id: &TaskId,
     error: &ApiError,
-    recorded: Recorded,
+    recorded: RecordedUpstream,
     record: Option<&crate::handinger::TaskRecord>,
 ) -> CallToolResult {
     let next = match recorded {
-        Recorded::No => format!(
+        RecordedUpstream::No => format!(
             "Handinger did not record this turn, so calling create_task again with it is safe (taskId {task_id})."
         ),
         _ => format!(

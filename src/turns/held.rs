@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::bounds::{Retention, TurnLimits};
 use super::clock::now_rfc3339;
-use super::outcome::{Recorded, TurnOutcome};
+use super::outcome::{RecordedUpstream, TurnOutcome};
 use super::reconcile::reconcile;
 use super::turn::{Admitted, Turn};
 use crate::files::answer::{AnswerCopies, AnswerFileOptions};
@@ -425,7 +425,7 @@ pub(super) async fn run_turn(
     if !error.request_was_taken() {
         return TurnOutcome::Failed {
             error,
-            recorded: Recorded::No,
+            recorded: RecordedUpstream::No,
         };
     }
     tracing::warn!(%task_id, %error, "task POST failed after sending; looking the task up");

@@ -19,32 +19,32 @@
 //! - `registry` — [`TurnRegistry`], what the tools ask: start, join or find a turn.
 //! - `held` — this process's turns: the map, eviction, slots, the start without a store.
 //! - `replicated` — the start with a shared store: the claim, its lease, orphans.
-//! - `shared` — the shared store itself (Redis): claims, leases, answers.
+//! - `store` — the store replicas share (Redis): claims, leases, answers.
 //! - `remote` — a turn another replica runs, followed through the store.
 //! - `turn` — one turn and the wait for its end.
 //! - `outcome` — how a turn ended, and what it costs the byte budget.
 //! - `reconcile` — after an ambiguous failure, Handinger's record decides.
-//! - `truth` — held turn or Handinger's record: which one answers for a task.
+//! - `held_or_record` — the held turn or Handinger's record: which one answers for a task.
 //! - `bounds` — [`Retention`] and [`TurnLimits`].
 //! - `clock` — timestamps as turns record them.
 
 mod bounds;
 mod clock;
 mod held;
+mod held_or_record;
 mod outcome;
 mod reconcile;
 mod registry;
 mod remote;
 mod replicated;
-pub mod shared;
-mod truth;
+pub mod store;
 mod turn;
 
 pub use crate::handinger::types::is_terminal_status;
 pub use bounds::{Retention, TurnLimits};
 pub use clock::now_rfc3339;
 pub use held::{StartRefused, bound_full};
-pub use outcome::{Recorded, TurnOutcome};
+pub use held_or_record::{Known, Settled};
+pub use outcome::{RecordedUpstream, TurnOutcome};
 pub use registry::TurnRegistry;
-pub use truth::{Known, Settled};
 pub use turn::{Admitted, Stop, Turn, WaitEnd};

@@ -1,4 +1,4 @@
-//! How a turn ended ([`TurnOutcome`]), whether Handinger holds it ([`Recorded`]), and what
+//! How a turn ended ([`TurnOutcome`]), whether Handinger holds it ([`RecordedUpstream`]), and what
 //! an outcome costs the registry's byte budget.
 
 use std::sync::Arc;
@@ -25,7 +25,10 @@ pub enum TurnOutcome {
         cause: ApiError,
     },
     /// The POST failed; `recorded` says whether Handinger holds the turn anyway.
-    Failed { error: ApiError, recorded: Recorded },
+    Failed {
+        error: ApiError,
+        recorded: RecordedUpstream,
+    },
 }
 
 impl TurnOutcome {
@@ -35,14 +38,14 @@ impl TurnOutcome {
     pub fn recorded_upstream(&self) -> bool {
         match self {
             TurnOutcome::Answered { .. } | TurnOutcome::Recovered { .. } => true,
-            TurnOutcome::Failed { recorded, .. } => *recorded == Recorded::StillRunning,
+            TurnOutcome::Failed { recorded, .. } => *recorded == RecordedUpstream::StillRunning,
         }
     }
 }
 
 /// Whether Handinger has the turn, as far as the bridge could establish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Recorded {
+pub enum RecordedUpstream {
     /// Certainly not: resending is safe.
     No,
     /// It was found upstream but still running when the bridge stopped following it.

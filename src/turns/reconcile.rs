@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::outcome::{Recorded, TurnOutcome};
+use super::outcome::{RecordedUpstream, TurnOutcome};
 use crate::handinger::types::is_terminal_status;
 use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;
@@ -19,7 +19,7 @@ const RECONCILE_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// "Not recorded" (the only verdict that makes a resend safe) needs positive evidence: the
 /// task is unknown (404), or its turn list was read and our turn is not in it. A lookup
 /// that fails, or a turn list that cannot be read, proves nothing and ends as
-/// [`Recorded::Unknown`] (or [`Recorded::StillRunning`] once the turn was seen).
+/// [`RecordedUpstream::Unknown`] (or [`RecordedUpstream::StillRunning`] once the turn was seen).
 /// `ours` recognises our turn's input.
 pub(super) async fn reconcile(
     api: &HandingerClient,
@@ -31,9 +31,9 @@ pub(super) async fn reconcile(
     let mut seen = false;
     let unsure = |seen: bool| {
         if seen {
-            Recorded::StillRunning
+            RecordedUpstream::StillRunning
         } else {
-            Recorded::Unknown
+            RecordedUpstream::Unknown
         }
     };
     loop {
@@ -42,7 +42,7 @@ pub(super) async fn reconcile(
             Err(ApiError::Status { status: 404, .. }) if !seen => {
                 return TurnOutcome::Failed {
                     error: cause,
-                    recorded: Recorded::No,
+                    recorded: RecordedUpstream::No,
                 };
             }
             Err(lookup) => {
@@ -69,9 +69,9 @@ pub(super) async fn reconcile(
             return TurnOutcome::Failed {
                 error: cause,
                 recorded: if seen {
-                    Recorded::StillRunning
+                    RecordedUpstream::StillRunning
                 } else {
-                    Recorded::No
+                    RecordedUpstream::No
                 },
             };
         };
@@ -94,7 +94,7 @@ pub(super) async fn reconcile(
         if started.elapsed() > RECONCILE_LIMIT {
             return TurnOutcome::Failed {
                 error: cause,
-                recorded: Recorded::StillRunning,
+                recorded: RecordedUpstream::StillRunning,
             };
         }
         tokio::time::sleep(RECONCILE_POLL).await;

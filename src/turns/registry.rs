@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::bounds::{Retention, TurnLimits};
 use super::held::{Asked, HeldTurns, StartRefused, TurnKey};
 use super::replicated::Replicated;
-use super::shared::SharedStore;
+use super::store::TurnStore;
 use super::turn::{Admitted, Turn, input_digest};
 use crate::files::answer::AnswerFileOptions;
 use crate::handinger::{HandingerClient, TaskRequest};
@@ -29,7 +29,7 @@ impl TurnRegistry {
     }
 
     /// Shares turns and answers with other replicas through `store`.
-    pub fn with_store(mut self, store: Option<Arc<SharedStore>>) -> Self {
+    pub fn with_store(mut self, store: Option<Arc<TurnStore>>) -> Self {
         self.replicated = store.map(Replicated::new);
         self
     }

@@ -8,14 +8,14 @@ use futures::StreamExt as _;
 use tokio::sync::watch;
 
 use super::clock::now_rfc3339;
-use super::outcome::{Recorded, TurnOutcome};
+use super::outcome::{RecordedUpstream, TurnOutcome};
 use super::reconcile::reconcile;
-use super::shared::{Ident, Lookup, SharedStore, TurnMeta};
+use super::store::{Ident, Lookup, TurnMeta, TurnStore};
 use crate::handinger::{ApiError, HandingerClient};
 
 /// A turn another replica runs (or ran), as the registry hands it to callers.
 pub struct Remote {
-    pub store: Arc<SharedStore>,
+    pub store: Arc<TurnStore>,
     pub api: HandingerClient,
     pub ident: Ident,
     pub meta: TurnMeta,
@@ -151,7 +151,7 @@ async fn reconcile_remote(remote: &Remote, orphan: bool) -> Option<TurnOutcome> 
             Some(outcome)
         }
         TurnOutcome::Failed {
-            recorded: Recorded::No,
+            recorded: RecordedUpstream::No,
             error,
         } if orphan => {
             match remote
@@ -165,7 +165,7 @@ async fn reconcile_remote(remote: &Remote, orphan: bool) -> Option<TurnOutcome> 
                     tracing::warn!(error = %store, "could not settle the orphaned turn in the shared store");
                     Some(TurnOutcome::Failed {
                         error: error.clone(),
-                        recorded: Recorded::Unknown,
+                        recorded: RecordedUpstream::Unknown,
                     })
                 }
             }
@@ -177,7 +177,7 @@ async fn reconcile_remote(remote: &Remote, orphan: bool) -> Option<TurnOutcome> 
 impl Remote {
     /// `meta`, a turn of `ident`'s task, as another replica runs (or ran) it.
     pub fn new(
-        store: &Arc<SharedStore>,
+        store: &Arc<TurnStore>,
         api: &HandingerClient,
         ident: Ident,
         meta: TurnMeta,

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::clock::{now_ms, now_rfc3339};
 use super::held::{Asked, HeldTurns, StartRefused, run_turn};
-use super::outcome::{Recorded, TurnOutcome};
+use super::outcome::{RecordedUpstream, TurnOutcome};
 use super::remote::Remote;
-use super::shared::{Claim, Ident, Lookup, SharedStore, StoredAnswer, TurnMeta};
+use super::store::{Claim, Ident, Lookup, StoredAnswer, TurnMeta, TurnStore};
 use super::turn::{Admitted, Turn};
 use crate::handinger::types::is_terminal_status;
 use crate::handinger::{ApiError, HandingerClient};
@@ -21,7 +21,7 @@ use crate::task_id::TaskId;
 
 /// The shared store, and the turns of other replicas this process hands out.
 pub(super) struct Replicated {
-    store: Arc<SharedStore>,
+    store: Arc<TurnStore>,
     /// Remote turns still running, by their name in the store: one registry turn per
     /// remote turn however many callers find or join it, so one follower feeds them all.
     /// An entry lives as long as a caller holds its turn; dead ones go at the next insert.
@@ -29,7 +29,7 @@ pub(super) struct Replicated {
 }
 
 impl Replicated {
-    pub(super) fn new(store: Arc<SharedStore>) -> Self {
+    pub(super) fn new(store: Arc<TurnStore>) -> Self {
         Self {
             store,
             remote_turns: Mutex::default(),
@@ -215,7 +215,7 @@ impl Replicated {
     /// when the store no longer holds one, the turn followed on Handinger.
     async fn repeated(
         &self,
-        store: &Arc<SharedStore>,
+        store: &Arc<TurnStore>,
         api: &HandingerClient,
         ident: Ident,
         asked: TurnMeta,
@@ -322,7 +322,7 @@ async fn run_claimed(
 
 /// A claim this replica won in the shared store, and when it asked for it.
 struct Claimed {
-    store: Arc<SharedStore>,
+    store: Arc<TurnStore>,
     ident: Ident,
     meta: TurnMeta,
     /// Just before the claim was sent: the lease runs from no earlier than this.
@@ -334,7 +334,7 @@ struct Claimed {
 /// (paused, swapped out, starved) may have let the lease lapse and seen the turn taken over,
 /// so it renews first, and sends nothing if the claim is gone or cannot be confirmed.
 async fn confirm_claim(
-    store: &SharedStore,
+    store: &TurnStore,
     ident: &Ident,
     meta: &TurnMeta,
     claimed_at: Instant,
@@ -371,7 +371,7 @@ async fn confirm_claim(
 fn withheld(detail: String) -> TurnOutcome {
     TurnOutcome::Failed {
         error: ApiError::Withheld { detail },
-        recorded: Recorded::No,
+        recorded: RecordedUpstream::No,
     }
 }
 

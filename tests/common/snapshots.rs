@@ -19,7 +19,7 @@ use std::sync::Arc;
 use handinger_mcp::config_file::{ArgsError, parse_args};
 use handinger_mcp::handinger::{HandingerClient, Unobserved};
 use handinger_mcp::metrics::Metrics;
-use handinger_mcp::tools::{HandingerServer, Shared};
+use handinger_mcp::tools::{HandingerServer, Services};
 use handinger_mcp::turns::TurnRegistry;
 use rmcp::model::Tool;
 use serde_json::{Value, json};
@@ -103,14 +103,14 @@ pub async fn in_process(args: &[&str]) -> Vec<Tool> {
         settings.answer_files,
     );
     let surface = settings.tools.describe(None).await;
-    let shared = Shared {
+    let services = Services {
         api,
         policy: Arc::new(settings.policy),
         turns: Arc::new(turns),
         metrics: Arc::new(Metrics::default()),
         shutdown: CancellationToken::new(),
     };
-    HandingerServer::new(shared, &surface)
+    HandingerServer::new(services, &surface)
         .unwrap_or_else(|e| panic!("{args:?}: {e}"))
         .tools()
 }

@@ -50,7 +50,7 @@ use crate::handinger::HandingerClient;
 use crate::metrics::Metrics;
 use crate::tools::HandingerServer;
 use crate::transport::message_shape::MessageShape;
-use crate::turns::shared::SharedStore;
+use crate::turns::store::TurnStore;
 
 pub use settings::{HttpArgs, HttpSettings};
 
@@ -66,11 +66,11 @@ const QUICK_CALLS: Duration = Duration::from_secs(2);
 
 /// What the HTTP server is handed besides the MCP server: the values it shares with the
 /// tools, for its probes, its counters and its shutdown.
-pub struct Process {
+pub struct HttpServices {
     /// The server's own client: readiness asks whether Handinger answers.
     pub api: HandingerClient,
     /// The shared turn store, when there is one: readiness depends on it too.
-    pub store: Option<Arc<SharedStore>>,
+    pub store: Option<Arc<TurnStore>>,
     pub metrics: Arc<Metrics>,
     /// The tools' shutdown token, fired once quick calls had their chance: waits on long
     /// turns then end at once with the resumable taskId instead of holding the shutdown up
@@ -83,20 +83,20 @@ pub struct Process {
 pub async fn serve(
     settings: HttpSettings,
     server: HandingerServer,
-    process: Process,
+    http_services: HttpServices,
 ) -> Result<(), String> {
     let server = if settings.key_from_request {
         server.with_request_keys()
     } else {
         server
     };
-    let Process {
+    let HttpServices {
         api,
         store,
         metrics,
         shutdown: release_waits,
         message_shape,
-    } = process;
+    } = http_services;
     let factory = move || server.clone();
 
     // Cancelled once the grace period is over: ends sessions and their event streams.

@@ -50,7 +50,7 @@ const LEGACY_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
 type Factory = dyn Fn() -> HandingerServer + Send + Sync;
 type Waiting = Arc<Mutex<HashMap<i64, oneshot::Sender<ServerJsonRpcMessage>>>>;
 
-pub struct SharedCalls {
+pub struct CallLoops {
     factory: Box<Factory>,
     loops: Mutex<HashMap<&'static str, Arc<Loop>>>,
     shutdown: CancellationToken,
@@ -67,7 +67,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl SharedCalls {
+impl CallLoops {
     pub fn new(
         factory: impl Fn() -> HandingerServer + Send + Sync + 'static,
         shutdown: CancellationToken,
@@ -113,7 +113,7 @@ impl SharedCalls {
     }
 
     /// Hands one eligible tool call to the shared loop (`version` is what
-    /// [`SharedCalls::eligible`] returned): what waits for its answer, or the refusal.
+    /// [`CallLoops::eligible`] returned): what waits for its answer, or the refusal.
     ///
     /// Not an `async fn`: what a held call keeps while it waits is only the way back
     /// ([`Sent`]), not room for the request's head and message.
@@ -127,21 +127,21 @@ impl SharedCalls {
         let ClientJsonRpcMessage::Request(mut request) = message else {
             return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
         };
-        let Some(shared) = self.loop_for(version) else {
+        let Some(call_loop) = self.loop_for(version) else {
             return Err(Refusal::ShuttingDown.into_response());
         };
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = call_loop.next_id.fetch_add(1, Ordering::Relaxed);
         let asked_as = std::mem::replace(&mut request.id, NumberOrString::Number(id));
         // As rmcp does: the call's context carries the HTTP request (per-user keys).
         request.request.extensions_mut().insert(parts);
         let (answer_to, answer) = oneshot::channel();
-        lock(&shared.waiting).insert(id, answer_to);
+        lock(&call_loop.waiting).insert(id, answer_to);
         let pending = Pending {
-            shared: shared.clone(),
+            call_loop: call_loop.clone(),
             id,
             answered: false,
         };
-        if shared
+        if call_loop
             .to_service
             .unbounded_send(ClientJsonRpcMessage::Request(request))
             .is_err()
@@ -160,12 +160,12 @@ impl SharedCalls {
             return None;
         }
         let mut loops = lock(&self.loops);
-        if let Some(shared) = loops.get(version) {
-            return Some(shared.clone());
+        if let Some(call_loop) = loops.get(version) {
+            return Some(call_loop.clone());
         }
-        let shared = Arc::new(self.start(version)?);
-        loops.insert(version, shared.clone());
-        Some(shared)
+        let call_loop = Arc::new(self.start(version)?);
+        loops.insert(version, call_loop.clone());
+        Some(call_loop)
     }
 
     fn start(&self, version: &'static str) -> Option<Loop> {
@@ -243,7 +243,7 @@ async fn route_answers(mut answers: mpsc::Receiver<ServerJsonRpcMessage>, waitin
 /// A call on its way: if its HTTP request goes away first (the client disconnected), the
 /// handler is cancelled, as rmcp cancels a stateless request's handler.
 struct Pending {
-    shared: Arc<Loop>,
+    call_loop: Arc<Loop>,
     id: i64,
     answered: bool,
 }
@@ -253,14 +253,14 @@ impl Drop for Pending {
         if self.answered {
             return;
         }
-        lock(&self.shared.waiting).remove(&self.id);
+        lock(&self.call_loop.waiting).remove(&self.id);
         let cancelled = serde_json::json!({
             "jsonrpc": "2.0",
             "method": "notifications/cancelled",
             "params": {"requestId": self.id, "reason": "the client disconnected"}
         });
         if let Ok(cancelled) = serde_json::from_value::<ClientJsonRpcMessage>(cancelled) {
-            let _ = self.shared.to_service.unbounded_send(cancelled);
+            let _ = self.call_loop.to_service.unbounded_send(cancelled);
         }
     }
 }
@@ -364,11 +364,11 @@ mod tests {
     fn plain_tool_calls_of_legacy_revisions_are_eligible() {
         let plain = call(serde_json::json!({"name": "create_task", "arguments": {"input": "a"}}));
         assert_eq!(
-            SharedCalls::eligible(&headers(&PLAIN), &plain),
+            CallLoops::eligible(&headers(&PLAIN), &plain),
             Some("2025-11-25")
         );
         assert_eq!(
-            SharedCalls::eligible(&headers(&PLAIN[..2]), &plain),
+            CallLoops::eligible(&headers(&PLAIN[..2]), &plain),
             Some("2025-03-26"),
             "no header means 2025-03-26, as rmcp reads it"
         );
@@ -380,27 +380,24 @@ mod tests {
         let with_progress = call(
             serde_json::json!({"name": "create_task", "arguments": {}, "_meta": {"progressToken": 1}}),
         );
-        assert_eq!(
-            SharedCalls::eligible(&headers(&PLAIN), &with_progress),
-            None
-        );
+        assert_eq!(CallLoops::eligible(&headers(&PLAIN), &with_progress), None);
         let list = message(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
-        assert_eq!(SharedCalls::eligible(&headers(&PLAIN), &list), None);
+        assert_eq!(CallLoops::eligible(&headers(&PLAIN), &list), None);
         let mut newer = headers(&PLAIN);
         newer.insert(
             "mcp-protocol-version",
             HeaderValue::from_static("2026-07-28"),
         );
-        assert_eq!(SharedCalls::eligible(&newer, &plain), None);
+        assert_eq!(CallLoops::eligible(&newer, &plain), None);
         let mut checked = headers(&PLAIN);
         checked.insert("mcp-method", HeaderValue::from_static("tools/call"));
-        assert_eq!(SharedCalls::eligible(&checked, &plain), None);
+        assert_eq!(CallLoops::eligible(&checked, &plain), None);
         let mut weighted = headers(&PLAIN);
         weighted.insert(
             "accept",
             HeaderValue::from_static("application/json;q=0, text/event-stream"),
         );
-        assert_eq!(SharedCalls::eligible(&weighted, &plain), None);
-        assert_eq!(SharedCalls::eligible(&headers(&PLAIN[1..]), &plain), None);
+        assert_eq!(CallLoops::eligible(&weighted, &plain), None);
+        assert_eq!(CallLoops::eligible(&headers(&PLAIN[1..]), &plain), None);
     }
 }

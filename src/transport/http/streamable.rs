@@ -41,7 +41,7 @@ use super::limits::{self, CallGate};
 use super::session_limits::Refusal;
 use super::session_limits::{SessionCap, Slot};
 use super::sessions::{InFlightGuard, InFlightIds, Owner, Owners, request_id};
-use super::stateless::{Sent, SharedCalls};
+use super::stateless::{CallLoops, Sent};
 use super::turn_room;
 use crate::tools::HandingerServer;
 use crate::transport::message_shape::MessageShape;
@@ -68,7 +68,7 @@ pub struct StreamableMcp {
     /// Ends the timers of sessions waiting for their first request.
     shutdown: CancellationToken,
     /// `--stateless`: plain tool calls go to a shared service ([`super::stateless`]).
-    shared: Option<SharedCalls>,
+    call_loops: Option<CallLoops>,
     /// Asked whether a tool call would find a turn slot ([`super::turn_room`]).
     prototype: HandingerServer,
 }
@@ -106,9 +106,9 @@ impl StreamableMcp {
             .with_cancellation_token(shutdown.clone());
         let factory = Arc::new(factory);
         let prototype = factory();
-        let shared = options.stateless.then(|| {
+        let call_loops = options.stateless.then(|| {
             let factory = factory.clone();
-            SharedCalls::new(move || factory(), shutdown.clone())
+            CallLoops::new(move || factory(), shutdown.clone())
         });
         let service = StreamableHttpService::new(move || Ok(factory()), sessions.clone(), config);
         Self {
@@ -123,7 +123,7 @@ impl StreamableMcp {
             cap: options.session_cap,
             first_request_timeout: options.first_request_timeout,
             shutdown,
-            shared,
+            call_loops,
             prototype,
         }
     }
@@ -197,7 +197,7 @@ impl StreamableMcp {
 /// session).
 enum Reply {
     Now(Response),
-    Shared {
+    FromLoop {
         sent: Sent,
         permit: Option<OwnedSemaphorePermit>,
         in_flight: Option<InFlightGuard>,
@@ -210,7 +210,7 @@ pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> 
     // keeps this future for as long as the call is held.
     match Box::pin(respond(&mcp, request)).await {
         Reply::Now(response) => response,
-        Reply::Shared {
+        Reply::FromLoop {
             sent,
             permit,
             in_flight,
@@ -287,12 +287,12 @@ async fn respond(mcp: &Arc<StreamableMcp>, request: Request) -> Reply {
             if let Err(refusal) = turn_room::check_body(&mcp.prototype, &bytes, &parts.headers) {
                 return Reply::Now(refusal);
             }
-            if let Some(shared) = &mcp.shared
+            if let Some(call_loops) = &mcp.call_loops
                 && let Ok(message) = serde_json::from_slice(&bytes)
-                && let Some(version) = SharedCalls::eligible(&parts.headers, &message)
+                && let Some(version) = CallLoops::eligible(&parts.headers, &message)
             {
-                return match shared.send(version, parts, message) {
-                    Ok(sent) => Reply::Shared {
+                return match call_loops.send(version, parts, message) {
+                    Ok(sent) => Reply::FromLoop {
                         sent,
                         permit,
                         in_flight,

@@ -23,7 +23,7 @@
 //!   for `--repeat-window`: the same input again within it is that turn, not a new one.
 //!
 //! Every store error counts as "may have been applied": a claim whose answer was lost is
-//! withdrawn ([`SharedStore::release_later`]), and every script recognises its own earlier
+//! withdrawn ([`TurnStore::release_later`]), and every script recognises its own earlier
 //! effect, so an operation may be sent twice.
 //!
 //! Input digests are keyed with another digest of the API key that is never stored, so
@@ -53,7 +53,7 @@ const LAYOUT: &str = "handinger-mcp:v2";
 const MAX_RECORD_BYTES: usize = 16 * 1024;
 
 /// The connection to the shared store.
-pub struct SharedStore {
+pub struct TurnStore {
     client: redis::Client,
     manager: ConnectionManager,
     /// The URL with any password masked: what logs, errors and `doctor` show.
@@ -150,7 +150,7 @@ type NameKey = hmac::Hmac<sha2::Sha256>;
 pub enum Claim {
     /// The turn is ours to post; the worker of the task's last turn, when the store has it.
     /// `amnesiac`: the store lost its data within `--repeat-window` (see
-    /// [`SharedStore::saw_epoch`]), so a turn running or just ended may be missing from it:
+    /// [`TurnStore::saw_epoch`]), so a turn running or just ended may be missing from it:
     /// Handinger's turn list is asked before posting.
     Won {
         worker: Option<String>,
@@ -334,7 +334,7 @@ return {'answer', redis.call('GET', KEYS[3])}
     )
 });
 
-impl SharedStore {
+impl TurnStore {
     /// Sets up the connection without making it: a store that is down at start-up fails
     /// the calls that need it and `/readyz`, and is used as soon as it is back.
     pub fn connect(
