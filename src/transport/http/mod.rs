@@ -29,6 +29,7 @@ mod listen;
 mod per_address;
 mod probes;
 mod rejected;
+mod request_body;
 mod session_limits;
 mod sessions;
 mod settings;

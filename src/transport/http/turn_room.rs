@@ -14,8 +14,8 @@ use std::time::Duration;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 
-use super::limits::retry_later;
 use super::rejected::rejected;
+use super::rejected::retry_later;
 use crate::tools::HandingerServer;
 use crate::turns::{StartRefused, bound_full};
 
