@@ -110,14 +110,17 @@ pub enum StartError {
     #[error(transparent)]
     Key(#[from] handinger::KeyError),
     /// The shared turn store (`--store`) could not be set up.
-    #[error("{0}")]
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] turns::store::StoreError),
     /// The tools cannot be listed as configured (a named worker's tool clashes).
-    #[error("{0}")]
-    Tools(String),
+    #[error(transparent)]
+    Tools(#[from] tools::ToolNameTaken),
     /// A transport could not serve (the port is taken) or stopped with an error.
-    #[error("{0}")]
-    Serve(String),
+    #[error(transparent)]
+    Serve(#[from] transport::ServeError),
+    /// `tools` could not write the tool list.
+    #[error("could not write the tools as JSON: {0}")]
+    ToolsJson(#[from] serde_json::Error),
     /// `doctor` found problems; the report above says which.
     #[error(transparent)]
     Doctor(#[from] doctor::Problems),
@@ -142,7 +145,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
                 settings.retention,
                 settings.store_lease,
             );
-            Some(connected.map_err(StartError::Store)?)
+            Some(connected?)
         }
         None => None,
     };
@@ -178,8 +181,8 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
                 settings.max_message_bytes,
                 settings.message_shape,
             )
-            .await
-            .map_err(StartError::Serve)
+            .await?;
+            Ok(())
         }
         Command::Http(args) => {
             let http = (*args)
@@ -193,9 +196,8 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
                 message_shape: settings.message_shape,
             };
             let server = server(services, key_given, tools).await?;
-            transport::http::serve(http, server, http_services)
-                .await
-                .map_err(StartError::Serve)
+            transport::http::serve(http, server, http_services).await?;
+            Ok(())
         }
         Command::Doctor => {
             let store = store.as_deref();
@@ -203,7 +205,8 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<(), StartError> {
         }
         Command::Tools => {
             let server = server(services, key_given, tools).await?;
-            client_config::print_tools(&server).map_err(StartError::Serve)
+            client_config::print_tools(&server)?;
+            Ok(())
         }
     }
 }
@@ -217,5 +220,5 @@ async fn server(
     tools: tools::ToolSettings,
 ) -> Result<HandingerServer, StartError> {
     let surface = tools.describe(key_given.then_some(&services.api)).await;
-    HandingerServer::new(services, &surface).map_err(StartError::Tools)
+    Ok(HandingerServer::new(services, &surface)?)
 }

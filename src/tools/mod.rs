@@ -59,7 +59,8 @@ pub use args::{CreateTaskArgs, GetTaskArgs, decode};
 pub use keys::API_KEY_HEADER;
 pub use output::TaskResult;
 pub use surface::{
-    NamedWorker, ToolSettings, ToolSurface, Toolset, ToolsetChoice, WorkerCard, parse_toolsets,
+    NamedWorker, ToolNameTaken, ToolSettings, ToolSurface, Toolset, ToolsetChoice, WorkerCard,
+    parse_toolsets,
 };
 
 /// What the server tells a client's model about using it, once, at initialization.
@@ -192,7 +193,7 @@ pub struct HandingerServer {
 impl HandingerServer {
     /// A server listing the tools of `surface` (toolsets, `--read-only`, named workers).
     /// `Err` when a named worker's tool would clash with another tool.
-    pub fn new(services: Services, surface: &ToolSurface) -> Result<Self, String> {
+    pub fn new(services: Services, surface: &ToolSurface) -> Result<Self, ToolNameTaken> {
         let mut tool_router = surface.router()?;
         schema::make_portable(&mut tool_router);
         let prompt_router = Self::prompts_for(tool_router.has_route("create_task"));

@@ -15,6 +15,7 @@ use super::bounds::{Retention, TurnLimits};
 use super::clock::now_rfc3339;
 use super::outcome::{RecordedUpstream, TurnOutcome};
 use super::reconcile::reconcile;
+use super::store::StoreError;
 use super::turn::{Admitted, Turn};
 use crate::files::answer::{AnswerCopies, AnswerFileOptions};
 use crate::handinger::{HandingerClient, TaskRequest};
@@ -30,7 +31,7 @@ pub enum StartRefused {
     Full { limit: usize, per_key: bool },
     /// The shared store could not be asked whether another replica runs the turn, so
     /// nothing was sent (posting blind could run it twice).
-    Store(String),
+    Store(StoreError),
 }
 
 /// What a refusal for a full bound says, whoever tells it (the tool error, HTTP's 503): the

@@ -42,6 +42,24 @@ use super::outcome::TurnOutcome;
 use crate::handinger::{Budget, HandingerClient};
 use crate::task_id::TaskId;
 
+/// Why the shared turn store could not do what was asked. The message is what clients and
+/// `/readyz` may see: the store's address goes to the log only.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// `--store` or its secret cannot be used to set up a connection.
+    #[error("{0}")]
+    Setup(String),
+    /// The store failed, or did not answer in time: it is down or unreachable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The store holds, or answered with, something this release cannot read.
+    #[error("{0}")]
+    Unreadable(String),
+    /// A record could not be written in the store's format.
+    #[error("{0}")]
+    Encode(String),
+}
+
 /// Longest a single store operation may take before it counts as the store being down.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
 /// Version of the key layout and value format, so an incompatible release never misreads
@@ -342,10 +360,10 @@ impl TurnStore {
         secret: &secrecy::SecretString,
         retention: Retention,
         lease: Duration,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, StoreError> {
         let display = crate::redact::mask_credentials(url);
         let client = redis::Client::open(url).map_err(|e| {
-            format!("--store {display} is not a usable Redis URL ({e}); use redis://host:port/db or rediss://… for TLS")
+            StoreError::Setup(format!("--store {display} is not a usable Redis URL ({e}); use redis://host:port/db or rediss://… for TLS"))
         })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(OPERATION_TIMEOUT))
@@ -354,17 +372,18 @@ impl TurnStore {
             .set_max_delay(Duration::from_secs(2));
         let manager =
             ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| {
-                format!(
+                StoreError::Setup(format!(
                     "could not set up the store {display}: {}",
                     scrub(&e.to_string(), &client)
-                )
+                ))
             })?;
         let owner = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
         let names = {
             use hmac::Mac as _;
             use secrecy::ExposeSecret;
-            NameKey::new_from_slice(secret.expose_secret().as_bytes())
-                .map_err(|_| "the store secret cannot key HMAC-SHA256".to_owned())?
+            NameKey::new_from_slice(secret.expose_secret().as_bytes()).map_err(|_| {
+                StoreError::Setup("the store secret cannot key HMAC-SHA256".to_owned())
+            })?
         };
         Ok(Arc::new(Self {
             client,
@@ -392,7 +411,7 @@ impl TurnStore {
     }
 
     /// Whether the store answers: for `/readyz` and `doctor`.
-    pub async fn ping(&self) -> Result<(), String> {
+    pub async fn ping(&self) -> Result<(), StoreError> {
         let connection = self.manager.clone();
         self.run(|| {
             let mut connection = connection.clone();
@@ -445,7 +464,7 @@ impl TurnStore {
     }
 
     /// Records `meta` as the task's running turn unless one is recorded already.
-    pub async fn claim(&self, ident: &Ident, meta: &TurnMeta) -> Result<Claim, String> {
+    pub async fn claim(&self, ident: &Ident, meta: &TurnMeta) -> Result<Claim, StoreError> {
         let json = record_json(meta)?;
         let mut claim_keys = ident.keys(&["turn", "lease", "worker", "last"]);
         claim_keys.push(format!("{LAYOUT}:epoch"));
@@ -481,10 +500,10 @@ impl TurnStore {
             "repeat" => Ok(Claim::Repeat { uid: text(1) }),
             other => {
                 tracing::warn!(store = %self.display, answer = ?other, "unexpected answer to a claim");
-                Err(format!(
+                Err(StoreError::Unreadable(format!(
                     "the shared turn store answered the claim with {other:?}, which this \
                      release does not know: check that every replica runs the same version"
-                ))
+                )))
             }
         }
     }
@@ -516,7 +535,7 @@ impl TurnStore {
 
     /// Withdraws this replica's claim (`record`, as [`record_json`] wrote it) if it is still
     /// the task's turn; `false` when it was not.
-    async fn release(&self, ident: &Ident, record: &str) -> Result<bool, String> {
+    async fn release(&self, ident: &Ident, record: &str) -> Result<bool, StoreError> {
         let released: i64 = self
             .invoke(&RELEASE, ident.keys(&["turn", "lease", "done"]), |call| {
                 call.arg(record);
@@ -527,13 +546,13 @@ impl TurnStore {
 
     /// Withdraws a claim this replica won but will not post (Handinger already has the
     /// turn), now.
-    pub async fn withdraw(&self, ident: &Ident, meta: &TurnMeta) -> Result<bool, String> {
+    pub async fn withdraw(&self, ident: &Ident, meta: &TurnMeta) -> Result<bool, StoreError> {
         self.release(ident, &record_json(meta)?).await
     }
 
     /// Keeps the claim alive, taking its lease back if it lapsed while the turn record is
     /// still this turn's; `false` once it is not (another replica took the turn over).
-    pub async fn renew(&self, ident: &Ident, meta: &TurnMeta) -> Result<bool, String> {
+    pub async fn renew(&self, ident: &Ident, meta: &TurnMeta) -> Result<bool, StoreError> {
         let json = record_json(meta)?;
         let renewed: i64 = self
             .invoke(&RENEW, ident.keys(&["turn", "lease"]), |call| {
@@ -597,7 +616,7 @@ impl TurnStore {
         outcome: &TurnOutcome,
         finished_at: &str,
         strict: bool,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, StoreError> {
         let answer = if outcome.retained_bytes() > self.max_bytes {
             tracing::warn!(
                 bytes = outcome.retained_bytes(),
@@ -646,7 +665,7 @@ impl TurnStore {
     }
 
     /// Drops an orphaned turn so a different input may start a new one.
-    pub async fn take_over(&self, ident: &Ident, uid: &str) -> Result<bool, String> {
+    pub async fn take_over(&self, ident: &Ident, uid: &str) -> Result<bool, StoreError> {
         let taken: i64 = self
             .invoke(&TAKE_OVER, ident.keys(&["turn", "lease"]), |call| {
                 call.arg(uid);
@@ -656,7 +675,7 @@ impl TurnStore {
     }
 
     /// What the store holds for the task: a running turn wins over the previous answer.
-    pub async fn lookup(&self, ident: &Ident) -> Result<Lookup, String> {
+    pub async fn lookup(&self, ident: &Ident) -> Result<Lookup, StoreError> {
         let answer: Vec<redis::Value> = self
             .invoke(&LOOKUP, ident.keys(&["turn", "lease", "answer"]), |call| {
                 call.arg(self.max_stored_bytes()).arg(MAX_RECORD_BYTES);
@@ -698,14 +717,16 @@ impl TurnStore {
 
     /// The error for a turn record this release cannot read. It blocks new turns of the
     /// task until it expires; the store's address goes to the log only.
-    fn unreadable_turn(&self, error: &serde_json::Error) -> String {
+    fn unreadable_turn(&self, error: &serde_json::Error) -> StoreError {
         tracing::warn!(store = %self.display, %error, "unreadable turn record in the shared store");
         // The parser's words stay in the log: they quote the stored text, which anyone who
         // can write to the store chose.
-        "the shared turn store holds a turn record for this task that this release cannot \
-         read: check that every replica runs the same version; the record expires after \
-         --result-ttl, or an operator can delete the task's keys"
-            .to_owned()
+        StoreError::Unreadable(
+            "the shared turn store holds a turn record for this task that this release cannot \
+             read: check that every replica runs the same version; the record expires after \
+             --result-ttl, or an operator can delete the task's keys"
+                .to_owned(),
+        )
     }
 
     /// The largest stored answer this server reads back: the JSON of an answer within
@@ -720,7 +741,7 @@ impl TurnStore {
         script: &'static redis::Script,
         keys: Vec<String>,
         args: impl FnOnce(&mut redis::ScriptInvocation<'static>),
-    ) -> Result<T, String> {
+    ) -> Result<T, StoreError> {
         let mut invocation = script.prepare_invoke();
         for key in keys {
             invocation.key(key);
@@ -743,7 +764,7 @@ impl TurnStore {
     /// one: a broken pipe) is sent once more on the connection the manager makes in its
     /// place, within the same time. Every operation here may be repeated: the scripts
     /// recognise their own effects (a claim its own record, a finish its own turn).
-    async fn run<T, F, Fut>(&self, mut operation: F) -> Result<T, String>
+    async fn run<T, F, Fut>(&self, mut operation: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
@@ -769,7 +790,7 @@ impl TurnStore {
             ),
         };
         tracing::warn!(store = %self.display, "{message}");
-        Err(message)
+        Err(StoreError::Unavailable(message))
     }
 
     /// Waits for the next publication on the task's `done` channel; `None` when the
@@ -795,15 +816,16 @@ impl TurnStore {
 
 /// A turn record as stored: the claim, renewal and release compare it whole, so it must be
 /// written the same way each time (it is: serde_json is deterministic for one struct).
-fn record_json(meta: &TurnMeta) -> Result<String, String> {
-    serde_json::to_string(meta).map_err(|e| format!("could not serialize the turn record: {e}"))
+fn record_json(meta: &TurnMeta) -> Result<String, StoreError> {
+    serde_json::to_string(meta)
+        .map_err(|e| StoreError::Encode(format!("could not serialize the turn record: {e}")))
 }
 
 fn serialize_answer(
     meta: &TurnMeta,
     outcome: &TurnOutcome,
     finished_at: &str,
-) -> Result<String, String> {
+) -> Result<String, StoreError> {
     #[derive(Serialize)]
     struct Borrowed<'a> {
         meta: &'a TurnMeta,
@@ -815,7 +837,11 @@ fn serialize_answer(
         finished_at,
         outcome,
     })
-    .map_err(|e| format!("could not serialize the answer for the shared store: {e}"))
+    .map_err(|e| {
+        StoreError::Encode(format!(
+            "could not serialize the answer for the shared store: {e}"
+        ))
+    })
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -50,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 use crate::handinger::HandingerClient;
 use crate::metrics::Metrics;
 use crate::tools::HandingerServer;
+use crate::transport::ServeError;
 use crate::transport::message_shape::MessageShape;
 use crate::turns::store::TurnStore;
 
@@ -85,7 +86,7 @@ pub async fn serve(
     settings: HttpSettings,
     server: HandingerServer,
     http_services: HttpServices,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let server = if settings.key_from_request {
         server.with_request_keys()
     } else {
@@ -161,14 +162,14 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| {
-            format!(
+            ServeError::Listen(format!(
                 "could not listen on {}: {e} (is another process using the port? choose another with --listen)",
                 settings.listen
-            )
+            ))
         })?;
     let local = listener
         .local_addr()
-        .map_err(|e| format!("could not read the listening address: {e}"))?;
+        .map_err(|e| ServeError::Listen(format!("could not read the listening address: {e}")))?;
     // Bound before the main listener is announced, so whoever reads that line finds the
     // probes there too. Stopped when this function returns, whichever way: the probes
     // answer until then, so an orchestrator sees the drain (`/readyz` says so) rather than
@@ -177,14 +178,14 @@ pub async fn serve(
     let _stop_probes = stop_probes.clone().drop_guard();
     if let Some(address) = settings.probe_listen {
         let probe_listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
-            format!(
+            ServeError::Listen(format!(
                 "could not listen for probes on {address}: {e} (is another process using the \
                  port? choose another with --probe-listen)"
-            )
+            ))
         })?;
-        let bound = probe_listener
-            .local_addr()
-            .map_err(|e| format!("could not read the probe listening address: {e}"))?;
+        let bound = probe_listener.local_addr().map_err(|e| {
+            ServeError::Listen(format!("could not read the probe listening address: {e}"))
+        })?;
         tracing::info!("probes on http://{bound}/healthz and /readyz");
         tokio::spawn(connections::serve(
             probe_listener,
@@ -208,7 +209,7 @@ pub async fn serve(
         outcome = &mut running => {
             return match outcome {
                 Ok(()) => Ok(()),
-                Err(e) => Err(format!("the HTTP server stopped: {e}")),
+                Err(e) => Err(ServeError::Stopped(format!("the HTTP server stopped: {e}"))),
             };
         }
         () = crate::shutdown::signal() => {}

@@ -143,10 +143,9 @@ pub async fn readyz(
     let store = match &probes.store {
         Some((store, verdict)) => {
             verdict
-                .get(
-                    "the shared turn store (--store) does not answer",
-                    store.ping(),
-                )
+                .get("the shared turn store (--store) does not answer", async {
+                    store.ping().await.map_err(|error| error.to_string())
+                })
                 .await
         }
         None => Ok(()),
