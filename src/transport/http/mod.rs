@@ -12,7 +12,7 @@
 //! request first passes [`access`] (repeated headers, Host and Origin, the throttle on
 //! failed tokens, bearer token, per-user key, rate limits), whose lists come from
 //! [`hosts`]; [`limits`] holds the body cap, the rate limiter and the bound on concurrent
-//! tool calls; [`turn_room`] refuses a call the turn bounds would refuse, with 503;
+//! tool calls; [`rejected`] words every refusal, among them the 503 for a call the turn bounds would refuse;
 //! [`sessions`] binds each session to the credentials that opened it and
 //! [`session_limits`] bounds how many are open; [`settings`] holds the flags and the start-up
 //! checks (no listening beyond loopback without a token), and [`listen`] reads `--listen` (an
@@ -36,7 +36,6 @@ mod settings;
 mod sse;
 mod stateless;
 mod streamable;
-mod turn_room;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

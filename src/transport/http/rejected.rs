@@ -11,6 +11,12 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
+use crate::turns::{StartRefused, bound_full};
+
+/// Turns last as long as Handinger's workers take, seconds to minutes: a client told to come
+/// back in a second would mostly be refused again.
+const TURN_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// The reason word of a refusal, as `/metrics` labels it (a fixed set: no client can grow
 /// the number of series).
 #[derive(Debug, Clone, Copy)]
@@ -30,4 +36,29 @@ pub fn retry_later(status: StatusCode, after: Duration, message: &str) -> Respon
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     response
+}
+
+/// `Err` with the 503 when a tool call would find no turn slot (`room`, as
+/// [`crate::tools::HandingerServer::turn_room`] answered; see `tools::admission` for why
+/// HTTP asks before it accepts the call).
+#[allow(clippy::result_large_err)] // the error is the response itself, returned at once
+pub fn no_turn_room(room: Result<(), StartRefused>) -> Result<(), Response> {
+    let Err(StartRefused::Full { limit, per_key }) = room else {
+        return Ok(());
+    };
+    let reason = if per_key {
+        "turns_in_flight_per_key"
+    } else {
+        "turns_in_flight"
+    };
+    let response = retry_later(
+        StatusCode::SERVICE_UNAVAILABLE,
+        TURN_RETRY_AFTER,
+        &format!(
+            "Service Unavailable: {}. Retry after the Retry-After delay, once one has \
+             finished (collect running ones with get_task).",
+            bound_full(limit, per_key)
+        ),
+    );
+    Err(rejected(reason, response))
 }

@@ -38,11 +38,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
+use super::rejected;
 use super::session_limits::Refusal;
 use super::session_limits::{SessionCap, Slot};
 use super::sessions::{InFlightGuard, InFlightIds, Owner, Owners, request_id};
 use super::stateless::{CallLoops, Sent};
-use super::turn_room;
 use crate::tools::HandingerServer;
 use crate::transport::message_shape::MessageShape;
 
@@ -69,7 +69,7 @@ pub struct StreamableMcp {
     shutdown: CancellationToken,
     /// `--stateless`: plain tool calls go to a shared service ([`super::stateless`]).
     call_loops: Option<CallLoops>,
-    /// Asked whether a tool call would find a turn slot ([`super::turn_room`]).
+    /// Asked whether a tool call would find a turn slot ([`crate::tools::HandingerServer::turn_room`]).
     prototype: HandingerServer,
 }
 
@@ -284,7 +284,9 @@ async fn respond(mcp: &Arc<StreamableMcp>, request: Request) -> Reply {
                 Ok(entered) => permit = Some(entered),
                 Err(refusal) => return Reply::Now(refusal.into_response()),
             }
-            if let Err(refusal) = turn_room::check_body(&mcp.prototype, &bytes, &parts.headers) {
+            if let Err(refusal) =
+                rejected::no_turn_room(mcp.prototype.turn_room_for_body(&bytes, &parts.headers))
+            {
                 return Reply::Now(refusal);
             }
             if let Some(call_loops) = &mcp.call_loops
