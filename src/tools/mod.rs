@@ -1,17 +1,30 @@
 //! The MCP face of the bridge: the server handler, its instructions, and its tools.
 //!
-//! One file per concern: `args` (argument structs; the input schemas derive from them),
-//! `call` (the skeleton every tool handler runs in), `effect` (what each tool does, as its
-//! annotations say), `output` (the result struct and its content blocks), `tasks` (the
-//! task tools), `mcp_tasks` (the MCP Tasks extension mapped onto Handinger tasks), `resources` (answer
-//! files and task records as MCP resources), `keys` (which Handinger key a request runs
-//! with: the server's, or the caller's with `--key-from-request`). The optional toolsets
-//! have a file each (`workers`, `schedules`, `admin`; the irreversible changes among them
-//! run as one kind of call in `change`), as do the named workers' `ask_<name>`
-//! tools (`named`) and the prompts (`prompts`); `surface` decides which of them a server
-//! lists, `schema` rewrites their schemas into what every client's validator accepts, and
-//! `reply` shapes their results. This module holds what they share: the server
-//! type and the task policy applied before anything is sent.
+//! This module holds what the tools share: the server type, [`Services`] (what every server
+//! is handed from the process) and the task policy applied before anything is sent. One
+//! file a job:
+//!
+//! - `tasks` — `create_task` and `get_task`.
+//! - `workers`, `schedules`, `admin` — the optional toolsets (`--toolsets`).
+//! - `named` — the named workers' `ask_<name>` tools (`--worker`).
+//! - `prompts` — the `delegate_research` prompt.
+//! - `args` — the task tools' argument structs (the input schemas derive from them) and
+//!   their decoding.
+//! - `call` — the skeleton every tool runs on: decode, check, the caller's client, the
+//!   error result.
+//! - `change` — the irreversible changes (`delete_worker`, `archive_task`,
+//!   `cancel_schedule`) as one kind of call.
+//! - `effect` — what each tool does, in one table, and so its annotations.
+//! - `output` — the task tools' results and their MCP content.
+//! - `reply` — the results of the worker, schedule and admin tools.
+//! - `resources` — answer files and task records as MCP resources.
+//! - `mcp_tasks` — the MCP Tasks extension mapped onto Handinger tasks.
+//! - `surface` — which tools a server lists (toolsets, `--read-only`, named workers).
+//! - `schema` — the tools' schemas rewritten into what every client's validator accepts.
+//! - `keys` — which Handinger key a request runs with (the server's, or the caller's with
+//!   `--key-from-request`).
+//! - `admission` — whether a call would find a turn slot, asked by HTTP mode before it
+//!   accepts the call.
 
 mod admin;
 mod admission;

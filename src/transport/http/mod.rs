@@ -6,17 +6,28 @@
 //! - `/sse` + `/message` — the legacy HTTP+SSE transport ([`sse`]);
 //! - `/healthz`, `/readyz`, `/metrics` — for operators ([`probes`]).
 //!
-//! [`connections`] accepts connections under a cap, and [`per_address`] under bounds per
-//! client address, and serves them with hyper, with the header, body and keep-alive
-//! timeouts; with `--probe-listen` the probes get a listener of their own. Every MCP
-//! request first passes [`access`] (repeated headers, Host and Origin, the throttle on
-//! failed tokens, bearer token, per-user key, rate limits), whose lists come from
-//! [`hosts`]; [`limits`] holds the body cap, the rate limiter and the bound on concurrent
-//! tool calls; [`rejected`] words every refusal, among them the 503 for a call the turn bounds would refuse;
-//! [`sessions`] binds each session to the credentials that opened it and
-//! [`session_limits`] bounds how many are open; [`settings`] holds the flags and the start-up
-//! checks (no listening beyond loopback without a token), and [`listen`] reads `--listen` (an
-//! address, or a name resolved at start). Every bound is listed in docs/limits.md.
+//! Every bound is listed in docs/limits.md. One file a job:
+//!
+//! - [`settings`] — the `http` flags and the start-up checks (no listening beyond loopback
+//!   without a token).
+//! - [`listen`] — the `--listen` address, or a name resolved at start.
+//! - [`connections`] — accepting connections under the cap and serving them with hyper,
+//!   with the header and keep-alive timeouts; the probes' own listener (`--probe-listen`).
+//! - [`request_body`] — a request body under `--body-read-timeout` and
+//!   `--max-body-buffer-bytes`.
+//! - [`per_address`] — connections open and half-open per client address.
+//! - [`hosts`] — the allowed `Host` and `Origin` values.
+//! - [`access`] — what every MCP request passes first: repeated headers, Host and Origin,
+//!   the throttle on failed tokens, bearer token, per-user key, rate limits.
+//! - [`limits`] — the body cap, the rate limiter and the bound on concurrent tool calls.
+//! - [`rejected`] — the wording of every refusal, and the mark `/metrics` counts it by.
+//! - [`sessions`] — each session bound to the credentials that opened it; ids in flight.
+//! - [`session_limits`] — how many sessions are open, and which idle one a full table
+//!   closes.
+//! - [`streamable`] — Streamable HTTP.
+//! - [`stateless`] — plain `--stateless` tool calls on long-lived service loops.
+//! - [`sse`] — the legacy HTTP+SSE transport.
+//! - [`probes`] — `/healthz`, `/readyz`, `/metrics`.
 //!
 //! Shutdown (SIGTERM or Ctrl-C): stop accepting connections and new tool calls, give the
 //! calls in flight `--shutdown-grace` to finish, then close every session and exit.
@@ -59,8 +70,6 @@ pub use settings::{HttpArgs, HttpSettings};
 /// wind down before exiting anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves until the process is told to stop. `server` is the prototype every session's
-/// server is cloned from (they share the API client and policy).
 /// At shutdown, how long calls may finish on their own before waits on long turns are
 /// ended with the resumable taskId.
 const QUICK_CALLS: Duration = Duration::from_secs(2);
@@ -81,6 +90,8 @@ pub struct HttpServices {
     pub message_shape: MessageShape,
 }
 
+/// Serves until the process is told to stop. `server` is the prototype every session's
+/// server is cloned from (they share the API client and policy).
 pub async fn serve(
     settings: HttpSettings,
     server: HandingerServer,
