@@ -4,8 +4,8 @@
 //! A tool call that would start a turn while `--max-turns-in-flight` (or its per-key bound)
 //! is reached gets `503` with `Retry-After` before it is accepted, as calls beyond
 //! `--max-concurrent-calls` do, instead of a tool error inside a `200`: an HTTP client or
-//! proxy that retries on 503 then retries it (the answer's words:
-//! [`crate::transport::http`]'s `rejected::no_turn_room`). stdio keeps the tool error.
+//! proxy that retries on 503 then retries it (the answer's words are HTTP's, in
+//! `transport/http/rejected.rs`). stdio keeps the tool error.
 //!
 //! The question is asked at arrival, before the request reaches rmcp: on a session the
 //! answer is an event stream whose head is sent before the tool runs, so no later status

@@ -303,10 +303,9 @@ impl ServerHandler for HandingerServer {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        // Boxed, as `read_resource`: rmcp spawns one task per request holding the future of
-        // whichever handler it runs, sized for the largest of them, and a held tool call
-        // should not pay for a task lookup's.
-        Box::pin(self.mcp_get_task(&request.task_id, &context))
+        // rmcp's task per request is sized by the largest handler: a held call must not pay
+        // for a task lookup's.
+        call::boxed_apart(self.mcp_get_task(&request.task_id, &context))
             .await
             .map(GetTaskResult::new)
     }
@@ -345,7 +344,8 @@ impl ServerHandler for HandingerServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        Box::pin(self.read_task_resource(&request.uri, &context))
+        // As `get_task` above.
+        call::boxed_apart(self.read_task_resource(&request.uri, &context))
             .await
             .map(Into::into)
     }

@@ -13,7 +13,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
 
 use super::args::{CreateTaskArgs, GetTaskArgs};
-use super::call::{Call, Reply};
+use super::call::{Call, Reply, boxed_apart};
 use super::output::{TaskResult, error_result, outcome_result, owned_outcome_result, task_result};
 use super::{HandingerServer, PreparedTask};
 use crate::files::upload::AllowedRoots;
@@ -72,10 +72,9 @@ Each call spends Handinger credits according to the budget.",
             args,
             context,
         } = call;
-        // Everything before the wait runs in a boxed future of its own, which is gone by the
-        // time the wait starts: what a held call keeps for as long as --max-wait is the turn
-        // and the wait, not the largest of the steps that started it.
-        match Box::pin(self.begin_task(tool, args, &context)).await? {
+        // Everything before the wait runs boxed apart, and is gone by the time the wait
+        // starts.
+        match boxed_apart(self.begin_task(tool, args, &context)).await? {
             Started::Turn(admitted) => {
                 let mut result = self
                     .await_turn(admitted.turn, self.services.policy.max_wait, &context)
@@ -332,9 +331,8 @@ impl HandingerServer {
                         elapsed.as_secs(),
                         turn.budget
                     );
-                    // Boxed: it runs once per progress interval, and inline it would make every
-                    // held call's state as large as a notification being sent.
-                    Box::pin(send_progress(context, elapsed, message))
+                    // Once per progress interval: inline, every held call would keep its size.
+                    boxed_apart(send_progress(context, elapsed, message))
                 },
             )
             .await;
