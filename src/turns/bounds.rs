@@ -8,7 +8,7 @@ use std::time::Duration;
 pub struct Retention {
     pub ttl: Duration,
     pub max_finished: usize,
-    /// Budget for the answers kept, counted by [`TurnOutcome::retained_bytes`].
+    /// Budget for the answers kept, counted by [`TurnOutcome::retained_bytes`](crate::turns::TurnOutcome::retained_bytes).
     pub max_bytes: usize,
     /// How long after a turn Handinger recorded has ended the same input on the same task is
     /// that turn again (`--repeat-window`): a call that comes late or twice (a client's

@@ -329,7 +329,6 @@ impl HeldTurns {
 }
 
 impl Registry {
-    /// Counts a turn about to run upstream, unless a limit is reached.
     /// Puts a new turn of `key`'s task in the map, replacing its finished one (which stops
     /// counting; its place in the eviction queue goes stale).
     fn insert(&mut self, asked: &Asked, created_at: String) -> Arc<Turn> {
@@ -361,6 +360,7 @@ impl Registry {
         turn
     }
 
+    /// Counts a turn about to run upstream, unless a limit is reached.
     fn take_slot(&mut self, scope: u64, limits: TurnLimits) -> Result<(), StartRefused> {
         self.slot_free(scope, limits)?;
         *self.in_flight_by_scope.entry(scope).or_default() += 1;
