@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/shared_store.rs starts its own redis-server on a loopback port: install Debian's
+# tests/it/shared_store.rs starts its own redis-server on a loopback port: install Debian's
 # package when the command is missing.
 set -euo pipefail
 if command -v redis-server >/dev/null 2>&1; then

@@ -254,15 +254,14 @@ struct VsCodeFile<'a> {
 /// The `tools` command: the tools/list result a client gets (`{"tools": [...]}`, one page:
 /// the server does not paginate), pretty-printed with a trailing newline. Its `tools` array
 /// is what `tests/snapshots/listings.json` holds.
-pub fn tools_json(server: &HandingerServer) -> Result<String, String> {
+pub fn tools_json(server: &HandingerServer) -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(&serde_json::json!({ "tools": server.tools() }))
         .map(|json| json + "\n")
-        .map_err(|e| format!("could not write the tools as JSON: {e}"))
 }
 
 /// Prints [`tools_json`]; a closed stdout (`tools | head`) ends the command quietly
 /// ([`crate::console`]).
-pub fn print_tools(server: &HandingerServer) -> Result<(), String> {
+pub fn print_tools(server: &HandingerServer) -> Result<(), serde_json::Error> {
     crate::console::print(&tools_json(server)?);
     Ok(())
 }

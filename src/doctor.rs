@@ -89,7 +89,7 @@ pub async fn run(
     key_given: bool,
     policy: &TaskPolicy,
     tools: &ToolSettings,
-    store: Option<&crate::turns::shared::SharedStore>,
+    store: Option<&crate::turns::store::TurnStore>,
 ) -> Result<(), Problems> {
     let mut findings = Vec::new();
     let mut report = |finding: Finding| {

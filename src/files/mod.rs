@@ -1,12 +1,14 @@
-//! Files both ways.
+//! Files both ways; no MCP types (`tools` serves files as resources). One file a job:
 //!
-//! - [`upload`]: files a caller attaches to `create_task` — local paths (only inside
-//!   directories the user allowed) or inline base64 — checked in full before anything is
+//! - [`upload`] — files a caller attaches to `create_task`: local paths (only inside
+//!   directories the user allowed) or inline base64, checked in full before anything is
 //!   sent, then streamed into the multipart body.
-//! - [`answer`]: files a worker produced — fetched (with the API key only when they live on
+//! - [`beneath`] — opening a path below an allowed root without following links.
+//! - [`answer`] — files a worker produced: fetched (with the API key only when they live on
 //!   the API's own origin), saved to `--download-dir`, inlined as images, and served as
-//!   MCP resources; their downloads take turns fairly ([`download_queue`]) and what they
-//!   take on disk has a budget ([`disk_budget`]).
+//!   MCP resources.
+//! - [`download_queue`] — the download slots, handed out round robin over keys and answers.
+//! - [`disk_budget`] — what saved files may take on disk, oldest out first.
 
 pub mod answer;
 pub mod beneath;

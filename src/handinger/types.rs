@@ -148,7 +148,7 @@ lenient! {
 pub struct TaskRecord {
     pub task: TaskSummary,
     /// The task's turns, oldest first (empty when `turns_unavailable` says why).
-    pub turns: Vec<Turn>,
+    pub turns: Vec<TurnRecord>,
     /// Why the turn list could not be read (the endpoint failed, or answered in a shape the
     /// bridge does not know). `turns` is then empty and proves nothing: in particular it
     /// does not show that a turn was never recorded.
@@ -157,7 +157,7 @@ pub struct TaskRecord {
 
 impl TaskRecord {
     /// The newest turn, by `seq` (the list's last when it has none).
-    pub fn latest_turn(&self) -> Option<&Turn> {
+    pub fn latest_turn(&self) -> Option<&TurnRecord> {
         self.turns.iter().max_by_key(|t| t.seq.unwrap_or(i64::MIN))
     }
 
@@ -187,7 +187,7 @@ lenient! {
     pub struct TaskAnswer {
         pub task: TaskSummary,
         /// Only older deployments embed the turns; `None` when the answer has no turn list.
-        pub turns: Option<Vec<Turn>>,
+        pub turns: Option<Vec<TurnRecord>>,
     }
 }
 
@@ -196,7 +196,7 @@ lenient! {
     #[serde(rename_all = "camelCase")]
     pub struct TurnList {
         /// `None` when the answer has no list under `items`: an unknown shape, not "no turns".
-        pub items: Option<Vec<Turn>>,
+        pub items: Option<Vec<TurnRecord>>,
         pub task_id: Option<String>,
     }
 }
@@ -232,7 +232,7 @@ lenient! {
 lenient! {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct Turn {
+    pub struct TurnRecord {
         pub id: Option<String>,
         pub seq: Option<i64>,
         pub role: Option<String>,

@@ -4,29 +4,30 @@
 
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::{tool, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 use super::HandingerServer;
-use super::args::tool_args;
 use super::call::{Call, Reply};
 use super::change::{ArchivedTask, Change, DeletedWorker};
 use super::reply::worker_id;
 use super::tasks::input_schema;
 use crate::task_id::TaskId;
 
-tool_args! {
-    /// Arguments of `delete_worker`.
-    pub struct DeleteWorkerArgs {
-        /// The worker to delete (an id like wrk_vk81XUHKHG-qr4). Check it with get_worker first.
-        pub worker_id: String,
-    }
+/// Arguments of `delete_worker`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeleteWorkerArgs {
+    /// The worker to delete (an id like wrk_vk81XUHKHG-qr4). Check it with get_worker first.
+    pub worker_id: String,
 }
 
-tool_args! {
-    /// Arguments of `archive_task`.
-    pub struct ArchiveTaskArgs {
-        /// The task to archive, as create_task returned it (tsk_…).
-        pub task_id: String,
-    }
+/// Arguments of `archive_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ArchiveTaskArgs {
+    /// The task to archive, as create_task returned it (tsk_…).
+    pub task_id: String,
 }
 
 #[tool_router(router = admin_tools, vis = "pub(super)")]

@@ -1,5 +1,18 @@
-//! Whether a tool call would find room for a new turn, asked by HTTP mode before it accepts
-//! the call (see [`crate::turns::TurnRegistry::room_for`]).
+//! Whether a tool call would find room for a new turn (see
+//! [`crate::turns::TurnRegistry::room_for`]), asked by HTTP mode before it accepts the call.
+//!
+//! A tool call that would start a turn while `--max-turns-in-flight` (or its per-key bound)
+//! is reached gets `503` with `Retry-After` before it is accepted, as calls beyond
+//! `--max-concurrent-calls` do, instead of a tool error inside a `200`: an HTTP client or
+//! proxy that retries on 503 then retries it (the answer's words are HTTP's, in
+//! `transport/http/rejected.rs`). stdio keeps the tool error.
+//!
+//! The question is asked at arrival, before the request reaches rmcp: on a session the
+//! answer is an event stream whose head is sent before the tool runs, so no later status
+//! could be given. The turn registry still decides when the call runs; a call that races
+//! another for the last slot gets the tool error.
+
+use std::borrow::Cow;
 
 use crate::task_id::TaskId;
 use crate::turns::StartRefused;
@@ -31,6 +44,37 @@ impl HandingerServer {
         let Some(scope) = self.scope_for_headers(headers) else {
             return Ok(());
         };
-        self.shared.turns.room_for(scope, task_id.as_ref())
+        self.services.turns.room_for(scope, task_id.as_ref())
+    }
+
+    /// [`Self::turn_room`] for a raw JSON-RPC `tools/call` body; a body it cannot read
+    /// passes, for the protocol layer to refuse.
+    pub fn turn_room_for_body(
+        &self,
+        body: &[u8],
+        headers: &http::HeaderMap,
+    ) -> Result<(), StartRefused> {
+        #[derive(serde::Deserialize)]
+        struct Call<'a> {
+            #[serde(borrow)]
+            params: Params<'a>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Params<'a> {
+            #[serde(borrow)]
+            name: Cow<'a, str>,
+            #[serde(borrow, default)]
+            arguments: Option<Arguments<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Arguments<'a> {
+            #[serde(borrow, default, rename = "taskId")]
+            task_id: Option<Cow<'a, str>>,
+        }
+        let Ok(call) = serde_json::from_slice::<Call<'_>>(body) else {
+            return Ok(());
+        };
+        let task_id = call.params.arguments.and_then(|a| a.task_id);
+        self.turn_room(&call.params.name, task_id.as_deref(), headers)
     }
 }

@@ -3,96 +3,49 @@
 //! Arguments are decoded by [`decode`] rather than by rmcp's `Parameters<T>` so that a bad
 //! argument comes back as a tool error the model can read and correct (as the MCP spec
 //! recommends), not as an opaque protocol error.
+//!
+//! Every tool's argument struct is strict (`deny_unknown_fields`: a misspelt field is
+//! refused, not silently dropped) and camelCase. A field that more than one tool takes
+//! (`input`, `budget`, `taskId`, `files`; `instructions`, `title`, `summary`, `visibility`)
+//! has the same type in each, optional but for `input`, while each tool words its own
+//! description; the tool snapshots (tests/it/tool_snapshots.rs) show any drift. Fields keep
+//! the order they are written in: serde's "expected one of" list and the schema's
+//! `required` follow it.
 
 use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-/// Declares a tool's argument struct: strict (an unknown field is refused, so a misspelt
-/// one is not silently dropped) and camelCase, as every tool's arguments are.
-///
-/// A field that more than one tool takes (`input`, `budget`, `taskId`, `files`;
-/// `instructions`, `title`, `summary`, `visibility`) is written as its description and its
-/// name only: its type and decoding are declared once, here, so the tools cannot drift
-/// apart, while each tool still words the description its schema shows. Any other field
-/// is written out in full. Fields keep the order they are written in: serde's "expected
-/// one of" list and the schema's `required` follow it.
-macro_rules! tool_args {
-    ($(#[$attr:meta])* pub struct $name:ident { $($fields:tt)* }) => {
-        tool_args!(@fields [$(#[$attr])* pub struct $name] [] $($fields)*);
-    };
-    (@fields [$($head:tt)*] [$($done:tt)*]) => {
-        #[derive(Debug, ::serde::Deserialize, ::schemars::JsonSchema)]
-        #[serde(deny_unknown_fields, rename_all = "camelCase")]
-        $($head)* { $($done)* }
-    };
-    // The shared fields: the description, then the name.
-    (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* input, $($rest:tt)*) => {
-        tool_args!(@fields $head [$($done)* $(#[$doc])* pub input: String,] $($rest)*);
-    };
-    (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* budget, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
-            budget: $crate::handinger::Budget, $($rest)*);
-    };
-    (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* task_id, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
-            task_id: String, $($rest)*);
-    };
-    (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* files, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
-            files: Vec<$crate::files::upload::FileArg>, $($rest)*);
-    };
-    (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* instructions, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
-            instructions: String, $($rest)*);
-    };
-    (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* title, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
-            title: String, $($rest)*);
-    };
-    (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* summary, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
-            summary: String, $($rest)*);
-    };
-    (@fields $head:tt [$($done:tt)*] $(#[$doc:meta])* visibility, $($rest:tt)*) => {
-        tool_args!(@optional $head [$($done)*] [$(#[$doc])*]
-            visibility: $crate::handinger::types::Visibility, $($rest)*);
-    };
-    // Any other field, written out in full.
-    (@fields $head:tt [$($done:tt)*]
-        $(#[$meta:meta])* $vis:vis $field:ident: $ty:ty, $($rest:tt)*) => {
-        tool_args!(@fields $head [$($done)* $(#[$meta])* $vis $field: $ty,] $($rest)*);
-    };
-    // A shared field that may be left out.
-    (@optional $head:tt [$($done:tt)*] [$($doc:tt)*] $field:ident: $ty:ty, $($rest:tt)*) => {
-        tool_args!(@fields $head
-            [$($done)* $($doc)* #[serde(default)] pub $field: Option<$ty>,] $($rest)*);
-    };
-}
-pub(super) use tool_args;
+use crate::files::upload::FileArg;
+use crate::handinger::Budget;
 
-tool_args! {
-    /// Arguments of `create_task`.
-    pub struct CreateTaskArgs {
-        /// What the worker should do, in plain language, with everything it needs to know. For a
-        /// follow-up turn, just the follow-up message: the worker keeps the task's context.
-        input,
-        /// Compute budget. low: quick lookups; standard: most tasks; high: multi-step research;
-        /// unlimited: long-running work with no spend cap. Omit it to use the server's default.
-        budget,
-        /// Continue an earlier task: pass the taskId of a previous create_task result to add a
-        /// follow-up turn that keeps the conversation. Omit it to start a new task, or give a
-        /// new id of your own (tsk_ then letters, digits, - or _) so that the call can be sent
-        /// again safely if its answer is lost.
-        task_id,
-        /// Run on a specific Handinger worker (an id like wrk_vk81XUHKHG-qr4). Omit it to use the
-        /// server's configured worker, or to let Handinger set up a worker from the input.
-        #[serde(default)]
-        pub worker_id: Option<String>,
-        /// Files to put in the worker's workspace before it starts: each either {"path"} (a
-        /// local file inside a directory the user allowed) or {"name", "content" (base64),
-        /// "mediaType"}. Use it for "summarise this PDF" or "fix this spreadsheet".
-        files,
-    }
+/// Arguments of `create_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateTaskArgs {
+    /// What the worker should do, in plain language, with everything it needs to know. For a
+    /// follow-up turn, just the follow-up message: the worker keeps the task's context.
+    pub input: String,
+    /// Compute budget. low: quick lookups; standard: most tasks; high: multi-step research;
+    /// unlimited: long-running work with no spend cap. Omit it to use the server's default.
+    #[serde(default)]
+    pub budget: Option<Budget>,
+    /// Continue an earlier task: pass the taskId of a previous create_task result to add a
+    /// follow-up turn that keeps the conversation. Omit it to start a new task, or give a
+    /// new id of your own (tsk_ then letters, digits, - or _) so that the call can be sent
+    /// again safely if its answer is lost.
+    #[serde(default)]
+    pub task_id: Option<String>,
+    /// Run on a specific Handinger worker (an id like wrk_vk81XUHKHG-qr4). Omit it to use the
+    /// server's configured worker, or to let Handinger set up a worker from the input.
+    #[serde(default)]
+    pub worker_id: Option<String>,
+    /// Files to put in the worker's workspace before it starts: each either {"path"} (a
+    /// local file inside a directory the user allowed) or {"name", "content" (base64),
+    /// "mediaType"}. Use it for "summarise this PDF" or "fix this spreadsheet".
+    #[serde(default)]
+    pub files: Option<Vec<FileArg>>,
 }
 
 impl CreateTaskArgs {
@@ -104,16 +57,16 @@ impl CreateTaskArgs {
     }
 }
 
-tool_args! {
-    /// Arguments of `get_task`.
-    pub struct GetTaskArgs {
-        /// The taskId returned by create_task.
-        pub task_id: String,
-        /// Seconds to wait for a running task to finish before answering (capped by the
-        /// server's --max-wait). Use it to collect a task create_task reported as running.
-        #[serde(default)]
-        pub wait: Option<u64>,
-    }
+/// Arguments of `get_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GetTaskArgs {
+    /// The taskId returned by create_task.
+    pub task_id: String,
+    /// Seconds to wait for a running task to finish before answering (capped by the
+    /// server's --max-wait). Use it to collect a task create_task reported as running.
+    #[serde(default)]
+    pub wait: Option<u64>,
 }
 
 /// Decodes a tool's arguments, or says in one sentence what is wrong with them (and where:

@@ -59,7 +59,7 @@ impl HandingerServer {
     /// [`HandingerClient::scope`]), without building its client; `None` without a key.
     pub(super) fn scope_for_headers(&self, headers: &http::HeaderMap) -> Option<u64> {
         if !self.request_keys {
-            return Some(self.shared.api.scope());
+            return Some(self.services.api.scope());
         }
         request_key(Some(headers))
             .ok()
@@ -73,9 +73,9 @@ impl HandingerServer {
         headers: Option<&http::HeaderMap>,
     ) -> Result<HandingerClient, String> {
         if !self.request_keys {
-            return Ok(self.shared.api.clone());
+            return Ok(self.services.api.clone());
         }
-        self.shared
+        self.services
             .api
             .with_key(&request_key(headers)?)
             // The client's own message names HANDINGER_API_KEY, which is not where this key

@@ -19,7 +19,7 @@ use rmcp::{ErrorData, RoleServer};
 use super::HandingerServer;
 use super::output::{TaskResult, outcome_result, task_result};
 use crate::task_id::TaskId;
-use crate::turns::{Known, Recorded, Turn, TurnOutcome};
+use crate::turns::{Known, RecordedUpstream, Turn, TurnOutcome};
 
 /// Suggested `tasks/get` polling interval.
 const POLL_INTERVAL_MS: u64 = 2_000;
@@ -51,7 +51,7 @@ impl HandingerServer {
             updated,
         )
         .with_poll_interval_ms(POLL_INTERVAL_MS);
-        if let Ok(ttl) = u64::try_from(self.shared.turns.retention().ttl.as_millis()) {
+        if let Ok(ttl) = u64::try_from(self.services.turns.retention().ttl.as_millis()) {
             task = task.with_ttl_ms(ttl);
         }
         let (payload, message) = if turn.is_cancelled() {
@@ -66,7 +66,7 @@ impl HandingerServer {
             match turn.outcome().as_deref() {
                 None
                 | Some(TurnOutcome::Failed {
-                    recorded: Recorded::StillRunning,
+                    recorded: RecordedUpstream::StillRunning,
                     ..
                 }) => (
                     TaskPayload::Working,
@@ -97,7 +97,7 @@ impl HandingerServer {
     ) -> Result<DetailedTask, ErrorData> {
         let (task_id, api) = self.mcp_ids(raw_id, context)?;
         let known = self
-            .shared
+            .services
             .turns
             .lookup(&api, &task_id)
             .await
@@ -147,7 +147,7 @@ impl HandingerServer {
         context: &RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let (task_id, api) = self.mcp_ids(raw_id, context)?;
-        if let Some(turn) = self.shared.turns.get(&api, &task_id) {
+        if let Some(turn) = self.services.turns.get(&api, &task_id) {
             tracing::info!(%task_id, "MCP task cancelled; the Handinger task keeps running");
             turn.mark_cancelled();
         }

@@ -1,18 +1,31 @@
 //! The MCP face of the bridge: the server handler, its instructions, and its tools.
 //!
-//! One file per concern: `args` (argument structs; the input schemas derive from them),
-//! `call` (the skeleton every tool handler runs in), `effect` (what each tool does, as its
-//! annotations say), `output` (the result struct and its content blocks), `tasks` (the
-//! task tools), `mcp_tasks` (the MCP Tasks extension mapped onto Handinger tasks), `resources` (answer
-//! files and task records as MCP resources), `app_view` (the MCP Apps task view, for clients
-//! that declare the extension), `keys` (which Handinger key a request runs
-//! with: the server's, or the caller's with `--key-from-request`). The optional toolsets
-//! have a file each (`workers`, `schedules`, `admin`; the irreversible changes among them
-//! run as one kind of call in `change`), as do the named workers' `ask_<name>`
-//! tools (`named`) and the prompts (`prompts`); `surface` decides which of them a server
-//! lists, `schema` rewrites their schemas into what every client's validator accepts, and
-//! `reply` shapes their results. This module holds what they share: the server
-//! type and the task policy applied before anything is sent.
+//! This module holds what the tools share: the server type, [`Services`] (what every server
+//! is handed from the process) and the task policy applied before anything is sent. One
+//! file a job:
+//!
+//! - `tasks` — `create_task` and `get_task`.
+//! - `workers`, `schedules`, `admin` — the optional toolsets (`--toolsets`).
+//! - `named` — the named workers' `ask_<name>` tools (`--worker`).
+//! - `prompts` — the `delegate_research` prompt.
+//! - `args` — the task tools' argument structs (the input schemas derive from them) and
+//!   their decoding.
+//! - `call` — the skeleton every tool runs on: decode, check, the caller's client, the
+//!   error result.
+//! - `change` — the irreversible changes (`delete_worker`, `archive_task`,
+//!   `cancel_schedule`) as one kind of call.
+//! - `effect` — what each tool does, in one table, and so its annotations.
+//! - `output` — the task tools' results and their MCP content.
+//! - `reply` — the results of the worker, schedule and admin tools.
+//! - `resources` — answer files and task records as MCP resources.
+//! - `mcp_tasks` — the MCP Tasks extension mapped onto Handinger tasks.
+//! - `app_view` — the MCP Apps task view, for clients that declare the extension.
+//! - `surface` — which tools a server lists (toolsets, `--read-only`, named workers).
+//! - `schema` — the tools' schemas rewritten into what every client's validator accepts.
+//! - `keys` — which Handinger key a request runs with (the server's, or the caller's with
+//!   `--key-from-request`).
+//! - `admission` — whether a call would find a turn slot, asked by HTTP mode before it
+//!   accepts the call.
 
 mod admin;
 mod admission;
@@ -62,7 +75,8 @@ pub use args::{CreateTaskArgs, GetTaskArgs, decode};
 pub use keys::API_KEY_HEADER;
 pub use output::TaskResult;
 pub use surface::{
-    NamedWorker, ToolSettings, ToolSurface, Toolset, ToolsetChoice, WorkerCard, parse_toolsets,
+    NamedWorker, ToolNameTaken, ToolSettings, ToolSurface, Toolset, ToolsetChoice, WorkerCard,
+    parse_toolsets,
 };
 
 /// What the server tells a client's model about using it, once, at initialization.
@@ -168,7 +182,7 @@ impl TaskPolicy {
 /// What every server shares with the rest of the process, handed in at start-up rather
 /// than reached through globals.
 #[derive(Clone)]
-pub struct Shared {
+pub struct Services {
     /// The client with the server's own key (per-user keys derive theirs from it).
     pub api: HandingerClient,
     pub policy: Arc<TaskPolicy>,
@@ -184,7 +198,7 @@ pub struct Shared {
 /// by all connections, so an answer outlives the call (and the session) that started it.
 #[derive(Clone)]
 pub struct HandingerServer {
-    shared: Shared,
+    services: Services,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
     instructions: Arc<str>,
@@ -195,12 +209,12 @@ pub struct HandingerServer {
 impl HandingerServer {
     /// A server listing the tools of `surface` (toolsets, `--read-only`, named workers).
     /// `Err` when a named worker's tool would clash with another tool.
-    pub fn new(shared: Shared, surface: &ToolSurface) -> Result<Self, String> {
+    pub fn new(services: Services, surface: &ToolSurface) -> Result<Self, ToolNameTaken> {
         let mut tool_router = surface.router()?;
         schema::make_portable(&mut tool_router);
         let prompt_router = Self::prompts_for(tool_router.has_route("create_task"));
         Ok(Self {
-            shared,
+            services,
             tool_router,
             prompt_router,
             instructions: surface.instructions(INSTRUCTIONS).into(),
@@ -311,7 +325,7 @@ impl ServerHandler for HandingerServer {
             .call(ToolCallContext::new(self, request, context))
             .await;
         let known = self.tool_router.has_route(&tool);
-        self.shared.metrics.record_tool_call(
+        self.services.metrics.record_tool_call(
             if known { &tool } else { "unknown" },
             outcome_word(&outcome),
         );
@@ -336,10 +350,9 @@ impl ServerHandler for HandingerServer {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        // Boxed, as `read_resource`: rmcp spawns one task per request holding the future of
-        // whichever handler it runs, sized for the largest of them, and a held tool call
-        // should not pay for a task lookup's.
-        Box::pin(self.mcp_get_task(&request.task_id, &context))
+        // rmcp's task per request is sized by the largest handler: a held call must not pay
+        // for a task lookup's.
+        call::boxed_apart(self.mcp_get_task(&request.task_id, &context))
             .await
             .map(GetTaskResult::new)
     }
@@ -383,7 +396,8 @@ impl ServerHandler for HandingerServer {
         if request.uri == app_view::URI {
             return Ok(app_view::read(|name| self.tool_router.has_route(name)).into());
         }
-        Box::pin(self.read_task_resource(&request.uri, &context))
+        // As `get_task` above.
+        call::boxed_apart(self.read_task_resource(&request.uri, &context))
             .await
             .map(Into::into)
     }

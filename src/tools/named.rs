@@ -9,32 +9,39 @@ use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::Tool;
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 use super::HandingerServer;
-use super::args::{CreateTaskArgs, tool_args};
+use super::args::CreateTaskArgs;
 use super::call::Call;
 use super::effect::Effect;
 use super::output::TaskResult;
 use super::surface::WorkerCard;
 use super::tasks::input_schema;
+use crate::files::upload::FileArg;
+use crate::handinger::Budget;
 
-tool_args! {
-    /// Arguments of an `ask_<name>` tool.
-    pub struct AskWorkerArgs {
-        /// What you want from this worker, in plain language, with everything it needs to know.
-        /// For a follow-up, just the follow-up message: the worker keeps the task's context.
-        input,
-        /// Compute budget. low: quick lookups; standard: most tasks; high: multi-step research;
-        /// unlimited: long-running work with no spend cap. Omit it to use the server's default.
-        budget,
-        /// Continue an earlier conversation with this worker: the taskId of a previous result.
-        /// Omit it to start a new task.
-        task_id,
-        /// Files to put in the worker's workspace before it starts: each either {"path"} (a
-        /// local file inside a directory the user allowed) or {"name", "content" (base64),
-        /// "mediaType"}.
-        files,
-    }
+/// Arguments of an `ask_<name>` tool.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AskWorkerArgs {
+    /// What you want from this worker, in plain language, with everything it needs to know.
+    /// For a follow-up, just the follow-up message: the worker keeps the task's context.
+    pub input: String,
+    /// Compute budget. low: quick lookups; standard: most tasks; high: multi-step research;
+    /// unlimited: long-running work with no spend cap. Omit it to use the server's default.
+    #[serde(default)]
+    pub budget: Option<Budget>,
+    /// Continue an earlier conversation with this worker: the taskId of a previous result.
+    /// Omit it to start a new task.
+    #[serde(default)]
+    pub task_id: Option<String>,
+    /// Files to put in the worker's workspace before it starts: each either {"path"} (a
+    /// local file inside a directory the user allowed) or {"name", "content" (base64),
+    /// "mediaType"}.
+    #[serde(default)]
+    pub files: Option<Vec<FileArg>>,
 }
 
 impl AskWorkerArgs {

@@ -10,11 +10,11 @@ use serde_json::{Map, Value};
 
 use crate::files::answer::LocalCopy;
 use crate::handinger::types::{
-    AnswerFile, RawJson, Source, TaskRecord, TaskTotals, Turn, Usage, raw_str,
+    AnswerFile, RawJson, Source, TaskRecord, TaskTotals, TurnRecord, Usage, raw_str,
 };
 use crate::handinger::{ApiError, WorkerAnswer};
 use crate::task_id::TaskId;
-use crate::turns::{Recorded, TurnOutcome};
+use crate::turns::{RecordedUpstream, TurnOutcome};
 
 /// A task as `create_task` and `get_task` report it.
 #[serde_with::skip_serializing_none]
@@ -350,9 +350,9 @@ pub fn file_resource_uri(task_id: &TaskId, name: &str) -> String {
     )
 }
 
-impl From<&Turn> for Usage {
+impl From<&TurnRecord> for Usage {
     /// A turn's credits and time, as its record reports them.
-    fn from(turn: &Turn) -> Self {
+    fn from(turn: &TurnRecord) -> Self {
         Usage {
             credits: turn.credits,
             duration_ms: turn.duration_ms,
@@ -360,8 +360,8 @@ impl From<&Turn> for Usage {
     }
 }
 
-impl From<&Turn> for TurnView {
-    fn from(turn: &Turn) -> Self {
+impl From<&TurnRecord> for TurnView {
+    fn from(turn: &TurnRecord) -> Self {
         TurnView {
             seq: turn.seq,
             status: turn.status.clone(),
@@ -561,7 +561,7 @@ fn outcome_parts(
             }
         }
         TurnOutcome::Failed { error, recorded } => Err(match recorded {
-            Recorded::StillRunning => task_result(TaskResult::running(task_id, 0), None),
+            RecordedUpstream::StillRunning => task_result(TaskResult::running(task_id, 0), None),
             _ => create_failed(task_id, error, *recorded),
         }),
     }
@@ -575,9 +575,9 @@ pub fn error_result(message: impl Into<String>) -> CallToolResult {
 /// A turn that failed: what failed, Handinger's reason, and one consistent piece of advice
 /// on resending, from what the bridge established about the turn (not from the error alone:
 /// a 500 after which the task lookup found nothing is "not recorded", so resending is safe).
-fn create_failed(task_id: &TaskId, error: &ApiError, recorded: Recorded) -> CallToolResult {
+fn create_failed(task_id: &TaskId, error: &ApiError, recorded: RecordedUpstream) -> CallToolResult {
     let next = match recorded {
-        Recorded::No => format!(
+        RecordedUpstream::No => format!(
             "Handinger did not record this turn, so calling create_task again is safe (taskId {task_id})."
         ),
         _ => format!(

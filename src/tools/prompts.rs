@@ -45,14 +45,14 @@ findings with their sources."
             ));
         }
         let budget = match args.budget.as_deref().map(str::trim) {
-            None | Some("") => self.shared.policy.default_budget,
+            None | Some("") => self.services.policy.default_budget,
             Some(raw) => parse_budget(raw)?,
         };
-        if budget > self.shared.policy.max_budget {
+        if budget > self.services.policy.max_budget {
             return Err(ErrorData::invalid_params(
                 format!(
                     "budget {budget} is above this server's limit {} (--max-budget): pick {} or lower",
-                    self.shared.policy.max_budget, self.shared.policy.max_budget
+                    self.services.policy.max_budget, self.services.policy.max_budget
                 ),
                 None,
             ));

@@ -78,7 +78,7 @@ impl HandingerServer {
                 let file = self.find_file(&api, &task_id, &name).await?;
                 let url = file.url.clone().unwrap_or_default();
                 let (bytes, served_type) = api
-                    .download(&url, self.shared.policy.file_limits.max_file_bytes)
+                    .download(&url, self.services.policy.file_limits.max_file_bytes)
                     .await
                     .map_err(|e| {
                         ErrorData::internal_error(
@@ -109,7 +109,7 @@ impl HandingerServer {
                 .is_some_and(|url| file_name(file.filename.as_deref(), url) == name)
         };
         let lookup_failed = |e: ApiError| lookup_error(task_id, &e);
-        let record = match self.shared.turns.lookup(api, task_id).await {
+        let record = match self.services.turns.lookup(api, task_id).await {
             Ok(Known::Held(turn)) => {
                 if let Some(TurnOutcome::Answered { answer, .. }) = turn.outcome().as_deref()
                     && let Some(file) = answer.files.iter().find(matches)

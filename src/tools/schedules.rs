@@ -7,54 +7,55 @@
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::args::tool_args;
 use super::call::{Call, Reply, answer};
 use super::change::{CancelledSchedule, Change};
 use super::output::timestamp;
 use super::reply::{AfterFailure, list_check, required_id, required_text, structured, worker_id};
 use super::tasks::input_schema;
 use super::{HandingerServer, TaskPolicy};
+use crate::handinger::Budget;
 use crate::handinger::types::{MAX_DELAY_SECONDS, NewSchedule, ScheduleInfo, When};
 
 const SCHEDULE_ID_EXAMPLE: &str = "sch_01HZY31W2SZJ8MJ2FQTR3M1K9D";
 
-tool_args! {
-    /// Arguments of `create_schedule`.
-    pub struct CreateScheduleArgs {
-        /// The worker that runs the task (an id like wrk_vk81XUHKHG-qr4).
-        pub worker_id: String,
-        /// What the worker should do on each run, in plain language, with everything it needs:
-        /// it runs without anyone to ask.
-        input,
-        /// Compute budget of each run. low: quick lookups; standard: most tasks; high: multi-step
-        /// research; unlimited: no spend cap. Omit it to use the server's default.
-        budget,
-        /// When to run. Once: {"type": "scheduled", "date": "2026-12-01T09:00:00Z"} or
-        /// {"type": "delayed", "delayInSeconds": 3600}. Repeatedly: {"type": "cron", "cron":
-        /// "0 9 * * 1-5"} or {"type": "interval", "intervalSeconds": 86400}.
-        pub when: When,
-    }
+/// Arguments of `create_schedule`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateScheduleArgs {
+    /// The worker that runs the task (an id like wrk_vk81XUHKHG-qr4).
+    pub worker_id: String,
+    /// What the worker should do on each run, in plain language, with everything it needs:
+    /// it runs without anyone to ask.
+    pub input: String,
+    /// Compute budget of each run. low: quick lookups; standard: most tasks; high: multi-step
+    /// research; unlimited: no spend cap. Omit it to use the server's default.
+    #[serde(default)]
+    pub budget: Option<Budget>,
+    /// When to run. Once: {"type": "scheduled", "date": "2026-12-01T09:00:00Z"} or
+    /// {"type": "delayed", "delayInSeconds": 3600}. Repeatedly: {"type": "cron", "cron":
+    /// "0 9 * * 1-5"} or {"type": "interval", "intervalSeconds": 86400}.
+    pub when: When,
 }
 
-tool_args! {
-    /// Arguments of `list_schedules`.
-    pub struct ListSchedulesArgs {
-        /// The worker whose schedules to list (an id like wrk_vk81XUHKHG-qr4).
-        pub worker_id: String,
-    }
+/// Arguments of `list_schedules`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListSchedulesArgs {
+    /// The worker whose schedules to list (an id like wrk_vk81XUHKHG-qr4).
+    pub worker_id: String,
 }
 
-tool_args! {
-    /// Arguments of `cancel_schedule`.
-    pub struct CancelScheduleArgs {
-        /// The worker the schedule belongs to.
-        pub worker_id: String,
-        /// The schedule to cancel, as create_schedule or list_schedules returned it (sch_…).
-        pub schedule_id: String,
-    }
+/// Arguments of `cancel_schedule`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CancelScheduleArgs {
+    /// The worker the schedule belongs to.
+    pub worker_id: String,
+    /// The schedule to cancel, as create_schedule or list_schedules returned it (sch_…).
+    pub schedule_id: String,
 }
 
 /// A schedule as the schedule tools report it.
@@ -193,7 +194,7 @@ in the Handinger dashboard (and the worker's webhook, if it has one), not in thi
     pub(super) async fn create_schedule_tool(&self, call: Call<CreateScheduleArgs>) -> Reply {
         let schedule = call
             .args
-            .and_then(|args| new_schedule(args, &self.shared.policy));
+            .and_then(|args| new_schedule(args, &self.services.policy));
         self.api_call(&call.context, schedule, |api, (worker_id, schedule)| async move {
             let what = format!("create_schedule on workerId {worker_id}");
             let check = list_check(&worker_id);

@@ -301,10 +301,21 @@ impl WorkerCard {
     }
 }
 
+/// A named worker (`--worker NAME=…`) whose `ask_<name>` tool would take the name of a
+/// tool already served.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the named worker {worker:?} would be served as {tool}, which is already a tool: pick another name"
+)]
+pub struct ToolNameTaken {
+    pub worker: String,
+    pub tool: String,
+}
+
 impl ToolSurface {
     /// The router of every tool this surface lists. A named worker whose tool name is
     /// already taken is refused.
-    pub(super) fn router(&self) -> Result<ToolRouter<HandingerServer>, String> {
+    pub(super) fn router(&self) -> Result<ToolRouter<HandingerServer>, ToolNameTaken> {
         let mut router = ToolRouter::new();
         for toolset in &self.toolsets {
             router += toolset.router();
@@ -339,10 +350,10 @@ impl ToolSurface {
         for card in &self.workers {
             let name = card.worker.tool_name();
             if router.has_route(&name) {
-                return Err(format!(
-                    "the named worker {:?} would be served as {name}, which is already a tool: pick another name",
-                    card.worker.name
-                ));
+                return Err(ToolNameTaken {
+                    worker: card.worker.name.clone(),
+                    tool: name,
+                });
             }
             router.add_route(HandingerServer::ask_route(card));
         }

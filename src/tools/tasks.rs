@@ -13,15 +13,15 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
 
 use super::args::{CreateTaskArgs, GetTaskArgs};
-use super::call::{Call, Reply};
+use super::call::{Call, Reply, boxed_apart};
 use super::output::{TaskResult, error_result, outcome_result, owned_outcome_result, task_result};
 use super::{HandingerServer, PreparedTask};
 use crate::files::upload::AllowedRoots;
 use crate::handinger::{ApiError, HandingerClient};
 use crate::task_id::TaskId;
 use crate::turns::{
-    Admitted, Recorded, Settled, StartRefused, Stop, Turn, TurnOutcome, WaitEnd, bound_full,
-    is_terminal_status,
+    Admitted, RecordedUpstream, Settled, StartRefused, Stop, Turn, TurnOutcome, WaitEnd,
+    bound_full, is_terminal_status,
 };
 
 /// How long to wait for a client to list its roots.
@@ -72,13 +72,12 @@ Each call spends Handinger credits according to the budget.",
             args,
             context,
         } = call;
-        // Everything before the wait runs in a boxed future of its own, which is gone by the
-        // time the wait starts: what a held call keeps for as long as --max-wait is the turn
-        // and the wait, not the largest of the steps that started it.
-        match Box::pin(self.begin_task(tool, args, &context)).await? {
+        // Everything before the wait runs boxed apart, and is gone by the time the wait
+        // starts.
+        match boxed_apart(self.begin_task(tool, args, &context)).await? {
             Started::Turn(admitted) => {
                 let mut result = self
-                    .await_turn(admitted.turn, self.shared.policy.max_wait, &context)
+                    .await_turn(admitted.turn, self.services.policy.max_wait, &context)
                     .await;
                 if let Some(ago) = admitted.repeat_of {
                     result
@@ -153,7 +152,7 @@ impl HandingerServer {
         let prepared = if args.files.as_ref().is_some_and(|files| !files.is_empty()) {
             // Opening and reading files can block (a slow disk, a FIFO): never on the
             // runtime, which on stdio is a single thread serving everything else too.
-            let policy = self.shared.policy.clone();
+            let policy = self.services.policy.clone();
             tokio::task::spawn_blocking(move || policy.prepare(args, roots.as_ref()))
                 .await
                 .unwrap_or_else(|e| {
@@ -162,7 +161,7 @@ impl HandingerServer {
                     ))
                 })
         } else {
-            self.shared.policy.prepare(args, roots.as_ref())
+            self.services.policy.prepare(args, roots.as_ref())
         };
         self.api_call(context, prepared, |api, prepared| {
             self.start_turn(&tool, api, prepared, context)
@@ -190,7 +189,7 @@ impl HandingerServer {
         }
         tracing::info!(%task_id, budget = %prepared.request.budget, tool, "create_task");
         let admitted = match self
-            .shared
+            .services
             .turns
             .start(
                 &api,
@@ -232,7 +231,7 @@ impl HandingerServer {
     /// The directories local files may come from: the configured ones plus the client's
     /// roots, when it shares them. `None` where local paths are not allowed at all.
     async fn local_roots(&self, context: &RequestContext<RoleServer>) -> Option<AllowedRoots> {
-        let configured = self.shared.policy.local_roots.as_ref()?;
+        let configured = self.services.policy.local_roots.as_ref()?;
         let shares_roots = context
             .client_capabilities()
             .is_some_and(|caps| caps.roots.is_some());
@@ -265,14 +264,14 @@ impl HandingerServer {
         wait: u64,
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let wait = Duration::from_secs(wait).min(self.shared.policy.max_wait);
-        let Some(turn) = self.shared.turns.find(&api, &task_id).await else {
+        let wait = Duration::from_secs(wait).min(self.services.policy.max_wait);
+        let Some(turn) = self.services.turns.find(&api, &task_id).await else {
             return self.poll_task(&api, &task_id, wait, context).await;
         };
         let Some(outcome) = self.await_outcome(&turn, wait, context).await else {
             return running_result(&turn);
         };
-        match self.shared.turns.settle(&api, &turn, &outcome).await {
+        match self.services.turns.settle(&api, &turn, &outcome).await {
             Settled::AsHeld => {
                 // As in await_turn: let go of the turn before the answer is copied.
                 drop(turn);
@@ -319,12 +318,12 @@ impl HandingerServer {
     ) -> Option<Arc<TurnOutcome>> {
         let stop = Stop {
             request: &context.ct,
-            shutdown: &self.shared.shutdown,
+            shutdown: &self.services.shutdown,
         };
         let end = turn
             .wait(
                 limit,
-                self.shared.policy.progress_interval,
+                self.services.policy.progress_interval,
                 &stop,
                 |elapsed| {
                     let message = format!(
@@ -332,9 +331,8 @@ impl HandingerServer {
                         elapsed.as_secs(),
                         turn.budget
                     );
-                    // Boxed: it runs once per progress interval, and inline it would make every
-                    // held call's state as large as a notification being sent.
-                    Box::pin(send_progress(context, elapsed, message))
+                    // Once per progress interval: inline, every held call would keep its size.
+                    boxed_apart(send_progress(context, elapsed, message))
                 },
             )
             .await;
@@ -399,7 +397,7 @@ impl HandingerServer {
             .await;
             tokio::select! {
                 biased;
-                () = self.shared.shutdown.cancelled() => return task_result(result, None),
+                () = self.services.shutdown.cancelled() => return task_result(result, None),
                 () = context.ct.cancelled() => return task_result(result, None),
                 () = tokio::time::sleep_until(deadline.min(now + POLL_INTERVAL)) => {}
             }
@@ -455,11 +453,11 @@ async fn send_progress(context: &RequestContext<RoleServer>, elapsed: Duration, 
 fn failed_latest_turn(
     task_id: &TaskId,
     error: &ApiError,
-    recorded: Recorded,
+    recorded: RecordedUpstream,
     record: Option<&crate::handinger::TaskRecord>,
 ) -> CallToolResult {
     let next = match recorded {
-        Recorded::No => format!(
+        RecordedUpstream::No => format!(
             "Handinger did not record this turn, so calling create_task again with it is safe (taskId {task_id})."
         ),
         _ => format!(

@@ -11,67 +11,74 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::HandingerServer;
-use super::args::tool_args;
 use super::call::{Call, Reply, answer};
 use super::output::timestamp;
 use super::reply::{AfterFailure, structured, worker_id};
 use super::tasks::input_schema;
-use crate::handinger::types::{NewWorker, WorkerInfo, WorkerPatch};
+use crate::handinger::types::{NewWorker, Visibility, WorkerInfo, WorkerPatch};
 
-tool_args! {
-    /// Arguments of `create_worker`.
-    pub struct CreateWorkerArgs {
-        /// The worker's standing instructions (its system prompt): role, method, what to return.
-        /// Give them when you know exactly how the worker should behave; otherwise give prompt.
-        instructions,
-        /// A plain-language description of the worker wanted (e.g. "fact-checks short claims and
-        /// returns a verdict with citations"); Handinger writes the instructions from it. Used
-        /// when instructions is omitted: give one of the two.
-        #[serde(default)]
-        pub prompt: Option<String>,
-        /// A short name people see in the dashboard, e.g. "Fact checker".
-        title,
-        /// One sentence on what the worker does, for people and agents choosing a worker.
-        summary,
-        /// private or public: who on Handinger can see and use the worker. Omit it for
-        /// Handinger's default.
-        visibility,
-        /// A JSON Schema (draft-07) object that every answer must follow; answers then come back
-        /// as structuredOutput. Give it when the answers must be machine-readable; omit it for
-        /// prose answers.
-        #[serde(default)]
-        pub output_schema: Option<Map<String, Value>>,
-    }
+/// Arguments of `create_worker`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateWorkerArgs {
+    /// The worker's standing instructions (its system prompt): role, method, what to return.
+    /// Give them when you know exactly how the worker should behave; otherwise give prompt.
+    #[serde(default)]
+    pub instructions: Option<String>,
+    /// A plain-language description of the worker wanted (e.g. "fact-checks short claims and
+    /// returns a verdict with citations"); Handinger writes the instructions from it. Used
+    /// when instructions is omitted: give one of the two.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// A short name people see in the dashboard, e.g. "Fact checker".
+    #[serde(default)]
+    pub title: Option<String>,
+    /// One sentence on what the worker does, for people and agents choosing a worker.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// private or public: who on Handinger can see and use the worker. Omit it for
+    /// Handinger's default.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+    /// A JSON Schema (draft-07) object that every answer must follow; answers then come back
+    /// as structuredOutput. Give it when the answers must be machine-readable; omit it for
+    /// prose answers.
+    #[serde(default)]
+    pub output_schema: Option<Map<String, Value>>,
 }
 
-tool_args! {
-    /// Arguments of `get_worker`.
-    pub struct GetWorkerArgs {
-        /// The worker's id (like wrk_vk81XUHKHG-qr4), as create_worker or create_task returned it.
-        pub worker_id: String,
-    }
+/// Arguments of `get_worker`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GetWorkerArgs {
+    /// The worker's id (like wrk_vk81XUHKHG-qr4), as create_worker or create_task returned it.
+    pub worker_id: String,
 }
 
-tool_args! {
-    /// Arguments of `update_worker`. Only the fields given change.
-    pub struct UpdateWorkerArgs {
-        /// The worker to change (an id like wrk_vk81XUHKHG-qr4).
-        pub worker_id: String,
-        /// New standing instructions, replacing the old ones. Tasks already running keep the old
-        /// instructions. Omit to keep them.
-        instructions,
-        /// New title. Omit to keep it.
-        title,
-        /// New one-sentence summary. Omit to keep it.
-        summary,
-        /// New visibility (private or public). Omit to keep it.
-        visibility,
-        /// A new output schema (a JSON Schema object), or null to remove the schema so answers
-        /// are plain text again. Omit it to keep the current schema.
-        #[serde(default, deserialize_with = "present")]
-        #[schemars(schema_with = "schema_or_null")]
-        pub output_schema: Option<Option<Map<String, Value>>>,
-    }
+/// Arguments of `update_worker`. Only the fields given change.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateWorkerArgs {
+    /// The worker to change (an id like wrk_vk81XUHKHG-qr4).
+    pub worker_id: String,
+    /// New standing instructions, replacing the old ones. Tasks already running keep the old
+    /// instructions. Omit to keep them.
+    #[serde(default)]
+    pub instructions: Option<String>,
+    /// New title. Omit to keep it.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// New one-sentence summary. Omit to keep it.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// New visibility (private or public). Omit to keep it.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+    /// A new output schema (a JSON Schema object), or null to remove the schema so answers
+    /// are plain text again. Omit it to keep the current schema.
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(schema_with = "schema_or_null")]
+    pub output_schema: Option<Option<Map<String, Value>>>,
 }
 
 /// The schema of update_worker's `outputSchema`: an object, or `null`, which removes the

@@ -7,6 +7,7 @@
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
+use super::ServeError;
 use crate::tools::HandingerServer;
 
 /// Serves one client until it closes stdin or the process is told to stop. Lines longer
@@ -16,7 +17,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     max_message_bytes: usize,
     shape: super::message_shape::MessageShape,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     // End of input fires the shutdown token, so waiting calls answer before the session
     // (which only notices the end on its next read) winds down.
     let transport = super::framing::transport(
@@ -26,16 +27,17 @@ pub async fn serve(
         shape,
         shutdown.clone(),
     );
-    let running = server
-        .serve(transport)
-        .await
-        .map_err(|e| format!("the MCP client did not complete initialization: {e}"))?;
+    let running = server.serve(transport).await.map_err(|e| {
+        ServeError::Stopped(format!(
+            "the MCP client did not complete initialization: {e}"
+        ))
+    })?;
     let cancel = running.cancellation_token();
     let waiting = running.waiting();
     tokio::pin!(waiting);
     tokio::select! {
         outcome = &mut waiting => {
-            outcome.map_err(|e| format!("the MCP session ended with an error: {e}"))?;
+            outcome.map_err(|e| ServeError::Stopped(format!("the MCP session ended with an error: {e}")))?;
             return Ok(());
         }
         () = crate::shutdown::signal() => {
@@ -48,6 +50,6 @@ pub async fn serve(
     cancel.cancel();
     waiting
         .await
-        .map_err(|e| format!("the MCP session ended with an error: {e}"))?;
+        .map_err(|e| ServeError::Stopped(format!("the MCP session ended with an error: {e}")))?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //!   2026-07-28 shape) gets the task tools linked to the view and the view listed; its
 //!   listing is otherwise the reviewed snapshot, byte for byte, and so is everyone else's.
 //!   What the extension adds is itself a reviewed snapshot, `tests/snapshots/app_view.json`
-//!   (`UPDATE_SNAPSHOTS=1 cargo test --test app_view` rewrites it).
+//!   (`UPDATE_SNAPSHOTS=1 cargo test --test it app_view::` rewrites it).
 //! - The browser: `tests/python/app_view.py` runs headless Chromium (Playwright, pinned in
 //!   `.ci/requirements-clients.txt`) on a test host page that loads the view in a sandboxed
 //!   iframe and proxies its tool calls to the real binary over HTTP, against the fake.
@@ -141,7 +141,7 @@ async fn only_a_client_declaring_the_extension_sees_the_view() {
         assert_eq!(
             text,
             recorded,
-            "{} differs (modern: {modern_lifecycle}); review it, then run `UPDATE_SNAPSHOTS=1 cargo test --test app_view` to accept",
+            "{} differs (modern: {modern_lifecycle}); review it, then run `UPDATE_SNAPSHOTS=1 cargo test --test it app_view::` to accept",
             path.display()
         );
 

@@ -10,7 +10,7 @@
 //!   with `get_task`, and what it returns agrees with what Handinger holds.
 //!
 //! The default run is short enough for `cargo test`. A longer one uses the same code:
-//! `SOAK_CALLS=3000 SOAK_CONCURRENCY=64 SOAK_SEED=7 cargo test --release --test soak`.
+//! `SOAK_CALLS=3000 SOAK_CONCURRENCY=64 SOAK_SEED=7 cargo test --release --test it soak::`.
 //! Loopback only, bounded in count (`SOAK_CALLS`) and time (every wait has a deadline).
 
 use crate::common;

@@ -1,6 +1,6 @@
-//! The reviewed `tools/list` snapshots (see `tests/common/snapshots.rs`), checked against
+//! The reviewed `tools/list` snapshots (see `tests/it/common/snapshots.rs`), checked against
 //! the server built in-process: every listing's tools and every tool's exact JSON. This is
-//! the one place that rewrites them: `UPDATE_SNAPSHOTS=1 cargo test --test tool_snapshots`.
+//! the one place that rewrites them: `UPDATE_SNAPSHOTS=1 cargo test --test it tool_snapshots::`.
 //! That the real binary lists the same over MCP is checked in `stdio.rs` and
 //! `toolsets.rs`.
 

@@ -3,7 +3,7 @@ host page (tests/python/app_host.html), which runs the view from the real server
 sandboxed iframe and proxies its tool calls to the server through the official MCP Python
 SDK client, declaring the extension.
 
-Run by tests/app_view.rs, which starts the fake Handinger API (with one failing POST
+Run by tests/it/app_view.rs, which starts the fake Handinger API (with one failing POST
 queued) and the bridge over HTTP with a short --max-wait, and passes through the
 environment:
 

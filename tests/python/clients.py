@@ -1,6 +1,6 @@
 """The official MCP Python SDK against handinger-mcp, in the modes people run it in.
 
-Run by tests/python_clients.rs, which starts the fake Handinger API (and, for HTTP, the
+Run by tests/it/python_clients.rs, which starts the fake Handinger API (and, for HTTP, the
 bridge) and passes where they are through the environment:
 
     HANDINGER_MCP_BIN    the handinger-mcp binary (stdio scenarios start it themselves)

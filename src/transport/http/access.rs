@@ -23,8 +23,9 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::hosts::{AllowedHosts, AllowedOrigins};
-use super::limits::{self, ClientId, RateLimiter, retry_later};
+use super::limits::{self, ClientId, RateLimiter};
 use super::rejected::rejected;
+use super::rejected::retry_later;
 use crate::tools::API_KEY_HEADER;
 
 pub struct Access {

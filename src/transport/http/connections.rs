@@ -49,12 +49,13 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::time::{Instant, Sleep};
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::per_address::{PerAddress, Place};
 use super::rejected::Rejected;
+use super::request_body::TimedBody;
 use crate::metrics::Metrics;
 
 /// hyper's smallest read buffer limit (its `max_buf_size` refuses less).
@@ -490,14 +491,11 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
         let (mut parts, body) = request.into_parts();
         detach(&mut parts);
         parts.extensions.insert(ConnectInfo(self.peer));
-        let body = TimedBody {
-            inner: body,
-            deadline: Instant::now() + self.listener.limits.body_read_timeout,
-            timeout: self.listener.limits.body_read_timeout,
-            timer: None,
-            budget: self.listener.body_budget.clone(),
-            held: None,
-        };
+        let body = TimedBody::new(
+            body,
+            self.listener.limits.body_read_timeout,
+            self.listener.body_budget.clone(),
+        );
         let mut app = self.listener.app.clone();
         let routed = tower_service::Service::call(&mut app, Request::from_parts(parts, body));
         Respond::Routed {
@@ -532,7 +530,7 @@ fn is_probe<B>(request: &Request<B>) -> bool {
 }
 
 fn probes_only_refusal() -> Response {
-    let mut response = super::limits::retry_later(
+    let mut response = super::rejected::retry_later(
         StatusCode::SERVICE_UNAVAILABLE,
         Duration::from_secs(1),
         "Service Unavailable: this server has as many connections open as it allows \
@@ -610,97 +608,6 @@ impl http_body::Body for TrackedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Why a request body could not be read to its end.
-#[derive(Debug)]
-pub enum BodyError {
-    /// The connection failed or closed mid-body.
-    Read(hyper::Error),
-    /// The body did not arrive within `--body-read-timeout`.
-    TimedOut(Duration),
-    /// Holding it would take request bodies beyond `--max-body-buffer-bytes`.
-    OverBudget,
-}
-
-impl std::fmt::Display for BodyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BodyError::Read(error) => write!(f, "the request body was cut off ({error})"),
-            BodyError::TimedOut(timeout) => write!(
-                f,
-                "the request body did not arrive within {}s",
-                timeout.as_secs()
-            ),
-            BodyError::OverBudget => f.write_str("too many request bodies are being held"),
-        }
-    }
-}
-
-impl std::error::Error for BodyError {}
-
-/// A request body under `--body-read-timeout` and `--max-body-buffer-bytes`.
-struct TimedBody {
-    inner: Incoming,
-    deadline: Instant,
-    timeout: Duration,
-    /// Set the first time the body makes the reader wait: most bodies are in the first
-    /// read with their head and never need a timer.
-    timer: Option<Pin<Box<Sleep>>>,
-    budget: Arc<Semaphore>,
-    /// This body's share of the budget: what it has read so far, given back when the body
-    /// is dropped (read in full and handed on, or abandoned), not when the answer is sent,
-    /// so a call held for minutes does not keep its body's bytes counted.
-    held: Option<OwnedSemaphorePermit>,
-}
-
-impl http_body::Body for TimedBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref()
-                    && !data.is_empty()
-                {
-                    let bytes = u32::try_from(data.len()).unwrap_or(u32::MAX);
-                    match this.budget.clone().try_acquire_many_owned(bytes) {
-                        Ok(permit) => match this.held.as_mut() {
-                            Some(held) => held.merge(permit),
-                            None => this.held = Some(permit),
-                        },
-                        Err(_) => return Poll::Ready(Some(Err(BodyError::OverBudget))),
-                    }
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(BodyError::Read(error)))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => {
-                let deadline = this.deadline;
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Some(Err(BodyError::TimedOut(this.timeout))));
-                }
-                Poll::Pending
-            }
-        }
     }
 
     fn is_end_stream(&self) -> bool {

@@ -1,5 +1,5 @@
 //! Limits that keep one client (or many) from exhausting the server: the request body cap
-//! (and the answers to bodies too slow or over the budget of [`super::connections`]), the
+//! (and the answers to bodies too slow or over the budget of [`super::request_body`]), the
 //! per-client rate limit, and the bound on tool calls running at once.
 
 use std::collections::HashMap;
@@ -12,10 +12,11 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::rejected::rejected;
+use super::rejected::{rejected, retry_later};
+use super::request_body::BodyError;
 use crate::transport::message_shape::MessageShape;
 
 /// Above this many tracked clients, buckets that have refilled completely (clients that
@@ -189,16 +190,6 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// A refusal that tells the client when to come back (whole seconds, at least one).
-pub fn retry_later(status: StatusCode, after: Duration, message: &str) -> Response {
-    let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-    let mut response = (status, message.to_owned()).into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-    response
-}
-
 /// Reads a request body of at most `limit` bytes; anything larger gets 413.
 #[allow(clippy::result_large_err)] // the error is the response itself, returned at once
 pub async fn read_capped(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Response> {
@@ -224,7 +215,6 @@ pub async fn read_capped(body: Body, headers: &HeaderMap, limit: usize) -> Resul
 /// The answer to a body that could not be read: too slow (408), over the server's budget
 /// for bodies held (503), or cut off (400).
 fn body_error(error: axum::Error) -> Response {
-    use super::connections::BodyError;
     match error.into_inner().downcast_ref::<BodyError>() {
         Some(BodyError::TimedOut(timeout)) => {
             let response = (
@@ -312,6 +302,7 @@ pub fn hold_until_sent<G: Send + Sync + 'static>(body: Body, guard: G) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn ipv6_clients_count_by_their_network() {

@@ -6,17 +6,28 @@
 //! - `/sse` + `/message` — the legacy HTTP+SSE transport ([`sse`]);
 //! - `/healthz`, `/readyz`, `/metrics` — for operators ([`probes`]).
 //!
-//! [`connections`] accepts connections under a cap, and [`per_address`] under bounds per
-//! client address, and serves them with hyper, with the header, body and keep-alive
-//! timeouts; with `--probe-listen` the probes get a listener of their own. Every MCP
-//! request first passes [`access`] (repeated headers, Host and Origin, the throttle on
-//! failed tokens, bearer token, per-user key, rate limits), whose lists come from
-//! [`hosts`]; [`limits`] holds the body cap, the rate limiter and the bound on concurrent
-//! tool calls; [`turn_room`] refuses a call the turn bounds would refuse, with 503;
-//! [`sessions`] binds each session to the credentials that opened it and
-//! [`session_limits`] bounds how many are open; [`settings`] holds the flags and the start-up
-//! checks (no listening beyond loopback without a token), and [`listen`] reads `--listen` (an
-//! address, or a name resolved at start). Every bound is listed in docs/limits.md.
+//! Every bound is listed in docs/limits.md. One file a job:
+//!
+//! - [`settings`] — the `http` flags and the start-up checks (no listening beyond loopback
+//!   without a token).
+//! - [`listen`] — the `--listen` address, or a name resolved at start.
+//! - [`connections`] — accepting connections under the cap and serving them with hyper,
+//!   with the header and keep-alive timeouts; the probes' own listener (`--probe-listen`).
+//! - [`request_body`] — a request body under `--body-read-timeout` and
+//!   `--max-body-buffer-bytes`.
+//! - [`per_address`] — connections open and half-open per client address.
+//! - [`hosts`] — the allowed `Host` and `Origin` values.
+//! - [`access`] — what every MCP request passes first: repeated headers, Host and Origin,
+//!   the throttle on failed tokens, bearer token, per-user key, rate limits.
+//! - [`limits`] — the body cap, the rate limiter and the bound on concurrent tool calls.
+//! - [`rejected`] — the wording of every refusal, and the mark `/metrics` counts it by.
+//! - [`sessions`] — each session bound to the credentials that opened it; ids in flight.
+//! - [`session_limits`] — how many sessions are open, and which idle one a full table
+//!   closes.
+//! - [`streamable`] — Streamable HTTP.
+//! - [`stateless`] — plain `--stateless` tool calls on long-lived service loops.
+//! - [`sse`] — the legacy HTTP+SSE transport.
+//! - [`probes`] — `/healthz`, `/readyz`, `/metrics`.
 //!
 //! Shutdown (SIGTERM or Ctrl-C): stop accepting connections and new tool calls, give the
 //! calls in flight `--shutdown-grace` to finish, then close every session and exit.
@@ -29,13 +40,13 @@ mod listen;
 mod per_address;
 mod probes;
 mod rejected;
+mod request_body;
 mod session_limits;
 mod sessions;
 mod settings;
 mod sse;
 mod stateless;
 mod streamable;
-mod turn_room;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,8 +60,9 @@ use tokio_util::sync::CancellationToken;
 use crate::handinger::HandingerClient;
 use crate::metrics::Metrics;
 use crate::tools::HandingerServer;
+use crate::transport::ServeError;
 use crate::transport::message_shape::MessageShape;
-use crate::turns::shared::SharedStore;
+use crate::turns::store::TurnStore;
 
 pub use settings::{HttpArgs, HttpSettings};
 
@@ -58,19 +70,17 @@ pub use settings::{HttpArgs, HttpSettings};
 /// wind down before exiting anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves until the process is told to stop. `server` is the prototype every session's
-/// server is cloned from (they share the API client and policy).
 /// At shutdown, how long calls may finish on their own before waits on long turns are
 /// ended with the resumable taskId.
 const QUICK_CALLS: Duration = Duration::from_secs(2);
 
 /// What the HTTP server is handed besides the MCP server: the values it shares with the
 /// tools, for its probes, its counters and its shutdown.
-pub struct Process {
+pub struct HttpServices {
     /// The server's own client: readiness asks whether Handinger answers.
     pub api: HandingerClient,
     /// The shared turn store, when there is one: readiness depends on it too.
-    pub store: Option<Arc<SharedStore>>,
+    pub store: Option<Arc<TurnStore>>,
     pub metrics: Arc<Metrics>,
     /// The tools' shutdown token, fired once quick calls had their chance: waits on long
     /// turns then end at once with the resumable taskId instead of holding the shutdown up
@@ -80,23 +90,25 @@ pub struct Process {
     pub message_shape: MessageShape,
 }
 
+/// Serves until the process is told to stop. `server` is the prototype every session's
+/// server is cloned from (they share the API client and policy).
 pub async fn serve(
     settings: HttpSettings,
     server: HandingerServer,
-    process: Process,
-) -> Result<(), String> {
+    http_services: HttpServices,
+) -> Result<(), ServeError> {
     let server = if settings.key_from_request {
         server.with_request_keys()
     } else {
         server
     };
-    let Process {
+    let HttpServices {
         api,
         store,
         metrics,
         shutdown: release_waits,
         message_shape,
-    } = process;
+    } = http_services;
     let factory = move || server.clone();
 
     // Cancelled once the grace period is over: ends sessions and their event streams.
@@ -160,14 +172,14 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| {
-            format!(
+            ServeError::Listen(format!(
                 "could not listen on {}: {e} (is another process using the port? choose another with --listen)",
                 settings.listen
-            )
+            ))
         })?;
     let local = listener
         .local_addr()
-        .map_err(|e| format!("could not read the listening address: {e}"))?;
+        .map_err(|e| ServeError::Listen(format!("could not read the listening address: {e}")))?;
     // Bound before the main listener is announced, so whoever reads that line finds the
     // probes there too. Stopped when this function returns, whichever way: the probes
     // answer until then, so an orchestrator sees the drain (`/readyz` says so) rather than
@@ -176,14 +188,14 @@ pub async fn serve(
     let _stop_probes = stop_probes.clone().drop_guard();
     if let Some(address) = settings.probe_listen {
         let probe_listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
-            format!(
+            ServeError::Listen(format!(
                 "could not listen for probes on {address}: {e} (is another process using the \
                  port? choose another with --probe-listen)"
-            )
+            ))
         })?;
-        let bound = probe_listener
-            .local_addr()
-            .map_err(|e| format!("could not read the probe listening address: {e}"))?;
+        let bound = probe_listener.local_addr().map_err(|e| {
+            ServeError::Listen(format!("could not read the probe listening address: {e}"))
+        })?;
         tracing::info!("probes on http://{bound}/healthz and /readyz");
         tokio::spawn(connections::serve(
             probe_listener,
@@ -207,7 +219,7 @@ pub async fn serve(
         outcome = &mut running => {
             return match outcome {
                 Ok(()) => Ok(()),
-                Err(e) => Err(format!("the HTTP server stopped: {e}")),
+                Err(e) => Err(ServeError::Stopped(format!("the HTTP server stopped: {e}"))),
             };
         }
         () = crate::shutdown::signal() => {}

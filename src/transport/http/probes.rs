@@ -36,7 +36,7 @@ pub struct Probes {
     upstream: Verdict,
     /// The shared turn store: without it `create_task` refuses to post, so a replica that
     /// cannot reach it should get no traffic.
-    store: Option<(Arc<crate::turns::shared::SharedStore>, Verdict)>,
+    store: Option<(Arc<crate::turns::store::TurnStore>, Verdict)>,
 }
 
 /// The last verdict of one readiness check, reused for [`READY_CACHE`]: probes from several
@@ -96,7 +96,7 @@ impl Probes {
     }
 
     /// Makes readiness depend on the shared turn store too.
-    pub fn with_store(mut self, store: Option<Arc<crate::turns::shared::SharedStore>>) -> Self {
+    pub fn with_store(mut self, store: Option<Arc<crate::turns::store::TurnStore>>) -> Self {
         self.store = store.map(|store| (store, Verdict::default()));
         self
     }
@@ -143,10 +143,9 @@ pub async fn readyz(
     let store = match &probes.store {
         Some((store, verdict)) => {
             verdict
-                .get(
-                    "the shared turn store (--store) does not answer",
-                    store.ping(),
-                )
+                .get("the shared turn store (--store) does not answer", async {
+                    store.ping().await.map_err(|error| error.to_string())
+                })
                 .await
         }
         None => Ok(()),

@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
-use super::limits::retry_later;
 use super::rejected::rejected;
+use super::rejected::retry_later;
 
 /// When to come back after a refusal: idle sessions close on their own, and clients that
 /// are done close theirs.

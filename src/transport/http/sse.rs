@@ -36,10 +36,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{self, CallGate};
+use super::rejected;
 use super::session_limits::Slot;
 use super::sessions::Owner;
 use super::streamable::StreamableMcp;
-use super::turn_room;
 use crate::tools::HandingerServer;
 use crate::transport::framing::InFlight;
 use crate::transport::message_shape::MessageShape;
@@ -53,7 +53,7 @@ type Factory = dyn Fn() -> HandingerServer + Send + Sync;
 
 pub struct LegacySse {
     factory: Box<Factory>,
-    /// Asked whether a tool call would find a turn slot ([`super::turn_room`]).
+    /// Asked whether a tool call would find a turn slot ([`crate::tools::HandingerServer::turn_room`]).
     prototype: HandingerServer,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     gate: Arc<CallGate>,
@@ -359,9 +359,11 @@ pub async fn message(
                 return refusal.into_response();
             }
         };
-        if let Err(refusal) =
-            turn_room::check(&sse.prototype, &call.params.name, task_id, &parts.headers)
-        {
+        if let Err(refusal) = rejected::no_turn_room(sse.prototype.turn_room(
+            &call.params.name,
+            task_id,
+            &parts.headers,
+        )) {
             session.in_flight.leave(&request.id);
             return refusal;
         }

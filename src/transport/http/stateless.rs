@@ -73,7 +73,7 @@ struct Waiter {
     progress: Option<mpsc::Sender<ServerJsonRpcMessage>>,
 }
 
-pub struct SharedCalls {
+pub struct CallLoops {
     factory: Box<Factory>,
     loops: Mutex<HashMap<&'static str, Arc<Loop>>>,
     shutdown: CancellationToken,
@@ -90,7 +90,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl SharedCalls {
+impl CallLoops {
     pub fn new(
         factory: impl Fn() -> HandingerServer + Send + Sync + 'static,
         shutdown: CancellationToken,
@@ -135,7 +135,7 @@ impl SharedCalls {
     }
 
     /// Hands one eligible tool call to the shared loop (`version` is what
-    /// [`SharedCalls::eligible`] returned): what waits for its answer, or the refusal.
+    /// [`CallLoops::eligible`] returned): what waits for its answer, or the refusal.
     ///
     /// Not an `async fn`: what a held call keeps while it waits is only the way back
     /// ([`Sent`]), not room for the request's head and message.
@@ -149,10 +149,10 @@ impl SharedCalls {
         let ClientJsonRpcMessage::Request(mut request) = message else {
             return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
         };
-        let Some(shared) = self.loop_for(version) else {
+        let Some(call_loop) = self.loop_for(version) else {
             return Err(Refusal::ShuttingDown.into_response());
         };
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = call_loop.next_id.fetch_add(1, Ordering::Relaxed);
         let asked_as = std::mem::replace(&mut request.id, NumberOrString::Number(id));
         // Progress tokens are the client's, and two clients may pick the same one: in the
         // shared loop the call's token is its own id, put back on every notification.
@@ -169,7 +169,7 @@ impl SharedCalls {
         // As rmcp does: the call's context carries the HTTP request (per-user keys).
         request.request.extensions_mut().insert(parts);
         let (answer_to, answer) = oneshot::channel();
-        lock(&shared.waiting).insert(
+        lock(&call_loop.waiting).insert(
             id,
             Waiter {
                 answer: answer_to,
@@ -177,11 +177,11 @@ impl SharedCalls {
             },
         );
         let pending = Pending {
-            shared: shared.clone(),
+            call_loop: call_loop.clone(),
             id,
             answered: false,
         };
-        if shared
+        if call_loop
             .to_service
             .unbounded_send(ClientJsonRpcMessage::Request(request))
             .is_err()
@@ -201,12 +201,12 @@ impl SharedCalls {
             return None;
         }
         let mut loops = lock(&self.loops);
-        if let Some(shared) = loops.get(version) {
-            return Some(shared.clone());
+        if let Some(call_loop) = loops.get(version) {
+            return Some(call_loop.clone());
         }
-        let shared = Arc::new(self.start(version)?);
-        loops.insert(version, shared.clone());
-        Some(shared)
+        let call_loop = Arc::new(self.start(version)?);
+        loops.insert(version, call_loop.clone());
+        Some(call_loop)
     }
 
     fn start(&self, version: &'static str) -> Option<Loop> {
@@ -284,7 +284,7 @@ impl Sent {
 }
 
 /// Hands each message of the shared loop to the call it is for: answers, and progress
-/// notifications of calls that asked for them (by the token [`SharedCalls::send`] gave).
+/// notifications of calls that asked for them (by the token [`CallLoops::send`] gave).
 async fn route_answers(mut answers: mpsc::Receiver<ServerJsonRpcMessage>, waiting: Waiting) {
     while let Some(message) = answers.next().await {
         let id = match &message {
@@ -481,7 +481,7 @@ fn event(json: &[u8]) -> Bytes {
 /// A call on its way: if its HTTP request goes away first (the client disconnected), the
 /// handler is cancelled, as rmcp cancels a stateless request's handler.
 struct Pending {
-    shared: Arc<Loop>,
+    call_loop: Arc<Loop>,
     id: i64,
     answered: bool,
 }
@@ -491,14 +491,14 @@ impl Drop for Pending {
         if self.answered {
             return;
         }
-        lock(&self.shared.waiting).remove(&self.id);
+        lock(&self.call_loop.waiting).remove(&self.id);
         let cancelled = serde_json::json!({
             "jsonrpc": "2.0",
             "method": "notifications/cancelled",
             "params": {"requestId": self.id, "reason": "the client disconnected"}
         });
         if let Ok(cancelled) = serde_json::from_value::<ClientJsonRpcMessage>(cancelled) {
-            let _ = self.shared.to_service.unbounded_send(cancelled);
+            let _ = self.call_loop.to_service.unbounded_send(cancelled);
         }
     }
 }
@@ -602,11 +602,11 @@ mod tests {
     fn plain_tool_calls_of_legacy_revisions_are_eligible() {
         let plain = call(serde_json::json!({"name": "create_task", "arguments": {"input": "a"}}));
         assert_eq!(
-            SharedCalls::eligible(&headers(&PLAIN), &plain),
+            CallLoops::eligible(&headers(&PLAIN), &plain),
             Some("2025-11-25")
         );
         assert_eq!(
-            SharedCalls::eligible(&headers(&PLAIN[..2]), &plain),
+            CallLoops::eligible(&headers(&PLAIN[..2]), &plain),
             Some("2025-03-26"),
             "no header means 2025-03-26, as rmcp reads it"
         );
@@ -614,7 +614,7 @@ mod tests {
             serde_json::json!({"name": "create_task", "arguments": {}, "_meta": {"progressToken": 1}}),
         );
         assert_eq!(
-            SharedCalls::eligible(&headers(&PLAIN), &with_progress),
+            CallLoops::eligible(&headers(&PLAIN), &with_progress),
             Some("2025-11-25"),
             "progress goes out on the call's own event stream"
         );
@@ -624,22 +624,22 @@ mod tests {
     fn anything_needing_rmcps_own_handling_is_not() {
         let plain = call(serde_json::json!({"name": "create_task", "arguments": {"input": "a"}}));
         let list = message(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
-        assert_eq!(SharedCalls::eligible(&headers(&PLAIN), &list), None);
+        assert_eq!(CallLoops::eligible(&headers(&PLAIN), &list), None);
         let mut newer = headers(&PLAIN);
         newer.insert(
             "mcp-protocol-version",
             HeaderValue::from_static("2026-07-28"),
         );
-        assert_eq!(SharedCalls::eligible(&newer, &plain), None);
+        assert_eq!(CallLoops::eligible(&newer, &plain), None);
         let mut checked = headers(&PLAIN);
         checked.insert("mcp-method", HeaderValue::from_static("tools/call"));
-        assert_eq!(SharedCalls::eligible(&checked, &plain), None);
+        assert_eq!(CallLoops::eligible(&checked, &plain), None);
         let mut weighted = headers(&PLAIN);
         weighted.insert(
             "accept",
             HeaderValue::from_static("application/json;q=0, text/event-stream"),
         );
-        assert_eq!(SharedCalls::eligible(&weighted, &plain), None);
-        assert_eq!(SharedCalls::eligible(&headers(&PLAIN[1..]), &plain), None);
+        assert_eq!(CallLoops::eligible(&weighted, &plain), None);
+        assert_eq!(CallLoops::eligible(&headers(&PLAIN[1..]), &plain), None);
     }
 }

@@ -5,7 +5,7 @@
 //! which settings it is listed. A tool's schema is the same in every listing that has it,
 //! so one file per tool serves them all.
 //!
-//! One update path: `UPDATE_SNAPSHOTS=1 cargo test --test tool_snapshots` rewrites the files
+//! One update path: `UPDATE_SNAPSHOTS=1 cargo test --test it tool_snapshots::` rewrites the files
 //! from [`HandingerServer`] built in-process (no binary, no network). Without it, a
 //! difference fails naming the listing or the tool, with the lines that differ. The
 //! process-level checks (the real binary's tools/list over MCP, the `tools` command) compare
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use handinger_mcp::config_file::{ArgsError, parse_args};
 use handinger_mcp::handinger::{HandingerClient, Unobserved};
 use handinger_mcp::metrics::Metrics;
-use handinger_mcp::tools::{HandingerServer, Shared};
+use handinger_mcp::tools::{HandingerServer, Services};
 use handinger_mcp::turns::TurnRegistry;
 use rmcp::model::Tool;
 use serde_json::{Value, json};
@@ -69,7 +69,7 @@ pub fn updating() -> bool {
 
 /// How to accept a reviewed change.
 pub const HOW_TO_ACCEPT: &str =
-    "review it, then run `UPDATE_SNAPSHOTS=1 cargo test --test tool_snapshots` to accept";
+    "review it, then run `UPDATE_SNAPSHOTS=1 cargo test --test it tool_snapshots::` to accept";
 
 /// The tools a server lists with `args`, built in-process the way `handinger-mcp tools`
 /// builds it: no key, so named workers are described from their names.
@@ -103,14 +103,14 @@ pub async fn in_process(args: &[&str]) -> Vec<Tool> {
         settings.answer_files,
     );
     let surface = settings.tools.describe(None).await;
-    let shared = Shared {
+    let services = Services {
         api,
         policy: Arc::new(settings.policy),
         turns: Arc::new(turns),
         metrics: Arc::new(Metrics::default()),
         shutdown: CancellationToken::new(),
     };
-    HandingerServer::new(shared, &surface)
+    HandingerServer::new(services, &surface)
         .unwrap_or_else(|e| panic!("{args:?}: {e}"))
         .tools()
 }

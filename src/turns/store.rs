@@ -23,7 +23,7 @@
 //!   for `--repeat-window`: the same input again within it is that turn, not a new one.
 //!
 //! Every store error counts as "may have been applied": a claim whose answer was lost is
-//! withdrawn ([`SharedStore::release_later`]), and every script recognises its own earlier
+//! withdrawn ([`TurnStore::release_later`]), and every script recognises its own earlier
 //! effect, so an operation may be sent twice.
 //!
 //! Input digests are keyed with another digest of the API key that is never stored, so
@@ -31,16 +31,34 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use futures::StreamExt as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 
-use super::{Recorded, Turn, TurnOutcome};
-use crate::handinger::{ApiError, Budget, HandingerClient};
+use super::bounds::Retention;
+use super::clock::{now_ms, now_rfc3339};
+use super::outcome::TurnOutcome;
+use crate::handinger::{Budget, HandingerClient};
 use crate::task_id::TaskId;
+
+/// Why the shared turn store could not do what was asked. The message is what clients and
+/// `/readyz` may see: the store's address goes to the log only.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// `--store` or its secret cannot be used to set up a connection.
+    #[error("{0}")]
+    Setup(String),
+    /// The store failed, or did not answer in time: it is down or unreachable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The store holds, or answered with, something this release cannot read.
+    #[error("{0}")]
+    Unreadable(String),
+    /// A record could not be written in the store's format.
+    #[error("{0}")]
+    Encode(String),
+}
 
 /// Longest a single store operation may take before it counts as the store being down.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
@@ -53,7 +71,7 @@ const LAYOUT: &str = "handinger-mcp:v2";
 const MAX_RECORD_BYTES: usize = 16 * 1024;
 
 /// The connection to the shared store.
-pub struct SharedStore {
+pub struct TurnStore {
     client: redis::Client,
     manager: ConnectionManager,
     /// The URL with any password masked: what logs, errors and `doctor` show.
@@ -150,7 +168,7 @@ type NameKey = hmac::Hmac<sha2::Sha256>;
 pub enum Claim {
     /// The turn is ours to post; the worker of the task's last turn, when the store has it.
     /// `amnesiac`: the store lost its data within `--repeat-window` (see
-    /// [`SharedStore::saw_epoch`]), so a turn running or just ended may be missing from it:
+    /// [`TurnStore::saw_epoch`]), so a turn running or just ended may be missing from it:
     /// Handinger's turn list is asked before posting.
     Won {
         worker: Option<String>,
@@ -334,18 +352,18 @@ return {'answer', redis.call('GET', KEYS[3])}
     )
 });
 
-impl SharedStore {
+impl TurnStore {
     /// Sets up the connection without making it: a store that is down at start-up fails
     /// the calls that need it and `/readyz`, and is used as soon as it is back.
     pub fn connect(
         url: &str,
         secret: &secrecy::SecretString,
-        retention: super::Retention,
+        retention: Retention,
         lease: Duration,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, StoreError> {
         let display = crate::redact::mask_credentials(url);
         let client = redis::Client::open(url).map_err(|e| {
-            format!("--store {display} is not a usable Redis URL ({e}); use redis://host:port/db or rediss://… for TLS")
+            StoreError::Setup(format!("--store {display} is not a usable Redis URL ({e}); use redis://host:port/db or rediss://… for TLS"))
         })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(OPERATION_TIMEOUT))
@@ -354,17 +372,18 @@ impl SharedStore {
             .set_max_delay(Duration::from_secs(2));
         let manager =
             ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| {
-                format!(
+                StoreError::Setup(format!(
                     "could not set up the store {display}: {}",
                     scrub(&e.to_string(), &client)
-                )
+                ))
             })?;
         let owner = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
         let names = {
             use hmac::Mac as _;
             use secrecy::ExposeSecret;
-            NameKey::new_from_slice(secret.expose_secret().as_bytes())
-                .map_err(|_| "the store secret cannot key HMAC-SHA256".to_owned())?
+            NameKey::new_from_slice(secret.expose_secret().as_bytes()).map_err(|_| {
+                StoreError::Setup("the store secret cannot key HMAC-SHA256".to_owned())
+            })?
         };
         Ok(Arc::new(Self {
             client,
@@ -392,7 +411,7 @@ impl SharedStore {
     }
 
     /// Whether the store answers: for `/readyz` and `doctor`.
-    pub async fn ping(&self) -> Result<(), String> {
+    pub async fn ping(&self) -> Result<(), StoreError> {
         let connection = self.manager.clone();
         self.run(|| {
             let mut connection = connection.clone();
@@ -440,12 +459,12 @@ impl SharedStore {
             budget,
             worker_id: worker,
             started_ms: now_ms(),
-            created_at: crate::turns::now_rfc3339(),
+            created_at: now_rfc3339(),
         }
     }
 
     /// Records `meta` as the task's running turn unless one is recorded already.
-    pub async fn claim(&self, ident: &Ident, meta: &TurnMeta) -> Result<Claim, String> {
+    pub async fn claim(&self, ident: &Ident, meta: &TurnMeta) -> Result<Claim, StoreError> {
         let json = record_json(meta)?;
         let mut claim_keys = ident.keys(&["turn", "lease", "worker", "last"]);
         claim_keys.push(format!("{LAYOUT}:epoch"));
@@ -481,10 +500,10 @@ impl SharedStore {
             "repeat" => Ok(Claim::Repeat { uid: text(1) }),
             other => {
                 tracing::warn!(store = %self.display, answer = ?other, "unexpected answer to a claim");
-                Err(format!(
+                Err(StoreError::Unreadable(format!(
                     "the shared turn store answered the claim with {other:?}, which this \
                      release does not know: check that every replica runs the same version"
-                ))
+                )))
             }
         }
     }
@@ -516,7 +535,7 @@ impl SharedStore {
 
     /// Withdraws this replica's claim (`record`, as [`record_json`] wrote it) if it is still
     /// the task's turn; `false` when it was not.
-    async fn release(&self, ident: &Ident, record: &str) -> Result<bool, String> {
+    async fn release(&self, ident: &Ident, record: &str) -> Result<bool, StoreError> {
         let released: i64 = self
             .invoke(&RELEASE, ident.keys(&["turn", "lease", "done"]), |call| {
                 call.arg(record);
@@ -527,13 +546,13 @@ impl SharedStore {
 
     /// Withdraws a claim this replica won but will not post (Handinger already has the
     /// turn), now.
-    pub async fn withdraw(&self, ident: &Ident, meta: &TurnMeta) -> Result<bool, String> {
+    pub async fn withdraw(&self, ident: &Ident, meta: &TurnMeta) -> Result<bool, StoreError> {
         self.release(ident, &record_json(meta)?).await
     }
 
     /// Keeps the claim alive, taking its lease back if it lapsed while the turn record is
     /// still this turn's; `false` once it is not (another replica took the turn over).
-    pub async fn renew(&self, ident: &Ident, meta: &TurnMeta) -> Result<bool, String> {
+    pub async fn renew(&self, ident: &Ident, meta: &TurnMeta) -> Result<bool, StoreError> {
         let json = record_json(meta)?;
         let renewed: i64 = self
             .invoke(&RENEW, ident.keys(&["turn", "lease"]), |call| {
@@ -597,7 +616,7 @@ impl SharedStore {
         outcome: &TurnOutcome,
         finished_at: &str,
         strict: bool,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, StoreError> {
         let answer = if outcome.retained_bytes() > self.max_bytes {
             tracing::warn!(
                 bytes = outcome.retained_bytes(),
@@ -646,7 +665,7 @@ impl SharedStore {
     }
 
     /// Drops an orphaned turn so a different input may start a new one.
-    pub async fn take_over(&self, ident: &Ident, uid: &str) -> Result<bool, String> {
+    pub async fn take_over(&self, ident: &Ident, uid: &str) -> Result<bool, StoreError> {
         let taken: i64 = self
             .invoke(&TAKE_OVER, ident.keys(&["turn", "lease"]), |call| {
                 call.arg(uid);
@@ -656,7 +675,7 @@ impl SharedStore {
     }
 
     /// What the store holds for the task: a running turn wins over the previous answer.
-    pub async fn lookup(&self, ident: &Ident) -> Result<Lookup, String> {
+    pub async fn lookup(&self, ident: &Ident) -> Result<Lookup, StoreError> {
         let answer: Vec<redis::Value> = self
             .invoke(&LOOKUP, ident.keys(&["turn", "lease", "answer"]), |call| {
                 call.arg(self.max_stored_bytes()).arg(MAX_RECORD_BYTES);
@@ -698,14 +717,16 @@ impl SharedStore {
 
     /// The error for a turn record this release cannot read. It blocks new turns of the
     /// task until it expires; the store's address goes to the log only.
-    fn unreadable_turn(&self, error: &serde_json::Error) -> String {
+    fn unreadable_turn(&self, error: &serde_json::Error) -> StoreError {
         tracing::warn!(store = %self.display, %error, "unreadable turn record in the shared store");
         // The parser's words stay in the log: they quote the stored text, which anyone who
         // can write to the store chose.
-        "the shared turn store holds a turn record for this task that this release cannot \
-         read: check that every replica runs the same version; the record expires after \
-         --result-ttl, or an operator can delete the task's keys"
-            .to_owned()
+        StoreError::Unreadable(
+            "the shared turn store holds a turn record for this task that this release cannot \
+             read: check that every replica runs the same version; the record expires after \
+             --result-ttl, or an operator can delete the task's keys"
+                .to_owned(),
+        )
     }
 
     /// The largest stored answer this server reads back: the JSON of an answer within
@@ -720,7 +741,7 @@ impl SharedStore {
         script: &'static redis::Script,
         keys: Vec<String>,
         args: impl FnOnce(&mut redis::ScriptInvocation<'static>),
-    ) -> Result<T, String> {
+    ) -> Result<T, StoreError> {
         let mut invocation = script.prepare_invoke();
         for key in keys {
             invocation.key(key);
@@ -743,7 +764,7 @@ impl SharedStore {
     /// one: a broken pipe) is sent once more on the connection the manager makes in its
     /// place, within the same time. Every operation here may be repeated: the scripts
     /// recognise their own effects (a claim its own record, a finish its own turn).
-    async fn run<T, F, Fut>(&self, mut operation: F) -> Result<T, String>
+    async fn run<T, F, Fut>(&self, mut operation: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
@@ -769,12 +790,12 @@ impl SharedStore {
             ),
         };
         tracing::warn!(store = %self.display, "{message}");
-        Err(message)
+        Err(StoreError::Unavailable(message))
     }
 
     /// Waits for the next publication on the task's `done` channel; `None` when the
     /// subscription could not be made (the caller still re-checks on its timer).
-    async fn subscribe(&self, ident: &Ident) -> Option<redis::aio::PubSubStream> {
+    pub(super) async fn subscribe(&self, ident: &Ident) -> Option<redis::aio::PubSubStream> {
         let channel = ident.key("done");
         let subscribed = tokio::time::timeout(OPERATION_TIMEOUT, async {
             let mut pubsub = self.client.get_async_pubsub().await?;
@@ -793,226 +814,18 @@ impl SharedStore {
     }
 }
 
-/// A turn another replica runs (or ran), as the registry hands it to callers.
-pub struct Remote {
-    pub store: Arc<SharedStore>,
-    pub api: HandingerClient,
-    pub ident: Ident,
-    pub meta: TurnMeta,
-    /// Set while a [`follow`] feeds this turn: however many callers wait on it (the
-    /// registry hands them one turn, see `TurnRegistry::remote_turn`), one task asks the
-    /// store (and, for a dead owner, Handinger) for all of them.
-    pub following: std::sync::atomic::AtomicBool,
-}
-
-/// Feeds a remote turn's outcome to its waiters: woken by the owner's publication, and by
-/// a timer at the lease's pace (to notice an owner that died, whose lease expires without
-/// a word). Ends when the outcome is known or nobody waits any more.
-pub(super) async fn follow(remote: Arc<Remote>, sender: watch::Sender<Option<Arc<TurnOutcome>>>) {
-    /// Lets the next waiter start a follower once this one stops, however it stops.
-    struct Following<'a>(&'a std::sync::atomic::AtomicBool);
-    impl Drop for Following<'_> {
-        fn drop(&mut self) {
-            self.0.store(false, Ordering::SeqCst);
-        }
-    }
-    loop {
-        {
-            let _following = Following(&remote.following);
-            feed(&remote, &sender).await;
-        }
-        // A caller that began waiting as the last one left saw the flag still set and
-        // started no follower: this one goes on for it.
-        if sender.borrow().is_some()
-            || sender.receiver_count() == 0
-            || remote.following.swap(true, Ordering::SeqCst)
-        {
-            return;
-        }
-    }
-}
-
-/// [`follow`]'s work: until the outcome is sent, or nobody waits any more.
-async fn feed(remote: &Remote, sender: &watch::Sender<Option<Arc<TurnOutcome>>>) {
-    let store = &remote.store;
-    let mut messages = store.subscribe(&remote.ident).await;
-    loop {
-        let settled = match store.lookup(&remote.ident).await {
-            Ok(Lookup::Finished(stored)) if stored.meta.uid == remote.meta.uid => {
-                sender.send_replace(Some(Arc::new(stored.outcome)));
-                return;
-            }
-            Ok(Lookup::Running(meta)) if meta.uid == remote.meta.uid => None,
-            Ok(lookup) => {
-                // The owner stopped renewing (it died, or is stalled), or the turn's record
-                // is gone without an answer kept for it (withdrawn, taken over, or too big
-                // to store): Handinger decides, and nobody posts it again from here.
-                let orphan = matches!(&lookup, Lookup::Orphan(meta) if meta.uid == remote.meta.uid);
-                tracing::info!(task = %remote.ident.prefix, orphan, "the turn's owner is not answering for it; following the task on Handinger");
-                // Only while someone waits: a later waiter starts it again. An orphan's owner
-                // may only have stalled: if it comes back and stores the answer (with its
-                // sources) before Handinger's record settles the turn, that answer wins.
-                tokio::select! {
-                    settled = reconcile_remote(remote, orphan) => settled,
-                    stored = owner_answer(remote, &mut messages), if orphan => Some(stored),
-                    () = sender.closed() => return,
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not check on a turn in the shared store");
-                None
-            }
-        };
-        if let Some(outcome) = settled {
-            sender.send_replace(Some(Arc::new(outcome)));
-            return;
-        }
-        tokio::select! {
-            () = sender.closed() => return,
-            message = next_message(&mut messages) => {
-                if message.is_none() {
-                    messages = None;
-                }
-            }
-            () = tokio::time::sleep(store.lease / 3) => {}
-        }
-    }
-}
-
-/// The answer the turn's owner stores for it, once it is published on the turn's channel.
-async fn owner_answer(
-    remote: &Remote,
-    messages: &mut Option<redis::aio::PubSubStream>,
-) -> TurnOutcome {
-    loop {
-        if next_message(messages).await.is_none() {
-            // The subscription ended: only the reconciliation can settle the turn now.
-            std::future::pending::<()>().await;
-        }
-        if let Ok(Lookup::Finished(stored)) = remote.store.lookup(&remote.ident).await
-            && stored.meta.uid == remote.meta.uid
-        {
-            return stored.outcome;
-        }
-    }
-}
-
-async fn next_message(messages: &mut Option<redis::aio::PubSubStream>) -> Option<redis::Msg> {
-    match messages {
-        Some(stream) => stream.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Follows a turn its owner no longer answers for on Handinger, to its end, and keeps what
-/// it found in the store for the other replicas. `None`: the owner came back meanwhile (it
-/// took its lease again), so the store is followed again.
-///
-/// "Not recorded" is told to waiters only once the store confirms the orphan is settled:
-/// the verdict is stored in the turn's place while the turn still has no lease, so an owner
-/// that was only stalled finds its claim gone and never posts the turn afterwards.
-async fn reconcile_remote(remote: &Remote, orphan: bool) -> Option<TurnOutcome> {
-    let task_id = &remote.ident.task_id;
-    let cause = ApiError::Interrupted {
-        detail: "the replica that sent it stopped before the answer arrived".into(),
-    };
-    let matches = |input: &str| remote.ident.digest(input) == remote.meta.digest;
-    let outcome = super::reconcile(&remote.api, task_id, &matches, cause).await;
-    let at = crate::turns::now_rfc3339();
-    match &outcome {
-        TurnOutcome::Recovered { .. } => {
-            if let Err(error) = remote
-                .store
-                .finish(&remote.ident, &remote.meta, &outcome, &at, orphan)
-                .await
-            {
-                tracing::warn!(%error, "could not keep the recovered answer in the shared store");
-            }
-            Some(outcome)
-        }
-        TurnOutcome::Failed {
-            recorded: Recorded::No,
-            error,
-        } if orphan => {
-            match remote
-                .store
-                .finish(&remote.ident, &remote.meta, &outcome, &at, true)
-                .await
-            {
-                Ok(true) => Some(outcome),
-                Ok(false) => None,
-                Err(store) => {
-                    tracing::warn!(error = %store, "could not settle the orphaned turn in the shared store");
-                    Some(TurnOutcome::Failed {
-                        error: error.clone(),
-                        recorded: Recorded::Unknown,
-                    })
-                }
-            }
-        }
-        _ => Some(outcome),
-    }
-}
-
-impl Remote {
-    /// `meta`, a turn of `ident`'s task, as another replica runs (or ran) it.
-    pub fn new(
-        store: &Arc<SharedStore>,
-        api: &HandingerClient,
-        ident: Ident,
-        meta: TurnMeta,
-    ) -> Self {
-        Remote {
-            store: store.clone(),
-            api: api.clone(),
-            ident,
-            meta,
-            following: Default::default(),
-        }
-    }
-
-    /// A registry turn for what the store holds.
-    pub(super) fn turn(self, outcome: Option<(TurnOutcome, String)>) -> Arc<Turn> {
-        let elapsed = Duration::from_millis(now_ms().saturating_sub(self.meta.started_ms));
-        let started = std::time::Instant::now()
-            .checked_sub(elapsed)
-            .unwrap_or_else(std::time::Instant::now);
-        let finished = std::sync::OnceLock::new();
-        let outcome = match outcome {
-            Some((outcome, at)) => {
-                let _ = finished.set((std::time::Instant::now(), at));
-                Some(Arc::new(outcome))
-            }
-            None => None,
-        };
-        Arc::new(Turn {
-            id: 0,
-            task_id: self.ident.task_id.clone(),
-            input_digest: 0,
-            budget: self.meta.budget,
-            worker_id: self.meta.worker_id.clone(),
-            started,
-            created_at: self.meta.created_at.clone(),
-            outcome: watch::Sender::new(outcome),
-            finished,
-            cancelled: Default::default(),
-            counted_bytes: Default::default(),
-            remote: Some(Arc::new(self)),
-        })
-    }
-}
-
 /// A turn record as stored: the claim, renewal and release compare it whole, so it must be
 /// written the same way each time (it is: serde_json is deterministic for one struct).
-fn record_json(meta: &TurnMeta) -> Result<String, String> {
-    serde_json::to_string(meta).map_err(|e| format!("could not serialize the turn record: {e}"))
+fn record_json(meta: &TurnMeta) -> Result<String, StoreError> {
+    serde_json::to_string(meta)
+        .map_err(|e| StoreError::Encode(format!("could not serialize the turn record: {e}")))
 }
 
 fn serialize_answer(
     meta: &TurnMeta,
     outcome: &TurnOutcome,
     finished_at: &str,
-) -> Result<String, String> {
+) -> Result<String, StoreError> {
     #[derive(Serialize)]
     struct Borrowed<'a> {
         meta: &'a TurnMeta,
@@ -1024,13 +837,11 @@ fn serialize_answer(
         finished_at,
         outcome,
     })
-    .map_err(|e| format!("could not serialize the answer for the shared store: {e}"))
-}
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    .map_err(|e| {
+        StoreError::Encode(format!(
+            "could not serialize the answer for the shared store: {e}"
+        ))
+    })
 }
 
 fn millis(duration: Duration) -> u64 {

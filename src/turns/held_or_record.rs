@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use super::{Recorded, Turn, TurnOutcome, TurnRegistry};
+use super::outcome::{RecordedUpstream, TurnOutcome};
+use super::registry::TurnRegistry;
+use super::turn::Turn;
 use crate::handinger::{ApiError, HandingerClient, TaskRecord};
 use crate::task_id::TaskId;
 
@@ -42,7 +44,7 @@ pub enum Settled {
     /// the record's earlier turns when Handinger has the task (`None`: it does not).
     Failed {
         record: Option<Box<TaskRecord>>,
-        recorded: Recorded,
+        recorded: RecordedUpstream,
     },
 }
 
@@ -77,10 +79,11 @@ impl TurnRegistry {
             TurnOutcome::Failed { recorded, .. } => match record {
                 // Seen upstream already, or perhaps recorded and now in the turn list, or
                 // hidden by a turn list that could not be read: followed there.
-                _ if *recorded == Recorded::StillRunning => Settled::Upstream,
+                _ if *recorded == RecordedUpstream::StillRunning => Settled::Upstream,
                 Ok(record) if !readable(&record) => Settled::Upstream,
                 Ok(record)
-                    if *recorded != Recorded::No && newest_is_held(&record) == Some(true) =>
+                    if *recorded != RecordedUpstream::No
+                        && newest_is_held(&record) == Some(true) =>
                 {
                     Settled::Upstream
                 }
@@ -88,7 +91,7 @@ impl TurnRegistry {
                 // same positive evidence the reconciliation asks for).
                 Ok(record) => Settled::Failed {
                     record: Some(Box::new(record)),
-                    recorded: Recorded::No,
+                    recorded: RecordedUpstream::No,
                 },
                 Err(ApiError::Status { status: 404, .. }) => Settled::Failed {
                     record: None,
