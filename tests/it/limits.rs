@@ -1154,3 +1154,76 @@ async fn wrong_bearer_tokens_from_one_address_are_throttled() {
         .unwrap();
     assert!(metrics.contains("auth_failure_limit"), "{metrics}");
 }
+
+/// A client that stops reading a large answer is closed after `--write-timeout`, and its
+/// call's place (`--max-concurrent-calls 1` here) comes back: before, it held the place,
+/// the answer and the thread encoding it for as long as it kept the socket open.
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answer_gives_its_call_place_back() {
+    let fake = FakeHandinger::start().await;
+    // More than loopback's socket buffers take, so the server has to wait for the reader.
+    fake.push_fault(Fault::Huge(24_000_000));
+    let bridge = start_http(
+        &fake.base_url,
+        &[
+            "--stateless",
+            "--max-concurrent-calls",
+            "1",
+            "--max-response-bytes",
+            "30000000",
+            "--write-timeout",
+            "2",
+        ],
+    )
+    .await;
+    let body = rpc::tool_call(7, "create_task", json!({"input": "a long answer"})).to_string();
+    let mut stuck = connect(&bridge).await;
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\nmcp-protocol-version: 2025-11-25\r\n\
+         content-length: {}\r\n\r\n{body}",
+        bridge.authority(),
+        body.len()
+    );
+    stuck.write_all(request.as_bytes()).await.unwrap();
+    // The place is taken while its answer waits for a reader that never reads...
+    let client = common::http_client();
+    let another = || {
+        rpc::post(&client, &bridge.url("/mcp"))
+            .json(&rpc::tool_call(
+                8,
+                "get_task",
+                json!({"taskId": "tsk_unknown"}),
+            ))
+            .send()
+    };
+    poll::until(
+        "the first call never held the only place",
+        Duration::from_millis(50),
+        || async {
+            match another().await.unwrap().status() {
+                status if status == 503 => Ok(()),
+                status => Err(status.to_string()),
+            }
+        },
+    )
+    .await;
+    // ...until the server gives up on it.
+    poll::until(
+        "the stalled answer kept its call's place",
+        Duration::from_millis(200),
+        || async {
+            match another().await.unwrap().status() {
+                status if status == 503 => Err(status.to_string()),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
+    let received = read_until_closed(&mut stuck).await;
+    assert!(
+        received.len() < 48_000_000,
+        "the connection was closed before the whole answer went out"
+    );
+    drop(stuck);
+}

@@ -16,6 +16,10 @@
 //!   requests. A request in progress (a held tool call, an event stream) is never idle.
 //! - **Request body** (`--body-read-timeout`): once the head is in, the whole body must
 //!   arrive within it; a slower one ends with 408 ([`super::limits::read_capped`]).
+//! - **Answer** (`--write-timeout`): while the connection has bytes to send, the client must
+//!   take some within it, or the connection is closed. Without it a client that stops
+//!   reading a large answer would hold its call's place (`--max-concurrent-calls`), the
+//!   answer and the thread encoding it for as long as it liked.
 //! - **Bodies being read** (`--max-body-buffer-bytes`): the bytes of request bodies being
 //!   read across all requests; a body that would go beyond it gets 503. A held call keeps
 //!   none of its body's share (nor, of its request, more than it uses: see `tools::call`).
@@ -78,6 +82,7 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
+    pub write_timeout: Duration,
     pub max_body_buffer_bytes: usize,
     /// Bounds per client address.
     pub per_client: super::per_address::AddressLimits,
@@ -278,6 +283,7 @@ async fn serve_connection(
     let io = TokioIo::new(Watched {
         stream,
         state: state.clone(),
+        stalled: false,
     });
     let service = ConnectionService {
         listener: listener.clone(),
@@ -311,7 +317,7 @@ async fn serve_connection(
             () = sleep_until(deadline) => {
                 if state.deadline(&listener.limits).is_some_and(|d| d <= Instant::now()) {
                     listener.metrics.record_rejection("connection_timeout");
-                    tracing::debug!(%peer, "closing a connection that sent no complete request head in time, or sat idle too long");
+                    tracing::debug!(%peer, "closing a connection that sent no complete request head in time, sat idle too long, or took nothing of its answer for --write-timeout");
                     break;
                 }
             }
@@ -342,6 +348,9 @@ enum Phase {
 
 struct ConnectionState {
     phase: Mutex<Phase>,
+    /// Since when the socket has refused bytes the connection has to send (the client's
+    /// receive window is full), if it does now.
+    write_stalled: Mutex<Option<Instant>>,
     changed: Notify,
 }
 
@@ -349,6 +358,7 @@ impl ConnectionState {
     fn new() -> Self {
         Self {
             phase: Mutex::new(Phase::Head(Instant::now())),
+            write_stalled: Mutex::new(None),
             changed: Notify::new(),
         }
     }
@@ -358,11 +368,29 @@ impl ConnectionState {
     }
 
     fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
-        match *self.phase() {
+        let phase = match *self.phase() {
             Phase::Head(since) => Some(since + limits.header_read_timeout),
             Phase::Busy(_) => None,
             Phase::Idle(since) => Some(since + limits.keep_alive_timeout),
+        };
+        let stalled = *self
+            .write_stalled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let write = stalled.map(|since| since + limits.write_timeout);
+        match (phase, write) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
+    }
+
+    /// The socket refused bytes (`true`) or took some again (`false`).
+    fn write_stalled(&self, stalled: bool) {
+        *self
+            .write_stalled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = stalled.then(Instant::now);
+        self.changed.notify_one();
     }
 
     fn received(&self) {
@@ -395,10 +423,25 @@ impl ConnectionState {
     }
 }
 
-/// The socket, telling the connection's timers when a request's first bytes arrive.
+/// The socket, telling the connection's timers when a request's first bytes arrive and
+/// when writing stalls and resumes.
 struct Watched {
     stream: TcpStream,
     state: Arc<ConnectionState>,
+    /// Whether the last write was refused; the state is told only when this changes, so an
+    /// answer flowing normally costs no lock per write.
+    stalled: bool,
+}
+
+impl Watched {
+    fn track<T>(&mut self, polled: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        let stalled = polled.is_pending();
+        if stalled != self.stalled {
+            self.stalled = stalled;
+            self.state.write_stalled(stalled);
+        }
+        polled
+    }
 }
 
 impl AsyncRead for Watched {
@@ -423,7 +466,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.track(polled)
     }
 
     fn poll_write_vectored(
@@ -431,7 +476,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.track(polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -439,7 +486,9 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_flush(cx);
+        this.track(polled)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

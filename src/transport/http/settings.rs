@@ -181,6 +181,12 @@ pub struct HttpArgs {
     #[arg(long, env = "HANDINGER_MCP_KEEP_ALIVE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub keep_alive_timeout: u64,
 
+    /// Seconds a connection may go without taking any byte of an answer that is waiting to
+    /// be sent; then it is closed (its call's place and the answer's encoding are freed).
+    /// Idle event streams are not waiting to send, so this never closes them.
+    #[arg(long, env = "HANDINGER_MCP_WRITE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_timeout: u64,
+
     /// Most bytes of request bodies held at once, across all requests in progress; a body
     /// that would go beyond it gets 503 with Retry-After. At least --max-body-bytes.
     #[arg(long, env = "HANDINGER_MCP_MAX_BODY_BUFFER_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024 * 1024))]
@@ -311,6 +317,7 @@ impl HttpArgs {
                 header_read_timeout: Duration::from_secs(self.header_read_timeout),
                 body_read_timeout: Duration::from_secs(self.body_read_timeout),
                 keep_alive_timeout: Duration::from_secs(self.keep_alive_timeout),
+                write_timeout: Duration::from_secs(self.write_timeout),
                 max_body_buffer_bytes: usize::try_from(self.max_body_buffer_bytes)
                     .unwrap_or(usize::MAX),
             },
