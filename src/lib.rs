@@ -46,6 +46,9 @@
 //!   path. It depends on nothing of ours but task ids: attachments are its own wire type
 //!   ([`handinger::attachment`]), which [`files`] produces, and it reports its requests to
 //!   the [`handinger::Observer`] it is given (the server's metrics).
+//! - [`oauth`] — OAuth mode of `http` (`--oauth`): the resource server's check on every
+//!   MCP request, and the authorization server users sign in at with their own Handinger
+//!   key (metadata, registration, the sign-in page, tokens, what they store).
 //! - [`task_id`] — task ids: generated (`tsk_` + ULID), validated and path-escaped; no id
 //!   is ever a dot segment (`.`, `..`) that would turn `/api/tasks/{id}` into the
 //!   collection.
@@ -86,6 +89,7 @@ pub mod handinger;
 pub mod json_shape;
 pub mod logging;
 pub mod metrics;
+pub mod oauth;
 pub mod printable;
 pub mod redact;
 pub mod shutdown;

@@ -381,6 +381,11 @@ impl SharedStore {
         }))
     }
 
+    /// The store's connection, for what else lives in it (OAuth mode's grants).
+    pub fn connection(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+
     /// How long a claim outlives its owner's last renewal.
     pub fn lease(&self) -> Duration {
         self.lease

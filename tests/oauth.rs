@@ -1,0 +1,576 @@
+//! OAuth mode (`http --oauth --public-url …`): sign-in as the MCP authorization spec
+//! describes, with each user's calls running on their own Handinger key.
+//!
+//! The whole flow is driven by clients and a browser others wrote (`tests/python/oauth.py`:
+//! the official MCP Python SDK's `OAuthClientProvider`, with the sign-in typed into a real
+//! headless Chromium through Playwright); the negative cases use raw HTTP, and each checks
+//! that nothing reached Handinger's task endpoint.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::http::{HttpBridge, start_http};
+use common::*;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+/// A user's own key, which the fake accepts besides the server's.
+const USER_KEY: &str = "hdg_live_user_alice_0001";
+const WRONG_KEY: &str = "hdg_live_not_a_real_key";
+const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The bridge in OAuth mode on a port fixed before it starts (the public URL names it).
+async fn start_oauth(fake: &FakeHandinger, extra: &[&str]) -> HttpBridge {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let public = format!("http://127.0.0.1:{port}");
+    let mut args = vec!["--oauth", "--public-url", public.as_str()];
+    args.extend_from_slice(extra);
+    let mut argv = vec!["http", "--listen", listen.as_str()];
+    argv.extend_from_slice(&args);
+    let bridge = common::http::start_http_with(command(&fake.base_url, &argv)).await;
+    assert_eq!(bridge.base, public);
+    bridge
+}
+
+fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("HANDINGER_MCP_TEST_PYTHON") {
+        return python.into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/venv-clients/bin/python");
+    assert!(
+        venv.exists(),
+        "the official MCP Python SDK and Playwright are not installed: run `bash \
+         .ci/python-clients.sh` (it installs both into .ci/venv-clients)"
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is not installed: run `bash .ci/browser.sh`"
+    );
+    venv
+}
+
+/// Runs one scenario of oauth.py; its last stdout line as JSON.
+async fn scenario(name: &str, bridge: &HttpBridge, env: &[(&str, &str)]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/oauth.py");
+    let mut cmd = tokio::process::Command::new(python());
+    cmd.arg(&script)
+        .arg(name)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("MCP_URL", bridge.url("/mcp"))
+        .env("USER_KEY", USER_KEY)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let output = tokio::time::timeout(SCENARIO_TIMEOUT, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("scenario {name} hung"))
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stderr.contains(&format!("{name}: ok")),
+        "scenario {name} failed ({}):\n{stdout}\n{stderr}\nserver log:\n{}",
+        output.status,
+        bridge.log()
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("the scenario's JSON")
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    let mut url = reqwest::Url::parse("http://x/").unwrap();
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.query().unwrap_or_default().to_owned()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn post_form(url: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+    http()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(pairs))
+        .send()
+        .await
+        .unwrap()
+}
+
+struct Tokens {
+    client_id: String,
+    access: String,
+    refresh: String,
+}
+
+fn pkce() -> (String, String) {
+    let verifier = format!("v{}", "0123456789abcdefghij".repeat(3));
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+async fn register(bridge: &HttpBridge) -> reqwest::Response {
+    http()
+        .post(bridge.url("/register"))
+        .json(&json!({"redirect_uris": [REDIRECT], "client_name": "raw test"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The sign-in page's hidden request token and its cookie, for `client_id`.
+async fn open_page(bridge: &HttpBridge, client_id: &str, challenge: &str) -> (String, String) {
+    let resource = bridge.url("/mcp");
+    let query = form(&[
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", "http://127.0.0.1:40001/callback"),
+        ("state", "st"),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+        ("resource", &resource),
+    ]);
+    let page = http()
+        .get(format!("{}?{query}", bridge.url("/authorize")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let start = html.find("name=\"request\" value=\"").unwrap() + "name=\"request\" value=\"".len();
+    let end = start + html[start..].find('"').unwrap();
+    (html[start..end].to_owned(), cookie)
+}
+
+/// Signs in over raw HTTP (the browser's part done by hand): the code, before its exchange.
+async fn code_for(bridge: &HttpBridge, client_id: &str, challenge: &str) -> String {
+    let (request, cookie) = open_page(bridge, client_id, challenge).await;
+    let approved = http()
+        .post(bridge.url("/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(form(&[
+            ("request", &request),
+            ("api_key", USER_KEY),
+            ("action", "approve"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 303, "{}", approved.text().await.unwrap());
+    let location = reqwest::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(
+        location.port(),
+        Some(40001),
+        "loopback redirect on its own port"
+    );
+    let pairs: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(pairs["state"], "st");
+    assert_eq!(pairs["iss"], bridge.base, "RFC 9207 iss");
+    pairs["code"].clone()
+}
+
+async fn sign_in(bridge: &HttpBridge) -> Tokens {
+    let registered: Value = register(bridge).await.json().await.unwrap();
+    let client_id = registered["client_id"].as_str().unwrap().to_owned();
+    let (verifier, challenge) = pkce();
+    let code = code_for(bridge, &client_id, &challenge).await;
+    let answer = post_form(
+        &bridge.url("/token"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &client_id),
+            ("redirect_uri", "http://127.0.0.1:40001/callback"),
+            ("code_verifier", &verifier),
+            ("resource", &bridge.url("/mcp")),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status(), 200);
+    let tokens: Value = answer.json().await.unwrap();
+    Tokens {
+        client_id,
+        access: tokens["access_token"].as_str().unwrap().to_owned(),
+        refresh: tokens["refresh_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn refresh(bridge: &HttpBridge, client_id: &str, token: &str) -> reqwest::Response {
+    post_form(
+        &bridge.url("/token"),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", client_id),
+        ],
+    )
+    .await
+}
+
+/// `initialize` on /mcp with `token`: its status and `WWW-Authenticate`.
+async fn mcp_status(bridge: &HttpBridge, token: Option<&str>) -> (u16, String) {
+    let mut request = http()
+        .post(bridge.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(&common::rpc::initialize(1, "2025-11-25", "raw"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (response.status().as_u16(), challenge)
+}
+
+fn task_posts(fake: &FakeHandinger) -> usize {
+    fake.posts()
+        .iter()
+        .filter(|r| r.path == "/api/tasks")
+        .count()
+}
+
+#[tokio::test]
+async fn python_sdk_signs_in_through_chromium_and_calls_run_on_the_users_key() {
+    let fake = FakeHandinger::start().await;
+    fake.accept_key(USER_KEY);
+    let bridge = start_oauth(&fake, &["--oauth-access-token-ttl", "2"]).await;
+    let ended = scenario("sdk-flow", &bridge, &[("ACCESS_TTL", "2")]).await;
+    let posts: Vec<_> = fake
+        .posts()
+        .into_iter()
+        .filter(|r| r.path == "/api/tasks")
+        .collect();
+    assert_eq!(posts.len(), 1, "one create_task");
+    assert_eq!(
+        posts[0].authorization.as_deref(),
+        Some(format!("Bearer {USER_KEY}").as_str()),
+        "the task ran on the user's own key"
+    );
+    let log = bridge.log();
+    for secret in [USER_KEY, ended["access_token"].as_str().unwrap()] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+    // The refresh token the SDK already rotated away is a reuse: the grant ends.
+    let client_id = ended["client_id"].as_str().unwrap();
+    let reused = refresh(
+        &bridge,
+        client_id,
+        ended["used_refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(reused.status(), 400);
+    let (status, _) = mcp_status(&bridge, ended["access_token"].as_str()).await;
+    assert_eq!(status, 401, "the grant's access token died with it");
+    let latest = refresh(&bridge, client_id, ended["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(latest.status(), 400, "and so did its latest refresh token");
+}
+
+#[tokio::test]
+async fn the_sign_in_page_holds_in_a_real_browser() {
+    let fake = FakeHandinger::start().await;
+    fake.accept_key(USER_KEY);
+    let bridge = start_oauth(&fake, &[]).await;
+    scenario("page-defences", &bridge, &[("WRONG_KEY", WRONG_KEY)]).await;
+    assert_eq!(task_posts(&fake), 0, "nothing ran");
+    let checks: Vec<_> = fake
+        .received()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/api/"))
+        .collect();
+    assert_eq!(
+        checks.len(),
+        1,
+        "only the wrong key was checked: {checks:?}"
+    );
+    assert_eq!(
+        checks[0].authorization.as_deref(),
+        Some(format!("Bearer {WRONG_KEY}").as_str())
+    );
+    assert!(!bridge.log().contains(WRONG_KEY), "the key reached the log");
+}
+
+#[tokio::test]
+async fn without_a_token_the_answer_leads_to_the_metadata() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_oauth(&fake, &[]).await;
+    let (status, challenge) = mcp_status(&bridge, None).await;
+    assert_eq!(status, 401);
+    let metadata_url = format!("{}/.well-known/oauth-protected-resource/mcp", bridge.base);
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    let resource: Value = http()
+        .get(&metadata_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resource["resource"], bridge.url("/mcp"));
+    assert_eq!(resource["authorization_servers"][0], bridge.base);
+    let server: Value = http()
+        .get(bridge.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(server["issuer"], bridge.base);
+    assert_eq!(server["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        server["authorization_response_iss_parameter_supported"],
+        true
+    );
+    // Every transport is behind the check: legacy SSE too.
+    let sse = http().get(bridge.url("/sse")).send().await.unwrap();
+    assert_eq!(sse.status(), 401);
+    assert!(fake.received().is_empty(), "nothing reached Handinger");
+}
+
+#[tokio::test]
+async fn tampered_revoked_and_expired_tokens_are_refused_before_handinger() {
+    let fake = FakeHandinger::start().await;
+    fake.accept_key(USER_KEY);
+    let bridge = start_oauth(&fake, &["--oauth-access-token-ttl", "1"]).await;
+    let tokens = sign_in(&bridge).await;
+    let before = fake.received().len();
+    // Tampered: one character changed.
+    let mut tampered = tokens.access.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let (status, challenge) =
+        mcp_status(&bridge, Some(&String::from_utf8(tampered).unwrap())).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    // Expired: the access token lives one second.
+    poll::until(
+        "the access token expires",
+        Duration::from_millis(200),
+        || async {
+            match mcp_status(&bridge, Some(&tokens.access)).await {
+                (401, _) => Ok(()),
+                (status, _) => Err(format!("still {status}")),
+            }
+        },
+    )
+    .await;
+    // A refresh gives a working pair; revoking the refresh token ends the grant.
+    let renewed: Value = refresh(&bridge, &tokens.client_id, &tokens.refresh)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = renewed["access_token"].as_str().unwrap();
+    let revoked = post_form(
+        &bridge.url("/revoke"),
+        &[
+            ("token", renewed["refresh_token"].as_str().unwrap()),
+            ("client_id", &tokens.client_id),
+        ],
+    )
+    .await;
+    assert_eq!(revoked.status(), 200);
+    let (status, _) = mcp_status(&bridge, Some(access)).await;
+    assert_eq!(status, 401, "the revoked grant's access token is refused");
+    assert_eq!(fake.received().len(), before, "nothing reached Handinger");
+}
+
+#[tokio::test]
+async fn a_signed_in_session_runs_on_the_users_key_and_stays_bound_to_its_grant() {
+    let fake = FakeHandinger::start().await;
+    fake.accept_key(USER_KEY);
+    fake.accept_key("hdg_live_user_bob_0002");
+    let bridge = start_oauth(&fake, &[]).await;
+    let tokens = sign_in(&bridge).await;
+    // A client-sent key header is ignored: the grant's key is used.
+    let client = bridge
+        .client(
+            Some(&tokens.access),
+            &[("x-handinger-api-key", "hdg_live_user_bob_0002")],
+        )
+        .await;
+    let result = call(&client, "create_task", json!({"input": "hello"})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    let posts = fake.posts();
+    assert_eq!(
+        posts.last().unwrap().authorization.as_deref(),
+        Some(format!("Bearer {USER_KEY}").as_str())
+    );
+    // Stateless too.
+    let stateless_fake = FakeHandinger::start().await;
+    stateless_fake.accept_key(USER_KEY);
+    let stateless = start_oauth(&stateless_fake, &["--stateless"]).await;
+    let stateless_tokens = sign_in(&stateless).await;
+    assert_eq!(mcp_status(&stateless, None).await.0, 401);
+    let client = stateless.client(Some(&stateless_tokens.access), &[]).await;
+    let result = call(&client, "create_task", json!({"input": "stateless"})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    assert_eq!(
+        stateless_fake
+            .posts()
+            .last()
+            .unwrap()
+            .authorization
+            .as_deref(),
+        Some(format!("Bearer {USER_KEY}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn pkce_mismatch_and_a_reused_code_are_refused() {
+    let fake = FakeHandinger::start().await;
+    fake.accept_key(USER_KEY);
+    let bridge = start_oauth(&fake, &[]).await;
+    let registered: Value = register(&bridge).await.json().await.unwrap();
+    let client_id = registered["client_id"].as_str().unwrap();
+    let (verifier, challenge) = pkce();
+    let code = code_for(&bridge, client_id, &challenge).await;
+    let exchange = |verifier: String, code: String| {
+        let url = bridge.url("/token");
+        let client_id = client_id.to_owned();
+        async move {
+            post_form(
+                &url,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("client_id", &client_id),
+                    ("redirect_uri", "http://127.0.0.1:40001/callback"),
+                    ("code_verifier", &verifier),
+                ],
+            )
+            .await
+        }
+    };
+    let wrong = exchange(
+        format!("w{}", "0123456789abcdefghij".repeat(3)),
+        code.clone(),
+    )
+    .await;
+    assert_eq!(wrong.status(), 400);
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    // The code was spent by the failed attempt: even the right verifier cannot use it now.
+    assert_eq!(exchange(verifier, code).await.status(), 400);
+    assert_eq!(task_posts(&fake), 0);
+}
+
+#[tokio::test]
+async fn an_unregistered_redirect_uri_is_shown_on_the_page_never_redirected() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_oauth(&fake, &[]).await;
+    let registered: Value = register(&bridge).await.json().await.unwrap();
+    let client_id = registered["client_id"].as_str().unwrap();
+    let (_, challenge) = pkce();
+    for (client, redirect) in [
+        (client_id, "https://evil.example/callback"),
+        (client_id, "http://127.0.0.1:40001/elsewhere"),
+        ("hmcp_client_unknown", REDIRECT),
+    ] {
+        let query = form(&[
+            ("response_type", "code"),
+            ("client_id", client),
+            ("redirect_uri", redirect),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ]);
+        let page = http()
+            .get(format!("{}?{query}", bridge.url("/authorize")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 400, "{redirect}");
+        assert!(page.headers().get("location").is_none(), "never redirected");
+        let html = page.text().await.unwrap();
+        assert!(html.contains("cannot go on"), "{html}");
+    }
+    assert!(fake.received().is_empty());
+}
+
+#[tokio::test]
+async fn registration_floods_are_bounded() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_oauth(&fake, &["--oauth-registrations-per-minute", "3"]).await;
+    for _ in 0..3 {
+        assert_eq!(register(&bridge).await.status(), 201);
+    }
+    let refused = register(&bridge).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let capped = start_oauth(&fake, &["--oauth-max-clients", "2"]).await;
+    for _ in 0..2 {
+        assert_eq!(register(&capped).await.status(), 201);
+    }
+    let full = register(&capped).await;
+    assert_eq!(full.status(), 503);
+    let body: Value = full.json().await.unwrap();
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("--oauth-max-clients")
+    );
+    let bad = http()
+        .post(bridge.url("/register"))
+        .json(&json!({"redirect_uris": ["javascript:alert(1)"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 429, "still over the rate");
+    assert!(fake.received().is_empty());
+}
+
+#[tokio::test]
+async fn the_existing_modes_are_unchanged_and_oauth_needs_a_public_url() {
+    let fake = FakeHandinger::start().await;
+    let plain = start_http(&fake.base_url, &[]).await;
+    let (status, _) = mcp_status(&plain, None).await;
+    assert_eq!(status, 200, "no auth on loopback, as before");
+    let missing = common::http::run_to_exit(command(&fake.base_url, &["http", "--oauth"])).await;
+    assert!(!missing.0.success());
+    assert!(missing.1.contains("--public-url"), "{}", missing.1);
+    let insecure = common::http::run_to_exit(command(
+        &fake.base_url,
+        &["http", "--oauth", "--public-url", "http://mcp.example.com"],
+    ))
+    .await;
+    assert!(!insecure.0.success());
+    assert!(insecure.1.contains("https"), "{}", insecure.1);
+}
