@@ -34,17 +34,33 @@ fn free_port() -> u16 {
 
 /// The bridge in OAuth mode on a port fixed before it starts (the public URL names it).
 async fn start_oauth(fake: &FakeHandinger, extra: &[&str]) -> HttpBridge {
+    start_replica(fake, None, extra).await
+}
+
+/// A bridge in OAuth mode whose public URL is `public` (another replica's, as behind a load
+/// balancer) or its own; every replica gets the same sealing secret.
+async fn start_replica(fake: &FakeHandinger, public: Option<&str>, extra: &[&str]) -> HttpBridge {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let public = format!("http://127.0.0.1:{port}");
-    let mut args = vec!["--oauth", "--public-url", public.as_str()];
-    args.extend_from_slice(extra);
-    let mut argv = vec!["http", "--listen", listen.as_str()];
-    argv.extend_from_slice(&args);
-    let bridge = common::http::start_http_with(command(&fake.base_url, &argv)).await;
-    assert_eq!(bridge.base, public);
+    let own = format!("http://127.0.0.1:{port}");
+    let public = public.unwrap_or(&own);
+    let mut argv = vec![
+        "http",
+        "--listen",
+        listen.as_str(),
+        "--oauth",
+        "--public-url",
+        public,
+    ];
+    argv.extend_from_slice(extra);
+    let mut cmd = command(&fake.base_url, &argv);
+    cmd.env("HANDINGER_MCP_OAUTH_SECRET", OAUTH_SECRET);
+    let bridge = common::http::start_http_with(cmd).await;
+    assert_eq!(bridge.base, own);
     bridge
 }
+
+const OAUTH_SECRET: &str = "test-oauth-secret-5d0e7a2c91b84f36a1c0";
 
 fn python() -> PathBuf {
     if let Some(python) = std::env::var_os("HANDINGER_MCP_TEST_PYTHON") {
@@ -142,7 +158,15 @@ async fn register(bridge: &HttpBridge) -> reqwest::Response {
 
 /// The sign-in page's hidden request token and its cookie, for `client_id`.
 async fn open_page(bridge: &HttpBridge, client_id: &str, challenge: &str) -> (String, String) {
-    let resource = bridge.url("/mcp");
+    open_page_for(bridge, &bridge.url("/mcp"), client_id, challenge).await
+}
+
+async fn open_page_for(
+    bridge: &HttpBridge,
+    resource: &str,
+    client_id: &str,
+    challenge: &str,
+) -> (String, String) {
     let query = form(&[
         ("response_type", "code"),
         ("client_id", client_id),
@@ -150,7 +174,7 @@ async fn open_page(bridge: &HttpBridge, client_id: &str, challenge: &str) -> (St
         ("state", "st"),
         ("code_challenge", challenge),
         ("code_challenge_method", "S256"),
-        ("resource", &resource),
+        ("resource", resource),
     ]);
     let page = http()
         .get(format!("{}?{query}", bridge.url("/authorize")))
@@ -573,4 +597,120 @@ async fn the_existing_modes_are_unchanged_and_oauth_needs_a_public_url() {
     .await;
     assert!(!insecure.0.success());
     assert!(insecure.1.contains("https"), "{}", insecure.1);
+}
+
+#[tokio::test]
+async fn replicas_sharing_redis_accept_each_others_tokens_and_revocations() {
+    let redis = common::redis::Redis::start().await;
+    let store = redis.url();
+    let fake = FakeHandinger::start().await;
+    fake.accept_key(USER_KEY);
+    let a = start_replica(&fake, None, &["--store", &store]).await;
+    let b = start_replica(&fake, Some(&a.base), &["--store", &store]).await;
+    // Registered on A, the page opened on B, the form posted to A, the code exchanged on B.
+    let registered: Value = register(&a).await.json().await.unwrap();
+    let client_id = registered["client_id"].as_str().unwrap();
+    let (verifier, challenge) = pkce();
+    let (request, cookie) = open_page_for(&b, &a.url("/mcp"), client_id, &challenge).await;
+    let approved = http()
+        .post(a.url("/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(form(&[
+            ("request", &request),
+            ("api_key", USER_KEY),
+            ("action", "approve"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 303);
+    let location = reqwest::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let answer = post_form(
+        &b.url("/token"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", client_id),
+            ("redirect_uri", "http://127.0.0.1:40001/callback"),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status(), 200);
+    let tokens: Value = answer.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    // A call on A with the token B issued.
+    let client = a.client(Some(access), &[]).await;
+    let result = call(&client, "create_task", json!({"input": "replicated"})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    assert_eq!(
+        fake.posts().last().unwrap().authorization.as_deref(),
+        Some(format!("Bearer {USER_KEY}").as_str())
+    );
+    let before = fake.received().len();
+    // A replica with another public URL is another resource: the token is not for it.
+    let other = start_replica(&fake, None, &["--store", &store]).await;
+    let (status, challenge) = mcp_status(&other, Some(access)).await;
+    assert_eq!(status, 401, "a token for another audience");
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    // Revoked on B, refused on A.
+    let revoked = post_form(
+        &b.url("/revoke"),
+        &[("token", access), ("client_id", client_id)],
+    )
+    .await;
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(mcp_status(&a, Some(access)).await.0, 401);
+    let refreshed = refresh(&a, client_id, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refreshed.status(), 400, "the grant ended everywhere");
+    assert_eq!(fake.received().len(), before, "nothing reached Handinger");
+    // The key is sealed in the store: a Redis dump holds neither it nor a token.
+    let dump = redis_dump(redis.port);
+    assert!(
+        !dump.contains(USER_KEY) && !dump.contains(access),
+        "secrets in the store"
+    );
+}
+
+/// Every key and string value in the Redis at `port`, as text (raw RESP, no client).
+fn redis_dump(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut out = Vec::new();
+    let mut buffer = [0u8; 65536];
+    while let Ok(n) = stream.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buffer[..n]);
+        if out.ends_with(b"\r\n") && n < buffer.len() {
+            break;
+        }
+    }
+    let keys: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
+        .map(str::to_owned)
+        .collect();
+    let mut text = keys.join("\n");
+    for key in keys.iter().filter(|k| !k.ends_with(":clients")) {
+        let command = format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
+        stream.write_all(command.as_bytes()).unwrap();
+        let n = stream.read(&mut buffer).unwrap_or(0);
+        text.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    text
 }
