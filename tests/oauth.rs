@@ -714,3 +714,52 @@ fn redis_dump(port: u16) -> String {
     }
     text
 }
+
+#[tokio::test]
+async fn browser_pages_get_cors_for_allowed_origins_and_the_public_endpoints() {
+    let fake = FakeHandinger::start().await;
+    let page = "https://inspector.example.com";
+    let bridge = start_oauth(&fake, &["--allowed-origin", page]).await;
+    let preflight = |url: String, origin: &'static str| async move {
+        http()
+            .request(reqwest::Method::OPTIONS, url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+            .await
+            .unwrap()
+    };
+    let allowed = preflight(bridge.url("/mcp"), page).await;
+    assert_eq!(allowed.status(), 204);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], page);
+    let other = preflight(bridge.url("/mcp"), "https://evil.example").await;
+    assert_eq!(other.status(), 403);
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+    for path in [
+        "/token",
+        "/register",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let public = preflight(bridge.url(path), "https://evil.example").await;
+        assert_eq!(public.status(), 204, "{path}");
+        assert_eq!(public.headers()["access-control-allow-origin"], "*");
+    }
+    // A page reads the 401's WWW-Authenticate to find the metadata.
+    let refused = http()
+        .post(bridge.url("/mcp"))
+        .header("origin", page)
+        .json(&common::rpc::initialize(1, "2025-11-25", "page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let exposed = refused.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(exposed.contains("www-authenticate") && exposed.contains("mcp-session-id"));
+    assert!(fake.received().is_empty());
+}

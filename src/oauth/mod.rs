@@ -15,10 +15,13 @@
 //!   key for the `--key-from-request` path (the token never goes upstream);
 //! - [`store`] — where it is all kept: memory, or the Redis of `--store` so replicas share
 //!   it; [`crypto`] — token digests, PKCE, and the sealing of the users' keys;
+//! - [`cors`] — what browser pages may call: the credential-free endpoints from anywhere,
+//!   `/mcp` from the `--allowed-origin` origins;
 //! - [`settings`] — the flags.
 
 pub mod authorize;
 pub mod clients;
+pub mod cors;
 pub mod crypto;
 pub mod grants;
 pub mod guard;
@@ -268,10 +271,26 @@ pub fn routes(oauth: Arc<OAuth>) -> Router {
             "/.well-known/oauth-authorization-server",
             get(metadata::authorization_server),
         )
-        .route("/authorize", get(authorize::show).post(authorize::submit))
         .route("/token", post(token::token))
         .route("/revoke", post(token::revoke))
         .route("/register", post(register))
+        .with_state(oauth.clone())
+        // No ambient credentials on these: any page may read them (not the sign-in page,
+        // which is navigated to, never fetched).
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(cors::Cors { origins: None }),
+            cors::cors,
+        ))
+        .route("/authorize", get(authorize::show).post(authorize::submit))
         .route(page::STYLE_PATH, get(page::style))
         .with_state(oauth)
+}
+
+/// Wraps the MCP routes: CORS for the `--allowed-origin` origins, then the token check.
+pub fn protect(mcp: Router, oauth: Arc<OAuth>) -> Router {
+    let cors = Arc::new(cors::Cors {
+        origins: Some(oauth.settings.cors_origins.clone()),
+    });
+    mcp.layer(axum::middleware::from_fn_with_state(oauth, guard::guard))
+        .layer(axum::middleware::from_fn_with_state(cors, cors::cors))
 }

@@ -69,6 +69,8 @@ pub struct OAuthSettings {
     pub registrations_per_minute: u32,
     pub client_idle_ttl: Duration,
     pub max_records: usize,
+    /// The `--allowed-origin` origins, which browser pages may call `/mcp` from.
+    pub cors_origins: Vec<String>,
     /// The sealing secret and the previous one (rotation); `None`: drawn at random.
     pub secret: Option<(SecretString, Option<SecretString>)>,
 }
@@ -105,6 +107,7 @@ impl OAuthArgs {
             registrations_per_minute: self.oauth_registrations_per_minute,
             client_idle_ttl: Duration::from_secs(self.oauth_client_idle_ttl),
             max_records: self.oauth_max_records as usize,
+            cors_origins: Vec::new(),
             secret,
         }))
     }

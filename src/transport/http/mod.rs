@@ -278,14 +278,12 @@ fn router(
         .with_state(streamable)
         .merge(legacy_routes)
         .layer(from_fn_with_state(access.clone(), access::mcp_gate));
-    // OAuth mode: the token is checked (and turned into the user's key) before the gate.
+    // OAuth mode: CORS, then the token is checked (and turned into the user's key), before
+    // the gate.
     let mcp = match &oauth {
-        Some(oauth) => mcp
-            .layer(from_fn_with_state(
-                oauth.clone(),
-                crate::oauth::guard::guard,
-            ))
-            .merge(crate::oauth::routes(oauth.clone())),
+        Some(oauth) => {
+            crate::oauth::protect(mcp, oauth.clone()).merge(crate::oauth::routes(oauth.clone()))
+        }
         None => mcp,
     };
     let metrics = Router::new()

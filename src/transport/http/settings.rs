@@ -226,8 +226,9 @@ pub struct HttpSettings {
 impl HttpArgs {
     /// Checks the settings; `max_wait` is the longest a tool call waits (`--max-wait`).
     pub fn validate(mut self, max_wait: Duration) -> Result<HttpSettings, String> {
-        let oauth = self.oauth.clone().validate()?;
-        if let Some(oauth) = &oauth {
+        let mut oauth = self.oauth.clone().validate()?;
+        if let Some(oauth) = &mut oauth {
+            oauth.cors_origins = crate::oauth::cors::origins(&self.allowed_origins);
             if self.auth_token.is_some() || self.insecure_no_auth {
                 return Err(
                     "--oauth is how clients authenticate: drop --auth-token and \
