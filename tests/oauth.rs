@@ -763,3 +763,82 @@ async fn browser_pages_get_cors_for_allowed_origins_and_the_public_endpoints() {
     assert!(exposed.contains("www-authenticate") && exposed.contains("mcp-session-id"));
     assert!(fake.received().is_empty());
 }
+
+#[tokio::test]
+async fn client_id_metadata_documents_are_fetched_through_the_file_guard() {
+    let fake = FakeHandinger::start().await;
+    fake.accept_key(USER_KEY);
+    // Without --allow-file-host, loopback, private and plain-http documents are refused.
+    let bridge = start_oauth(&fake, &[]).await;
+    let (_, challenge) = pkce();
+    for client_id in [
+        "https://127.0.0.1:9/client.json",
+        "https://10.1.2.3/client.json",
+        "https://[::1]/client.json",
+        "http://mcp-client.example.com/client.json",
+        &format!("{}/files/client.json", fake.base_url),
+    ] {
+        let query = form(&[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ]);
+        let page = http()
+            .get(format!("{}?{query}", bridge.url("/authorize")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 400, "{client_id}");
+        assert!(page.headers().get("location").is_none());
+        let html = page.text().await.unwrap();
+        assert!(html.contains("not fetched"), "{client_id}: {html}");
+    }
+    assert!(fake.received().is_empty(), "nothing was fetched");
+
+    // A host the operator allowed (as for answer files) serves a document that works.
+    let document_url = format!("{}/files/client.json", fake.base_url);
+    let document = json!({
+        "client_id": document_url,
+        "client_name": "Document client",
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none",
+    });
+    fake.serve_file_bytes(
+        "client.json",
+        "application/json",
+        document.to_string().as_bytes(),
+    );
+    let fake_host = fake.base_url.trim_start_matches("http://").to_owned();
+    let allowed = start_oauth(&fake, &["--allow-file-host", &fake_host]).await;
+    let (verifier, challenge) = pkce();
+    let code = code_for(&allowed, &document_url, &challenge).await;
+    let answer = post_form(
+        &allowed.url("/token"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &document_url),
+            ("redirect_uri", "http://127.0.0.1:40001/callback"),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status(), 200);
+    let fetched = fake
+        .received()
+        .iter()
+        .filter(|r| r.path == "/files/client.json")
+        .count();
+    assert_eq!(fetched, 1, "fetched once, then cached");
+    let server: Value = http()
+        .get(allowed.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(server["client_id_metadata_document_supported"], true);
+}

@@ -135,6 +135,9 @@ pub async fn show(
                  its registration expired: let it register again.",
             );
         }
+        Err(error) if super::cimd::is_document_url(client_id) => {
+            return problem(StatusCode::BAD_REQUEST, &error);
+        }
         Err(error) => return problem(StatusCode::SERVICE_UNAVAILABLE, &error),
     };
     let redirect_uri = match get("redirect_uri") {

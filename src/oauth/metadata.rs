@@ -52,7 +52,7 @@ pub async fn authorization_server(State(oauth): State<Arc<OAuth>>) -> Response {
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "authorization_response_iss_parameter_supported": true,
-        "client_id_metadata_document_supported": false,
+        "client_id_metadata_document_supported": true,
     }))
     .into_response();
     super::page::secure_headers(response.headers_mut());

@@ -7,7 +7,8 @@
 //! - [`metadata`] — the discovery documents (RFC 9728 protected resource metadata, RFC 8414
 //!   authorization server metadata);
 //! - [`clients`] — dynamic client registration (RFC 7591), bounded, and the redirect URI
-//!   rules (exact, loopback on any port);
+//!   rules (exact, loopback on any port); [`cimd`] — client ID metadata documents, fetched
+//!   through the answer-file guard;
 //! - [`authorize`] — the sign-in page and its form ([`page`] renders it, with its CSP);
 //! - [`token`] — the token endpoint and revocation (RFC 7009);
 //! - [`grants`] — codes, grants, access and refresh tokens (rotation with reuse detection);
@@ -20,6 +21,7 @@
 //! - [`settings`] — the flags.
 
 pub mod authorize;
+pub mod cimd;
 pub mod clients;
 pub mod cors;
 pub mod crypto;
@@ -69,6 +71,7 @@ pub struct OAuth {
     /// The server's API client, with which each user's key is checked at sign-in.
     pub api: HandingerClient,
     registrations: clients::RegistrationRate,
+    documents: cimd::DocumentCache,
 }
 
 /// A client as the endpoints see it.
@@ -104,6 +107,7 @@ impl OAuth {
         Ok(Self {
             audiences: vec![settings.resource(), settings.public_url.clone()],
             registrations: clients::RegistrationRate::new(settings.registrations_per_minute),
+            documents: cimd::DocumentCache::new(settings.max_clients),
             settings,
             store,
             sealer,
@@ -121,7 +125,19 @@ impl OAuth {
     }
 
     /// The registered client `client_id`, if any.
+    /// A client id that is a URL is resolved as a metadata document; `Err` says why it
+    /// cannot be used.
     pub async fn client(&self, client_id: &str) -> Result<Option<Client>, String> {
+        if cimd::is_document_url(client_id) {
+            if client_id.len() > 2048 {
+                return Err("The application's client id is longer than 2048 bytes.".into());
+            }
+            let record = self.documents.resolve(&self.api, client_id).await?;
+            return Ok(Some(Client {
+                record,
+                verified: false,
+            }));
+        }
         if client_id.len() > 256 {
             return Ok(None);
         }

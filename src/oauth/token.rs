@@ -67,6 +67,9 @@ pub async fn token(
                 "unknown client_id, or its registration expired: register again",
             );
         }
+        Err(error) if super::cimd::is_document_url(client_id) => {
+            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &error);
+        }
         Err(error) => {
             return oauth_error(
                 StatusCode::SERVICE_UNAVAILABLE,
