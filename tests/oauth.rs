@@ -40,6 +40,21 @@ async fn start_oauth(fake: &FakeHandinger, extra: &[&str]) -> HttpBridge {
 /// A bridge in OAuth mode whose public URL is `public` (another replica's, as behind a load
 /// balancer) or its own; every replica gets the same sealing secret.
 async fn start_replica(fake: &FakeHandinger, public: Option<&str>, extra: &[&str]) -> HttpBridge {
+    start_replica_with(
+        fake,
+        public,
+        extra,
+        &[("HANDINGER_MCP_OAUTH_SECRET", OAUTH_SECRET)],
+    )
+    .await
+}
+
+async fn start_replica_with(
+    fake: &FakeHandinger,
+    public: Option<&str>,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> HttpBridge {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let own = format!("http://127.0.0.1:{port}");
@@ -54,7 +69,7 @@ async fn start_replica(fake: &FakeHandinger, public: Option<&str>, extra: &[&str
     ];
     argv.extend_from_slice(extra);
     let mut cmd = command(&fake.base_url, &argv);
-    cmd.env("HANDINGER_MCP_OAUTH_SECRET", OAUTH_SECRET);
+    cmd.envs(env.iter().copied());
     let bridge = common::http::start_http_with(cmd).await;
     assert_eq!(bridge.base, own);
     bridge
@@ -841,4 +856,66 @@ async fn client_id_metadata_documents_are_fetched_through_the_file_guard() {
         .await
         .unwrap();
     assert_eq!(server["client_id_metadata_document_supported"], true);
+}
+
+#[tokio::test]
+async fn the_sealing_secret_rotates_without_ending_sign_ins() {
+    const NEW_SECRET: &str = "rotated-oauth-secret-0f3b8e21c6d94a7f55";
+    let redis = common::redis::Redis::start().await;
+    let store = redis.url();
+    let fake = FakeHandinger::start().await;
+    fake.accept_key(USER_KEY);
+    let old = start_replica(&fake, None, &["--store", &store]).await;
+    let tokens = sign_in(&old).await;
+    // The new secret, with the old one as previous: the old grant still opens.
+    let rotated = start_replica_with(
+        &fake,
+        Some(&old.base),
+        &["--store", &store],
+        &[
+            ("HANDINGER_MCP_OAUTH_SECRET", NEW_SECRET),
+            ("HANDINGER_MCP_OAUTH_PREVIOUS_SECRET", OAUTH_SECRET),
+        ],
+    )
+    .await;
+    let client = rotated.client(Some(&tokens.access), &[]).await;
+    let result = call(&client, "create_task", json!({"input": "after rotation"})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    // A refresh seals the key again under the new secret: a replica without the old one
+    // then opens it too.
+    let renewed: Value = refresh(&rotated, &tokens.client_id, &tokens.refresh)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let only_new = start_replica_with(
+        &fake,
+        Some(&old.base),
+        &["--store", &store],
+        &[("HANDINGER_MCP_OAUTH_SECRET", NEW_SECRET)],
+    )
+    .await;
+    let access = renewed["access_token"].as_str().unwrap();
+    let client = only_new.client(Some(access), &[]).await;
+    let result = call(&client, "create_task", json!({"input": "new secret only"})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    // With --store, a replica without the secret does not start.
+    let refused = common::http::run_to_exit(command(
+        &fake.base_url,
+        &[
+            "http",
+            "--store",
+            &store,
+            "--oauth",
+            "--public-url",
+            &old.base,
+        ],
+    ))
+    .await;
+    assert!(!refused.0.success());
+    assert!(
+        refused.1.contains("HANDINGER_MCP_OAUTH_SECRET"),
+        "{}",
+        refused.1
+    );
 }
