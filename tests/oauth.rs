@@ -919,3 +919,55 @@ async fn the_sealing_secret_rotates_without_ending_sign_ins() {
         refused.1
     );
 }
+
+#[tokio::test]
+async fn a_session_belongs_to_the_sign_in_that_opened_it_across_refreshes() {
+    use common::rpc;
+    let fake = FakeHandinger::start().await;
+    fake.accept_key(USER_KEY);
+    let bridge = start_oauth(&fake, &[]).await;
+    let alice = sign_in(&bridge).await;
+    let other = sign_in(&bridge).await;
+    let client = http();
+    let opened = rpc::post(&client, &bridge.url("/mcp"))
+        .bearer_auth(&alice.access)
+        .json(&rpc::initialize(1, rpc::HTTP_PROTOCOL, "raw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let list = |token: String| {
+        let client = client.clone();
+        let url = bridge.url("/mcp");
+        let session = session.clone();
+        async move {
+            rpc::post_initialized(
+                &client,
+                &url,
+                Some(&session),
+                &rpc::request(2, "tools/list", json!({})),
+            )
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+        }
+    };
+    // Another sign-in (even of the same key) does not reach this session.
+    assert_eq!(list(other.access.clone()).await, 404);
+    // The same grant after a refresh does.
+    let renewed: Value = refresh(&bridge, &alice.client_id, &alice.refresh)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let renewed = renewed["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(list(renewed).await, 200);
+    assert_eq!(task_posts(&fake), 0);
+}
