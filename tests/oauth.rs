@@ -971,3 +971,54 @@ async fn a_session_belongs_to_the_sign_in_that_opened_it_across_refreshes() {
     assert_eq!(list(renewed).await, 200);
     assert_eq!(task_posts(&fake), 0);
 }
+
+#[tokio::test]
+async fn typescript_sdk_signs_in_through_chromium_and_refreshes() {
+    let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/node-clients/node_modules");
+    assert!(
+        modules.join("@modelcontextprotocol/sdk").exists(),
+        "the official TypeScript MCP SDK is not installed: run `bash .ci/ts-clients.sh`"
+    );
+    let python = python();
+    let fake = FakeHandinger::start().await;
+    fake.accept_key(USER_KEY);
+    let bridge = start_oauth(&fake, &["--oauth-access-token-ttl", "2"]).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ts/oauth.mjs");
+    let output = tokio::time::timeout(
+        SCENARIO_TIMEOUT,
+        tokio::process::Command::new("node")
+            .arg(&script)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+            .env("SDK_DIR", modules.join("@modelcontextprotocol/sdk"))
+            .env("PYTHON", &python)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("MCP_URL", bridge.url("/mcp"))
+            .env("USER_KEY", USER_KEY)
+            .env("ACCESS_TTL", "2")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the TypeScript scenario hung")
+    .expect("run node (install Node.js 20+)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stderr.contains("ts-sdk-flow: ok"),
+        "the TypeScript SDK scenario failed:\n{}\n{stderr}\nserver log:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        bridge.log()
+    );
+    let posts: Vec<_> = fake
+        .posts()
+        .into_iter()
+        .filter(|r| r.path == "/api/tasks")
+        .collect();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(
+        posts[0].authorization.as_deref(),
+        Some(format!("Bearer {USER_KEY}").as_str())
+    );
+}

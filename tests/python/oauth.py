@@ -9,6 +9,8 @@ Scenarios (argv[1]):
   the token, `create_task`, then a refresh (the access token lives `ACCESS_TTL` seconds) and
   another call on the same session. Prints the tokens it ended with as JSON on its last line,
   for the Rust side's negative cases.
+- `browser-sign-in`: only the browser's part, for tests/ts/oauth.mjs: signs in at `AUTH_URL`
+  with `USER_KEY` and prints the URL the browser was sent back to.
 - `page-defences`: the sign-in page in Chromium: its CSP stops an injected inline script, a
   forged form without the page's request token is refused, a framed page does not render,
   and a wrong key gets a clear message on the page.
@@ -206,10 +208,17 @@ async def page_defences(url: str, base: str, key: str, wrong_key: str) -> None:
 
 
 async def main(scenario: str) -> None:
-    url = os.environ["MCP_URL"]
+    url = os.environ.get("MCP_URL", "")
     key = os.environ["USER_KEY"]
     if scenario == "sdk-flow":
         await sdk_flow(url, key, float(os.environ.get("ACCESS_TTL", "2")))
+    elif scenario == "browser-sign-in":
+        # For another language's client: sign in at AUTH_URL, print where the browser went.
+        async with async_playwright() as p:
+            browser = await launch(p)
+            print(await sign_in_in_browser(browser, os.environ["AUTH_URL"], key))
+            await browser.close()
+        return
     elif scenario == "page-defences":
         base = url.removesuffix("/mcp")
         await page_defences(url, base, key, os.environ["WRONG_KEY"])
