@@ -69,6 +69,8 @@ async fn start_replica_with(
     ];
     argv.extend_from_slice(extra);
     let mut cmd = command(&fake.base_url, &argv);
+    // OAuth mode reads no server key: every call runs on a signed-in user's.
+    cmd.env_remove("HANDINGER_API_KEY");
     cmd.envs(env.iter().copied());
     let bridge = common::http::start_http_with(cmd).await;
     assert_eq!(bridge.base, own);

@@ -192,8 +192,25 @@ async def page_defences(url: str, base: str, key: str, wrong_key: str) -> None:
         check("not valid here" in body, f"the forged form was not refused: {body}")
 
         # Framed, the page does not render.
+        # The framing page is served by a real server on another loopback port, so only the
+        # sign-in page's own headers can stop the frame (Chrome's local network access
+        # checks keep pages from other address spaces from framing loopback by themselves).
+        framing = f'<iframe id="f" src="{authorize}" width="600" height="400"></iframe>'.encode()
+
+        async def serve_framing(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\nconnection: close\r\n"
+                + f"content-length: {len(framing)}\r\n\r\n".encode()
+                + framing
+            )
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve_framing, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
         framer = await browser.new_page()
-        await framer.set_content(f'<iframe id="f" src="{authorize}" width="600" height="400"></iframe>')
+        await framer.goto(f"http://127.0.0.1:{port}/framer")
         await framer.wait_for_timeout(1500)
         frame = framer.frames[1] if len(framer.frames) > 1 else None
         rendered = False
@@ -203,6 +220,7 @@ async def page_defences(url: str, base: str, key: str, wrong_key: str) -> None:
             except Exception:
                 rendered = False
         check(not rendered, "the sign-in page rendered inside a frame")
+        server.close()
         await browser.close()
     print(json.dumps({"client_id": client_id}))
 
