@@ -1024,3 +1024,94 @@ async fn typescript_sdk_signs_in_through_chromium_and_refreshes() {
         Some(format!("Bearer {USER_KEY}").as_str())
     );
 }
+
+#[tokio::test]
+async fn mcp_remote_signs_in_through_chromium_and_proxies_calls() {
+    use rmcp::ServiceExt as _;
+    use rmcp::transport::TokioChildProcess;
+    use tokio::io::AsyncBufReadExt as _;
+    let proxy = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".ci/node-clients/node_modules/mcp-remote/dist/proxy.js");
+    assert!(
+        proxy.exists(),
+        "mcp-remote is not installed: run `bash .ci/ts-clients.sh`"
+    );
+    let python = python();
+    let fake = FakeHandinger::start().await;
+    fake.accept_key(USER_KEY);
+    let bridge = start_oauth(&fake, &[]).await;
+    let home = tempfile::tempdir().unwrap();
+    let callback_port = free_port().to_string();
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(&proxy)
+        .arg(bridge.url("/mcp"))
+        .arg(&callback_port)
+        .args(["--host", "127.0.0.1"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("MCP_REMOTE_CONFIG_DIR", home.path().join("mcp-auth"))
+        // No desktop here: "opening" the browser does nothing, and the test's Chromium
+        // loads the URL mcp-remote prints.
+        .env("BROWSER", "true");
+    let (transport, stderr) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mcp-remote (install Node.js 20+)");
+    let connecting = tokio::spawn(async move { ().serve(transport).await });
+    let mut lines = tokio::io::BufReader::new(stderr.expect("stderr is piped")).lines();
+    let mut seen = String::new();
+    let authorize = tokio::time::timeout(SCENARIO_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.starts_with(&bridge.url("/authorize")) {
+                return line;
+            }
+        }
+        panic!("mcp-remote ended without asking for a sign-in:\n{seen}");
+    })
+    .await
+    .expect("mcp-remote asked for a sign-in");
+    // Keep reading its stderr so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let output = tokio::time::timeout(
+        SCENARIO_TIMEOUT,
+        tokio::process::Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/oauth.py"))
+            .arg("browser-sign-in")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("USER_KEY", USER_KEY)
+            .env("AUTH_URL", &authorize)
+            .env("PASS_THROUGH", "1")
+            .output(),
+    )
+    .await
+    .expect("the browser sign-in hung")
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let client = tokio::time::timeout(SCENARIO_TIMEOUT, connecting)
+        .await
+        .expect("mcp-remote connected")
+        .unwrap()
+        .expect("initialize through mcp-remote");
+    let result = call(
+        &client,
+        "create_task",
+        json!({"input": "through mcp-remote"}),
+    )
+    .await;
+    assert!(!is_error(&result), "{}", text(&result));
+    assert_eq!(
+        fake.posts().last().unwrap().authorization.as_deref(),
+        Some(format!("Bearer {USER_KEY}").as_str())
+    );
+    let _ = client.cancel().await;
+}

@@ -10,7 +10,8 @@ Scenarios (argv[1]):
   another call on the same session. Prints the tokens it ended with as JSON on its last line,
   for the Rust side's negative cases.
 - `browser-sign-in`: only the browser's part, for tests/ts/oauth.mjs: signs in at `AUTH_URL`
-  with `USER_KEY` and prints the URL the browser was sent back to.
+  with `USER_KEY` and prints the URL the browser was sent back to (with `PASS_THROUGH`, the
+  browser really goes there: mcp-remote's own callback server).
 - `page-defences`: the sign-in page in Chromium: its CSP stops an injected inline script, a
   forged form without the page's request token is refused, a framed page does not render,
   and a wrong key gets a clear message on the page.
@@ -64,6 +65,19 @@ class Memory:
 
 async def launch(p):
     return await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+
+
+async def sign_in_through(browser, authorize_url: str, key: str) -> str:
+    """Signs in and lets the browser go on to the client's own callback server (a client such
+    as mcp-remote listens on loopback); the callback URL once it loaded."""
+    page = await browser.new_page()
+    await page.goto(authorize_url)
+    await page.get_by_label("Your Handinger API key").fill(key)
+    await page.get_by_role("button", name="Approve").click()
+    await page.wait_for_url(lambda url: "code=" in url, timeout=30000)
+    url = page.url
+    await page.close()
+    return url
 
 
 async def sign_in_in_browser(browser, authorize_url: str, key: str) -> str:
@@ -234,7 +248,10 @@ async def main(scenario: str) -> None:
         # For another language's client: sign in at AUTH_URL, print where the browser went.
         async with async_playwright() as p:
             browser = await launch(p)
-            print(await sign_in_in_browser(browser, os.environ["AUTH_URL"], key))
+            if os.environ.get("PASS_THROUGH"):
+                print(await sign_in_through(browser, os.environ["AUTH_URL"], key))
+            else:
+                print(await sign_in_in_browser(browser, os.environ["AUTH_URL"], key))
             await browser.close()
         return
     elif scenario == "page-defences":
