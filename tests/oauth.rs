@@ -1115,3 +1115,44 @@ async fn mcp_remote_signs_in_through_chromium_and_proxies_calls() {
     );
     let _ = client.cancel().await;
 }
+
+#[tokio::test]
+async fn key_checks_at_sign_in_are_bounded_per_address() {
+    let fake = FakeHandinger::start().await;
+    let bridge = start_oauth(&fake, &["--oauth-sign-ins-per-minute", "2"]).await;
+    let registered: Value = register(&bridge).await.json().await.unwrap();
+    let client_id = registered["client_id"].as_str().unwrap();
+    let (_, challenge) = pkce();
+    let (request, cookie) = open_page(&bridge, client_id, &challenge).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let answer = http()
+            .post(bridge.url("/authorize"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", &cookie)
+            .body(form(&[
+                ("request", &request),
+                ("api_key", WRONG_KEY),
+                ("action", "approve"),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(answer.status().as_u16());
+        if answer.status() == 429 {
+            assert!(
+                answer
+                    .text()
+                    .await
+                    .unwrap()
+                    .contains("Too many sign-in attempts")
+            );
+        }
+    }
+    assert_eq!(statuses, [401, 401, 429]);
+    assert_eq!(
+        fake.received().len(),
+        2,
+        "only two keys were checked at Handinger"
+    );
+}

@@ -264,6 +264,7 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
 
 pub async fn submit(
     State(oauth): State<Arc<OAuth>>,
+    connection: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
@@ -322,6 +323,15 @@ pub async fn submit(
             "That is not a Handinger API key: paste the key (it starts with hdg_live_) \
              without spaces or line breaks.",
             StatusCode::BAD_REQUEST,
+        );
+    }
+    if let Some(axum::Extension(axum::extract::ConnectInfo(peer))) = connection
+        && oauth.sign_ins.check(peer.ip()).is_err()
+    {
+        tracing::warn!("refused a sign-in: --oauth-sign-ins-per-minute reached for an address");
+        return again(
+            "Too many sign-in attempts from your address: wait a minute, then try again.",
+            StatusCode::TOO_MANY_REQUESTS,
         );
     }
     if let Err((message, status)) = verify_key(&oauth, key).await {

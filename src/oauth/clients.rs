@@ -156,8 +156,9 @@ pub fn redirect_allowed(registered: &[String], given: &str) -> bool {
     })
 }
 
-/// Registrations per client address per minute, in this process.
-pub struct RegistrationRate {
+/// Attempts per client address per minute, in this process: registrations, and sign-ins
+/// that reach the key check.
+pub struct AddressRate {
     per_minute: u32,
     counts: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
@@ -166,7 +167,7 @@ pub struct RegistrationRate {
 /// (once full, the windows that ended are dropped, then the oldest).
 const MAX_TRACKED_ADDRESSES: usize = 10_000;
 
-impl RegistrationRate {
+impl AddressRate {
     pub fn new(per_minute: u32) -> Self {
         Self {
             per_minute,
@@ -174,7 +175,7 @@ impl RegistrationRate {
         }
     }
 
-    /// Counts one registration from `address`; `Err` (seconds to wait) beyond the rate.
+    /// Counts one attempt from `address`; `Err` (seconds to wait) beyond the rate.
     pub fn check(&self, address: IpAddr) -> Result<(), u64> {
         const WINDOW: Duration = Duration::from_secs(60);
         let now = Instant::now();

@@ -70,7 +70,10 @@ pub struct OAuth {
     pub sealer: crypto::Sealer,
     /// The server's API client, with which each user's key is checked at sign-in.
     pub api: HandingerClient,
-    registrations: clients::RegistrationRate,
+    registrations: clients::AddressRate,
+    /// Sign-ins that reach the key check, per address: the page must not become a way to
+    /// test guessed keys against Handinger at speed.
+    sign_ins: clients::AddressRate,
     documents: cimd::DocumentCache,
 }
 
@@ -106,7 +109,8 @@ impl OAuth {
         };
         Ok(Self {
             audiences: vec![settings.resource(), settings.public_url.clone()],
-            registrations: clients::RegistrationRate::new(settings.registrations_per_minute),
+            registrations: clients::AddressRate::new(settings.registrations_per_minute),
+            sign_ins: clients::AddressRate::new(settings.sign_ins_per_minute),
             documents: cimd::DocumentCache::new(settings.max_clients),
             settings,
             store,

@@ -46,6 +46,11 @@ pub struct OAuthArgs {
     #[arg(long, env = "HANDINGER_MCP_OAUTH_REGISTRATIONS_PER_MINUTE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub oauth_registrations_per_minute: u32,
 
+    /// Sign-in attempts (a key typed and checked at Handinger) one client address may make
+    /// per minute; more get the page again with a message to wait.
+    #[arg(long, env = "HANDINGER_MCP_OAUTH_SIGN_INS_PER_MINUTE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub oauth_sign_ins_per_minute: u32,
+
     /// Seconds a registered client is kept without being used to sign in.
     #[arg(long, env = "HANDINGER_MCP_OAUTH_CLIENT_IDLE_TTL", default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(60..=365 * 86_400))]
     pub oauth_client_idle_ttl: u64,
@@ -67,6 +72,7 @@ pub struct OAuthSettings {
     pub refresh_ttl: Duration,
     pub max_clients: usize,
     pub registrations_per_minute: u32,
+    pub sign_ins_per_minute: u32,
     pub client_idle_ttl: Duration,
     pub max_records: usize,
     /// The `--allowed-origin` origins, which browser pages may call `/mcp` from.
@@ -105,6 +111,7 @@ impl OAuthArgs {
             refresh_ttl: Duration::from_secs(self.oauth_refresh_token_ttl),
             max_clients: self.oauth_max_clients as usize,
             registrations_per_minute: self.oauth_registrations_per_minute,
+            sign_ins_per_minute: self.oauth_sign_ins_per_minute,
             client_idle_ttl: Duration::from_secs(self.oauth_client_idle_ttl),
             max_records: self.oauth_max_records as usize,
             cors_origins: Vec::new(),
