@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the official TypeScript MCP SDK and mcp-remote that tests/oauth.rs drives the
-# server with (tests/ts/oauth.mjs; mcp-remote's proxy): npm ci into .ci/node-clients (git-ignored node_modules, pinned by
+# server with (tests/ts/oauth.mjs; mcp-remote's proxy), and oauth2-mock-server, the token
+# issuer of its --oauth-issuer test (tests/ts/issuer.mjs): npm ci into .ci/node-clients (git-ignored node_modules, pinned by
 # its package-lock.json), reused while the lock file is unchanged. .ci/test runs this
 # before cargo test.
 set -euo pipefail

@@ -1156,3 +1156,130 @@ async fn key_checks_at_sign_in_are_bounded_per_address() {
         "only two keys were checked at Handinger"
     );
 }
+
+/// oauth2-mock-server on a free loopback port (tests/ts/issuer.mjs); stopped when dropped.
+struct MockIssuer {
+    url: String,
+    _child: tokio::process::Child,
+}
+
+async fn mock_issuer() -> MockIssuer {
+    use tokio::io::AsyncBufReadExt as _;
+    let package = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".ci/node-clients/node_modules/oauth2-mock-server");
+    assert!(
+        package.exists(),
+        "oauth2-mock-server is not installed: run `bash .ci/ts-clients.sh`"
+    );
+    let mut child = tokio::process::Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ts/issuer.mjs"))
+        .env("ISSUER_DIR", &package)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start oauth2-mock-server (install Node.js 20+)");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(SCENARIO_TIMEOUT, lines.next_line())
+        .await
+        .expect("the issuer started")
+        .unwrap()
+        .expect("the issuer printed its URL");
+    MockIssuer {
+        url: line
+            .strip_prefix("ISSUER ")
+            .expect("ISSUER <url>")
+            .to_owned(),
+        _child: child,
+    }
+}
+
+async fn issued_token(issuer: &MockIssuer, fields: &[(&str, &str)]) -> String {
+    let mut pairs = vec![("grant_type", "client_credentials"), ("scope", "handinger")];
+    pairs.extend_from_slice(fields);
+    let answer: Value = post_form(&format!("{}/token", issuer.url), &pairs)
+        .await
+        .json()
+        .await
+        .unwrap();
+    answer["access_token"].as_str().expect("a token").to_owned()
+}
+
+#[tokio::test]
+async fn an_external_issuers_jwts_are_checked_and_calls_run_on_the_servers_key() {
+    let issuer = mock_issuer().await;
+    let other = mock_issuer().await;
+    let fake = FakeHandinger::start().await;
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let bridge = common::http::start_http_with(command(
+        &fake.base_url,
+        &[
+            "http",
+            "--listen",
+            &listen,
+            "--oauth-issuer",
+            &issuer.url,
+            "--public-url",
+            &public,
+        ],
+    ))
+    .await;
+    let resource = bridge.url("/mcp");
+    // The resource metadata names the organisation's issuer; this server signs nobody in.
+    let metadata: Value = http()
+        .get(bridge.url("/.well-known/oauth-protected-resource/mcp"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["authorization_servers"][0], issuer.url);
+    assert_eq!(
+        http()
+            .get(bridge.url("/authorize"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let valid = issued_token(&issuer, &[("aud", &resource), ("sub", "alice")]).await;
+    let client = bridge.client(Some(&valid), &[]).await;
+    let result = call(&client, "create_task", json!({"input": "org user"})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    assert_eq!(
+        fake.posts().last().unwrap().authorization.as_deref(),
+        Some(format!("Bearer {API_KEY}").as_str()),
+        "the call ran on the server's key"
+    );
+    let before = fake.received().len();
+    let refused = [
+        issued_token(&issuer, &[("aud", "https://other.example.com/mcp")]).await,
+        issued_token(&issuer, &[("aud", &resource), ("expired", "1")]).await,
+        issued_token(&other, &[("aud", &resource)]).await,
+        format!("{}x", &valid[..valid.len() - 1]),
+    ];
+    for (token, why) in refused
+        .iter()
+        .zip(["audience", "expired", "other issuer", "tampered"])
+    {
+        let (status, challenge) = mcp_status(&bridge, Some(token)).await;
+        assert_eq!(status, 401, "{why}");
+        assert!(challenge.contains("invalid_token"), "{why}: {challenge}");
+    }
+    assert_eq!(mcp_status(&bridge, None).await.0, 401);
+    assert_eq!(fake.received().len(), before, "nothing reached Handinger");
+    // Each was refused for its own reason.
+    let log = bridge.log();
+    for reason in [
+        "issued for another resource",
+        "has expired",
+        "key the issuer does not publish",
+    ] {
+        assert!(log.contains(reason), "no refusal for: {reason}");
+    }
+    assert!(!log.contains(&valid), "a token reached the log");
+}

@@ -16,7 +16,7 @@ pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/
 fn resource_document(oauth: &OAuth, resource: String) -> Response {
     let mut response = Json(serde_json::json!({
         "resource": resource,
-        "authorization_servers": [oauth.settings.public_url],
+        "authorization_servers": [oauth.settings.issuer.as_ref().unwrap_or(&oauth.settings.public_url)],
         "scopes_supported": [SCOPE],
         "bearer_methods_supported": ["header"],
         "resource_name": "Handinger MCP",

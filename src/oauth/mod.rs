@@ -18,6 +18,8 @@
 //!   it; [`crypto`] — token digests, PKCE, and the sealing of the users' keys;
 //! - [`cors`] — what browser pages may call: the credential-free endpoints from anywhere,
 //!   `/mcp` from the `--allowed-origin` origins;
+//! - [`issuer`] — `--oauth-issuer`: the server as a pure resource server for another
+//!   authorization server's JWTs, calls on the server's own key;
 //! - [`settings`] — the flags.
 
 pub mod authorize;
@@ -27,6 +29,7 @@ pub mod cors;
 pub mod crypto;
 pub mod grants;
 pub mod guard;
+pub mod issuer;
 pub mod metadata;
 pub mod page;
 pub mod settings;
@@ -70,6 +73,8 @@ pub struct OAuth {
     pub sealer: crypto::Sealer,
     /// The server's API client, with which each user's key is checked at sign-in.
     pub api: HandingerClient,
+    /// `--oauth-issuer`: the external issuer whose JWTs are checked instead.
+    pub issuer: Option<issuer::Issuer>,
     registrations: clients::AddressRate,
     /// Sign-ins that reach the key check, per address: the page must not become a way to
     /// test guessed keys against Handinger at speed.
@@ -92,7 +97,7 @@ impl OAuth {
     ) -> Result<Self, String> {
         let sealer = match &settings.secret {
             Some((current, previous)) => crypto::Sealer::new(current, previous.as_ref()),
-            None if redis.is_some() => {
+            None if redis.is_some() && settings.issuer.is_none() => {
                 return Err(format!(
                     "--oauth with --store needs {} (or {}): every replica must open the keys \
                      the others sealed; set it to the same random value on each, e.g. \
@@ -107,7 +112,12 @@ impl OAuth {
             Some(connection) => store::OAuthStore::Redis(connection),
             None => store::OAuthStore::Memory(store::MemoryStore::new(settings.max_records)),
         };
+        let issuer = match &settings.issuer {
+            Some(url) => Some(issuer::Issuer::new(url.clone())?),
+            None => None,
+        };
         Ok(Self {
+            issuer,
             audiences: vec![settings.resource(), settings.public_url.clone()],
             registrations: clients::AddressRate::new(settings.registrations_per_minute),
             sign_ins: clients::AddressRate::new(settings.sign_ins_per_minute),
@@ -276,8 +286,25 @@ async fn register(State(oauth): State<Arc<OAuth>>, request: axum::extract::Reque
     response
 }
 
-/// The OAuth endpoints, merged beside `/mcp`.
+/// The OAuth endpoints, merged beside `/mcp`: with `--oauth-issuer` only the protected
+/// resource metadata (the authorization server is the issuer).
 pub fn routes(oauth: Arc<OAuth>) -> Router {
+    if oauth.issuer.is_some() {
+        return Router::new()
+            .route(
+                "/.well-known/oauth-protected-resource",
+                get(metadata::protected_resource_root),
+            )
+            .route(
+                metadata::RESOURCE_METADATA_PATH,
+                get(metadata::protected_resource_mcp),
+            )
+            .with_state(oauth)
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(cors::Cors { origins: None }),
+                cors::cors,
+            ));
+    }
     Router::new()
         .route(
             "/.well-known/oauth-protected-resource",

@@ -24,6 +24,14 @@ pub struct OAuthArgs {
     #[arg(long, env = "HANDINGER_MCP_OAUTH", action = clap::ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub oauth: bool,
 
+    /// An organisation's own authorization server (its issuer URL, as in its tokens' `iss`):
+    /// the server then only checks that issuer's JWT access tokens (signature against its
+    /// JWKS, issuer, audience = --public-url's /mcp, expiry) and runs calls on its own
+    /// HANDINGER_API_KEY; it serves no sign-in of its own. Needs --public-url; not with
+    /// --oauth.
+    #[arg(long, env = "HANDINGER_MCP_OAUTH_ISSUER", value_name = "URL")]
+    pub oauth_issuer: Option<String>,
+
     /// The URL clients reach this server by, without /mcp (e.g. https://mcp.example.com):
     /// tokens are issued for it and checked against it. https, or http on a loopback host.
     #[arg(long, env = "HANDINGER_MCP_PUBLIC_URL", value_name = "URL")]
@@ -77,6 +85,8 @@ pub struct OAuthSettings {
     pub max_records: usize,
     /// The `--allowed-origin` origins, which browser pages may call `/mcp` from.
     pub cors_origins: Vec<String>,
+    /// `--oauth-issuer`: tokens are another server's JWTs, and calls run on the server's key.
+    pub issuer: Option<String>,
     /// The sealing secret and the previous one (rotation); `None`: drawn at random.
     pub secret: Option<(SecretString, Option<SecretString>)>,
 }
@@ -84,7 +94,14 @@ pub struct OAuthSettings {
 impl OAuthArgs {
     /// `None` when OAuth mode is off.
     pub fn validate(self) -> Result<Option<OAuthSettings>, String> {
-        if !self.oauth {
+        if self.oauth && self.oauth_issuer.is_some() {
+            return Err(
+                "--oauth (this server signs users in) and --oauth-issuer (another \
+                        server does) exclude each other: keep one"
+                    .into(),
+            );
+        }
+        if !self.oauth && self.oauth_issuer.is_none() {
             if self.public_url.is_some() {
                 return Err("--public-url is only used with --oauth: add --oauth \
                             (HANDINGER_MCP_OAUTH=1), or drop --public-url"
@@ -92,8 +109,19 @@ impl OAuthArgs {
             }
             return Ok(None);
         }
+        let issuer = match self.oauth_issuer {
+            Some(raw) => {
+                let trimmed = raw.trim().to_owned();
+                check_public_url(trimmed.trim_end_matches('/')).map_err(|e| {
+                    e.replace("--public-url", "--oauth-issuer")
+                        .replace("without /mcp (e.g. https://mcp.example.com)", "(its iss)")
+                })?;
+                Some(trimmed)
+            }
+            None => None,
+        };
         let raw = self.public_url.ok_or(
-            "--oauth needs --public-url (HANDINGER_MCP_PUBLIC_URL): the URL clients reach this \
+            "--oauth and --oauth-issuer need --public-url (HANDINGER_MCP_PUBLIC_URL): the URL clients reach this \
              server by, e.g. https://mcp.example.com (tokens are issued for it)",
         )?;
         let (public_url, public_host) = check_public_url(&raw)?;
@@ -115,6 +143,7 @@ impl OAuthArgs {
             client_idle_ttl: Duration::from_secs(self.oauth_client_idle_ttl),
             max_records: self.oauth_max_records as usize,
             cors_origins: Vec::new(),
+            issuer,
             secret,
         }))
     }

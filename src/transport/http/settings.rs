@@ -237,8 +237,9 @@ impl HttpArgs {
                         .into(),
                 );
             }
-            // Calls run on each signed-in user's key, and the public host is this server's.
-            self.key_from_request = true;
+            // Calls run on each signed-in user's key (with --oauth-issuer, on the server's),
+            // and the public host is this server's.
+            self.key_from_request = oauth.issuer.is_none();
             self.allowed_hosts.push(oauth.public_host.clone());
         }
         let auth_token = match self.auth_token {
