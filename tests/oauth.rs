@@ -1283,3 +1283,67 @@ async fn an_external_issuers_jwts_are_checked_and_calls_run_on_the_servers_key()
     }
     assert!(!log.contains(&valid), "a token reached the log");
 }
+
+#[tokio::test]
+async fn a_request_without_redirect_uri_uses_the_only_registered_one() {
+    let fake = FakeHandinger::start().await;
+    fake.accept_key(USER_KEY);
+    let bridge = start_oauth(&fake, &[]).await;
+    let registered: Value = register(&bridge).await.json().await.unwrap();
+    let client_id = registered["client_id"].as_str().unwrap();
+    let (verifier, challenge) = pkce();
+    let query = form(&[
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]);
+    let page = http()
+        .get(format!("{}?{query}", bridge.url("/authorize")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let start = html.find("name=\"request\" value=\"").unwrap() + "name=\"request\" value=\"".len();
+    let request = &html[start..start + html[start..].find('"').unwrap()];
+    let approved = http()
+        .post(bridge.url("/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(form(&[
+            ("request", request),
+            ("api_key", USER_KEY),
+            ("action", "approve"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let location = approved.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(REDIRECT), "{location}");
+    let code = reqwest::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let answer = post_form(
+        &bridge.url("/token"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", client_id),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+}

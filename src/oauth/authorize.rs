@@ -48,6 +48,10 @@ struct Pending {
     expires: u64,
     client_name: Option<String>,
     verified: bool,
+    /// Whether the request named its redirect URI: the token request must then repeat it
+    /// (RFC 6749 §4.1.3); one that relied on the only registered URI need not.
+    #[serde(default)]
+    redirect_given: bool,
 }
 
 fn problem(status: StatusCode, message: &str) -> Response {
@@ -140,6 +144,7 @@ pub async fn show(
         }
         Err(error) => return problem(StatusCode::SERVICE_UNAVAILABLE, &error),
     };
+    let redirect_given = get("redirect_uri").is_some();
     let redirect_uri = match get("redirect_uri") {
         Some(uri) if super::clients::redirect_allowed(&client.record.redirect_uris, uri) => {
             uri.to_owned()
@@ -218,6 +223,7 @@ pub async fn show(
         expires: super::grants::now_secs() + PENDING_SECS,
         client_name: client.record.client_name.clone(),
         verified: client.verified,
+        redirect_given,
     };
     let sealed = oauth
         .sealer
@@ -341,7 +347,9 @@ pub async fn submit(
     match grants
         .issue_code(
             &pending.client_id,
-            &pending.redirect_uri,
+            pending
+                .redirect_given
+                .then_some(pending.redirect_uri.as_str()),
             &pending.challenge,
             &pending.resource,
             key,

@@ -26,7 +26,9 @@ pub const SCOPE: &str = "handinger";
 #[derive(Serialize, Deserialize)]
 pub struct CodeRecord {
     pub client_id: String,
-    pub redirect_uri: String,
+    /// The redirect URI the authorization request named (`None`: it named none, and the
+    /// client's only registered one was used).
+    pub redirect_uri: Option<String>,
     pub challenge: String,
     pub resource: String,
     pub grant: String,
@@ -112,7 +114,7 @@ impl Grants<'_> {
     pub async fn issue_code(
         &self,
         client_id: &str,
-        redirect_uri: &str,
+        redirect_uri: Option<&str>,
         challenge: &str,
         resource: &str,
         key: &str,
@@ -120,7 +122,7 @@ impl Grants<'_> {
         let grant = random_token(16);
         let record = CodeRecord {
             client_id: client_id.to_owned(),
-            redirect_uri: redirect_uri.to_owned(),
+            redirect_uri: redirect_uri.map(str::to_owned),
             challenge: challenge.to_owned(),
             resource: resource.to_owned(),
             sealed_key: self.sealer.seal(key.as_bytes(), &grant_context(&grant)),
@@ -161,7 +163,7 @@ impl Grants<'_> {
                 "the authorization code was issued to another client",
             ));
         }
-        if redirect_uri != Some(record.redirect_uri.as_str()) {
+        if record.redirect_uri.is_some() && redirect_uri != record.redirect_uri.as_deref() {
             return Err(refused(
                 "invalid_grant",
                 "redirect_uri is not the one the authorization request named",

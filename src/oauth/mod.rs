@@ -89,11 +89,12 @@ pub struct Client {
 }
 
 impl OAuth {
-    /// `redis`: the shared store's connection, when `--store` is set.
+    /// `redis`: the shared store's connection and OAuth's prefix there, when `--store` is
+    /// set.
     pub fn new(
         settings: OAuthSettings,
         api: HandingerClient,
-        redis: Option<redis::aio::ConnectionManager>,
+        redis: Option<(redis::aio::ConnectionManager, String)>,
     ) -> Result<Self, String> {
         let sealer = match &settings.secret {
             Some((current, previous)) => crypto::Sealer::new(current, previous.as_ref()),
@@ -109,7 +110,7 @@ impl OAuth {
             None => crypto::Sealer::ephemeral(),
         };
         let store = match redis {
-            Some(connection) => store::OAuthStore::Redis(connection),
+            Some((connection, prefix)) => store::OAuthStore::Redis(connection, prefix),
             None => store::OAuthStore::Memory(store::MemoryStore::new(settings.max_records)),
         };
         let issuer = match &settings.issuer {

@@ -16,8 +16,6 @@ use redis::aio::ConnectionManager;
 
 /// Largest record read back; ours are well under a kilobyte.
 const MAX_RECORD_BYTES: usize = 16 * 1024;
-/// Prefix of every key OAuth mode writes in a shared store.
-const PREFIX: &str = "handinger-mcp:oauth:";
 
 /// The store could not be reached or answered oddly; the request fails with 503.
 #[derive(Debug)]
@@ -25,7 +23,9 @@ pub struct StoreError(pub String);
 
 pub enum OAuthStore {
     Memory(MemoryStore),
-    Redis(ConnectionManager),
+    /// The connection, and the prefix of every name OAuth mode writes there (keyed with the
+    /// deployment secret: `SharedStore::namespace`).
+    Redis(ConnectionManager, String),
 }
 
 /// One process's records, bounded in number (`--oauth-max-records`).
@@ -76,10 +76,10 @@ impl OAuthStore {
                 records.insert(key.to_owned(), (value.to_vec(), now + ttl));
                 Ok(())
             }
-            Self::Redis(connection) => {
+            Self::Redis(connection, prefix) => {
                 let mut connection = connection.clone();
                 redis::cmd("SET")
-                    .arg(format!("{PREFIX}{key}"))
+                    .arg(format!("{prefix}{key}"))
                     .arg(value)
                     .arg("PX")
                     .arg(ttl.as_millis().max(1) as u64)
@@ -93,10 +93,10 @@ impl OAuthStore {
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Self::Memory(memory) => Ok(live(memory.lock().get(key), Instant::now())),
-            Self::Redis(connection) => {
+            Self::Redis(connection, prefix) => {
                 let mut connection = connection.clone();
                 let value: Option<Vec<u8>> = redis::cmd("GET")
-                    .arg(format!("{PREFIX}{key}"))
+                    .arg(format!("{prefix}{key}"))
                     .query_async(&mut connection)
                     .await
                     .map_err(redis_error)?;
@@ -110,10 +110,10 @@ impl OAuthStore {
     pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Self::Memory(memory) => Ok(live(memory.lock().remove(key).as_ref(), Instant::now())),
-            Self::Redis(connection) => {
+            Self::Redis(connection, prefix) => {
                 let mut connection = connection.clone();
                 let value: Option<Vec<u8>> = redis::cmd("GETDEL")
-                    .arg(format!("{PREFIX}{key}"))
+                    .arg(format!("{prefix}{key}"))
                     .query_async(&mut connection)
                     .await
                     .map_err(redis_error)?;
@@ -128,10 +128,10 @@ impl OAuthStore {
                 memory.lock().remove(key);
                 Ok(())
             }
-            Self::Redis(connection) => {
+            Self::Redis(connection, prefix) => {
                 let mut connection = connection.clone();
                 redis::cmd("DEL")
-                    .arg(format!("{PREFIX}{key}"))
+                    .arg(format!("{prefix}{key}"))
                     .query_async::<()>(&mut connection)
                     .await
                     .map_err(redis_error)
@@ -161,7 +161,7 @@ impl OAuthStore {
                 records.insert(format!("{prefix}{member}"), (Vec::new(), now + ttl));
                 Ok(true)
             }
-            Self::Redis(connection) => {
+            Self::Redis(connection, prefix) => {
                 // A sorted set scored by expiry: drop the expired, count, add; one script,
                 // so two replicas cannot both take the last place.
                 const SCRIPT: &str = r"
@@ -177,7 +177,7 @@ impl OAuthStore {
                     .as_millis() as u64;
                 let mut connection = connection.clone();
                 let added: i64 = redis::Script::new(SCRIPT)
-                    .key(format!("{PREFIX}{set}"))
+                    .key(format!("{prefix}{set}"))
                     .arg(now)
                     .arg(member)
                     .arg(ttl.as_millis() as u64)

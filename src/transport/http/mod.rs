@@ -94,7 +94,10 @@ pub async fn serve(
         Some(oauth) => Some(Arc::new(crate::oauth::OAuth::new(
             oauth,
             process.api.clone(),
-            process.store.as_ref().map(|store| store.connection()),
+            process
+                .store
+                .as_ref()
+                .map(|store| (store.connection(), store.namespace("oauth"))),
         )?)),
         None => None,
     };
