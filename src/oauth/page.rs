@@ -29,7 +29,7 @@ button.deny{background:#fff;color:#1d4ed8}\
 .unverified{color:#92400e;font-weight:600}\
 .hint{color:#3f3f46;font-size:.95rem}\
 @media (prefers-color-scheme:dark){body{background:#18181b;color:#f4f4f5}main{background:#27272a}\
-.hint{color:#d4d4d8}input[type=password]{background:#18181b;color:#f4f4f5;border-color:#a1a1aa}\
+.hint{color:#d4d4d8}.unverified{color:#fcd34d}input[type=password]{background:#18181b;color:#f4f4f5;border-color:#a1a1aa}\
 button.deny{background:#27272a;color:#bfdbfe;border-color:#bfdbfe}}\
 @media (max-width:30rem){main{margin:0;border-radius:0}}";
 
