@@ -115,7 +115,8 @@ pub fn server_api_key(command: Option<&Command>) -> Result<Option<SecretString>,
             .map(SecretString::from)
     };
     match command {
-        Some(Command::Http(http)) if http.key_from_request => Ok(None),
+        // OAuth mode runs every call on the signed-in user's key, as --key-from-request does.
+        Some(Command::Http(http)) if http.key_from_request || http.oauth.oauth => Ok(None),
         Some(command) if !command.needs_api_key() => Ok(from_env()),
         _ => from_env().map(Some).ok_or(ConfigError::MissingApiKey),
     }

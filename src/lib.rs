@@ -13,6 +13,8 @@
 //!   the one source of truth about a task; and the store replicas share (`--store`).
 //! - [`files`] — attachments going up and answer files coming down; no MCP types.
 //! - [`handinger`] — the Handinger API client; it depends on nothing of ours but task ids.
+//! - [`oauth`] — OAuth mode of `http` (`--oauth`): the resource server's check on every MCP
+//!   request, and the authorization server users sign in at with their own Handinger key.
 //! - [`task_id`] — task ids: generated, validated and path-escaped.
 //! - [`json_shape`] — what a JSON text's tree would cost, measured on its bytes.
 //! - [`printable`] — outside text on one line, safe to log or show.
@@ -41,6 +43,7 @@ pub mod handinger;
 pub mod json_shape;
 pub mod logging;
 pub mod metrics;
+pub mod oauth;
 pub mod printable;
 pub mod redact;
 pub mod shutdown;

@@ -419,6 +419,42 @@ impl HandingerClient {
         )))
     }
 
+    /// One GET of a document on another host through the answer-file guard
+    /// ([`super::fetch_guard`]: https to public addresses, checked again at connect, or a
+    /// host the operator allowed), with no credentials, no redirect followed, at most
+    /// `limit` bytes and `timeout`: for OAuth client ID metadata documents.
+    pub async fn fetch_foreign(
+        &self,
+        url: &reqwest::Url,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Bytes, ApiError> {
+        let refused = |detail: String| ApiError::Refused { detail };
+        self.options.file_hosts.check(url).map_err(refused)?;
+        let clients = self.clients().await?;
+        let response = clients
+            .files
+            .get(url.clone())
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| file_host_error(url, &e))?;
+        if redirect::target(&response).is_some() {
+            return Err(refused(format!(
+                "not fetched: {} answered with a redirect, which is not followed here",
+                url.origin().ascii_serialization()
+            )));
+        }
+        let status = response.status();
+        if !status.is_success() {
+            return Err(ApiError::FileHost {
+                origin: url.origin().ascii_serialization(),
+                detail: format!("it answered HTTP {}", status.as_u16()),
+            });
+        }
+        read_capped(response, limit).await
+    }
+
     fn is_api_origin(&self, url: &reqwest::Url) -> bool {
         reqwest::Url::parse(&self.options.base_url).is_ok_and(|base| base.origin() == url.origin())
     }

@@ -25,4 +25,7 @@ pub enum ServeError {
     /// The MCP session or the HTTP server ended with an error.
     #[error("{0}")]
     Stopped(String),
+    /// OAuth mode could not be set up (its secret, its store); the message says what to fix.
+    #[error("{0}")]
+    OAuth(String),
 }

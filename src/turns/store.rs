@@ -400,6 +400,22 @@ impl TurnStore {
         }))
     }
 
+    /// The store's connection, for what else lives in it (OAuth mode's grants).
+    pub fn connection(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+
+    /// The prefix of the names a part of the server (`part`, e.g. "oauth") files its own
+    /// records under: keyed with the deployment secret, so two deployments sharing one
+    /// Redis never read each other's.
+    pub fn namespace(&self, part: &str) -> String {
+        use hmac::Mac as _;
+        let mut mac = self.names.clone();
+        mac.update(format!("handinger-mcp namespace {part}").as_bytes());
+        let digest: [u8; 32] = mac.finalize().into_bytes().into();
+        format!("{LAYOUT}:{part}:{}:", hex(&digest[..8]))
+    }
+
     /// How long a claim outlives its owner's last renewal.
     pub fn lease(&self) -> Duration {
         self.lease

@@ -19,6 +19,7 @@ mod limits;
 mod long_tasks;
 mod mcp_clients;
 mod message_shape;
+mod oauth;
 mod papercuts;
 mod properties;
 mod python_clients;

@@ -102,6 +102,20 @@ pub async fn serve(
     } else {
         server
     };
+    let oauth = match settings.oauth.clone() {
+        Some(oauth) => Some(Arc::new(
+            crate::oauth::OAuth::new(
+                oauth,
+                http_services.api.clone(),
+                http_services
+                    .store
+                    .as_ref()
+                    .map(|store| (store.connection(), store.namespace("oauth"))),
+            )
+            .map_err(ServeError::OAuth)?,
+        )),
+        None => None,
+    };
     let HttpServices {
         api,
         store,
@@ -168,6 +182,7 @@ pub async fn serve(
         legacy,
         probes.clone(),
         access.clone(),
+        oauth,
     );
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -264,6 +279,7 @@ fn router(
     legacy: Arc<sse::LegacySse>,
     probes: Arc<probes::Probes>,
     access: Arc<access::Access>,
+    oauth: Option<Arc<crate::oauth::OAuth>>,
 ) -> Router {
     let legacy_routes = if settings.stateless {
         Router::new()
@@ -280,6 +296,14 @@ fn router(
         .with_state(streamable)
         .merge(legacy_routes)
         .layer(from_fn_with_state(access.clone(), access::mcp_gate));
+    // OAuth mode: CORS, then the token is checked (and turned into the user's key), before
+    // the gate.
+    let mcp = match &oauth {
+        Some(oauth) => {
+            crate::oauth::protect(mcp, oauth.clone()).merge(crate::oauth::routes(oauth.clone()))
+        }
+        None => mcp,
+    };
     let metrics = Router::new()
         .route("/metrics", get(probes::metrics))
         .with_state(probes.clone())
@@ -322,7 +346,9 @@ fn probe_limits(main: &connections::ConnectionLimits) -> connections::Connection
 
 fn announce(local: SocketAddr, settings: &HttpSettings) {
     tracing::info!(
-        auth = if settings.auth_token.is_some() {
+        auth = if settings.oauth.is_some() {
+            "oauth sign-in"
+        } else if settings.auth_token.is_some() {
             "bearer token"
         } else {
             "none"
@@ -341,7 +367,7 @@ fn announce(local: SocketAddr, settings: &HttpSettings) {
             format!(" (legacy SSE: http://{local}/sse)")
         }
     );
-    if settings.auth_token.is_none() && !local.ip().is_loopback() {
+    if settings.auth_token.is_none() && settings.oauth.is_none() && !local.ip().is_loopback() {
         tracing::warn!("serving beyond loopback without a bearer token (--insecure-no-auth)");
     }
 }

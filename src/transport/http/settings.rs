@@ -195,6 +195,9 @@ pub struct HttpArgs {
     /// Seconds to let tool calls in flight finish after SIGTERM before closing sessions.
     #[arg(long, env = "HANDINGER_MCP_SHUTDOWN_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace: u64,
+
+    #[command(flatten)]
+    pub oauth: crate::oauth::OAuthArgs,
 }
 
 fn parse_secret(raw: &str) -> Result<SecretString, String> {
@@ -221,11 +224,30 @@ pub struct HttpSettings {
     pub connections: super::connections::ConnectionLimits,
     pub probe_listen: Option<SocketAddr>,
     pub session_first_request_timeout: Duration,
+    /// OAuth mode (`--oauth`): sign-in replaces the bearer token, and calls run on each
+    /// user's key as with --key-from-request.
+    pub oauth: Option<crate::oauth::OAuthSettings>,
 }
 
 impl HttpArgs {
     /// Checks the settings; `max_wait` is the longest a tool call waits (`--max-wait`).
-    pub fn validate(self, max_wait: Duration) -> Result<HttpSettings, String> {
+    pub fn validate(mut self, max_wait: Duration) -> Result<HttpSettings, String> {
+        let mut oauth = self.oauth.clone().validate()?;
+        if let Some(oauth) = &mut oauth {
+            oauth.cors_origins = crate::oauth::cors::origins(&self.allowed_origins);
+            if self.auth_token.is_some() || self.insecure_no_auth {
+                return Err(
+                    "--oauth is how clients authenticate: drop --auth-token and \
+                            --insecure-no-auth (HANDINGER_MCP_AUTH_TOKEN / \
+                            HANDINGER_MCP_INSECURE_NO_AUTH)"
+                        .into(),
+                );
+            }
+            // Calls run on each signed-in user's key (with --oauth-issuer, on the server's),
+            // and the public host is this server's.
+            self.key_from_request = oauth.issuer.is_none();
+            self.allowed_hosts.push(oauth.public_host.clone());
+        }
         let auth_token = match self.auth_token {
             Some(token) => Some(validate_token(token)?),
             None => None,
@@ -233,7 +255,11 @@ impl HttpArgs {
         if auth_token.is_some() && self.insecure_no_auth {
             return Err("both --auth-token and --insecure-no-auth are set: drop one (HANDINGER_MCP_AUTH_TOKEN / HANDINGER_MCP_INSECURE_NO_AUTH)".into());
         }
-        if !self.listen.ip().is_loopback() && auth_token.is_none() && !self.insecure_no_auth {
+        if !self.listen.ip().is_loopback()
+            && auth_token.is_none()
+            && !self.insecure_no_auth
+            && oauth.is_none()
+        {
             return Err(format!(
                 "refusing to listen on {} without a bearer token: anyone who can reach that \
                  address could spend your Handinger credits. Set HANDINGER_MCP_AUTH_TOKEN \
@@ -244,7 +270,7 @@ impl HttpArgs {
             ));
         }
         let hosts = AllowedHosts::new(self.listen, &self.allowed_hosts)?;
-        if hosts.allows_any() && auth_token.is_none() && !self.insecure_no_auth {
+        if hosts.allows_any() && auth_token.is_none() && !self.insecure_no_auth && oauth.is_none() {
             return Err("--allowed-host '*' turns off DNS-rebinding protection, which only a bearer token can replace: set HANDINGER_MCP_AUTH_TOKEN too (or list the host names clients use)".into());
         }
         let origins = AllowedOrigins::new(&self.allowed_origins)?;
@@ -310,6 +336,7 @@ impl HttpArgs {
             auth_failure_limit: self.auth_failure_limit,
             probe_listen: self.probe_listen,
             session_first_request_timeout,
+            oauth,
             connections: super::connections::ConnectionLimits {
                 max_connections: self.max_connections as usize,
                 probe_connections: self.probe_connections as usize,
