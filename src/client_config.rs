@@ -16,20 +16,20 @@ use crate::tools::{HandingerServer, TaskPolicy, ToolSettings};
 
 /// What the configuration shows where the key goes. Plain letters, so a command pasted
 /// before it is replaced does nothing surprising in a shell.
-pub const KEY_PLACEHOLDER: &str = "YOUR_HANDINGER_API_KEY";
+pub(crate) const KEY_PLACEHOLDER: &str = "YOUR_HANDINGER_API_KEY";
 /// The name clients list the server under.
-pub const SERVER_NAME: &str = "handinger";
+pub(crate) const SERVER_NAME: &str = "handinger";
 /// The id of VS Code's prompt for the key.
 const VSCODE_INPUT_ID: &str = "handinger-api-key";
 const DEFAULT_BASE_URL: &str = "https://handinger.com";
 
 /// The npm package that runs the binary (`npx -y handinger-mcp`), for clients on machines
 /// with Node.js but no binary on a path.
-pub const NPM_PACKAGE: &str = "handinger-mcp";
+pub(crate) const NPM_PACKAGE: &str = "handinger-mcp";
 
 /// A stdio configuration of this server for the usual clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientConfig {
+pub(crate) struct ClientConfig {
     /// Absolute path of the `handinger-mcp` binary, or `npx`.
     pub command: String,
     /// The arguments before `stdio`: none for the binary, `-y handinger-mcp` for npx.
@@ -41,7 +41,7 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// The configuration for `command`, carrying the non-default settings among these.
-    pub fn new(command: String, base_url: &str, policy: &TaskPolicy) -> Self {
+    pub(crate) fn new(command: String, base_url: &str, policy: &TaskPolicy) -> Self {
         let mut env = Vec::new();
         if base_url != DEFAULT_BASE_URL {
             env.push(("HANDINGER_BASE_URL".to_owned(), base_url.to_owned()));
@@ -71,7 +71,7 @@ impl ClientConfig {
     /// The same configuration run through npm (`npx -y handinger-mcp stdio`) instead of
     /// this binary: nothing to keep on a path, and npm fetches the binary for the client's
     /// platform.
-    pub fn via_npx(&self) -> Self {
+    pub(crate) fn via_npx(&self) -> Self {
         ClientConfig {
             command: "npx".to_owned(),
             launcher_args: vec!["-y".to_owned(), NPM_PACKAGE.to_owned()],
@@ -87,7 +87,7 @@ impl ClientConfig {
 
     /// Adds the tool settings that differ from the defaults (toolsets, read-only, named
     /// workers), so the pasted configuration serves the same tools.
-    pub fn with_tools(mut self, tools: &ToolSettings) -> Self {
+    pub(crate) fn with_tools(mut self, tools: &ToolSettings) -> Self {
         let defaults = ToolSettings::default();
         if tools.toolsets != defaults.toolsets {
             let names: Vec<&str> = tools.toolsets.iter().map(|t| t.as_str()).collect();
@@ -111,7 +111,7 @@ impl ClientConfig {
     }
 
     /// `claude mcp add …`, one shell command.
-    pub fn claude_code(&self) -> String {
+    pub(crate) fn claude_code(&self) -> String {
         let mut line = format!(
             "claude mcp add {SERVER_NAME} --scope user --env {API_KEY_VAR}={KEY_PLACEHOLDER}"
         );
@@ -131,7 +131,7 @@ impl ClientConfig {
 
     /// The `mcpServers` JSON that Claude Desktop (`claude_desktop_config.json`) and Cursor
     /// (`~/.cursor/mcp.json`) share, pretty-printed.
-    pub fn mcp_servers_json(&self) -> String {
+    pub(crate) fn mcp_servers_json(&self) -> String {
         let args = self.args();
         let server = StdioServer {
             kind: None,
@@ -146,7 +146,7 @@ impl ClientConfig {
 
     /// VS Code's `.vscode/mcp.json`, pretty-printed: VS Code asks for the key once and keeps
     /// it in its secret storage, so the file holds no secret and can be committed.
-    pub fn vscode_json(&self) -> String {
+    pub(crate) fn vscode_json(&self) -> String {
         let args = self.args();
         let server = StdioServer {
             kind: Some("stdio"),
@@ -166,7 +166,7 @@ impl ClientConfig {
     }
 
     /// Everything, as `doctor` prints it: for this binary, then the same through npx.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let npx = self.via_npx();
         format!(
             "{binary}\n\
@@ -254,14 +254,14 @@ struct VsCodeFile<'a> {
 /// The `tools` command: the tools/list result a client gets (`{"tools": [...]}`, one page:
 /// the server does not paginate), pretty-printed with a trailing newline. Its `tools` array
 /// is what `tests/snapshots/listings.json` holds.
-pub fn tools_json(server: &HandingerServer) -> Result<String, serde_json::Error> {
+pub(crate) fn tools_json(server: &HandingerServer) -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(&serde_json::json!({ "tools": server.tools() }))
         .map(|json| json + "\n")
 }
 
 /// Prints [`tools_json`]; a closed stdout (`tools | head`) ends the command quietly
 /// ([`crate::console`]).
-pub fn print_tools(server: &HandingerServer) -> Result<(), serde_json::Error> {
+pub(crate) fn print_tools(server: &HandingerServer) -> Result<(), serde_json::Error> {
     crate::console::print(&tools_json(server)?);
     Ok(())
 }

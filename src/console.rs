@@ -10,11 +10,11 @@
 use std::io::Write as _;
 
 /// The exit status of a command whose stdout was closed: 128 + SIGPIPE (13).
-pub const CLOSED_STDOUT: i32 = 141;
+pub(crate) const CLOSED_STDOUT: i32 = 141;
 
 /// Writes `text` to stdout. A closed stdout ends the process quietly with
 /// [`CLOSED_STDOUT`]; any other failure to write is said on stderr and ends it with 1.
-pub fn print(text: &str) {
+pub(crate) fn print(text: &str) {
     let mut out = std::io::stdout().lock();
     let Err(error) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) else {
         return;
@@ -27,6 +27,6 @@ pub fn print(text: &str) {
 }
 
 /// [`print`] of one line.
-pub fn line(text: &str) {
+pub(crate) fn line(text: &str) {
     print(&format!("{text}\n"));
 }

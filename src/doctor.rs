@@ -22,7 +22,7 @@ use crate::tools::{NamedWorker, TaskPolicy, ToolSettings};
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     /// Something to fix; doctor exits non-zero.
     Problem,
@@ -34,7 +34,7 @@ pub enum Status {
 
 /// One line of the report: `<status> <check>: <finding>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub status: Status,
     pub check: &'static str,
     pub detail: String,
@@ -84,7 +84,7 @@ impl std::error::Error for Problems {}
 
 /// Runs every check, prints the report and the client configuration; `Err` when a check
 /// found a problem.
-pub async fn run(
+pub(crate) async fn run(
     api: &HandingerClient,
     key_given: bool,
     policy: &TaskPolicy,
@@ -204,7 +204,7 @@ pub async fn run(
 }
 
 /// What the probe of a fresh task id says about the base URL and about the key.
-pub fn classify_probe(
+pub(crate) fn classify_probe(
     base_url: &str,
     key_given: bool,
     probe: &Result<serde_json::Value, ApiError>,
@@ -369,7 +369,10 @@ pub fn classify_probe(
 }
 
 /// What `GET /api/workers/{id}` says about the configured default worker.
-pub fn classify_worker(worker: &str, answer: &Result<serde_json::Value, ApiError>) -> Finding {
+pub(crate) fn classify_worker(
+    worker: &str,
+    answer: &Result<serde_json::Value, ApiError>,
+) -> Finding {
     const CHECK: &str = "default worker";
     let fix = "check --worker-id / HANDINGER_MCP_WORKER_ID (or leave it unset, and Handinger sets up a worker from each task's input)";
     match answer {
@@ -404,7 +407,7 @@ fn worker_unusable(
 
 /// What `GET /api/workers/{id}` says about a named worker, whose title and summary become
 /// its tool's description.
-pub fn classify_named_worker(
+pub(crate) fn classify_named_worker(
     worker: &NamedWorker,
     answer: &Result<serde_json::Value, ApiError>,
 ) -> Finding {
@@ -449,7 +452,7 @@ pub fn classify_named_worker(
 /// following the rules of the HTTP client (reqwest): upper case before lower case,
 /// `HTTPS_PROXY` for https and `HTTP_PROXY` for http URLs with `ALL_PROXY` as the fallback,
 /// `NO_PROXY` exempting hosts, and all of them ignored under CGI (`REQUEST_METHOD` set).
-pub fn proxy_finding(base_url: &str, env: &dyn Fn(&str) -> Option<String>) -> Finding {
+pub(crate) fn proxy_finding(base_url: &str, env: &dyn Fn(&str) -> Option<String>) -> Finding {
     const CHECK: &str = "proxy";
     const NAMES: [&str; 8] = [
         "HTTPS_PROXY",
@@ -521,7 +524,7 @@ pub fn proxy_finding(base_url: &str, env: &dyn Fn(&str) -> Option<String>) -> Fi
 
 /// Whether a `NO_PROXY` list exempts `host`: `*`, a domain and its subdomains (a leading dot
 /// is optional), an IP address, or an IP range (`10.0.0.0/8`), as curl and reqwest read it.
-pub fn no_proxy_covers(list: &str, host: &str) -> bool {
+pub(crate) fn no_proxy_covers(list: &str, host: &str) -> bool {
     let ip: Option<IpAddr> = host.parse().ok();
     list.split(',').map(str::trim).any(|entry| {
         if entry.is_empty() {

@@ -10,7 +10,7 @@
 
 /// Which bound a text crossed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exceeded {
+pub(crate) enum Exceeded {
     Depth,
     Values,
 }
@@ -18,7 +18,7 @@ pub enum Exceeded {
 /// Whether `text` nests at most `max_depth` deep and holds at most `max_values` values
 /// (containers, strings, object keys and other scalars each count one). Stops at the first
 /// bound crossed.
-pub fn within(text: &[u8], max_depth: usize, max_values: usize) -> Result<(), Exceeded> {
+pub(crate) fn within(text: &[u8], max_depth: usize, max_values: usize) -> Result<(), Exceeded> {
     let mut depth = 0usize;
     let mut values = 0usize;
     // Inside a scalar such as `true` or `-1.5e3`: its later bytes start no new value.

@@ -33,23 +33,25 @@
 //! stdout). The threat model and the test behind each defence: `docs/security.md`; the
 //! map of the repository: `docs/architecture.md`.
 
-pub mod client_config;
+#![warn(unreachable_pub)]
+
+pub(crate) mod client_config;
 pub mod config;
 pub mod config_file;
-pub mod console;
-pub mod doctor;
+pub(crate) mod console;
+pub(crate) mod doctor;
 pub mod files;
 pub mod handinger;
-pub mod json_shape;
+pub(crate) mod json_shape;
 pub mod logging;
 pub mod metrics;
-pub mod oauth;
-pub mod printable;
-pub mod redact;
-pub mod shutdown;
-pub mod task_id;
+pub(crate) mod oauth;
+pub(crate) mod printable;
+pub(crate) mod redact;
+pub(crate) mod shutdown;
+pub(crate) mod task_id;
 pub mod tools;
-pub mod transport;
+pub(crate) mod transport;
 pub mod turns;
 
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 /// `text` with every character [`needs_escape`] escaped; borrowed when there is none (the
 /// common case costs one scan).
-pub fn one_line(text: &str) -> Cow<'_, str> {
+pub(crate) fn one_line(text: &str) -> Cow<'_, str> {
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
@@ -30,7 +30,7 @@ pub fn one_line(text: &str) -> Cow<'_, str> {
 
 /// Control characters (C0, DEL, C1), the line and paragraph separators, and invisible
 /// format marks.
-pub fn needs_escape(c: char) -> bool {
+pub(crate) fn needs_escape(c: char) -> bool {
     c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || is_format_mark(c)
 }
 
@@ -38,7 +38,7 @@ pub fn needs_escape(c: char) -> bool {
 /// text around them is shown (text-direction overrides and isolates, zero-width spaces
 /// and joiners, the word joiner, the byte-order mark, soft hyphen, tags), so that one
 /// string can look like another.
-pub fn is_format_mark(c: char) -> bool {
+pub(crate) fn is_format_mark(c: char) -> bool {
     matches!(
         c,
         '\u{ad}'

@@ -2,7 +2,7 @@
 //! without the password: in errors, logs and `doctor`'s report.
 
 /// `scheme://user:password@host:port/…` with the user and password replaced by `****`.
-pub fn mask_credentials(value: &str) -> String {
+pub(crate) fn mask_credentials(value: &str) -> String {
     let (scheme, rest) = match value.split_once("://") {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
         None => (String::new(), value),

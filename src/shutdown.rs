@@ -1,7 +1,7 @@
 //! Waiting for the operator to ask the process to stop.
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-pub async fn signal() {
+pub(crate) async fn signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

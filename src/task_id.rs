@@ -12,7 +12,7 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// The longest id accepted. Documented ids are under 40 characters.
-pub const MAX_ID_LEN: usize = 128;
+pub(crate) const MAX_ID_LEN: usize = 128;
 
 /// Everything but RFC 3986 "unreserved" characters gets escaped in a path segment.
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -60,13 +60,13 @@ fn path_segment(raw: &str) -> String {
 /// Any id (task, worker, schedule) as one URL path segment: checked with [`validate_id`]
 /// (whoever supplied it: a caller, or an upstream answer), then escaped. The error names
 /// `field`.
-pub fn checked_segment(raw: &str, field: &str) -> Result<String, String> {
+pub(crate) fn checked_segment(raw: &str, field: &str) -> Result<String, String> {
     validate_id(raw, field).map(|()| path_segment(raw))
 }
 
 /// Checks a task or worker id: 1 to [`MAX_ID_LEN`] characters of `A-Z a-z 0-9 _ - . :`,
 /// not a dot segment (`.`, `..`) and no `..` anywhere.
-pub fn validate_id(raw: &str, field: &str) -> Result<(), String> {
+pub(crate) fn validate_id(raw: &str, field: &str) -> Result<(), String> {
     if raw.is_empty() {
         return Err(format!(
             "{field} is empty: leave it out, or pass an id such as tsk_01HZY31W2SZJ8MJ2FQTR3M1K9D"

@@ -16,7 +16,7 @@ use crate::handinger::types::AnswerFile;
 use crate::handinger::{ApiError, HandingerClient};
 
 /// Answer-file downloads running at once across the server, by default.
-pub const DEFAULT_PARALLEL_DOWNLOADS: usize = 4;
+pub(crate) const DEFAULT_PARALLEL_DOWNLOADS: usize = 4;
 
 /// What to do with answer files besides linking them.
 #[derive(Debug, Clone)]
@@ -375,7 +375,12 @@ fn answer_name(name: Option<&str>) -> Result<(), String> {
 
 /// Writes `bytes` into `dir` under a safe form of `name`, never replacing an existing
 /// file: `report.csv`, then `report (1).csv`, and so on.
-pub fn save_unique(dir: &Path, name: &str, url: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+pub(crate) fn save_unique(
+    dir: &Path,
+    name: &str,
+    url: &str,
+    bytes: &[u8],
+) -> std::io::Result<PathBuf> {
     let name = safe_name(name, url);
     let (stem, extension) = match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => (stem.to_owned(), format!(".{ext}")),

@@ -16,7 +16,7 @@ use std::path::{Component, Path};
 
 /// Opens `below` (a relative path of plain names) inside the directory `root`.
 #[cfg(unix)]
-pub fn open_beneath(root: &Path, below: &Path) -> io::Result<File> {
+pub(crate) fn open_beneath(root: &Path, below: &Path) -> io::Result<File> {
     use std::ffi::CString;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
@@ -72,7 +72,7 @@ pub fn open_beneath(root: &Path, below: &Path) -> io::Result<File> {
 
 /// Whether an error means a symlink was met on the way (`O_NOFOLLOW` on the last
 /// component, `O_DIRECTORY` on one that is a link to a file).
-pub fn is_link_refusal(error: &io::Error) -> bool {
+pub(crate) fn is_link_refusal(error: &io::Error) -> bool {
     #[cfg(unix)]
     {
         matches!(error.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR))

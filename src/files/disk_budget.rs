@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The default of `--max-download-dir-bytes`: 1 GiB.
-pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct DiskBudget {

@@ -10,11 +10,11 @@
 //! - [`download_queue`] — the download slots, handed out round robin over keys and answers.
 //! - [`disk_budget`] — what saved files may take on disk, oldest out first.
 
-pub mod answer;
-pub mod beneath;
-pub mod disk_budget;
-pub mod download_queue;
-pub mod upload;
+pub(crate) mod answer;
+pub(crate) mod beneath;
+pub(crate) mod disk_budget;
+pub(crate) mod download_queue;
+pub(crate) mod upload;
 
 /// Limits on what goes up and what comes down, all from the command line.
 #[derive(Debug, Clone)]

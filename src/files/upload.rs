@@ -100,7 +100,7 @@ impl AllowedRoots {
 /// Checks every attachment of a call; the first problem refuses the whole call.
 ///
 /// `roots` is `None` where local paths make no sense (a remote server).
-pub fn prepare(
+pub(crate) fn prepare(
     files: Vec<FileArg>,
     roots: Option<&AllowedRoots>,
     limits: &FileLimits,

@@ -48,7 +48,7 @@ impl Upload {
 /// The first `len` bytes of `file`, as a body stream: a part's declared length must be
 /// the length sent, so a file that grew is cut at `len` and one that shrank ends the stream
 /// with an error (the request fails rather than going out malformed).
-pub fn exact_stream(
+pub(crate) fn exact_stream(
     file: std::fs::File,
     len: u64,
     chunk: usize,

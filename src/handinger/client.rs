@@ -28,7 +28,7 @@ const GET_ATTEMPTS: u32 = 3;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
 
 /// The name of each attachment's multipart part (see [`multipart_form`]).
-pub const FILES_PART: &str = "files[]";
+pub(crate) const FILES_PART: &str = "files[]";
 
 /// Read size when streaming an attachment from disk.
 const UPLOAD_CHUNK: usize = 64 * 1024;

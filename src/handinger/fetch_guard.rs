@@ -139,7 +139,7 @@ fn authority(url: &Url) -> String {
 /// The resolver's refusal of a name with a non-public address: its own type, so the
 /// download that met it reports a refusal rather than a connection failure.
 #[derive(Debug)]
-pub struct NotPublic(String);
+pub(crate) struct NotPublic(String);
 
 impl std::fmt::Display for NotPublic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -185,7 +185,7 @@ impl Resolve for PublicOnlyResolver {
 /// Whether an address is on the public internet: not loopback, private, link-local,
 /// shared (CGNAT), documentation, benchmarking, multicast, reserved or unspecified, and for
 /// IPv6 also not unique-local, and judged by the IPv4 address it embeds, if any.
-pub fn is_public(ip: IpAddr) -> bool {
+pub(crate) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => is_public_v6(v6),

@@ -14,16 +14,16 @@
 //! - [`workers`] — the worker and schedule endpoints.
 //! - [`observer`] — the hooks it reports its requests through (the server's metrics).
 
-pub mod attachment;
-pub mod client;
-pub mod error;
-pub mod fetch_guard;
-pub mod lazy_http;
-pub mod observer;
+pub(crate) mod attachment;
+pub(crate) mod client;
+pub(crate) mod error;
+pub(crate) mod fetch_guard;
+pub(crate) mod lazy_http;
+pub(crate) mod observer;
 pub mod redirect;
-pub mod structured;
+pub(crate) mod structured;
 pub mod types;
-pub mod workers;
+pub(crate) mod workers;
 
 pub use client::{ClientOptions, HandingerClient, KeyError};
 pub use error::ApiError;

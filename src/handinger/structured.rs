@@ -17,18 +17,18 @@ use super::types::RawJson;
 use crate::json_shape::{self, Exceeded};
 
 /// The default of `--max-structured-values`.
-pub const DEFAULT_MAX_VALUES: usize = 100_000;
+pub(crate) const DEFAULT_MAX_VALUES: usize = 100_000;
 
 /// Deepest structured output passed as structured data: deeper ones could not be turned
 /// into a tree at all (serde stops at 128 levels).
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// The key that marks a structured output passed as text, and carries why.
-pub const AS_TEXT_KEY: &str = "structuredOutputAsText";
+pub(crate) const AS_TEXT_KEY: &str = "structuredOutputAsText";
 
 /// Replaces `output` by its text form when it holds more than `max_values` values or nests
 /// deeper than [`MAX_DEPTH`].
-pub fn bound(output: &mut Option<RawJson>, max_values: usize) {
+pub(crate) fn bound(output: &mut Option<RawJson>, max_values: usize) {
     let Some(raw) = output else {
         return;
     };
@@ -59,7 +59,7 @@ pub fn bound(output: &mut Option<RawJson>, max_values: usize) {
 }
 
 /// Why `output` was passed as text, when it was.
-pub fn passed_as_text(output: &RawJson) -> Option<String> {
+pub(crate) fn passed_as_text(output: &RawJson) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct AsText {
         #[serde(rename = "structuredOutputAsText")]

@@ -114,7 +114,7 @@ fn error_back(
     )
 }
 
-pub async fn show(
+pub(crate) async fn show(
     State(oauth): State<Arc<OAuth>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -268,7 +268,7 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-pub async fn submit(
+pub(crate) async fn submit(
     State(oauth): State<Arc<OAuth>>,
     connection: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,

@@ -18,12 +18,12 @@ use serde::Deserialize;
 use super::clients::{ClientRecord, check_redirect_uri};
 use crate::handinger::HandingerClient;
 
-pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024;
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-pub const CACHE_TTL: Duration = Duration::from_secs(300);
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 16 * 1024;
+pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// Whether a client id is a metadata document's URL rather than a registered id.
-pub fn is_document_url(client_id: &str) -> bool {
+pub(crate) fn is_document_url(client_id: &str) -> bool {
     client_id.starts_with("https://") || client_id.starts_with("http://")
 }
 
@@ -38,13 +38,13 @@ struct Document {
     token_endpoint_auth_method: Option<String>,
 }
 
-pub struct DocumentCache {
+pub(crate) struct DocumentCache {
     max: usize,
     entries: Mutex<HashMap<String, (ClientRecord, Instant)>>,
 }
 
 impl DocumentCache {
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Self {
             max,
             entries: Mutex::new(HashMap::new()),
@@ -85,7 +85,7 @@ impl DocumentCache {
 
     /// The client a document URL names; `Err` says why it cannot be used (shown on the
     /// sign-in page, never redirected).
-    pub async fn resolve(
+    pub(crate) async fn resolve(
         &self,
         api: &HandingerClient,
         client_id: &str,

@@ -21,7 +21,7 @@ const MAX_URI_BYTES: usize = 2048;
 const MAX_NAME_CHARS: usize = 100;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClientRecord {
+pub(crate) struct ClientRecord {
     pub client_name: Option<String>,
     pub redirect_uris: Vec<String>,
     pub issued_at: u64,
@@ -30,7 +30,7 @@ pub struct ClientRecord {
 /// The registration request: the fields this server reads (others are ignored, as
 /// RFC 7591 §2 allows).
 #[derive(Deserialize)]
-pub struct RegistrationRequest {
+pub(crate) struct RegistrationRequest {
     #[serde(default)]
     pub redirect_uris: Vec<String>,
     #[serde(default)]
@@ -42,7 +42,7 @@ pub struct RegistrationRequest {
 }
 
 /// Checks a registration request; the record to keep, or the RFC 7591 error.
-pub fn check_registration(
+pub(crate) fn check_registration(
     request: RegistrationRequest,
 ) -> Result<ClientRecord, (&'static str, String)> {
     if request.redirect_uris.is_empty() {
@@ -97,7 +97,7 @@ pub fn check_registration(
 /// A redirect URI a client may register: absolute, no fragment, https, http on a loopback
 /// address (RFC 8252 §7.3), or a private-use scheme of a native app (RFC 8252 §7.1, with a
 /// dot, as `com.example.app:/cb`); never `javascript:`, `data:` or `file:`.
-pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
+pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), String> {
     if uri.len() > MAX_URI_BYTES {
         return Err(format!(
             "a redirect URI is longer than {MAX_URI_BYTES} bytes"
@@ -134,7 +134,7 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 
 /// Whether `given` is one of `registered`: exactly, or (RFC 8252 §7.3) a loopback http
 /// URI that differs only in its port.
-pub fn redirect_allowed(registered: &[String], given: &str) -> bool {
+pub(crate) fn redirect_allowed(registered: &[String], given: &str) -> bool {
     if registered.iter().any(|r| r == given) {
         return true;
     }
@@ -158,7 +158,7 @@ pub fn redirect_allowed(registered: &[String], given: &str) -> bool {
 
 /// Attempts per client address per minute, in this process: registrations, and sign-ins
 /// that reach the key check.
-pub struct AddressRate {
+pub(crate) struct AddressRate {
     per_minute: u32,
     counts: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
@@ -168,7 +168,7 @@ pub struct AddressRate {
 const MAX_TRACKED_ADDRESSES: usize = 10_000;
 
 impl AddressRate {
-    pub fn new(per_minute: u32) -> Self {
+    pub(crate) fn new(per_minute: u32) -> Self {
         Self {
             per_minute,
             counts: Mutex::new(HashMap::new()),
@@ -176,7 +176,7 @@ impl AddressRate {
     }
 
     /// Counts one attempt from `address`; `Err` (seconds to wait) beyond the rate.
-    pub fn check(&self, address: IpAddr) -> Result<(), u64> {
+    pub(crate) fn check(&self, address: IpAddr) -> Result<(), u64> {
         const WINDOW: Duration = Duration::from_secs(60);
         let now = Instant::now();
         let mut counts = self

@@ -20,7 +20,7 @@ const ALLOWED_HEADERS: &str = "authorization, content-type, accept, mcp-session-
                                mcp-protocol-version, last-event-id";
 const EXPOSED_HEADERS: &str = "mcp-session-id, www-authenticate, mcp-protocol-version";
 
-pub struct Cors {
+pub(crate) struct Cors {
     /// `None`: any origin (the credential-free endpoints).
     pub origins: Option<Vec<String>>,
 }
@@ -35,14 +35,14 @@ impl Cors {
 }
 
 /// Normalises `--allowed-origin` values as browsers send them: no trailing slash.
-pub fn origins(raw: &[String]) -> Vec<String> {
+pub(crate) fn origins(raw: &[String]) -> Vec<String> {
     raw.iter()
         .map(|o| o.trim().trim_end_matches('/').to_owned())
         .filter(|o| !o.is_empty())
         .collect()
 }
 
-pub async fn cors(State(cors): State<Arc<Cors>>, request: Request, next: Next) -> Response {
+pub(crate) async fn cors(State(cors): State<Arc<Cors>>, request: Request, next: Next) -> Response {
     let origin = request
         .headers()
         .get(header::ORIGIN)

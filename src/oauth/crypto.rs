@@ -30,21 +30,21 @@ const KEY_ID_LABEL: &[u8] = b"handinger-mcp oauth sealing key id v1";
 const NONCE_BYTES: usize = 24;
 
 /// `n` random bytes from the operating system, as URL-safe base64.
-pub fn random_token(bytes: usize) -> String {
+pub(crate) fn random_token(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     OsRng.fill_bytes(&mut buffer);
     URL_SAFE_NO_PAD.encode(buffer)
 }
 
 /// What the store keeps of a token: its SHA-256, hex.
-pub fn token_digest(token: &str) -> String {
+pub(crate) fn token_digest(token: &str) -> String {
     let digest = sha2::Sha256::digest(token.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// RFC 7636 `S256`: whether `verifier` hashes to `challenge`. Constant time; a verifier
 /// outside the RFC's 43–128 unreserved characters never matches.
-pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+pub(crate) fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     let well_formed = (43..=128).contains(&verifier.len())
         && verifier
             .bytes()
@@ -80,7 +80,7 @@ impl SealingKey {
 }
 
 /// Seals and opens values under the current secret (and opens those of the previous one).
-pub struct Sealer {
+pub(crate) struct Sealer {
     current: SealingKey,
     previous: Option<SealingKey>,
 }
@@ -88,10 +88,10 @@ pub struct Sealer {
 /// A sealed value that does not open: altered, sealed for another record, or under a
 /// secret this server no longer has.
 #[derive(Debug)]
-pub struct Unopenable;
+pub(crate) struct Unopenable;
 
 impl Sealer {
-    pub fn new(current: &SecretString, previous: Option<&SecretString>) -> Self {
+    pub(crate) fn new(current: &SecretString, previous: Option<&SecretString>) -> Self {
         Self {
             current: SealingKey::derive(current.expose_secret().as_bytes()),
             previous: previous.map(|p| SealingKey::derive(p.expose_secret().as_bytes())),
@@ -100,7 +100,7 @@ impl Sealer {
 
     /// A sealer under a secret drawn at random: for one process with the memory store,
     /// whose records end with the process anyway.
-    pub fn ephemeral() -> Self {
+    pub(crate) fn ephemeral() -> Self {
         let mut secret = [0u8; 32];
         OsRng.fill_bytes(&mut secret);
         Self {
@@ -110,7 +110,7 @@ impl Sealer {
     }
 
     /// `plain` sealed for the record `context` names, as URL-safe base64.
-    pub fn seal(&self, plain: &[u8], context: &str) -> String {
+    pub(crate) fn seal(&self, plain: &[u8], context: &str) -> String {
         let mut nonce = [0u8; NONCE_BYTES];
         OsRng.fill_bytes(&mut nonce);
         let sealed = self
@@ -134,7 +134,7 @@ impl Sealer {
 
     /// Opens what [`Self::seal`] made for the same `context`; also whether it was sealed
     /// under the previous secret (and so should be sealed again).
-    pub fn open(&self, sealed: &str, context: &str) -> Result<(Vec<u8>, bool), Unopenable> {
+    pub(crate) fn open(&self, sealed: &str, context: &str) -> Result<(Vec<u8>, bool), Unopenable> {
         let bytes = URL_SAFE_NO_PAD
             .decode(sealed.as_bytes())
             .map_err(|_| Unopenable)?;

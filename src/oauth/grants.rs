@@ -19,12 +19,12 @@ use super::crypto::{Sealer, random_token, token_digest};
 use super::store::{OAuthStore, StoreError, decode, encode};
 
 /// How long an authorization code may wait for its exchange.
-pub const CODE_TTL: Duration = Duration::from_secs(60);
+pub(crate) const CODE_TTL: Duration = Duration::from_secs(60);
 /// The one scope this server grants: running Handinger tasks on the user's key.
-pub const SCOPE: &str = "handinger";
+pub(crate) const SCOPE: &str = "handinger";
 
 #[derive(Serialize, Deserialize)]
-pub struct CodeRecord {
+pub(crate) struct CodeRecord {
     pub client_id: String,
     /// The redirect URI the authorization request named (`None`: it named none, and the
     /// client's only registered one was used).
@@ -37,7 +37,7 @@ pub struct CodeRecord {
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct GrantRecord {
+pub(crate) struct GrantRecord {
     pub client_id: String,
     pub resource: String,
     pub sealed_key: String,
@@ -59,23 +59,23 @@ struct RefreshRecord {
 }
 
 /// A token pair as the token endpoint hands it out.
-pub struct Issued {
+pub(crate) struct Issued {
     pub access_token: String,
     pub refresh_token: String,
     pub expires_in: u64,
 }
 
 /// What a valid access token stands for.
-pub struct Bearer {
+pub(crate) struct Bearer {
     pub grant: String,
     pub key: SecretString,
     pub scope: String,
 }
 
 /// Why a token or code was refused (the RFC 6749 error code and a description).
-pub struct Refusal(pub &'static str, pub String);
+pub(crate) struct Refusal(pub &'static str, pub String);
 
-pub enum Failure {
+pub(crate) enum Failure {
     Refused(Refusal),
     Store(StoreError),
 }
@@ -90,7 +90,7 @@ fn refused(code: &'static str, why: &str) -> Failure {
     Failure::Refused(Refusal(code, why.to_owned()))
 }
 
-pub fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -98,7 +98,7 @@ pub fn now_secs() -> u64 {
 }
 
 /// The grants and tokens over the store.
-pub struct Grants<'a> {
+pub(crate) struct Grants<'a> {
     pub store: &'a OAuthStore,
     pub sealer: &'a Sealer,
     pub access_ttl: Duration,
@@ -111,7 +111,7 @@ fn grant_context(grant: &str) -> String {
 
 impl Grants<'_> {
     /// Records the code of an approved sign-in; the code itself goes to the client.
-    pub async fn issue_code(
+    pub(crate) async fn issue_code(
         &self,
         client_id: &str,
         redirect_uri: Option<&str>,
@@ -136,7 +136,7 @@ impl Grants<'_> {
 
     /// RFC 6749 §4.1.3 with PKCE: the code once, for the client and redirect URI it was
     /// issued to, with the verifier of its challenge.
-    pub async fn exchange_code(
+    pub(crate) async fn exchange_code(
         &self,
         code: &str,
         client_id: &str,
@@ -210,7 +210,7 @@ impl Grants<'_> {
     }
 
     /// RFC 6749 §6 with rotation and reuse detection.
-    pub async fn refresh(
+    pub(crate) async fn refresh(
         &self,
         refresh_token: &str,
         client_id: &str,
@@ -314,7 +314,7 @@ impl Grants<'_> {
     }
 
     /// The grant and key behind an access token, if it is live and for one of `audiences`.
-    pub async fn check_access(
+    pub(crate) async fn check_access(
         &self,
         token: &str,
         audiences: &[String],
@@ -355,7 +355,7 @@ impl Grants<'_> {
 
     /// RFC 7009: revoking an access or refresh token ends its grant. Unknown tokens are no
     /// error (the RFC says so: the client's goal is reached either way).
-    pub async fn revoke(&self, token: &str) -> Result<(), StoreError> {
+    pub(crate) async fn revoke(&self, token: &str) -> Result<(), StoreError> {
         let digest = token_digest(token);
         #[derive(Deserialize)]
         struct AnyRecord {

@@ -49,7 +49,11 @@ fn challenge(oauth: &OAuth, status: StatusCode, error: Option<(&str, &str)>) -> 
     response
 }
 
-pub async fn guard(State(oauth): State<Arc<OAuth>>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn guard(
+    State(oauth): State<Arc<OAuth>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let headers = request.headers_mut();
     if headers
         .get_all(header::AUTHORIZATION)

@@ -18,20 +18,20 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-pub const REFETCH_EVERY: Duration = Duration::from_secs(60);
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REFETCH_EVERY: Duration = Duration::from_secs(60);
 /// Clock difference tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 30;
 
-pub struct Issuer {
+pub(crate) struct Issuer {
     pub issuer: String,
     http: reqwest::Client,
     keys: Mutex<Option<(JwkSet, Instant)>>,
 }
 
 /// Who a valid token speaks for.
-pub struct Subject(pub String);
+pub(crate) struct Subject(pub String);
 
 #[derive(Deserialize)]
 struct Claims {
@@ -41,7 +41,7 @@ struct Claims {
 }
 
 impl Issuer {
-    pub fn new(issuer: String) -> Result<Self, String> {
+    pub(crate) fn new(issuer: String) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(FETCH_TIMEOUT)
@@ -145,7 +145,7 @@ impl Issuer {
     }
 
     /// Checks a JWT access token for one of `audiences`.
-    pub async fn check(
+    pub(crate) async fn check(
         &self,
         token: &str,
         audiences: &[String],

@@ -11,7 +11,7 @@ use super::OAuth;
 use super::grants::SCOPE;
 
 /// Where the protected resource metadata of `/mcp` is published.
-pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
+pub(crate) const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
 
 fn resource_document(oauth: &OAuth, resource: String) -> Response {
     let mut response = Json(serde_json::json!({
@@ -27,16 +27,16 @@ fn resource_document(oauth: &OAuth, resource: String) -> Response {
 }
 
 /// `/.well-known/oauth-protected-resource/mcp`: the MCP endpoint's metadata.
-pub async fn protected_resource_mcp(State(oauth): State<Arc<OAuth>>) -> Response {
+pub(crate) async fn protected_resource_mcp(State(oauth): State<Arc<OAuth>>) -> Response {
     resource_document(&oauth, oauth.settings.resource())
 }
 
 /// `/.well-known/oauth-protected-resource`: the server's (tokens for it are accepted too).
-pub async fn protected_resource_root(State(oauth): State<Arc<OAuth>>) -> Response {
+pub(crate) async fn protected_resource_root(State(oauth): State<Arc<OAuth>>) -> Response {
     resource_document(&oauth, oauth.settings.public_url.clone())
 }
 
-pub async fn authorization_server(State(oauth): State<Arc<OAuth>>) -> Response {
+pub(crate) async fn authorization_server(State(oauth): State<Arc<OAuth>>) -> Response {
     let base = &oauth.settings.public_url;
     let mut response = Json(serde_json::json!({
         "issuer": base,

@@ -22,19 +22,19 @@
 //!   authorization server's JWTs, calls on the server's own key;
 //! - [`settings`] — the flags.
 
-pub mod authorize;
-pub mod cimd;
-pub mod clients;
-pub mod cors;
-pub mod crypto;
-pub mod grants;
-pub mod guard;
-pub mod issuer;
-pub mod metadata;
-pub mod page;
-pub mod settings;
-pub mod store;
-pub mod token;
+pub(crate) mod authorize;
+pub(crate) mod cimd;
+pub(crate) mod clients;
+pub(crate) mod cors;
+pub(crate) mod crypto;
+pub(crate) mod grants;
+pub(crate) mod guard;
+pub(crate) mod issuer;
+pub(crate) mod metadata;
+pub(crate) mod page;
+pub(crate) mod settings;
+pub(crate) mod store;
+pub(crate) mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,7 +47,7 @@ use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode, header};
 
 use crate::handinger::HandingerClient;
-pub use settings::{OAuthArgs, OAuthSettings};
+pub(crate) use settings::{OAuthArgs, OAuthSettings};
 
 impl OAuthSettings {
     /// The MCP endpoint's canonical URL: the audience tokens are issued for.
@@ -64,7 +64,7 @@ impl OAuthSettings {
 }
 
 /// OAuth mode's state, shared by its endpoints and the guard.
-pub struct OAuth {
+pub(crate) struct OAuth {
     pub settings: OAuthSettings,
     /// The resources tokens may be for: the MCP endpoint, and the server as a whole (the
     /// root metadata document names it).
@@ -83,7 +83,7 @@ pub struct OAuth {
 }
 
 /// A client as the endpoints see it.
-pub struct Client {
+pub(crate) struct Client {
     pub record: clients::ClientRecord,
     pub verified: bool,
 }
@@ -91,7 +91,7 @@ pub struct Client {
 impl OAuth {
     /// `redis`: the shared store's connection and OAuth's prefix there, when `--store` is
     /// set.
-    pub fn new(
+    pub(crate) fn new(
         settings: OAuthSettings,
         api: HandingerClient,
         redis: Option<(redis::aio::ConnectionManager, String)>,
@@ -130,7 +130,7 @@ impl OAuth {
         })
     }
 
-    pub fn grants(&self) -> grants::Grants<'_> {
+    pub(crate) fn grants(&self) -> grants::Grants<'_> {
         grants::Grants {
             store: &self.store,
             sealer: &self.sealer,
@@ -142,7 +142,7 @@ impl OAuth {
     /// The registered client `client_id`, if any.
     /// A client id that is a URL is resolved as a metadata document; `Err` says why it
     /// cannot be used.
-    pub async fn client(&self, client_id: &str) -> Result<Option<Client>, String> {
+    pub(crate) async fn client(&self, client_id: &str) -> Result<Option<Client>, String> {
         if cimd::is_document_url(client_id) {
             if client_id.len() > 2048 {
                 return Err("The application's client id is longer than 2048 bytes.".into());
@@ -289,7 +289,7 @@ async fn register(State(oauth): State<Arc<OAuth>>, request: axum::extract::Reque
 
 /// The OAuth endpoints, merged beside `/mcp`: with `--oauth-issuer` only the protected
 /// resource metadata (the authorization server is the issuer).
-pub fn routes(oauth: Arc<OAuth>) -> Router {
+pub(crate) fn routes(oauth: Arc<OAuth>) -> Router {
     if oauth.issuer.is_some() {
         return Router::new()
             .route(
@@ -335,7 +335,7 @@ pub fn routes(oauth: Arc<OAuth>) -> Router {
 }
 
 /// Wraps the MCP routes: CORS for the `--allowed-origin` origins, then the token check.
-pub fn protect(mcp: Router, oauth: Arc<OAuth>) -> Router {
+pub(crate) fn protect(mcp: Router, oauth: Arc<OAuth>) -> Router {
     let cors = Arc::new(cors::Cors {
         origins: Some(oauth.settings.cors_origins.clone()),
     });

@@ -13,8 +13,8 @@ use http::{HeaderValue, StatusCode, header};
 
 /// The stylesheet, served at [`STYLE_PATH`]: large type, visible focus, contrast above
 /// WCAG AA, one column that fits a phone.
-pub const STYLE_PATH: &str = "/oauth/sign-in.css";
-pub const STYLE: &str = "\
+pub(crate) const STYLE_PATH: &str = "/oauth/sign-in.css";
+pub(crate) const STYLE: &str = "\
 :root{color-scheme:light dark}\
 body{font:1.05rem/1.5 system-ui,sans-serif;margin:0;background:#f4f4f5;color:#18181b}\
 main{max-width:28rem;margin:2rem auto;padding:1.5rem;background:#fff;border-radius:.5rem}\
@@ -34,7 +34,7 @@ button.deny{background:#27272a;color:#bfdbfe;border-color:#bfdbfe}}\
 @media (max-width:30rem){main{margin:0;border-radius:0}}";
 
 /// What the consent form shows and carries.
-pub struct Consent<'a> {
+pub(crate) struct Consent<'a> {
     pub client_name: Option<&'a str>,
     /// Whether the name was checked (a client ID metadata document's own host) or is just
     /// what the client registered.
@@ -55,7 +55,7 @@ fn document(title: &str, body: &str) -> String {
     )
 }
 
-pub fn consent(consent: &Consent<'_>) -> String {
+pub(crate) fn consent(consent: &Consent<'_>) -> String {
     let name = consent.client_name.unwrap_or("An application");
     let unverified = if consent.verified {
         ""
@@ -99,7 +99,7 @@ pub fn consent(consent: &Consent<'_>) -> String {
 }
 
 /// A page that ends the sign-in with a message (nothing is redirected).
-pub fn problem(message: &str) -> String {
+pub(crate) fn problem(message: &str) -> String {
     let body = format!(
         "<h1>This sign-in cannot go on</h1><p class=\"error\" role=\"alert\">{}</p>\
          <p class=\"hint\">Start again from your application.</p>",
@@ -110,7 +110,7 @@ pub fn problem(message: &str) -> String {
 
 /// Headers every page of the sign-in carries; `form_target` is the origin the form may
 /// also reach (the client's redirect, after approval).
-pub fn respond(status: StatusCode, html: String, form_target: Option<&str>) -> Response {
+pub(crate) fn respond(status: StatusCode, html: String, form_target: Option<&str>) -> Response {
     let form_action = match form_target {
         Some(origin) => format!("'self' {origin}"),
         None => "'self'".to_owned(),
@@ -134,7 +134,7 @@ pub fn respond(status: StatusCode, html: String, form_target: Option<&str>) -> R
 
 /// The headers every OAuth answer carries: nothing cached, no referrer, no framing, no
 /// sniffing.
-pub fn secure_headers(headers: &mut http::HeaderMap) {
+pub(crate) fn secure_headers(headers: &mut http::HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::REFERRER_POLICY,
@@ -147,7 +147,7 @@ pub fn secure_headers(headers: &mut http::HeaderMap) {
     );
 }
 
-pub async fn style() -> Response {
+pub(crate) async fn style() -> Response {
     let mut response = STYLE.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

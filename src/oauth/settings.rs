@@ -6,10 +6,10 @@ use clap::Args;
 use clap::builder::BoolishValueParser;
 use secrecy::SecretString;
 
-pub const SECRET_VAR: &str = "HANDINGER_MCP_OAUTH_SECRET";
-pub const SECRET_FILE_VAR: &str = "HANDINGER_MCP_OAUTH_SECRET_FILE";
-pub const PREVIOUS_SECRET_VAR: &str = "HANDINGER_MCP_OAUTH_PREVIOUS_SECRET";
-pub const PREVIOUS_SECRET_FILE_VAR: &str = "HANDINGER_MCP_OAUTH_PREVIOUS_SECRET_FILE";
+pub(crate) const SECRET_VAR: &str = "HANDINGER_MCP_OAUTH_SECRET";
+pub(crate) const SECRET_FILE_VAR: &str = "HANDINGER_MCP_OAUTH_SECRET_FILE";
+pub(crate) const PREVIOUS_SECRET_VAR: &str = "HANDINGER_MCP_OAUTH_PREVIOUS_SECRET";
+pub(crate) const PREVIOUS_SECRET_FILE_VAR: &str = "HANDINGER_MCP_OAUTH_PREVIOUS_SECRET_FILE";
 /// Shortest OAuth secret accepted: it is what the users' Handinger keys are sealed under.
 const MIN_SECRET_BYTES: usize = 32;
 

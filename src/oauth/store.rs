@@ -19,9 +19,9 @@ const MAX_RECORD_BYTES: usize = 16 * 1024;
 
 /// The store could not be reached or answered oddly; the request fails with 503.
 #[derive(Debug)]
-pub struct StoreError(pub String);
+pub(crate) struct StoreError(pub String);
 
-pub enum OAuthStore {
+pub(crate) enum OAuthStore {
     Memory(MemoryStore),
     /// The connection, and the prefix of every name OAuth mode writes there (keyed with the
     /// deployment secret: `SharedStore::namespace`).
@@ -29,13 +29,13 @@ pub enum OAuthStore {
 }
 
 /// One process's records, bounded in number (`--oauth-max-records`).
-pub struct MemoryStore {
+pub(crate) struct MemoryStore {
     records: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
     max_records: usize,
 }
 
 impl MemoryStore {
-    pub fn new(max_records: usize) -> Self {
+    pub(crate) fn new(max_records: usize) -> Self {
         Self {
             records: Mutex::new(HashMap::new()),
             max_records,
@@ -58,7 +58,12 @@ fn live(entry: Option<&(Vec<u8>, Instant)>, now: Instant) -> Option<Vec<u8>> {
 impl OAuthStore {
     /// Stores `value` under `key` for `ttl`. A full memory store first drops what expired,
     /// then refuses.
-    pub async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+    pub(crate) async fn put(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         match self {
             Self::Memory(memory) => {
                 let now = Instant::now();
@@ -90,7 +95,7 @@ impl OAuthStore {
         }
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Self::Memory(memory) => Ok(live(memory.lock().get(key), Instant::now())),
             Self::Redis(connection, prefix) => {
@@ -107,7 +112,7 @@ impl OAuthStore {
 
     /// Reads and deletes `key` in one step: of two requests taking one code or refresh
     /// token at once, one gets it.
-    pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Self::Memory(memory) => Ok(live(memory.lock().remove(key).as_ref(), Instant::now())),
             Self::Redis(connection, prefix) => {
@@ -122,7 +127,7 @@ impl OAuthStore {
         }
     }
 
-    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self {
             Self::Memory(memory) => {
                 memory.lock().remove(key);
@@ -141,7 +146,7 @@ impl OAuthStore {
 
     /// Adds `member` to the bounded set `set` for `ttl` (members whose time is over leave
     /// it): `false` when the set already holds `max` live members.
-    pub async fn join_bounded(
+    pub(crate) async fn join_bounded(
         &self,
         set: &str,
         member: &str,
@@ -200,10 +205,10 @@ fn redis_error(error: redis::RedisError) -> StoreError {
 }
 
 /// Reads a JSON record; one that does not parse counts as absent.
-pub fn decode<T: serde::de::DeserializeOwned>(bytes: Option<Vec<u8>>) -> Option<T> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: Option<Vec<u8>>) -> Option<T> {
     serde_json::from_slice(&bytes?).ok()
 }
 
-pub fn encode<T: serde::Serialize>(record: &T) -> Vec<u8> {
+pub(crate) fn encode<T: serde::Serialize>(record: &T) -> Vec<u8> {
     serde_json::to_vec(record).unwrap_or_default()
 }

@@ -18,7 +18,7 @@ fn no_store(mut response: Response) -> Response {
 }
 
 /// An RFC 6749 §5.2 error.
-pub fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     no_store(
         (
             status,
@@ -46,7 +46,7 @@ fn failure(failure: Failure) -> Response {
     }
 }
 
-pub async fn token(
+pub(crate) async fn token(
     State(oauth): State<Arc<OAuth>>,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
@@ -133,7 +133,7 @@ pub async fn token(
     }
 }
 
-pub async fn revoke(
+pub(crate) async fn revoke(
     State(oauth): State<Arc<OAuth>>,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {

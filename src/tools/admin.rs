@@ -17,7 +17,7 @@ use crate::task_id::TaskId;
 /// Arguments of `delete_worker`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DeleteWorkerArgs {
+pub(super) struct DeleteWorkerArgs {
     /// The worker to delete (an id like wrk_vk81XUHKHG-qr4). Check it with get_worker first.
     pub worker_id: String,
 }
@@ -25,7 +25,7 @@ pub struct DeleteWorkerArgs {
 /// Arguments of `archive_task`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ArchiveTaskArgs {
+pub(super) struct ArchiveTaskArgs {
     /// The task to archive, as create_task returned it (tsk_…).
     pub task_id: String,
 }

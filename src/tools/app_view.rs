@@ -25,11 +25,11 @@ use serde_json::{Value, json};
 use super::surface::ASK_PREFIX;
 
 /// The extension's identifier in the capabilities' `extensions` map.
-pub const EXTENSION_ID: &str = "io.modelcontextprotocol/ui";
+pub(super) const EXTENSION_ID: &str = "io.modelcontextprotocol/ui";
 /// The type a view is served with; a client that lists `mimeTypes` must name it.
-pub const MIME_TYPE: &str = "text/html;profile=mcp-app";
+pub(super) const MIME_TYPE: &str = "text/html;profile=mcp-app";
 /// The one view this server has.
-pub const URI: &str = "ui://handinger/task";
+pub(super) const URI: &str = "ui://handinger/task";
 
 /// The page, self-contained: its script and styles are inline, it loads nothing.
 const PAGE: &str = include_str!("app_view/task_view.html");

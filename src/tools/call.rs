@@ -97,7 +97,7 @@ fn what_tools_use(meta: &RequestMetaObject) -> RequestMetaObject {
 impl<A: DeserializeOwned> Call<A> {
     /// The call a dynamic route receives, and the server, taking the context apart instead
     /// of cloning it: the route's future then holds one copy of the request, not two.
-    pub fn take<S>(mut context: ToolCallContext<'_, S>) -> (Self, &S) {
+    pub(super) fn take<S>(mut context: ToolCallContext<'_, S>) -> (Self, &S) {
         context.request_context.meta = what_tools_use(&context.request_context.meta);
         let call = Call {
             args: decode(&context.name, context.arguments.unwrap_or_default()),
@@ -110,7 +110,7 @@ impl<A: DeserializeOwned> Call<A> {
 
 impl<A> Call<A> {
     /// The same call with its arguments turned into a `B` (when they decoded).
-    pub fn map<B>(self, f: impl FnOnce(A) -> B) -> Call<B> {
+    pub(super) fn map<B>(self, f: impl FnOnce(A) -> B) -> Call<B> {
         Call {
             tool: self.tool,
             args: self.args.map(f),

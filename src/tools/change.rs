@@ -33,7 +33,7 @@ pub(super) enum Change {
 /// What `delete_worker` returns.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct DeletedWorker {
+pub(super) struct DeletedWorker {
     pub worker_id: String,
     /// Whether Handinger says the worker is deleted.
     pub deleted: bool,
@@ -42,7 +42,7 @@ pub struct DeletedWorker {
 /// What `archive_task` returns.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ArchivedTask {
+pub(super) struct ArchivedTask {
     pub task_id: String,
     /// Whether Handinger says the task is archived.
     pub archived: bool,
@@ -51,7 +51,7 @@ pub struct ArchivedTask {
 /// What `cancel_schedule` returns.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CancelledSchedule {
+pub(super) struct CancelledSchedule {
     pub worker_id: String,
     pub schedule_id: String,
     /// Whether Handinger says the schedule is cancelled.

@@ -13,7 +13,7 @@ use rmcp::model::ToolAnnotations;
 
 /// What calling a tool does. Every tool reaches Handinger, an open world of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Effect {
+pub(super) enum Effect {
     /// Looks something up: changes nothing, so calling again is harmless.
     Reads,
     /// Makes something new (a task turn, a worker, a schedule): each call makes (and may
@@ -40,7 +40,7 @@ const EFFECTS: &[(&str, Effect)] = &[
 ];
 
 impl Effect {
-    pub fn annotations(self) -> ToolAnnotations {
+    pub(super) fn annotations(self) -> ToolAnnotations {
         let (read_only, destructive, idempotent) = match self {
             Effect::Reads => (true, false, true),
             Effect::Creates => (false, false, false),
@@ -56,7 +56,7 @@ impl Effect {
 
 /// `router` with each tool annotated with its effect from [`EFFECTS`]. A tool missing from
 /// the table is a programming error, which every test that starts a server catches.
-pub fn annotate<S>(mut router: ToolRouter<S>) -> ToolRouter<S> {
+pub(super) fn annotate<S>(mut router: ToolRouter<S>) -> ToolRouter<S> {
     for (name, route) in router.map.iter_mut() {
         let Some((_, effect)) = EFFECTS.iter().find(|(tool, _)| tool == name) else {
             panic!("the tool {name} has no Effect: add it to EFFECTS in tools/effect.rs");

@@ -42,7 +42,7 @@ mod prompts;
 mod reply;
 mod resources;
 mod schedules;
-pub mod schema;
+pub(crate) mod schema;
 mod surface;
 mod tasks;
 mod workers;

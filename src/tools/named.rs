@@ -25,7 +25,7 @@ use crate::handinger::Budget;
 /// Arguments of an `ask_<name>` tool.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AskWorkerArgs {
+pub(super) struct AskWorkerArgs {
     /// What you want from this worker, in plain language, with everything it needs to know.
     /// For a follow-up, just the follow-up message: the worker keeps the task's context.
     pub input: String,

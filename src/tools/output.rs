@@ -294,7 +294,7 @@ impl FileLink {
 /// A structured answer as the output schema describes it: an object. Handinger's answers are
 /// objects (or null); anything else is kept, wrapped as `{"value": …}`, rather than dropped.
 /// The raw text is passed through (or wrapped as text), never parsed into a tree.
-pub fn structured_object(raw: Option<&RawJson>) -> Option<RawJson> {
+pub(super) fn structured_object(raw: Option<&RawJson>) -> Option<RawJson> {
     let text = raw?.get();
     if text.starts_with('{') {
         return raw.cloned();
@@ -306,7 +306,7 @@ pub fn structured_object(raw: Option<&RawJson>) -> Option<RawJson> {
 
 /// A timestamp as Handinger gave it, as text: a date string as is, unix seconds as digits.
 /// Other shapes are outside the API's contract and left out.
-pub fn timestamp(value: Option<&Value>) -> Option<String> {
+pub(super) fn timestamp(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::String(text) => Some(text.clone()),
         Value::Number(number) => Some(number.to_string()),
@@ -329,7 +329,7 @@ fn raw_timestamp(raw: Option<&RawJson>) -> Option<String> {
 const PENDING_NOTE: &str = "still being fetched in the background: call get_task with this taskId later to see the saved copy";
 
 /// A file's name: the answer's filename, or the URL's last segment.
-pub fn file_name(filename: Option<&str>, url: &str) -> String {
+pub(super) fn file_name(filename: Option<&str>, url: &str) -> String {
     filename
         .filter(|n| !n.is_empty())
         .map(str::to_owned)
@@ -337,7 +337,7 @@ pub fn file_name(filename: Option<&str>, url: &str) -> String {
 }
 
 /// `handinger://tasks/{taskId}/files/{name}`, the name escaped as one path segment.
-pub fn file_resource_uri(task_id: &TaskId, name: &str) -> String {
+pub(super) fn file_resource_uri(task_id: &TaskId, name: &str) -> String {
     const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')
@@ -383,7 +383,7 @@ impl From<&TurnRecord> for TurnView {
 /// The result is taken by value so that the answer is copied once, into the text block:
 /// `outputText` of the structured content is the result's own string, moved in. (Encoding
 /// the whole result with `to_value` copied the answer a second time, next to the result's.)
-pub fn task_result(mut result: TaskResult, problem: Option<String>) -> CallToolResult {
+pub(super) fn task_result(mut result: TaskResult, problem: Option<String>) -> CallToolResult {
     let mut text = match (&problem, result.output_text.is_empty()) {
         (Some(problem), true) => problem.clone(),
         (Some(problem), false) => {
@@ -501,7 +501,7 @@ fn footer(result: &TaskResult) -> String {
 }
 
 /// The tool result for a finished turn.
-pub fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult {
+pub(super) fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult {
     match outcome_parts(task_id, outcome) {
         Ok((result, problem)) => task_result(result, problem),
         Err(failed) => failed,
@@ -512,7 +512,7 @@ pub fn outcome_result(task_id: &TaskId, outcome: &TurnOutcome) -> CallToolResult
 /// the result has its own copy of the answer, before the text block copies it again. When
 /// the answer is no longer kept for `get_task` (pushed out of `--max-retained-bytes`), this
 /// was its last holder, and the call holds two copies (what the wire needs), not three.
-pub fn owned_outcome_result(task_id: &TaskId, outcome: Arc<TurnOutcome>) -> CallToolResult {
+pub(super) fn owned_outcome_result(task_id: &TaskId, outcome: Arc<TurnOutcome>) -> CallToolResult {
     let parts = outcome_parts(task_id, &outcome);
     drop(outcome);
     match parts {
@@ -568,7 +568,7 @@ fn outcome_parts(
 }
 
 /// An error result: what failed, Handinger's reason, and what to do next.
-pub fn error_result(message: impl Into<String>) -> CallToolResult {
+pub(super) fn error_result(message: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message.into())])
 }
 

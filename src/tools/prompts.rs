@@ -15,7 +15,7 @@ use crate::handinger::Budget;
 
 /// Arguments of `delegate_research` (prompt arguments are strings).
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct DelegateResearchArgs {
+pub(super) struct DelegateResearchArgs {
     /// What to research: a question or a subject, as specific as you like.
     pub topic: String,
     /// How much the worker may spend: low, standard, high or unlimited (default: the server's

@@ -10,7 +10,7 @@ use crate::task_id::validate_id;
 
 /// A successful result: `summary`, then the structured value as JSON (for clients that
 /// show only text), and the value as structured content.
-pub fn structured<T: Serialize>(summary: String, value: &T) -> CallToolResult {
+pub(super) fn structured<T: Serialize>(summary: String, value: &T) -> CallToolResult {
     let json = serde_json::to_value(value).unwrap_or_default();
     let text = match serde_json::to_string_pretty(&json) {
         Ok(pretty) => format!("{summary}\n\n{pretty}"),
@@ -22,7 +22,7 @@ pub fn structured<T: Serialize>(summary: String, value: &T) -> CallToolResult {
 }
 
 /// What an ambiguous write failure means for the caller.
-pub enum AfterFailure<'a> {
+pub(super) enum AfterFailure<'a> {
     /// A read: nothing changed, calling again is fine.
     Read,
     /// A change that is harmless to repeat (PATCH, DELETE).
@@ -33,7 +33,7 @@ pub enum AfterFailure<'a> {
 }
 
 /// The error result of a failed API call: what failed, Handinger's reason, what to do.
-pub fn api_failed(what: &str, error: &ApiError, after: AfterFailure<'_>) -> CallToolResult {
+pub(super) fn api_failed(what: &str, error: &ApiError, after: AfterFailure<'_>) -> CallToolResult {
     let mut message = format!("{what} failed: {error}. {}", error.hint());
     if error.request_was_taken() {
         match after {
@@ -52,7 +52,7 @@ pub fn api_failed(what: &str, error: &ApiError, after: AfterFailure<'_>) -> Call
 }
 
 /// What a worker id looks like, for the errors that ask for one.
-pub const WORKER_ID_EXAMPLE: &str = "wrk_vk81XUHKHG-qr4";
+pub(super) const WORKER_ID_EXAMPLE: &str = "wrk_vk81XUHKHG-qr4";
 
 /// How to see whether a schedule of `worker_id` exists, after a change Handinger may or
 /// may not have made.
@@ -61,12 +61,12 @@ pub(super) fn list_check(worker_id: &str) -> String {
 }
 
 /// Checks a required `workerId` argument, giving it back.
-pub fn worker_id(raw: String) -> Result<String, String> {
+pub(super) fn worker_id(raw: String) -> Result<String, String> {
     required_id(&raw, "workerId", WORKER_ID_EXAMPLE).map(|()| raw)
 }
 
 /// Checks a required id argument; the error names the argument and the expected shape.
-pub fn required_id(raw: &str, field: &str, example: &str) -> Result<(), String> {
+pub(super) fn required_id(raw: &str, field: &str, example: &str) -> Result<(), String> {
     if raw.trim().is_empty() {
         return Err(format!("{field} is empty: pass an id such as {example}."));
     }
@@ -74,7 +74,7 @@ pub fn required_id(raw: &str, field: &str, example: &str) -> Result<(), String> 
 }
 
 /// A required, non-blank text argument.
-pub fn required_text(raw: &str, field: &str, what: &str) -> Result<(), String> {
+pub(super) fn required_text(raw: &str, field: &str, what: &str) -> Result<(), String> {
     if raw.trim().is_empty() {
         return Err(format!("{field} is empty: {what}."));
     }

@@ -24,7 +24,7 @@ const SCHEDULE_ID_EXAMPLE: &str = "sch_01HZY31W2SZJ8MJ2FQTR3M1K9D";
 /// Arguments of `create_schedule`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CreateScheduleArgs {
+pub(super) struct CreateScheduleArgs {
     /// The worker that runs the task (an id like wrk_vk81XUHKHG-qr4).
     pub worker_id: String,
     /// What the worker should do on each run, in plain language, with everything it needs:
@@ -43,7 +43,7 @@ pub struct CreateScheduleArgs {
 /// Arguments of `list_schedules`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ListSchedulesArgs {
+pub(super) struct ListSchedulesArgs {
     /// The worker whose schedules to list (an id like wrk_vk81XUHKHG-qr4).
     pub worker_id: String,
 }
@@ -51,7 +51,7 @@ pub struct ListSchedulesArgs {
 /// Arguments of `cancel_schedule`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CancelScheduleArgs {
+pub(super) struct CancelScheduleArgs {
     /// The worker the schedule belongs to.
     pub worker_id: String,
     /// The schedule to cancel, as create_schedule or list_schedules returned it (sch_…).
@@ -62,7 +62,7 @@ pub struct CancelScheduleArgs {
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ScheduleView {
+pub(super) struct ScheduleView {
     /// Pass this as scheduleId to cancel_schedule.
     pub schedule_id: Option<String>,
     /// scheduled, delayed, cron or interval.
@@ -81,7 +81,7 @@ pub struct ScheduleView {
 /// What `create_schedule` returns.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CreatedSchedule {
+pub(super) struct CreatedSchedule {
     pub worker_id: String,
     pub schedule: ScheduleView,
 }
@@ -90,7 +90,7 @@ pub struct CreatedSchedule {
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ScheduleListView {
+pub(super) struct ScheduleListView {
     pub worker_id: String,
     /// The time zone the worker's cron schedules run in (an IANA name such as Europe/Madrid),
     /// when Handinger says.

@@ -36,7 +36,7 @@ pub(super) fn make_portable<S>(router: &mut ToolRouter<S>) {
 }
 
 /// A portable copy of `schema`.
-pub fn portable(schema: &JsonObject) -> JsonObject {
+pub(crate) fn portable(schema: &JsonObject) -> JsonObject {
     let mut schema = schema.clone();
     rewrite(&mut schema);
     schema

@@ -22,7 +22,7 @@ const DESCRIBE_LIMIT: Duration = Duration::from_secs(10);
 const MAX_TITLE_CHARS: usize = 200;
 const MAX_SUMMARY_CHARS: usize = 1000;
 /// Every named worker's tool is this prefix plus its name.
-pub const ASK_PREFIX: &str = "ask_";
+pub(super) const ASK_PREFIX: &str = "ask_";
 
 /// A group of tools switched on together with `--toolsets`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,7 +74,8 @@ impl std::fmt::Display for Toolset {
 /// What `--toolsets all` serves: every toolset but `admin`. Its tools cannot be undone, so
 /// they are served only when `admin` is named (`--toolsets all,admin`); a broad word must not
 /// hand a model a delete button.
-pub const ALL_BUT_ADMIN: [Toolset; 3] = [Toolset::Tasks, Toolset::Workers, Toolset::Schedules];
+pub(super) const ALL_BUT_ADMIN: [Toolset; 3] =
+    [Toolset::Tasks, Toolset::Workers, Toolset::Schedules];
 
 /// One entry of `--toolsets`: a toolset, or `all` (every one but `admin`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +139,7 @@ impl NamedWorker {
 
 /// Checks a tool name against the MCP tool-name rules: 1 to 128 characters of
 /// `A-Z a-z 0-9 _ - .`. `Err` says which rule it breaks.
-pub fn check_tool_name(name: &str) -> Result<(), String> {
+pub(super) fn check_tool_name(name: &str) -> Result<(), String> {
     if name.len() > 128 {
         return Err(format!("is {} characters long", name.len()));
     }

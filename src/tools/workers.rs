@@ -20,7 +20,7 @@ use crate::handinger::types::{NewWorker, Visibility, WorkerInfo, WorkerPatch};
 /// Arguments of `create_worker`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CreateWorkerArgs {
+pub(super) struct CreateWorkerArgs {
     /// The worker's standing instructions (its system prompt): role, method, what to return.
     /// Give them when you know exactly how the worker should behave; otherwise give prompt.
     #[serde(default)]
@@ -50,7 +50,7 @@ pub struct CreateWorkerArgs {
 /// Arguments of `get_worker`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct GetWorkerArgs {
+pub(super) struct GetWorkerArgs {
     /// The worker's id (like wrk_vk81XUHKHG-qr4), as create_worker or create_task returned it.
     pub worker_id: String,
 }
@@ -58,7 +58,7 @@ pub struct GetWorkerArgs {
 /// Arguments of `update_worker`. Only the fields given change.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UpdateWorkerArgs {
+pub(super) struct UpdateWorkerArgs {
     /// The worker to change (an id like wrk_vk81XUHKHG-qr4).
     pub worker_id: String,
     /// New standing instructions, replacing the old ones. Tasks already running keep the old
@@ -102,7 +102,7 @@ where
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct WorkerView {
+pub(super) struct WorkerView {
     /// Pass this as workerId to create_task, update_worker or create_schedule.
     pub worker_id: Option<String>,
     pub title: Option<String>,

@@ -35,20 +35,20 @@ const HEAD_BYTES: usize = 4096;
 
 /// Ids of the client's requests that have not been answered yet.
 #[derive(Default, Clone)]
-pub struct InFlight(Arc<Mutex<HashSet<RequestId>>>);
+pub(crate) struct InFlight(Arc<Mutex<HashSet<RequestId>>>);
 
 impl InFlight {
     /// Registers `id`; `false` when a request with that id is still in flight.
-    pub fn enter(&self, id: &RequestId) -> bool {
+    pub(crate) fn enter(&self, id: &RequestId) -> bool {
         self.lock().insert(id.clone())
     }
 
-    pub fn leave(&self, id: &RequestId) {
+    pub(crate) fn leave(&self, id: &RequestId) {
         self.lock().remove(id);
     }
 
     /// Forgets the request a server message answers, if it answers one.
-    pub fn answered(&self, message: &ServerJsonRpcMessage) {
+    pub(crate) fn answered(&self, message: &ServerJsonRpcMessage) {
         let id = match message {
             ServerJsonRpcMessage::Response(response) => Some(&response.id),
             ServerJsonRpcMessage::Error(error) => error.id.as_ref(),
@@ -60,7 +60,7 @@ impl InFlight {
     }
 
     /// Forgets a request the client cancelled: rmcp sends no answer for it.
-    pub fn cancelled(&self, message: &ClientJsonRpcMessage) {
+    pub(crate) fn cancelled(&self, message: &ClientJsonRpcMessage) {
         if let ClientJsonRpcMessage::Notification(notification) = message
             && let ClientNotification::CancelledNotification(cancelled) = &notification.notification
             && let Some(id) = &cancelled.params.request_id
@@ -75,7 +75,7 @@ impl InFlight {
 }
 
 /// The refusal of a request whose id is already in flight.
-pub fn duplicate_id(id: &RequestId) -> ServerJsonRpcMessage {
+pub(crate) fn duplicate_id(id: &RequestId) -> ServerJsonRpcMessage {
     ServerJsonRpcMessage::error(
         ErrorData::invalid_request(
             format!(
@@ -90,7 +90,7 @@ pub fn duplicate_id(id: &RequestId) -> ServerJsonRpcMessage {
 
 /// Serves `read`/`write` as a transport: what rmcp should be handed, as (sink, stream).
 /// `eof` fires when the client closes its end.
-pub fn transport<R, W>(
+pub(crate) fn transport<R, W>(
     read: R,
     write: W,
     max_line: usize,
@@ -264,7 +264,7 @@ async fn read_messages<R: AsyncRead + Unpin>(
 /// and `method` come before the parameters in practice); `None` when it cannot be found.
 /// Only the first [`HEAD_BYTES`] are looked at, and only a number or a string is read: the
 /// text may be anything a client sent.
-pub fn leading_id(text: &[u8]) -> Option<RequestId> {
+pub(crate) fn leading_id(text: &[u8]) -> Option<RequestId> {
     let text = &text[..text.len().min(HEAD_BYTES)];
     let text = std::str::from_utf8(text)
         .or_else(|e| std::str::from_utf8(&text[..e.valid_up_to()]))

@@ -16,17 +16,17 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 /// Messages up to this many bytes are encoded into one buffer.
-pub const BUFFERED_UP_TO: usize = 64 * 1024;
+pub(crate) const BUFFERED_UP_TO: usize = 64 * 1024;
 
 /// The size of one chunk of a larger message.
-pub const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// Chunks encoded ahead of the writer: a slow reader holds the encoder, not the bytes.
-pub const CHUNKS_AHEAD: usize = 2;
+pub(crate) const CHUNKS_AHEAD: usize = 2;
 
 /// The message's JSON when it has at most [`BUFFERED_UP_TO`] bytes, `None` when it is
 /// larger (then [`large`]).
-pub fn small<T: Serialize>(message: &T) -> Result<Option<Vec<u8>>, serde_json::Error> {
+pub(crate) fn small<T: Serialize>(message: &T) -> Result<Option<Vec<u8>>, serde_json::Error> {
     let mut capped = Capped(Vec::new());
     match serde_json::to_writer(&mut capped, message) {
         Ok(()) => Ok(Some(capped.0)),
@@ -46,7 +46,7 @@ fn encoded_len<T: Serialize>(message: &T) -> Result<u64, serde_json::Error> {
 /// both encoded on a blocking thread (a large encoding would stall the runtime). An encoding
 /// error comes back before any chunk. Dropping the receiver stops the encoding (the client
 /// went away).
-pub async fn large<T: Serialize + Send + 'static>(
+pub(crate) async fn large<T: Serialize + Send + 'static>(
     message: T,
 ) -> Result<(u64, mpsc::Receiver<Bytes>), serde_json::Error> {
     let (sender, receiver) = mpsc::channel(CHUNKS_AHEAD);

@@ -9,11 +9,11 @@
 //! - [`json_stream`] — a large outgoing message encoded in chunks as it is sent (stdio and
 //!   `--stateless`), never its whole JSON at once.
 
-pub mod framing;
-pub mod http;
-pub mod json_stream;
-pub mod message_shape;
-pub mod stdio;
+pub(crate) mod framing;
+pub(crate) mod http;
+pub(crate) mod json_stream;
+pub(crate) mod message_shape;
+pub(crate) mod stdio;
 
 /// Why a transport could not serve, or stopped with an error; each message says what
 /// happened and, where it can, what to do.

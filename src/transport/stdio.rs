@@ -12,7 +12,7 @@ use crate::tools::HandingerServer;
 
 /// Serves one client until it closes stdin or the process is told to stop. Lines longer
 /// than `max_message_bytes` are answered with an error (see [`super::framing`]).
-pub async fn serve(
+pub(crate) async fn serve(
     server: HandingerServer,
     shutdown: CancellationToken,
     max_message_bytes: usize,

@@ -37,7 +37,7 @@ mod reconcile;
 mod registry;
 mod remote;
 mod replicated;
-pub mod store;
+pub(crate) mod store;
 mod turn;
 
 pub use crate::handinger::types::is_terminal_status;

@@ -14,7 +14,7 @@ use super::store::{Ident, Lookup, TurnMeta, TurnStore};
 use crate::handinger::{ApiError, HandingerClient};
 
 /// A turn another replica runs (or ran), as the registry hands it to callers.
-pub struct Remote {
+pub(super) struct Remote {
     pub store: Arc<TurnStore>,
     pub api: HandingerClient,
     pub ident: Ident,
@@ -176,7 +176,7 @@ async fn reconcile_remote(remote: &Remote, orphan: bool) -> Option<TurnOutcome> 
 
 impl Remote {
     /// `meta`, a turn of `ident`'s task, as another replica runs (or ran) it.
-    pub fn new(
+    pub(super) fn new(
         store: &Arc<TurnStore>,
         api: &HandingerClient,
         ident: Ident,

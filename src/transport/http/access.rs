@@ -28,7 +28,7 @@ use super::rejected::rejected;
 use super::rejected::retry_later;
 use crate::tools::API_KEY_HEADER;
 
-pub struct Access {
+pub(super) struct Access {
     pub hosts: AllowedHosts,
     pub origins: AllowedOrigins,
     pub token: Option<SecretString>,
@@ -197,7 +197,7 @@ fn mark_secrets(headers: &mut HeaderMap) {
 }
 
 /// The full gate for the MCP endpoints (`/mcp`, `/sse`, `/message`).
-pub async fn mcp_gate(
+pub(super) async fn mcp_gate(
     State(access): State<Arc<Access>>,
     mut request: Request,
     next: Next,
@@ -222,7 +222,7 @@ fn address_over_limit(wait: std::time::Duration) -> Response {
 
 /// The gate for operational endpoints that show data (`/metrics`): host, origin and token,
 /// but no per-user key or rate limit, so a scraper needs only the token.
-pub async fn ops_gate(
+pub(super) async fn ops_gate(
     State(access): State<Arc<Access>>,
     mut request: Request,
     next: Next,
@@ -241,7 +241,7 @@ impl Access {
     /// Without it (orchestrators send none, nor a Host this server knows), details only
     /// when no token is set and the Host and Origin are allowed; the answer is then the
     /// generic reason, never a refusal, so probes keep working.
-    pub fn may_see_details(&self, request: &mut Request) -> Result<bool, Response> {
+    pub(super) fn may_see_details(&self, request: &mut Request) -> Result<bool, Response> {
         if request.headers().contains_key(header::AUTHORIZATION) {
             self.check_caller(request)?;
             return Ok(true);

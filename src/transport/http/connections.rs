@@ -110,7 +110,7 @@ enum Admission {
 
 /// Serves `app` on `listener` until `draining` is cancelled, then lets every connection
 /// finish its request in progress and returns once all are closed.
-pub async fn serve(
+pub(super) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
@@ -595,7 +595,7 @@ fn probes_only_refusal() -> Response {
 pin_project_lite::pin_project! {
     /// The router's answer, with the request marked in progress until its body is sent.
     #[project = RespondProjection]
-    pub enum Respond {
+    pub(super) enum Respond {
         Routed {
             #[pin]
             routed: axum::routing::future::RouteFuture<Infallible>,
@@ -643,7 +643,7 @@ impl Future for Respond {
 }
 
 /// A response body that keeps its request marked in progress until it is sent or dropped.
-pub struct TrackedBody {
+pub(super) struct TrackedBody {
     inner: Body,
     _in_progress: Option<InProgress>,
 }

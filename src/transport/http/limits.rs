@@ -25,7 +25,7 @@ const PRUNE_ABOVE: usize = 10_000;
 
 /// Who a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ClientId {
+pub(super) enum ClientId {
     /// A per-user Handinger key, as a keyed hash: the key itself is never kept.
     Key(u64),
     Ip(std::net::IpAddr),
@@ -34,7 +34,7 @@ pub enum ClientId {
 /// The address a client counts as, for the limits per address (rate, sessions): an IPv6
 /// client by its /64 network, since one host is routinely given a whole /64 and could
 /// otherwise switch addresses to escape them; an IPv4 address written as IPv6 as itself.
-pub fn client_address(ip: std::net::IpAddr) -> std::net::IpAddr {
+pub(super) fn client_address(ip: std::net::IpAddr) -> std::net::IpAddr {
     use std::net::{IpAddr, Ipv6Addr};
     match ip {
         IpAddr::V4(_) => ip,
@@ -46,7 +46,7 @@ pub fn client_address(ip: std::net::IpAddr) -> std::net::IpAddr {
 }
 
 /// A token bucket per client: `per_minute` requests a minute, in bursts of as many.
-pub struct RateLimiter {
+pub(super) struct RateLimiter {
     per_minute: u32,
     buckets: Mutex<HashMap<ClientId, Bucket>>,
     /// Random per process, so key fingerprints mean nothing outside it.
@@ -60,7 +60,7 @@ struct Bucket {
 
 impl RateLimiter {
     /// `None` when the limit is off (0).
-    pub fn new(per_minute: u32) -> Option<Self> {
+    pub(super) fn new(per_minute: u32) -> Option<Self> {
         (per_minute > 0).then(|| Self {
             per_minute,
             buckets: Mutex::new(HashMap::new()),
@@ -68,12 +68,12 @@ impl RateLimiter {
         })
     }
 
-    pub fn key_id(&self, key: &[u8]) -> ClientId {
+    pub(super) fn key_id(&self, key: &[u8]) -> ClientId {
         ClientId::Key(self.hasher.hash_one(key))
     }
 
     /// Takes one request from the client's bucket, or says how long until one is free.
-    pub fn check(&self, client: ClientId) -> Result<(), Duration> {
+    pub(super) fn check(&self, client: ClientId) -> Result<(), Duration> {
         let capacity = f64::from(self.per_minute);
         let per_second = capacity / 60.0;
         let now = Instant::now();
@@ -102,7 +102,7 @@ impl RateLimiter {
 impl RateLimiter {
     /// Whether the client's bucket holds a request, without taking it (a client never seen
     /// has a full one), or how long until it does.
-    pub fn peek(&self, client: ClientId) -> Result<(), Duration> {
+    pub(super) fn peek(&self, client: ClientId) -> Result<(), Duration> {
         let buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(bucket) = buckets.get(&client) else {
             return Ok(());
@@ -118,7 +118,7 @@ impl RateLimiter {
 }
 
 /// Bounds the tool calls running at once across all clients.
-pub struct CallGate {
+pub(super) struct CallGate {
     permits: Arc<Semaphore>,
     size: u32,
     closing: AtomicBool,
@@ -126,13 +126,13 @@ pub struct CallGate {
 
 /// Why a tool call was not let in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(super) enum Refusal {
     Busy,
     ShuttingDown,
 }
 
 impl CallGate {
-    pub fn new(size: u32) -> Self {
+    pub(super) fn new(size: u32) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(size as usize)),
             size,
@@ -141,7 +141,7 @@ impl CallGate {
     }
 
     /// A permit for one tool call, held until its answer has been sent.
-    pub fn try_enter(&self) -> Result<OwnedSemaphorePermit, Refusal> {
+    pub(super) fn try_enter(&self) -> Result<OwnedSemaphorePermit, Refusal> {
         if self.closing.load(Ordering::Acquire) {
             return Err(Refusal::ShuttingDown);
         }
@@ -151,13 +151,13 @@ impl CallGate {
             .map_err(|_| Refusal::Busy)
     }
 
-    pub fn in_flight(&self) -> usize {
+    pub(super) fn in_flight(&self) -> usize {
         (self.size as usize).saturating_sub(self.permits.available_permits())
     }
 
     /// Lets no new call in, then waits up to `grace` for the calls in flight to finish.
     /// Returns how many are still running.
-    pub async fn drain(&self, grace: Duration) -> usize {
+    pub(super) async fn drain(&self, grace: Duration) -> usize {
         self.closing.store(true, Ordering::Release);
         let all = self.permits.acquire_many(self.size);
         match tokio::time::timeout(grace, all).await {
@@ -192,7 +192,11 @@ impl IntoResponse for Refusal {
 
 /// Reads a request body of at most `limit` bytes; anything larger gets 413.
 #[allow(clippy::result_large_err)] // the error is the response itself, returned at once
-pub async fn read_capped(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Response> {
+pub(super) async fn read_capped(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, Response> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -260,7 +264,7 @@ fn too_large(limit: usize) -> Response {
 /// id when it can be read from the body's start, else to null), as the Streamable HTTP
 /// transport answers input it cannot accept.
 #[allow(clippy::result_large_err)] // the error is the response itself, returned at once
-pub fn check_shape(shape: &MessageShape, body: &[u8]) -> Result<(), Response> {
+pub(super) fn check_shape(shape: &MessageShape, body: &[u8]) -> Result<(), Response> {
     let refused = match shape.check(body) {
         Ok(()) => return Ok(()),
         Err(refused) => refused,
@@ -272,12 +276,12 @@ pub fn check_shape(shape: &MessageShape, body: &[u8]) -> Result<(), Response> {
 
 /// Whether a JSON-RPC body is a `tools/call` request (what the call gate counts). Anything
 /// that does not parse is left for the protocol layer to refuse.
-pub fn is_tool_call(body: &[u8]) -> bool {
+pub(super) fn is_tool_call(body: &[u8]) -> bool {
     is_method(body, "tools/call")
 }
 
 /// Whether a JSON-RPC body is an `initialize` request (what opens a session).
-pub fn is_initialize(body: &[u8]) -> bool {
+pub(super) fn is_initialize(body: &[u8]) -> bool {
     is_method(body, "initialize")
 }
 
@@ -292,7 +296,7 @@ fn is_method(body: &[u8], name: &str) -> bool {
 
 /// Keeps `guard` alive until `body` has been sent (or dropped): a tool call's permit is
 /// held for as long as its answer is being streamed.
-pub fn hold_until_sent<G: Send + Sync + 'static>(body: Body, guard: G) -> Body {
+pub(super) fn hold_until_sent<G: Send + Sync + 'static>(body: Body, guard: G) -> Body {
     Body::from_stream(body.into_data_stream().map(move |chunk| {
         let _held = &guard;
         chunk

@@ -13,7 +13,7 @@ HOST:PORT (localhost:8787; a name is resolved once at start and its first addres
 first, is used; port 0 picks a free one)";
 
 /// Parses a `--listen` value; the error says what is accepted.
-pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+pub(super) fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
     let raw = raw.trim();
     if let Ok(addr) = raw.parse::<SocketAddr>() {
         return Ok(addr);

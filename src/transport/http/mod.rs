@@ -64,7 +64,7 @@ use crate::transport::ServeError;
 use crate::transport::message_shape::MessageShape;
 use crate::turns::store::TurnStore;
 
-pub use settings::{HttpArgs, HttpSettings};
+pub(crate) use settings::{HttpArgs, HttpSettings};
 
 /// After the grace period and closing the sessions, how long to wait for connections to
 /// wind down before exiting anyway.
@@ -76,7 +76,7 @@ const QUICK_CALLS: Duration = Duration::from_secs(2);
 
 /// What the HTTP server is handed besides the MCP server: the values it shares with the
 /// tools, for its probes, its counters and its shutdown.
-pub struct HttpServices {
+pub(crate) struct HttpServices {
     /// The server's own client: readiness asks whether Handinger answers.
     pub api: HandingerClient,
     /// The shared turn store, when there is one: readiness depends on it too.
@@ -92,7 +92,7 @@ pub struct HttpServices {
 
 /// Serves until the process is told to stop. `server` is the prototype every session's
 /// server is cloned from (they share the API client and policy).
-pub async fn serve(
+pub(crate) async fn serve(
     settings: HttpSettings,
     server: HandingerServer,
     http_services: HttpServices,

@@ -26,7 +26,7 @@ pub struct AddressLimits {
 
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(super) enum Refusal {
     /// The address holds `--max-connections-per-client` connections.
     Open,
     /// The address holds `--max-pending-connections-per-client` half-open connections.
@@ -36,7 +36,7 @@ pub enum Refusal {
 impl Refusal {
     /// What the refused connection is sent before it is closed: written without waiting,
     /// on a fresh socket whose send buffer has room.
-    pub fn canned_answer(self) -> &'static [u8] {
+    pub(super) fn canned_answer(self) -> &'static [u8] {
         match self {
             Refusal::Open => {
                 b"HTTP/1.1 429 Too Many Requests\r\n\
@@ -66,13 +66,13 @@ struct Counts {
 }
 
 /// The connections each address holds.
-pub struct PerAddress {
+pub(super) struct PerAddress {
     limits: AddressLimits,
     table: Mutex<HashMap<IpAddr, Counts>>,
 }
 
 impl PerAddress {
-    pub fn new(limits: AddressLimits) -> Arc<Self> {
+    pub(super) fn new(limits: AddressLimits) -> Arc<Self> {
         Arc::new(Self {
             limits,
             table: Mutex::new(HashMap::new()),
@@ -85,7 +85,7 @@ impl PerAddress {
 
     /// A place for one more connection from `address` (half-open until
     /// [`Place::head_received`]), or why not.
-    pub fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Place, Refusal> {
+    pub(super) fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Place, Refusal> {
         let mut table = self.table();
         // Both bounds are at least 1, so an address is refused only while it holds a
         // connection: no entry is made for nothing.
@@ -114,7 +114,7 @@ impl PerAddress {
 }
 
 /// One connection's place under its address's bounds, given back when dropped.
-pub struct Place {
+pub(super) struct Place {
     table: Arc<PerAddress>,
     address: IpAddr,
     /// Until its first request head is complete.
@@ -124,7 +124,7 @@ pub struct Place {
 impl Place {
     /// The connection's first request head is in: it no longer counts as half-open. Called
     /// for every request; only the first takes the lock.
-    pub fn head_received(&self) {
+    pub(super) fn head_received(&self) {
         if self.pending.load(Ordering::Relaxed)
             && self.pending.swap(false, Ordering::AcqRel)
             && let Some(counts) = self.table.table().get_mut(&self.address)

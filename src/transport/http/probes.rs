@@ -27,7 +27,7 @@ const READY_CACHE: Duration = Duration::from_secs(5);
 /// Longest a readiness check waits for Handinger.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct Probes {
+pub(super) struct Probes {
     pub streamable: Arc<StreamableMcp>,
     pub sse: Arc<LegacySse>,
     pub shutdown: CancellationToken,
@@ -58,11 +58,11 @@ struct NotReady {
 
 /// Whether this `/readyz` caller may read the cause ([`details_gate`]).
 #[derive(Clone, Copy)]
-pub struct Details(bool);
+pub(super) struct Details(bool);
 
 /// Decides [`Details`] for a `/readyz` request ([`Access::may_see_details`]); a request
 /// with credentials that fail is refused as `/metrics` refuses it.
-pub async fn details_gate(
+pub(super) async fn details_gate(
     State(access): State<Arc<Access>>,
     mut request: Request,
     next: Next,
@@ -77,7 +77,7 @@ pub async fn details_gate(
 }
 
 impl Probes {
-    pub fn new(
+    pub(super) fn new(
         streamable: Arc<StreamableMcp>,
         sse: Arc<LegacySse>,
         shutdown: CancellationToken,
@@ -96,7 +96,7 @@ impl Probes {
     }
 
     /// Makes readiness depend on the shared turn store too.
-    pub fn with_store(mut self, store: Option<Arc<crate::turns::store::TurnStore>>) -> Self {
+    pub(super) fn with_store(mut self, store: Option<Arc<crate::turns::store::TurnStore>>) -> Self {
         self.store = store.map(|store| (store, Verdict::default()));
         self
     }
@@ -124,11 +124,11 @@ impl Verdict {
     }
 }
 
-pub async fn healthz() -> &'static str {
+pub(super) async fn healthz() -> &'static str {
     "ok\n"
 }
 
-pub async fn readyz(
+pub(super) async fn readyz(
     State(probes): State<Arc<Probes>>,
     details: Option<axum::Extension<Details>>,
 ) -> Response {
@@ -177,7 +177,7 @@ pub async fn readyz(
     }
 }
 
-pub async fn metrics(State(probes): State<Arc<Probes>>) -> Response {
+pub(super) async fn metrics(State(probes): State<Arc<Probes>>) -> Response {
     let sessions = OpenSessions {
         streamable_http: probes.streamable.open_sessions().await,
         sse: probes.sse.open_sessions(),

@@ -20,16 +20,16 @@ const TURN_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// The reason word of a refusal, as `/metrics` labels it (a fixed set: no client can grow
 /// the number of series).
 #[derive(Debug, Clone, Copy)]
-pub struct Rejected(pub &'static str);
+pub(super) struct Rejected(pub &'static str);
 
 /// `response`, marked as a refusal for `reason`.
-pub fn rejected(reason: &'static str, mut response: Response) -> Response {
+pub(super) fn rejected(reason: &'static str, mut response: Response) -> Response {
     response.extensions_mut().insert(Rejected(reason));
     response
 }
 
 /// A refusal that tells the client when to come back (whole seconds, at least one).
-pub fn retry_later(status: StatusCode, after: Duration, message: &str) -> Response {
+pub(super) fn retry_later(status: StatusCode, after: Duration, message: &str) -> Response {
     let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
     let mut response = (status, message.to_owned()).into_response();
     response
@@ -42,7 +42,7 @@ pub fn retry_later(status: StatusCode, after: Duration, message: &str) -> Respon
 /// [`crate::tools::HandingerServer::turn_room`] answered; see `tools::admission` for why
 /// HTTP asks before it accepts the call).
 #[allow(clippy::result_large_err)] // the error is the response itself, returned at once
-pub fn no_turn_room(room: Result<(), StartRefused>) -> Result<(), Response> {
+pub(super) fn no_turn_room(room: Result<(), StartRefused>) -> Result<(), Response> {
     let Err(StartRefused::Full { limit, per_key }) = room else {
         return Ok(());
     };

@@ -17,7 +17,7 @@ use tokio::time::{Instant, Sleep};
 
 /// Why a request body could not be read to its end.
 #[derive(Debug)]
-pub enum BodyError {
+pub(super) enum BodyError {
     /// The connection failed or closed mid-body.
     Read(hyper::Error),
     /// The body did not arrive within `--body-read-timeout`.

@@ -44,9 +44,9 @@ pub struct SessionLimits {
 }
 
 /// Who a session counts against: its client's address (`None` when unknown).
-pub type Client = Option<IpAddr>;
+pub(super) type Client = Option<IpAddr>;
 
-pub struct SessionCap {
+pub(super) struct SessionCap {
     limits: SessionLimits,
     inner: Mutex<Inner>,
 }
@@ -73,13 +73,13 @@ struct Tracked {
 
 /// Why a session was not opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(super) enum Refusal {
     ServerFull,
     ClientFull,
 }
 
 impl SessionCap {
-    pub fn new(limits: SessionLimits) -> Arc<Self> {
+    pub(super) fn new(limits: SessionLimits) -> Arc<Self> {
         Arc::new(Self {
             limits,
             inner: Mutex::new(Inner::default()),
@@ -91,7 +91,7 @@ impl SessionCap {
     }
 
     /// A slot for one more session of `client`, or why not.
-    pub fn try_open(self: &Arc<Self>, client: Client) -> Result<Slot, Refusal> {
+    pub(super) fn try_open(self: &Arc<Self>, client: Client) -> Result<Slot, Refusal> {
         let mut inner = self.lock();
         if inner.total >= self.limits.max_total {
             return Err(Refusal::ServerFull);
@@ -109,7 +109,7 @@ impl SessionCap {
     }
 
     /// Gives back the slots of Streamable HTTP sessions rmcp no longer has.
-    pub fn forget_closed(&self, live: &HashSet<String>) {
+    pub(super) fn forget_closed(&self, live: &HashSet<String>) {
         let mut inner = self.lock();
         let closed: Vec<(String, Client)> = inner
             .streamable
@@ -124,7 +124,7 @@ impl SessionCap {
     }
 
     /// Gives back the slot of Streamable HTTP session `id` (ended by its client).
-    pub fn forget(&self, id: &str) {
+    pub(super) fn forget(&self, id: &str) {
         let mut inner = self.lock();
         if let Some(tracked) = inner.streamable.remove(id) {
             inner.release(tracked.client);
@@ -135,7 +135,7 @@ impl SessionCap {
     /// the answer, or the event stream, has been sent); `request` says whether this is a
     /// request or stream (which makes the session used) rather than a notification or a
     /// response. `None` for a session the cap does not track.
-    pub fn activity(self: &Arc<Self>, id: &str, request: bool) -> Option<Activity> {
+    pub(super) fn activity(self: &Arc<Self>, id: &str, request: bool) -> Option<Activity> {
         let mut inner = self.lock();
         let tracked = inner.streamable.get_mut(id)?;
         tracked.busy += 1;
@@ -152,7 +152,7 @@ impl SessionCap {
     /// request in progress, no stream open) and belongs to the address holding the most
     /// sessions; of its sessions, a never-used one goes first, then the longest idle.
     /// `None` when every session is busy.
-    pub fn evict(&self) -> Option<String> {
+    pub(super) fn evict(&self) -> Option<String> {
         let mut inner = self.lock();
         let victim = inner
             .streamable
@@ -173,7 +173,7 @@ impl SessionCap {
     /// Takes Streamable HTTP session `id` off the table if it has had no request since its
     /// `initialize` and has nothing in progress; returns whether it did, for the caller to
     /// close it.
-    pub fn close_if_unused(&self, id: &str) -> bool {
+    pub(super) fn close_if_unused(&self, id: &str) -> bool {
         let mut inner = self.lock();
         let unused = inner
             .streamable
@@ -186,7 +186,7 @@ impl SessionCap {
     }
 
     #[cfg(test)]
-    pub fn open(&self) -> usize {
+    pub(super) fn open(&self) -> usize {
         self.lock().total
     }
 }
@@ -205,7 +205,7 @@ impl Inner {
 
 /// One session's place under the cap, given back when dropped (or, for a Streamable HTTP
 /// session, once rmcp has closed it: see [`Slot::keep_for`]).
-pub struct Slot {
+pub(super) struct Slot {
     cap: Option<Arc<SessionCap>>,
     client: Client,
 }
@@ -220,7 +220,7 @@ impl std::fmt::Debug for Slot {
 
 impl Slot {
     /// Keeps the slot for rmcp's session `id` until rmcp no longer has it.
-    pub fn keep_for(mut self, id: String) {
+    pub(super) fn keep_for(mut self, id: String) {
         if let Some(cap) = self.cap.take() {
             let tracked = Tracked {
                 client: self.client,
@@ -235,7 +235,7 @@ impl Slot {
 
 /// A request in progress (or an event stream open) on a Streamable HTTP session: the
 /// session is not idle until this is dropped.
-pub struct Activity {
+pub(super) struct Activity {
     cap: Arc<SessionCap>,
     id: String,
 }

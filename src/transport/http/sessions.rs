@@ -22,11 +22,11 @@ use crate::tools::API_KEY_HEADER;
 
 /// Who opened a session: a digest of the credentials its requests carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner(u64);
+pub(super) struct Owner(u64);
 
 impl Owner {
     /// The owner a request speaks for.
-    pub fn of(headers: &HeaderMap) -> Self {
+    pub(super) fn of(headers: &HeaderMap) -> Self {
         static KEY: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
         let mut hasher = KEY.get_or_init(Default::default).build_hasher();
         for name in [header::AUTHORIZATION.as_str(), API_KEY_HEADER] {
@@ -44,14 +44,14 @@ impl Owner {
 
 /// The owners of the Streamable HTTP sessions, by session id.
 #[derive(Default)]
-pub struct Owners {
+pub(super) struct Owners {
     by_session: Mutex<HashMap<String, Owner>>,
 }
 
 impl Owners {
     /// Whether `owner` may use session `id`. A session this map does not know is left to
     /// the transport, which answers an unknown one with 404 itself.
-    pub fn allows(&self, id: &str, owner: Owner) -> bool {
+    pub(super) fn allows(&self, id: &str, owner: Owner) -> bool {
         let map = self
             .by_session
             .lock()
@@ -61,7 +61,7 @@ impl Owners {
 
     /// Records the owner of a new session, and forgets sessions that are gone (`live` says
     /// which still exist), so the map stays as large as the session table.
-    pub fn bind(&self, id: &str, owner: Owner, live: impl Fn(&str) -> bool) {
+    pub(super) fn bind(&self, id: &str, owner: Owner, live: impl Fn(&str) -> bool) {
         let mut map = self
             .by_session
             .lock()
@@ -75,12 +75,12 @@ impl Owners {
 /// request with the id of one still running is refused before it reaches the session (both
 /// would run upstream, and only one answer could come back).
 #[derive(Default)]
-pub struct InFlightIds {
+pub(super) struct InFlightIds {
     ids: Arc<Mutex<HashSet<(String, RequestId)>>>,
 }
 
 /// Holds an id as in flight until dropped (when its answer has been sent).
-pub struct InFlightGuard {
+pub(super) struct InFlightGuard {
     ids: Arc<Mutex<HashSet<(String, RequestId)>>>,
     key: (String, RequestId),
 }
@@ -94,7 +94,7 @@ impl Drop for InFlightGuard {
 
 impl InFlightIds {
     /// Registers request `id` on `session`; `None` when it is in flight.
-    pub fn enter(&self, session: &str, id: &RequestId) -> Option<InFlightGuard> {
+    pub(super) fn enter(&self, session: &str, id: &RequestId) -> Option<InFlightGuard> {
         let key = (session.to_owned(), id.clone());
         let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
         ids.insert(key.clone()).then(|| InFlightGuard {
@@ -106,7 +106,7 @@ impl InFlightIds {
 
 /// The id of a JSON-RPC request body, or `None` for anything else (notifications,
 /// responses, batches). The string "1" and the number 1 stay two ids.
-pub fn request_id(body: &[u8]) -> Option<RequestId> {
+pub(super) fn request_id(body: &[u8]) -> Option<RequestId> {
     #[derive(serde::Deserialize)]
     struct Peek {
         method: Option<serde::de::IgnoredAny>,

@@ -51,7 +51,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 type Factory = dyn Fn() -> HandingerServer + Send + Sync;
 
-pub struct LegacySse {
+pub(super) struct LegacySse {
     factory: Box<Factory>,
     /// Asked whether a tool call would find a turn slot ([`crate::tools::HandingerServer::turn_room`]).
     prototype: HandingerServer,
@@ -111,13 +111,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// How long a legacy SSE session may sit idle, and wait for its first request.
-pub struct SessionTimeouts {
+pub(super) struct SessionTimeouts {
     pub idle: Duration,
     pub first_request: Duration,
 }
 
 impl LegacySse {
-    pub fn new(
+    pub(super) fn new(
         factory: impl Fn() -> HandingerServer + Send + Sync + 'static,
         gate: Arc<CallGate>,
         (max_body_bytes, shape): (usize, MessageShape),
@@ -142,7 +142,7 @@ impl LegacySse {
         }
     }
 
-    pub fn open_sessions(&self) -> usize {
+    pub(super) fn open_sessions(&self) -> usize {
         lock(&self.sessions).len()
     }
 }
@@ -165,7 +165,7 @@ impl Drop for SessionGuard {
 }
 
 /// `GET /sse`: opens a session and its event stream.
-pub async fn open(
+pub(super) async fn open(
     State(sse): State<Arc<LegacySse>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -276,13 +276,13 @@ fn release_answered_call(session: &Session, message: &ServerJsonRpcMessage) {
 }
 
 #[derive(serde::Deserialize)]
-pub struct SessionQuery {
+pub(super) struct SessionQuery {
     #[serde(rename = "sessionId")]
     session_id: Option<String>,
 }
 
 /// `POST /message?sessionId=…`: hands one client message to its session.
-pub async fn message(
+pub(super) async fn message(
     State(sse): State<Arc<LegacySse>>,
     Query(query): Query<SessionQuery>,
     request: Request,
@@ -395,7 +395,7 @@ fn session_unknown() -> Response {
 }
 
 /// Both legacy endpoints in `--stateless` mode, where there are no sessions to hold.
-pub async fn unavailable() -> Response {
+pub(super) async fn unavailable() -> Response {
     (
         StatusCode::NOT_FOUND,
         "Not Found: the legacy SSE transport needs sessions, which this server runs without \

@@ -59,7 +59,7 @@ const ANSWER_QUEUE: usize = 64;
 const PROGRESS_QUEUE: usize = 4;
 /// How often an event stream with nothing to say carries a keep-alive comment, so proxies
 /// keep it open (rmcp's streams use the same).
-pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+pub(super) const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The protocol revisions served here, as `MCP-Protocol-Version` names them.
 const LEGACY_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
 
@@ -73,7 +73,7 @@ struct Waiter {
     progress: Option<mpsc::Sender<ServerJsonRpcMessage>>,
 }
 
-pub struct CallLoops {
+pub(super) struct CallLoops {
     factory: Box<Factory>,
     loops: Mutex<HashMap<&'static str, Arc<Loop>>>,
     shutdown: CancellationToken,
@@ -91,7 +91,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl CallLoops {
-    pub fn new(
+    pub(super) fn new(
         factory: impl Fn() -> HandingerServer + Send + Sync + 'static,
         shutdown: CancellationToken,
     ) -> Self {
@@ -104,7 +104,10 @@ impl CallLoops {
 
     /// The protocol version a request may be served here under, or `None` when it must go
     /// to rmcp.
-    pub fn eligible(headers: &HeaderMap, message: &ClientJsonRpcMessage) -> Option<&'static str> {
+    pub(super) fn eligible(
+        headers: &HeaderMap,
+        message: &ClientJsonRpcMessage,
+    ) -> Option<&'static str> {
         let ClientJsonRpcMessage::Request(request) = message else {
             return None;
         };
@@ -140,7 +143,7 @@ impl CallLoops {
     /// Not an `async fn`: what a held call keeps while it waits is only the way back
     /// ([`Sent`]), not room for the request's head and message.
     #[allow(clippy::result_large_err)] // the error is the response itself, returned at once
-    pub fn send(
+    pub(super) fn send(
         &self,
         version: &'static str,
         parts: http::request::Parts,
@@ -239,7 +242,7 @@ impl CallLoops {
 }
 
 /// A call handed to the shared loop, waiting for its answer.
-pub struct Sent {
+pub(super) struct Sent {
     pending: Pending,
     answer: oneshot::Receiver<ServerJsonRpcMessage>,
     /// The id the client chose, put back on the answer.
@@ -261,7 +264,7 @@ enum First {
 }
 
 impl Sent {
-    pub async fn answer(mut self) -> Response {
+    pub(super) async fn answer(mut self) -> Response {
         let first = match &mut self.progress {
             None => First::Answer((&mut self.answer).await),
             // Biased: a tick the router handed over before the answer goes out before it.

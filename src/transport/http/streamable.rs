@@ -50,7 +50,7 @@ use crate::transport::message_shape::MessageShape;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
-pub struct StreamableMcp {
+pub(super) struct StreamableMcp {
     service: StreamableHttpService<HandingerServer, LocalSessionManager>,
     sessions: Arc<LocalSessionManager>,
     /// Who opened each session; requests with other credentials find no session.
@@ -72,7 +72,7 @@ pub struct StreamableMcp {
     prototype: HandingerServer,
 }
 
-pub struct Options {
+pub(super) struct Options {
     pub stateless: bool,
     pub idle_timeout: Duration,
     pub first_request_timeout: Duration,
@@ -82,7 +82,7 @@ pub struct Options {
 }
 
 impl StreamableMcp {
-    pub fn new(
+    pub(super) fn new(
         factory: impl Fn() -> HandingerServer + Send + Sync + 'static,
         gate: Arc<CallGate>,
         options: Options,
@@ -130,7 +130,7 @@ impl StreamableMcp {
     /// A slot under the session cap for a new session of `client` (an `initialize` here, a
     /// `GET /sse` of the legacy transport): when the cap is reached, first gives back the
     /// slots of sessions rmcp has closed since, then closes an idle one to make room.
-    pub async fn session_slot(&self, client: Option<SocketAddr>) -> Result<Slot, Response> {
+    pub(super) async fn session_slot(&self, client: Option<SocketAddr>) -> Result<Slot, Response> {
         let client = client.map(|peer| limits::client_address(peer.ip()));
         if let Ok(slot) = self.cap.try_open(client) {
             return Ok(slot);
@@ -186,7 +186,7 @@ impl StreamableMcp {
         });
     }
 
-    pub async fn open_sessions(&self) -> usize {
+    pub(super) async fn open_sessions(&self) -> usize {
         self.sessions.sessions.read().await.len()
     }
 }
@@ -213,7 +213,7 @@ fn boxed_apart<F: Future>(step: F) -> Pin<Box<F>> {
     Box::pin(step)
 }
 
-pub async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> Response {
+pub(super) async fn handle(State(mcp): State<Arc<StreamableMcp>>, request: Request) -> Response {
     // The held call keeps only the way back.
     match boxed_apart(respond(&mcp, request)).await {
         Reply::Now(response) => response,
