@@ -182,42 +182,9 @@ fn check_public_url(raw: &str) -> Result<(String, String), String> {
     Ok((format!("{}://{authority}{path}", url.scheme()), authority))
 }
 
-/// A secret from `var`, or the file `file_var` names (a mounted secret); environment only,
-/// so it never shows in a process list.
+/// A secret from `var`, or the file `file_var` names ([`crate::config::env_secret`]).
 fn read_secret(var: &str, file_var: &str) -> Result<Option<SecretString>, String> {
-    let how = "every replica needs the same random value, e.g. `openssl rand -hex 32`";
-    let text = match (std::env::var(var).ok(), std::env::var_os(file_var)) {
-        (None, None) => return Ok(None),
-        (Some(_), Some(_)) => return Err(format!("both {var} and {file_var} are set: keep one")),
-        (Some(value), None) => value,
-        (None, Some(path)) => {
-            use std::io::Read as _;
-            const MOST: u64 = 4096;
-            let mut text = String::new();
-            std::fs::File::open(&path)
-                .and_then(|file| file.take(MOST + 1).read_to_string(&mut text))
-                .map_err(|e| {
-                    format!(
-                        "{file_var} names {}, which could not be read as text ({e}): point it \
-                         at the file holding the secret",
-                        std::path::Path::new(&path).display()
-                    )
-                })?;
-            if text.len() as u64 > MOST {
-                return Err(format!(
-                    "{file_var} names a file larger than {MOST} bytes: it should hold only the secret"
-                ));
-            }
-            text
-        }
-    };
-    let text = text.trim();
-    if text.len() < MIN_SECRET_BYTES {
-        return Err(format!(
-            "{var} is shorter than {MIN_SECRET_BYTES} bytes: {how}"
-        ));
-    }
-    Ok(Some(SecretString::from(text.to_owned())))
+    crate::config::env_secret(var, file_var, MIN_SECRET_BYTES)
 }
 
 #[cfg(test)]
