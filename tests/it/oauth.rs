@@ -1352,9 +1352,10 @@ async fn a_request_without_redirect_uri_uses_the_only_registered_one() {
 /// 22.19 or newer) against the server: on the 401 it discovers the metadata, registers,
 /// prints the sign-in URL and waits on its loopback callback; the test's Chromium signs in
 /// there and the browser's redirect hands Inspector the code. It then exchanges it, connects
-/// and calls `create_task`, which must run on the user's own key.
+/// and calls `create_task`, which must run on the user's own key; a second run lists the
+/// tools on the token it stored, without signing in again.
 #[tokio::test]
-async fn mcp_inspector_signs_in_through_chromium_and_calls_create_task() {
+async fn mcp_inspector_signs_in_through_chromium_calls_and_lists_on_its_token() {
     use tokio::io::AsyncBufReadExt as _;
     let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/node-clients/node_modules");
     let inspector = modules.join("@modelcontextprotocol/inspector/clients/launcher/build/index.js");
@@ -1369,32 +1370,26 @@ async fn mcp_inspector_signs_in_through_chromium_and_calls_create_task() {
     let bridge = start_oauth(&fake, &[]).await;
     let home = tempfile::tempdir().unwrap();
     let callback = format!("http://127.0.0.1:{}/oauth/callback", free_port());
-    let mut cmd = tokio::process::Command::new(&node22);
-    cmd.arg(&inspector)
-        .args(["--cli", "--transport", "http", "--server-url"])
-        .arg(bridge.url("/mcp"))
-        .args(["--callback-url", &callback])
-        .args(["--method", "tools/call", "--tool-name", "create_task"])
-        .args([
-            "--tool-arg",
-            "input=through MCP Inspector",
-            "--format",
-            "json",
-        ])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("MCP_STORAGE_DIR", home.path().join("storage"))
-        // No OS keychain here; the tokens live in the process only.
-        .env("MCP_INSPECTOR_SECRET_STORE", "memory")
-        // Without a TTY, Inspector signs in only when told it may; "opening" the browser
-        // then runs `$BROWSER` (nothing), and the test's Chromium loads the printed URL.
-        .env("MCP_AUTO_OPEN_ENABLED", "true")
-        .env("BROWSER", "true")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = inspector_cli(&node22, &inspector, home.path());
+    cmd.args([
+        "--server-url",
+        &bridge.url("/mcp"),
+        "--callback-url",
+        &callback,
+    ])
+    .args(["--method", "tools/call", "--tool-name", "create_task"])
+    .args([
+        "--tool-arg",
+        "input=through MCP Inspector",
+        "--format",
+        "json",
+    ])
+    // Without a TTY, Inspector signs in only when told it may; "opening" the browser
+    // then runs `$BROWSER` (nothing), and the test's Chromium loads the printed URL.
+    .env("MCP_AUTO_OPEN_ENABLED", "true")
+    .env("BROWSER", "true")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
         .expect("start MCP Inspector on .ci/node-clients' Node 22");
@@ -1485,5 +1480,49 @@ async fn mcp_inspector_signs_in_through_chromium_and_calls_create_task() {
         Some(format!("Bearer {USER_KEY}").as_str()),
         "the task ran on the user's own key"
     );
-    assert!(!bridge.log().contains(USER_KEY), "the key reached the log");
+    // The token it got works on its own: a second run, told never to sign in, lists the
+    // tools on the token Inspector stored.
+    let listed = tokio::time::timeout(
+        SCENARIO_TIMEOUT,
+        inspector_cli(&node22, &inspector, home.path())
+            .args(["--server-url", &bridge.url("/mcp"), "--stored-auth-only"])
+            .args(["--method", "tools/list", "--format", "json"])
+            .output(),
+    )
+    .await
+    .expect("MCP Inspector's tools/list hung")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "tools/list on the stored token failed ({}):\n{stdout}\n{}",
+        listed.status,
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let tools: Value = serde_json::from_str(stdout.trim()).expect("tools/list as JSON");
+    let names: Vec<_> = tools["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a tool list: {tools}"))
+        .iter()
+        .filter_map(|tool| tool["name"].as_str())
+        .collect();
+    assert!(names.contains(&"create_task"), "{names:?}");
+    let log = bridge.log();
+    assert!(!log.contains(USER_KEY), "the key reached the log");
+}
+
+/// `mcp-inspector --cli` over Streamable HTTP on `node22`, its state (registration, tokens)
+/// in files under `home`: no OS keychain here, and nothing of the developer's own.
+fn inspector_cli(node22: &Path, inspector: &Path, home: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(node22);
+    cmd.arg(inspector)
+        .args(["--cli", "--transport", "http"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("MCP_STORAGE_DIR", home.join("storage"))
+        .env("MCP_INSPECTOR_SECRET_STORE", "file")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
 }
