@@ -23,16 +23,17 @@ use crate::tools::API_KEY_HEADER;
 
 fn challenge(oauth: &OAuth, status: StatusCode, error: Option<(&str, &str)>) -> Response {
     let metadata = format!("{}{RESOURCE_METADATA_PATH}", oauth.settings.public_url);
+    let scope = oauth
+        .settings
+        .required_scope()
+        .map(|scope| format!(", scope=\"{scope}\""))
+        .unwrap_or_default();
     let value = match error {
         Some((code, description)) => format!(
             "Bearer error=\"{code}\", error_description=\"{description}\", \
-             resource_metadata=\"{metadata}\", scope=\"{}\"",
-            super::grants::SCOPE
+             resource_metadata=\"{metadata}\"{scope}"
         ),
-        None => format!(
-            "Bearer resource_metadata=\"{metadata}\", scope=\"{}\"",
-            super::grants::SCOPE
-        ),
+        None => format!("Bearer resource_metadata=\"{metadata}\"{scope}"),
     };
     let message = match error {
         Some((_, description)) => format!("Unauthorized: {description}; sign in again"),
@@ -81,7 +82,7 @@ pub(crate) async fn guard(
     };
     if let Some(issuer) = &oauth.issuer {
         // The organisation's own token: checked, then the call runs on the server's key.
-        let (subject, _scope) = match issuer.check(&token, &oauth.audiences).await {
+        let (subject, scopes) = match issuer.check(&token, &oauth.audiences).await {
             Ok(checked) => checked,
             Err(why) => {
                 tracing::info!(reason = why, "refused an access token");
@@ -92,6 +93,20 @@ pub(crate) async fn guard(
                 );
             }
         };
+        if let Some(required) = oauth.settings.issuer_scope.as_deref()
+            && !scopes
+                .as_deref()
+                .is_some_and(|scopes| scopes.split(' ').any(|s| s == required))
+        {
+            return challenge(
+                &oauth,
+                StatusCode::FORBIDDEN,
+                Some((
+                    "insufficient_scope",
+                    "the token lacks the scope this server requires",
+                )),
+            );
+        }
         tracing::debug!(user = %crate::printable::one_line(&subject.0), "request of a signed-in user");
         headers.remove(API_KEY_HEADER);
         // Sessions are bound to the subject (its digest: any text fits a header then).

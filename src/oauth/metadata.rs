@@ -17,7 +17,7 @@ fn resource_document(oauth: &OAuth, resource: String) -> Response {
     let mut response = Json(serde_json::json!({
         "resource": resource,
         "authorization_servers": [oauth.settings.issuer.as_ref().unwrap_or(&oauth.settings.public_url)],
-        "scopes_supported": [SCOPE],
+        "scopes_supported": oauth.settings.required_scope().into_iter().collect::<Vec<_>>(),
         "bearer_methods_supported": ["header"],
         "resource_name": "Handinger MCP",
     }))

@@ -55,6 +55,15 @@ impl OAuthSettings {
         format!("{}/mcp", self.public_url)
     }
 
+    /// The scope an access token must carry: this server's own one, or with
+    /// `--oauth-issuer` the `--oauth-issuer-scope` (none: any scope is accepted).
+    pub fn required_scope(&self) -> Option<&str> {
+        match &self.issuer {
+            Some(_) => self.issuer_scope.as_deref(),
+            None => Some(grants::SCOPE),
+        }
+    }
+
     /// `scheme://host[:port]` of the public URL, as a browser's `Origin` header names it.
     pub fn public_origin(&self) -> String {
         reqwest::Url::parse(&self.public_url)

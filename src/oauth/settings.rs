@@ -32,6 +32,12 @@ pub struct OAuthArgs {
     #[arg(long, env = "HANDINGER_MCP_OAUTH_ISSUER", value_name = "URL")]
     pub oauth_issuer: Option<String>,
 
+    /// With --oauth-issuer: a scope the issuer's access tokens must carry (in their `scope`
+    /// claim); a token without it gets 403 insufficient_scope and reaches nothing. Without
+    /// it, any token of the issuer for this server is accepted, whatever its scopes.
+    #[arg(long, env = "HANDINGER_MCP_OAUTH_ISSUER_SCOPE", value_name = "SCOPE")]
+    pub oauth_issuer_scope: Option<String>,
+
     /// The URL clients reach this server by, without /mcp (e.g. https://mcp.example.com):
     /// tokens are issued for it and checked against it. https, or http on a loopback host.
     #[arg(long, env = "HANDINGER_MCP_PUBLIC_URL", value_name = "URL")]
@@ -87,6 +93,8 @@ pub struct OAuthSettings {
     pub cors_origins: Vec<String>,
     /// `--oauth-issuer`: tokens are another server's JWTs, and calls run on the server's key.
     pub issuer: Option<String>,
+    /// `--oauth-issuer-scope`: the scope those tokens must carry, if any.
+    pub issuer_scope: Option<String>,
     /// The sealing secret and the previous one (rotation); `None`: drawn at random.
     pub secret: Option<(SecretString, Option<SecretString>)>,
 }
@@ -120,6 +128,31 @@ impl OAuthArgs {
             }
             None => None,
         };
+        let issuer_scope = match (self.oauth_issuer_scope, &issuer) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(
+                    "--oauth-issuer-scope is only used with --oauth-issuer: this \
+                            server's own sign-in issues the one scope it checks"
+                        .into(),
+                );
+            }
+            (Some(scope), Some(_)) => {
+                // RFC 6749's scope-token: printable ASCII without space, `"` or `\`.
+                let valid = !scope.is_empty()
+                    && scope
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+                if !valid {
+                    return Err(format!(
+                        "--oauth-issuer-scope {:?} is not one scope: give a single scope name \
+                         (printable ASCII, no spaces or quotes), as the issuer writes it",
+                        crate::printable::one_line(&scope)
+                    ));
+                }
+                Some(scope)
+            }
+        };
         let raw = self.public_url.ok_or(
             "--oauth and --oauth-issuer need --public-url (HANDINGER_MCP_PUBLIC_URL): the URL clients reach this \
              server by, e.g. https://mcp.example.com (tokens are issued for it)",
@@ -144,6 +177,7 @@ impl OAuthArgs {
             max_records: self.oauth_max_records as usize,
             cors_origins: Vec::new(),
             issuer,
+            issuer_scope,
             secret,
         }))
     }

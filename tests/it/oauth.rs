@@ -1195,7 +1195,10 @@ async fn mock_issuer() -> MockIssuer {
 }
 
 async fn issued_token(issuer: &MockIssuer, fields: &[(&str, &str)]) -> String {
-    let mut pairs = vec![("grant_type", "client_credentials"), ("scope", "handinger")];
+    let mut pairs = vec![("grant_type", "client_credentials")];
+    if !fields.iter().any(|(name, _)| *name == "scope") {
+        pairs.push(("scope", "handinger"));
+    }
     pairs.extend_from_slice(fields);
     let answer: Value = post_form(&format!("{}/token", issuer.url), &pairs)
         .await
@@ -1282,6 +1285,63 @@ async fn an_external_issuers_jwts_are_checked_and_calls_run_on_the_servers_key()
         assert!(log.contains(reason), "no refusal for: {reason}");
     }
     assert!(!log.contains(&valid), "a token reached the log");
+}
+
+/// With `--oauth-issuer-scope`, an issuer's token without that scope is 403
+/// `insufficient_scope` naming the scope, and reaches nothing; one with it (among others)
+/// runs. The metadata advertises the scope.
+#[tokio::test]
+async fn an_issuers_token_without_the_required_scope_is_insufficient_scope() {
+    let issuer = mock_issuer().await;
+    let fake = FakeHandinger::start().await;
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let bridge = common::http::start_http_with(command(
+        &fake.base_url,
+        &[
+            "http",
+            "--listen",
+            &listen,
+            "--oauth-issuer",
+            &issuer.url,
+            "--oauth-issuer-scope",
+            "mcp:handinger",
+            "--public-url",
+            &public,
+        ],
+    ))
+    .await;
+    let resource = bridge.url("/mcp");
+    let metadata: Value = http()
+        .get(bridge.url("/.well-known/oauth-protected-resource/mcp"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["scopes_supported"], json!(["mcp:handinger"]));
+    let before = fake.received().len();
+    for scope in ["openid profile", "mcp:handinger-admin"] {
+        let token = issued_token(&issuer, &[("aud", &resource), ("scope", scope)]).await;
+        let (status, challenge) = mcp_status(&bridge, Some(&token)).await;
+        assert_eq!(status, 403, "scope {scope}: {challenge}");
+        assert!(
+            challenge.contains("error=\"insufficient_scope\"")
+                && challenge.contains("scope=\"mcp:handinger\""),
+            "{challenge}"
+        );
+    }
+    assert_eq!(fake.received().len(), before, "nothing reached Handinger");
+    let token = issued_token(
+        &issuer,
+        &[("aud", &resource), ("scope", "openid mcp:handinger")],
+    )
+    .await;
+    let client = bridge.client(Some(&token), &[]).await;
+    let result = call(&client, "create_task", json!({"input": "scoped"})).await;
+    assert!(!is_error(&result), "{}", text(&result));
 }
 
 #[tokio::test]
