@@ -11,7 +11,8 @@ process), reads VmRSS once the server is idle, does its thing, then reads VmHWM 
 process's peak resident size) from /proc/PID/status: it prints the growth over the idle
 size and the peak itself. Linux only. Scenarios: http-zeros, http-zeros-x4, k8s-zeros-x8,
 http-accepted, http-accepted-x4, k8s-accepted-x8, stdio-zeros, structured,
-structured-accepted, k8s-structured, k8s-text, k8s-text-x48, k8s-text-x48-progress, text,
+structured-accepted, k8s-structured, k8s-text, k8s-text-x48, k8s-text-x48-progress,
+k8s-text-x48-2026, text,
 http-text, held-ids, held-progress.
 """
 import http.client, http.server, json, os, socket, subprocess, sys, threading, time
@@ -115,10 +116,10 @@ def strings_ping(size, values):
     return (head + ",".join(['"' + "x" * each + '"'] * n) + tail).encode()
 
 
-def concurrently(bodies):
+def concurrently(bodies, headers=None):
     results = [None] * len(bodies)
     def send(i):
-        results[i] = post(bodies[i])[0]
+        results[i] = post(bodies[i], headers)[0]
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
     for t in threads:
         t.start()
@@ -269,7 +270,7 @@ def structured_accepted(kind):
     Fake.structured = "null"
 
 
-def k8s_structured(kind, extra, calls=32, progress=False):
+def k8s_structured(kind, extra, calls=32, progress=False, revision=None):
     """The Deployment's flags, 32 calls at once (its --max-turns-in-flight), each answered
     with a 1,000,000-byte structured output (zeros, or 10,000 strings) or text; `calls`
     and `extra` flags for more at once. With `progress`, each call asks for progress and
@@ -297,9 +298,16 @@ def k8s_structured(kind, extra, calls=32, progress=False):
         params = {"name": "create_task", "arguments": {"input": f"x{n}"}}
         if progress:
             params["_meta"] = {"progressToken": n}
+        if revision:
+            params["_meta"] = {"io.modelcontextprotocol/protocolVersion": revision,
+                               "io.modelcontextprotocol/clientCapabilities": {},
+                               "io.modelcontextprotocol/clientInfo": {"name": "bench",
+                                                                      "version": "1"}}
         return json.dumps({"jsonrpc": "2.0", "id": n, "method": "tools/call",
                            "params": params}).encode()
-    statuses = concurrently([body(n) for n in range(calls)])
+    statuses = concurrently([body(n) for n in range(calls)],
+                            {"mcp-protocol-version": revision, "mcp-method": "tools/call",
+                             "mcp-name": "create_task"} if revision else None)
     time.sleep(0.3)
     peak = status(p.pid, "VmHWM")
     p.terminate()
@@ -307,7 +315,7 @@ def k8s_structured(kind, extra, calls=32, progress=False):
     Fake.hold = 0.0
     Fake.structured = "null"
     Fake.text = "ok"
-    name = f"k8s-{kind}-x{calls}{'-progress' if progress else ''}"
+    name = f"k8s-{kind}-x{calls}{'-progress' if progress else ''}{'-' + revision if revision else ''}"
     report(f"{name} {' '.join(extra)}", rss, peak, sorted(set(statuses)))
 
 
@@ -377,6 +385,9 @@ SCENARIOS["k8s-text-x48"] = lambda: k8s_structured("text", ["--max-turns-in-flig
 # The same with a progress token on every call: answers at the end of event streams.
 SCENARIOS["k8s-text-x48-progress"] = lambda: k8s_structured(
     "text", ["--max-turns-in-flight", "48"], calls=48, progress=True)
+# The same of protocol revision 2026-07-28, whose calls rmcp answers itself.
+SCENARIOS["k8s-text-x48-2026"] = lambda: k8s_structured(
+    "text", ["--max-turns-in-flight", "48"], calls=48, revision="2026-07-28")
 SCENARIOS["k8s-structured"] = lambda: (k8s_structured("zeros", []),
                                        k8s_structured("strings", []))
 SCENARIOS["k8s-text"] = lambda: k8s_structured("text", [])
