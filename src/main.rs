@@ -5,6 +5,8 @@ use handinger_mcp::config_file::{ArgsError, parse_args};
 use tokio::runtime::Builder;
 
 fn main() -> ExitCode {
+    // Before anything can build a TLS client, on whichever thread gets there first.
+    handinger_mcp::handinger::redirect::use_ring_crypto();
     handinger_mcp::config::forget_empty_settings();
     let cli = match parse_args(std::env::args_os()) {
         Ok(cli) => cli,

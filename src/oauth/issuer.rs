@@ -42,6 +42,7 @@ struct Claims {
 
 impl Issuer {
     pub(crate) fn new(issuer: String) -> Result<Self, String> {
+        crate::handinger::redirect::use_ring_crypto();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(FETCH_TIMEOUT)
