@@ -501,65 +501,18 @@ const MIN_STORE_SECRET_BYTES: usize = 16;
 /// `HANDINGER_MCP_STORE_SECRET`, or the file `HANDINGER_MCP_STORE_SECRET_FILE` names (a
 /// mounted secret). The same on every replica.
 fn store_secret() -> Result<SecretString, ConfigError> {
-    match env_secret(
+    match crate::env_secret::read(
         STORE_SECRET_VAR,
         STORE_SECRET_FILE_VAR,
         MIN_STORE_SECRET_BYTES,
     ) {
         Ok(Some(secret)) => Ok(secret),
         Ok(None) => Err(ConfigError::Invalid(format!(
-            "--store needs a secret to key the store's names with (they would otherwise let anyone who reads the store test guesses of API keys offline): set {STORE_SECRET_VAR}, or {STORE_SECRET_FILE_VAR} to a file holding it; {SECRET_ADVICE}"
+            "--store needs a secret to key the store's names with (they would otherwise let anyone who reads the store test guesses of API keys offline): set {STORE_SECRET_VAR}, or {STORE_SECRET_FILE_VAR} to a file holding it; {}",
+            crate::env_secret::ADVICE
         ))),
         Err(message) => Err(ConfigError::Invalid(message)),
     }
-}
-
-/// What every replica's secret should be.
-const SECRET_ADVICE: &str =
-    "every replica needs the same random value, e.g. `openssl rand -hex 32`";
-
-/// A secret from `var`, or from the file `file_var` names (a mounted secret), at least
-/// `min_bytes` long once trimmed; `None` when neither is set. Environment only, so it never
-/// shows in a process list; errors say what to fix and never show the secret.
-pub(crate) fn env_secret(
-    var: &str,
-    file_var: &str,
-    min_bytes: usize,
-) -> Result<Option<SecretString>, String> {
-    let text = match (std::env::var(var).ok(), std::env::var_os(file_var)) {
-        (None, None) => return Ok(None),
-        (Some(_), Some(_)) => return Err(format!("both {var} and {file_var} are set: keep one")),
-        (Some(value), None) => value,
-        (None, Some(path)) => {
-            // A secret is a line, not a file's worth: a few KiB at most are read.
-            use std::io::Read as _;
-            const MOST: u64 = 4096;
-            let mut text = String::new();
-            std::fs::File::open(&path)
-                .and_then(|file| file.take(MOST + 1).read_to_string(&mut text))
-                .map_err(|e| {
-                    format!(
-                        "{file_var} names {}, which could not be read as text ({e}): point it \
-                         at the file holding the secret",
-                        std::path::Path::new(&path).display()
-                    )
-                })?;
-            if text.len() as u64 > MOST {
-                return Err(format!(
-                    "{file_var} names a file larger than {MOST} bytes: it should hold only the \
-                     secret"
-                ));
-            }
-            text
-        }
-    };
-    let text = text.trim();
-    if text.len() < min_bytes {
-        return Err(format!(
-            "{var} is shorter than {min_bytes} bytes: {SECRET_ADVICE}"
-        ));
-    }
-    Ok(Some(SecretString::from(text.to_owned())))
 }
 
 /// `memory`, or a `redis://` / `rediss://` URL (checked fully when the store is set up).

@@ -18,6 +18,7 @@
 //! - [`task_id`] — task ids: generated, validated and path-escaped.
 //! - [`json_shape`] — what a JSON text's tree would cost, measured on its bytes.
 //! - [`printable`] — outside text on one line, safe to log or show.
+//! - [`env_secret`] — secrets from the environment or a mounted file.
 //!
 //! Dependencies run one way: [`transport`] → [`tools`] → [`turns`] → [`files`] →
 //! [`handinger`] → [`task_id`] (and [`json_shape`], which depends on nothing);
@@ -40,6 +41,7 @@ pub mod config;
 pub mod config_file;
 pub(crate) mod console;
 pub(crate) mod doctor;
+pub(crate) mod env_secret;
 pub mod files;
 pub mod handinger;
 pub(crate) mod json_shape;

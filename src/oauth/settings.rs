@@ -216,9 +216,9 @@ fn check_public_url(raw: &str) -> Result<(String, String), String> {
     Ok((format!("{}://{authority}{path}", url.scheme()), authority))
 }
 
-/// A secret from `var`, or the file `file_var` names ([`crate::config::env_secret`]).
+/// A secret from `var`, or the file `file_var` names ([`crate::env_secret::read`]).
 fn read_secret(var: &str, file_var: &str) -> Result<Option<SecretString>, String> {
-    crate::config::env_secret(var, file_var, MIN_SECRET_BYTES)
+    crate::env_secret::read(var, file_var, MIN_SECRET_BYTES)
 }
 
 #[cfg(test)]
