@@ -17,11 +17,13 @@ use crate::task_id::TaskId;
 
 /// How long an answer waits after a progress tick sent just before it. The TypeScript SDK
 /// runs a progress handler a microtask after the message arrives but forgets the request's
-/// handlers as soon as its answer arrives, so a tick read together with the answer is
-/// reported as "a progress notification for an unknown token" (2 of 20 calls over legacy SSE
-/// when the answer came as a tick was due). A short gap keeps the two in separate reads; it
-/// costs a call anything only when a tick went out in the last 50 ms.
-const TICK_SETTLE: Duration = Duration::from_millis(50);
+/// handlers as soon as its answer arrives, so a tick read in the same chunk as the answer is
+/// reported as "a progress notification for an unknown token" (2 of 20 calls over legacy
+/// SSE when the answer came as a tick was due). A gap keeps the two in separate reads unless
+/// the client is stalled for longer than it: 50 ms still let one in 16 through on a machine
+/// loaded by six tests at once, 200 ms none. It costs a call anything only when a tick went
+/// out in the last 200 ms, at most that long, once per call.
+const TICK_SETTLE: Duration = Duration::from_millis(200);
 
 /// One turn: what was asked (as a digest), when, and (once known) how it ended.
 pub struct Turn {
