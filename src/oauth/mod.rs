@@ -299,23 +299,7 @@ async fn register(State(oauth): State<Arc<OAuth>>, request: axum::extract::Reque
 /// The OAuth endpoints, merged beside `/mcp`: with `--oauth-issuer` only the protected
 /// resource metadata (the authorization server is the issuer).
 pub(crate) fn routes(oauth: Arc<OAuth>) -> Router {
-    if oauth.issuer.is_some() {
-        return Router::new()
-            .route(
-                "/.well-known/oauth-protected-resource",
-                get(metadata::protected_resource_root),
-            )
-            .route(
-                metadata::RESOURCE_METADATA_PATH,
-                get(metadata::protected_resource_mcp),
-            )
-            .with_state(oauth)
-            .layer(axum::middleware::from_fn_with_state(
-                Arc::new(cors::Cors { origins: None }),
-                cors::cors,
-            ));
-    }
-    Router::new()
+    let mut public = Router::new()
         .route(
             "/.well-known/oauth-protected-resource",
             get(metadata::protected_resource_root),
@@ -323,24 +307,35 @@ pub(crate) fn routes(oauth: Arc<OAuth>) -> Router {
         .route(
             metadata::RESOURCE_METADATA_PATH,
             get(metadata::protected_resource_mcp),
-        )
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(metadata::authorization_server),
-        )
-        .route("/token", post(token::token))
-        .route("/revoke", post(token::revoke))
-        .route("/register", post(register))
+        );
+    let signs_in = oauth.issuer.is_none();
+    if signs_in {
+        public = public
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(metadata::authorization_server),
+            )
+            .route("/token", post(token::token))
+            .route("/revoke", post(token::revoke))
+            .route("/register", post(register));
+    }
+    // No ambient credentials on these: any page may read them (not the sign-in page,
+    // which is navigated to, never fetched).
+    let public = public
         .with_state(oauth.clone())
-        // No ambient credentials on these: any page may read them (not the sign-in page,
-        // which is navigated to, never fetched).
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(cors::Cors { origins: None }),
             cors::cors,
-        ))
-        .route("/authorize", get(authorize::show).post(authorize::submit))
-        .route(page::STYLE_PATH, get(page::style))
-        .with_state(oauth)
+        ));
+    if !signs_in {
+        return public;
+    }
+    public.merge(
+        Router::new()
+            .route("/authorize", get(authorize::show).post(authorize::submit))
+            .route(page::STYLE_PATH, get(page::style))
+            .with_state(oauth),
+    )
 }
 
 /// Wraps the MCP routes: CORS for the `--allowed-origin` origins, then the token check.
