@@ -138,14 +138,13 @@ mod tests {
         }
     }
 
-    /// A follow-up replaces the task's finished turn: the old answer stops counting at once,
-    /// and its stale place in the eviction queue is skipped, never counted twice.
-    #[tokio::test]
-    async fn replaced_and_evicted_answers_are_counted_once() {
-        let registry = Arc::new(TurnRegistry::new(
+    /// A registry keeping at most `max_finished` answers (1 MiB of them, for a minute), with
+    /// room for ten turns.
+    fn registry(max_finished: usize) -> Arc<TurnRegistry> {
+        Arc::new(TurnRegistry::new(
             Retention {
                 ttl: Duration::from_secs(60),
-                max_finished: 2,
+                max_finished,
                 max_bytes: 1 << 20,
                 repeat_window: Duration::from_secs(600),
             },
@@ -154,7 +153,14 @@ mod tests {
                 max_in_flight_per_key: 10,
             },
             AnswerFileOptions::default(),
-        ));
+        ))
+    }
+
+    /// A follow-up replaces the task's finished turn: the old answer stops counting at once,
+    /// and its stale place in the eviction queue is skipped, never counted twice.
+    #[tokio::test]
+    async fn replaced_and_evicted_answers_are_counted_once() {
+        let registry = registry(2);
         // Nothing listens on port 9: each turn fails at once, certainly not sent.
         let api = client("hdg_alice");
         let task = TaskId::generate();
@@ -195,19 +201,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_turn_is_visible_only_to_the_key_that_started_it() {
-        let registry = Arc::new(TurnRegistry::new(
-            Retention {
-                ttl: Duration::from_secs(60),
-                max_finished: 10,
-                max_bytes: 1 << 20,
-                repeat_window: Duration::from_secs(600),
-            },
-            TurnLimits {
-                max_in_flight: 10,
-                max_in_flight_per_key: 10,
-            },
-            AnswerFileOptions::default(),
-        ));
+        let registry = registry(10);
         let (alice, bob) = (client("hdg_alice"), client("hdg_bob"));
         let task_id = TaskId::generate();
         let request = TaskRequest {
