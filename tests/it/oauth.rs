@@ -974,6 +974,34 @@ async fn a_session_belongs_to_the_sign_in_that_opened_it_across_refreshes() {
     assert_eq!(task_posts(&fake), 0);
 }
 
+/// Signs in at `authorize` in headless Chromium with the user's key and lets the browser
+/// follow the redirect to the client's own callback (`tests/python/oauth.py`,
+/// `browser-sign-in` with `PASS_THROUGH`).
+async fn sign_in_in_chromium(python: &Path, authorize: &str) {
+    let output = tokio::time::timeout(
+        SCENARIO_TIMEOUT,
+        tokio::process::Command::new(python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/oauth.py"))
+            .arg("browser-sign-in")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("USER_KEY", USER_KEY)
+            .env("AUTH_URL", authorize)
+            .env("PASS_THROUGH", "1")
+            .output(),
+    )
+    .await
+    .expect("the browser sign-in hung")
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[tokio::test]
 async fn typescript_sdk_signs_in_through_chromium_and_refreshes() {
     let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/node-clients/node_modules");
@@ -1075,28 +1103,7 @@ async fn mcp_remote_signs_in_through_chromium_and_proxies_calls() {
     .expect("mcp-remote asked for a sign-in");
     // Keep reading its stderr so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let output = tokio::time::timeout(
-        SCENARIO_TIMEOUT,
-        tokio::process::Command::new(&python)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/oauth.py"))
-            .arg("browser-sign-in")
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("USER_KEY", USER_KEY)
-            .env("AUTH_URL", &authorize)
-            .env("PASS_THROUGH", "1")
-            .output(),
-    )
-    .await
-    .expect("the browser sign-in hung")
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    sign_in_in_chromium(&python, &authorize).await;
     let client = tokio::time::timeout(SCENARIO_TIMEOUT, connecting)
         .await
         .expect("mcp-remote connected")
@@ -1487,28 +1494,7 @@ async fn mcp_inspector_signs_in_through_chromium_calls_and_lists_on_its_token() 
         }
         rest
     });
-    let signed_in = tokio::time::timeout(
-        SCENARIO_TIMEOUT,
-        tokio::process::Command::new(&python)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/oauth.py"))
-            .arg("browser-sign-in")
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("USER_KEY", USER_KEY)
-            .env("AUTH_URL", &authorize)
-            .env("PASS_THROUGH", "1")
-            .output(),
-    )
-    .await
-    .expect("the browser sign-in hung")
-    .unwrap();
-    assert!(
-        signed_in.status.success(),
-        "{}",
-        String::from_utf8_lossy(&signed_in.stderr)
-    );
+    sign_in_in_chromium(&python, &authorize).await;
     let output = tokio::time::timeout(SCENARIO_TIMEOUT, child.wait_with_output())
         .await
         .expect("MCP Inspector finished after the sign-in")
