@@ -419,11 +419,7 @@ impl Events {
                 // Without an answer the loop ended (shutdown): the stream just ends.
                 let mut message = answer.ok()?;
                 self.pending.answered = true;
-                match &mut message {
-                    ServerJsonRpcMessage::Response(response) => response.id = self.asked_as.clone(),
-                    ServerJsonRpcMessage::Error(error) => error.id = Some(self.asked_as.clone()),
-                    _ => {}
-                }
+                answered_as(&mut message, self.asked_as.clone());
                 self.answer_event(message).await
             }
             _ = self.keep_alive.tick() => Some((Bytes::from_static(b":\n\n"), self)),
@@ -506,15 +502,20 @@ impl Drop for Pending {
     }
 }
 
-/// The answer as rmcp sends it in this mode: the JSON-RPC message, with the id the client
-/// chose, as `application/json`. A large answer is sent in chunks as it is encoded, with
-/// its length counted first, so its JSON is never held whole ([`json_stream`]).
-async fn json_answer(mut message: ServerJsonRpcMessage, asked_as: RequestId) -> Response {
-    match &mut message {
+/// Puts the id the client chose back on the answer (the shared loop knew it by its own).
+fn answered_as(message: &mut ServerJsonRpcMessage, asked_as: RequestId) {
+    match message {
         ServerJsonRpcMessage::Response(response) => response.id = asked_as,
         ServerJsonRpcMessage::Error(error) => error.id = Some(asked_as),
         _ => {}
     }
+}
+
+/// The answer as rmcp sends it in this mode: the JSON-RPC message, with the id the client
+/// chose, as `application/json`. A large answer is sent in chunks as it is encoded, with
+/// its length counted first, so its JSON is never held whole ([`json_stream`]).
+async fn json_answer(mut message: ServerJsonRpcMessage, asked_as: RequestId) -> Response {
+    answered_as(&mut message, asked_as);
     let (body, length) = match json_stream::small(&message) {
         Ok(Some(body)) => (Body::from(body), None),
         Ok(None) => match json_stream::large(message).await {
