@@ -124,6 +124,20 @@ async fn a_task_result_labels_the_worker_page_as_the_workers_and_the_task_page_a
 /// request it has already seen answered ("unknown token").
 #[tokio::test]
 async fn no_progress_tick_follows_its_answer_for_the_typescript_sdk() {
+    // Before the fix about one call in ten over legacy SSE saw a tick after its answer
+    // (the 2 of 20); sixty-four calls there make a pass by luck unlikely.
+    // The transports run at once, each on its own server, and so do each one's calls.
+    futures::future::join_all([
+        typescript_progress_scenario("sse", &[], 64),
+        typescript_progress_scenario("streamable", &[], 8),
+        typescript_progress_scenario("stateless", &["--stateless"], 8),
+    ])
+    .await;
+}
+
+/// `calls` concurrent `create_task` calls of tests/ts/progress.mjs over `transport`, each
+/// answered just as its first progress tick is due.
+async fn typescript_progress_scenario(transport: &str, flags: &[&str], calls: usize) {
     let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(".ci/node-clients/node_modules/@modelcontextprotocol/sdk");
     assert!(
@@ -131,48 +145,48 @@ async fn no_progress_tick_follows_its_answer_for_the_typescript_sdk() {
         "the official TypeScript MCP SDK is not installed: run `bash .ci/ts-clients.sh`"
     );
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ts/progress.mjs");
-    // Before the fix about one call in ten over legacy SSE saw a tick after its answer
-    // (the 2 of 20); sixteen calls there make a pass by luck unlikely (~1 in 5).
-    for (transport, flags, calls) in [
-        ("sse", &[][..], 16),
-        ("streamable", &[][..], 6),
-        ("stateless", &["--stateless"][..], 6),
-    ] {
-        let fake = FakeHandinger::start().await;
-        // The answer is due at the first tick.
-        fake.set_turn_duration(std::time::Duration::from_millis(1_000));
-        let mut args = vec!["--progress-interval", "1"];
-        args.extend_from_slice(flags);
-        let bridge = start_http(&fake.base_url, &args).await;
-        let output = tokio::time::timeout(
-            std::time::Duration::from_secs(120),
-            tokio::process::Command::new("node")
-                .arg(&script)
-                .env("SDK_DIR", &sdk)
-                .env("MCP_BASE", bridge.url(""))
-                .env("TRANSPORT", transport)
-                .env("CALLS", calls.to_string())
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .output(),
-        )
-        .await
-        .expect("the TypeScript progress scenario hung")
-        .expect("run node (install Node.js 20+)");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{transport}: {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let seen: serde_json::Value =
-            serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
-        assert_eq!(seen["answers"], calls, "{transport}: {seen}");
-        assert_eq!(
-            seen["unknown"], 0,
-            "{transport}: a tick after its answer: {seen}"
-        );
-        assert_eq!(seen["other"], json!([]), "{transport}: {seen}");
-        assert_eq!(fake.posts().len(), calls, "{transport}: one POST a call");
-    }
+    let fake = FakeHandinger::start().await;
+    // The answer is due at the first tick.
+    fake.set_turn_duration(std::time::Duration::from_millis(1_000));
+    // Every call is a client of its own from this one address, all connecting at once.
+    let mut args = vec![
+        "--progress-interval",
+        "1",
+        "--max-connections-per-client",
+        "1024",
+        "--max-pending-connections-per-client",
+        "1024",
+    ];
+    args.extend_from_slice(flags);
+    let bridge = start_http(&fake.base_url, &args).await;
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::process::Command::new("node")
+            .arg(&script)
+            .env("SDK_DIR", &sdk)
+            .env("MCP_BASE", bridge.url(""))
+            .env("TRANSPORT", transport)
+            .env("CALLS", calls.to_string())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the TypeScript progress scenario hung")
+    .expect("run node (install Node.js 20+)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{transport}: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    assert_eq!(seen["answers"], calls, "{transport}: {seen}");
+    assert_eq!(
+        seen["unknown"], 0,
+        "{transport}: a tick after its answer: {seen}"
+    );
+    assert_eq!(seen["other"], json!([]), "{transport}: {seen}");
+    assert_eq!(fake.posts().len(), calls, "{transport}: one POST a call");
 }
