@@ -48,9 +48,17 @@ struct AccessRecord {
     grant: String,
     resource: String,
     scope: String,
-    /// Unix seconds.
-    expires: u64,
+    /// Unix milliseconds when its `expires_in` ends. Whole seconds cut up to a second off
+    /// the advertised life, which a client's own count does not.
+    expires_ms: u64,
 }
+
+/// How long past its `expires_in` an access token is still honoured. A client checks its
+/// token's life before it sends, and the request then takes its time to arrive (a loaded
+/// client, a slow network). Refused on arrival, the Python SDK starts a whole new sign-in in
+/// the browser instead of refreshing, and the session it had belongs to the old grant, so
+/// the client loses it.
+const ACCESS_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Serialize, Deserialize)]
 struct RefreshRecord {
@@ -91,10 +99,17 @@ fn refused(code: &'static str, why: &str) -> Failure {
 }
 
 pub(crate) fn now_secs() -> u64 {
+    since_epoch().as_secs()
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(since_epoch().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn since_epoch() -> Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
-        .as_secs()
 }
 
 /// The grants and tokens over the store.
@@ -286,13 +301,14 @@ impl Grants<'_> {
             grant: grant_id.to_owned(),
             resource: grant.resource.clone(),
             scope: SCOPE.to_owned(),
-            expires: now_secs() + self.access_ttl.as_secs(),
+            expires_ms: now_ms().saturating_add(self.access_ttl.as_secs() * 1000),
         };
+        // Kept through the grace, and a second beyond so the record outlives the check.
         self.store
             .put(
                 &format!("at:{}", token_digest(&access_token)),
                 &encode(&access),
-                self.access_ttl,
+                self.access_ttl + ACCESS_GRACE + Duration::from_secs(1),
             )
             .await?;
         let refresh = RefreshRecord {
@@ -324,7 +340,11 @@ impl Grants<'_> {
         else {
             return Ok(Err("the access token is unknown, revoked or expired"));
         };
-        if access.expires <= now_secs() {
+        if access
+            .expires_ms
+            .saturating_add(ACCESS_GRACE.as_millis() as u64)
+            <= now_ms()
+        {
             return Ok(Err("the access token has expired"));
         }
         if !audiences.contains(&access.resource) {

@@ -420,7 +420,12 @@ async fn tampered_revoked_and_expired_tokens_are_refused_before_handinger() {
         mcp_status(&bridge, Some(&String::from_utf8(tampered).unwrap())).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
-    // Expired: the access token lives one second.
+    // Honoured a little past its one-second expires_in: a request its client sent just
+    // before arrives after it.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (status, challenge) = mcp_status(&bridge, Some(&tokens.access)).await;
+    assert_ne!(status, 401, "{challenge}");
+    // Expired: past its grace.
     poll::until(
         "the access token expires",
         Duration::from_millis(200),
@@ -1026,7 +1031,8 @@ async fn typescript_sdk_signs_in_through_chromium_and_refreshes() {
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("MCP_URL", bridge.url("/mcp"))
             .env("USER_KEY", USER_KEY)
-            .env("ACCESS_TTL", "2")
+            // Its life and the 5 s a token is honoured past it.
+            .env("ACCESS_TTL", "7")
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output(),

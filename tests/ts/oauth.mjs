@@ -4,7 +4,7 @@
 // `browser-sign-in`), the token, create_task, a refresh once the access token expired, and
 // another call. Prints the tokens it ended with as JSON on its last line.
 //
-// Env: MCP_URL, USER_KEY, ACCESS_TTL (seconds), PYTHON (the venv with Playwright), SDK_DIR
+// Env: MCP_URL, USER_KEY, ACCESS_TTL (seconds, with the server's grace after it), PYTHON (the venv with Playwright), SDK_DIR
 // (the SDK's package directory).
 
 import { execFileSync } from "node:child_process";
@@ -80,7 +80,8 @@ const created = await client.callTool({ name: "create_task", arguments: { input:
 check(!created.isError, JSON.stringify(created));
 const first = provider.saved;
 check(first && first.refresh_token, "a refresh token was issued");
-// Past the access token's life the next request gets 401 and the SDK refreshes.
+// Past the access token's life (and the grace the server gives a late request) the next
+// request gets 401 and the SDK refreshes.
 await new Promise((resolve) => setTimeout(resolve, (Number(process.env.ACCESS_TTL) + 1.5) * 1000));
 const looked = await client.callTool({ name: "get_task", arguments: { taskId: created.structuredContent.taskId } });
 check(!looked.isError, JSON.stringify(looked));
