@@ -11,6 +11,7 @@ mod common;
 mod api_shapes;
 mod app_view;
 mod bounds;
+mod chaos;
 mod commands;
 mod contract;
 mod files;

@@ -170,6 +170,15 @@ pub async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResu
 }
 
 /// All text blocks of a result, joined.
+/// A whole number from the environment variable `name`, or `default`: how a longer soak or
+/// chaos run is sized without editing the test.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn text(result: &CallToolResult) -> String {
     result
         .content

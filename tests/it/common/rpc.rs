@@ -268,3 +268,19 @@ impl BlockingStdio {
         self.send(&initialized());
     }
 }
+
+/// The text parts of a raw `tools/call` result, one a line.
+pub fn result_text(result: &Value) -> String {
+    result["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether a raw `tools/call` result is a tool error.
+pub fn is_error_result(result: &Value) -> bool {
+    result["isError"] == json!(true)
+}
