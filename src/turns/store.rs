@@ -199,8 +199,10 @@ pub enum Lookup {
 // again (its first answer was lost with the connection) is still ours. With no turn
 // recorded, an input equal to the task's latest turn's (`…:last`, kept for --repeat-window)
 // is that turn again, not a new one. The store's epoch (KEYS[5], one for the whole store,
-// set once by whoever finds it missing) comes back with a won claim: a replica that sees it
-// change or vanish knows the store lost its data.
+// set once by whoever finds it missing, to the claiming turn's uid, which no other claim
+// ever sends) comes back with a won claim: a replica that sees it change or vanish knows
+// the store lost its data. Not the replica's id: a replica that set it before a loss and
+// again after would leave it looking unchanged to every other replica.
 static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -492,7 +494,7 @@ impl TurnStore {
                     .arg(millis(self.ttl + self.lease))
                     .arg(MAX_RECORD_BYTES)
                     .arg(&meta.digest)
-                    .arg(&self.owner);
+                    .arg(&meta.uid);
             })
             .await?;
         let text = |i: usize| text_at(&answer, i);
@@ -506,7 +508,7 @@ impl TurnStore {
                     }
                     usable
                 }),
-                amnesiac: self.saw_epoch(&text(2)),
+                amnesiac: self.saw_epoch(&text(2), &meta.uid),
             }),
             "held" => {
                 let meta = serde_json::from_str(&text(1)).map_err(|e| self.unreadable_turn(&e))?;
@@ -525,22 +527,18 @@ impl TurnStore {
     }
 
     /// Notes the store's epoch a won claim saw (empty: none was there, and the claim set
-    /// this process's), and says whether the store may have forgotten turns: its epoch
+    /// `set`, its turn's uid), and says whether the store may have forgotten turns: its epoch
     /// changed or vanished since this replica last looked (Redis restarted without its data,
     /// or was flushed), within `--repeat-window` of noticing it. A replica that finds no
     /// epoch at its first claim counts it as lost too: it cannot tell a new store from an
     /// emptied one, and a check too many costs one lookup.
-    fn saw_epoch(&self, seen: &str) -> bool {
+    fn saw_epoch(&self, seen: &str, set: &str) -> bool {
         let mut epoch = self
             .epoch
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = std::time::Instant::now();
-        let current = if seen.is_empty() {
-            self.owner.as_str()
-        } else {
-            seen
-        };
+        let current = if seen.is_empty() { set } else { seen };
         if seen.is_empty() || epoch.seen.as_deref().is_some_and(|known| known != current) {
             tracing::warn!(store = %self.display, "the shared store holds no record of turns before now (it is new, or lost its data); new turns are checked against Handinger's turn list for --repeat-window");
             epoch.doubtful_until = Some(now + self.repeat_window.max(self.lease));

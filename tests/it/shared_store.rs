@@ -694,6 +694,44 @@ async fn a_turn_running_when_the_store_lost_its_data_is_not_posted_again() {
     assert_eq!(fake.turns("tsk_store_amnesia").len(), 1, "posted twice");
 }
 
+/// As above, but the replica that marked the store before the loss is also the first to
+/// claim after it (what the chaos run met): the store's new mark must still differ from the
+/// old one for B, which then follows the running turn instead of posting it again.
+#[tokio::test]
+async fn a_loss_is_seen_when_the_replica_that_marked_the_store_marks_it_again() {
+    let mut redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &["--max-wait", "1"]).await;
+    let b = replica(&fake, &redis, &[]).await;
+    // A marks the store, B sees A's mark.
+    answered(&a, json!({"input": "warm up a"})).await;
+    answered(&b, json!({"input": "warm up b"})).await;
+    let ask = json!({"input": "in flight sleep=3000", "taskId": "tsk_store_marked_again"});
+    let started = call(&a.client, "create_task", ask.clone()).await;
+    assert_eq!(
+        structured(&started)["status"],
+        "running",
+        "{}",
+        text(&started)
+    );
+
+    redis.restart(false);
+    // A claims first after the loss, and marks the emptied store again.
+    answered(&a, json!({"input": "first after the loss"})).await;
+    let retried = answered(&b, ask).await;
+    assert_eq!(
+        structured(&retried)["outputText"],
+        "answer to: in flight sleep=3000 (turn 1)",
+        "{}",
+        text(&retried)
+    );
+    assert_eq!(
+        fake.turns("tsk_store_marked_again").len(),
+        1,
+        "posted twice"
+    );
+}
+
 /// The store's names are keyed with the deployment's secret: a digest of the API key alone
 /// (which anyone reading Redis could test guesses of a short key against) appears in none,
 /// and a replica started without the secret refuses to start, saying how to set it.
