@@ -11,12 +11,27 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Asks `probe` every `every` until it answers `Ok`, and returns that. `Err` carries what
 /// was seen instead, for the failure message (`what` names what never came true).
-pub async fn until<T, F, Fut>(what: &str, every: Duration, mut probe: F) -> T
+pub async fn until<T, F, Fut>(what: &str, every: Duration, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    until_within(what, every, PATIENCE, probe).await
+}
+
+/// [`until`] with its own patience, for a wait whose work grows with a large payload (a
+/// debug build handling tens of megabytes, on a machine running many tests at once).
+pub async fn until_within<T, F, Fut>(
+    what: &str,
+    every: Duration,
+    patience: Duration,
+    mut probe: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
     loop {
         let seen = match probe().await {
             Ok(value) => return value,
