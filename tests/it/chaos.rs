@@ -194,8 +194,10 @@ async fn chaos_task(
                 } else if !collecting {
                     violations.lock().unwrap().wrong.push(seen);
                 }
-                // Collected before the turn was recorded: send it again.
+                // Collected before the turn was recorded: send it again (after a pause, so a
+                // run that went wrong does not flood its logs).
                 collecting = false;
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
             if !rpc::is_error_result(&result) && status == "running" {
