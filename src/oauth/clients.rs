@@ -128,7 +128,8 @@ pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), String> {
     }
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+/// Whether `url` names this machine: the hosts plain http is allowed on.
+pub(super) fn is_loopback(url: &reqwest::Url) -> bool {
     matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"))
 }
 

@@ -1,43 +1,75 @@
 //! `--oauth-issuer URL`: the server as a pure resource server for an organisation's own
 //! authorization server (Keycloak, Entra ID, Okta, WorkOS, …).
 //!
-//! Access tokens are that issuer's JWTs (`jsonwebtoken`, on the aws-lc-rs backend rustls
+//! Access tokens are that issuer's JWTs (`jsonwebtoken`, on the ring backend rustls
 //! already builds). Each is checked on every request: signed by a key of the issuer's JWKS
 //! (asymmetric algorithms only: no `none`, no shared-secret HMAC a JWKS could not hold),
 //! `iss` the issuer, `aud` this server's resource, not expired. The JWKS is found through
 //! the issuer's metadata (OpenID Connect discovery, then RFC 8414), fetched with bounds
 //! ([`MAX_DOCUMENT_BYTES`], [`FETCH_TIMEOUT`]) and fetched again when a token names a key
 //! it does not hold, at most once per [`REFETCH_EVERY`] (so unknown `kid`s cannot make the
-//! server hammer the issuer). Calls run on the server's own key (`HANDINGER_API_KEY`); the
-//! token's subject binds sessions and goes in the logs.
+//! server hammer the issuer), and [`RETRY_AFTER_FAILURE`] after a failed fetch. A request
+//! whose key is held never waits on a fetch. Calls run on the server's own key
+//! (`HANDINGER_API_KEY`); the token's subject (required) binds sessions and goes in the logs.
 
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use tokio::sync::Mutex;
 
 pub(crate) const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const REFETCH_EVERY: Duration = Duration::from_secs(60);
+/// How long after a failed fetch the next may start: an issuer that is down is not asked
+/// again by every request that arrives meanwhile.
+pub(crate) const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
 /// Clock difference tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 30;
 
 pub(crate) struct Issuer {
     pub issuer: String,
     http: reqwest::Client,
-    keys: Mutex<Option<(JwkSet, Instant)>>,
+    /// The issuer's keys, decoded once when fetched: read by every request, written only by
+    /// a fetch.
+    keys: RwLock<HeldKeys>,
+    /// When the last fetch started and whether it failed: one fetch at a time, and the
+    /// requests waiting on it see its outcome instead of fetching again.
+    fetched: Mutex<Option<(Instant, bool)>>,
 }
+
+/// The issuer's keys as fetched last, each with its `kid`: shared, so a reader holds the
+/// lock only to clone the `Arc`.
+type HeldKeys = Arc<Vec<(Option<String>, DecodingKey)>>;
 
 /// Who a valid token speaks for.
 pub(crate) struct Subject(pub String);
 
 #[derive(Deserialize)]
 struct Claims {
-    sub: Option<String>,
-    #[serde(default)]
+    sub: String,
+    /// `scope` (RFC 9068, space-separated) or `scp` (Entra ID, Okta: often an array).
+    #[serde(default, alias = "scp", deserialize_with = "scopes")]
     scope: Option<String>,
+}
+
+/// A scope claim as a space-separated string, from a string or an array of strings; any
+/// other shape counts as no scope rather than an invalid token.
+fn scopes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scope {
+        Text(String),
+        List(Vec<String>),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Scope::deserialize(deserializer)? {
+        Scope::Text(text) => Some(text),
+        Scope::List(list) => Some(list.join(" ")),
+        Scope::Other(_) => None,
+    })
 }
 
 impl Issuer {
@@ -51,7 +83,8 @@ impl Issuer {
         Ok(Self {
             issuer,
             http,
-            keys: Mutex::new(None),
+            keys: RwLock::default(),
+            fetched: Mutex::new(None),
         })
     }
 
@@ -89,21 +122,21 @@ impl Issuer {
             jwks_uri: String,
         }
         let mut last = String::new();
-        for path in [
-            "/.well-known/openid-configuration",
-            "/.well-known/oauth-authorization-server",
-        ] {
-            match self
-                .fetch_json::<Metadata>(&format!("{}{path}", self.issuer))
-                .await
-            {
+        for url in discovery_urls(&self.issuer)? {
+            match self.fetch_json::<Metadata>(&url).await {
                 Ok(metadata) if metadata.issuer == self.issuer => {
+                    if !https_or_loopback(&metadata.jwks_uri) {
+                        return Err(format!(
+                            "the issuer's jwks_uri is not https: {}",
+                            crate::printable::one_line(&metadata.jwks_uri)
+                        ));
+                    }
                     return self.fetch_json(&metadata.jwks_uri).await;
                 }
                 Ok(metadata) => {
                     last = format!(
                         "the issuer's metadata names another issuer ({})",
-                        metadata.issuer
+                        crate::printable::one_line(&metadata.issuer)
                     );
                 }
                 Err(error) => last = error,
@@ -113,35 +146,57 @@ impl Issuer {
     }
 
     /// The key a token's header names, fetching the JWKS when it is not known yet or the
-    /// key is missing (at most once per [`REFETCH_EVERY`]).
-    async fn key_for(&self, kid: Option<&str>) -> Result<jsonwebtoken::jwk::Jwk, &'static str> {
-        let mut keys = self.keys.lock().await;
-        let find = |set: &JwkSet| match kid {
-            Some(kid) => set.find(kid).cloned(),
-            None if set.keys.len() == 1 => set.keys.first().cloned(),
-            None => None,
-        };
-        if let Some((set, _)) = keys.as_ref()
-            && let Some(key) = find(set)
-        {
+    /// key is missing (at most once per [`REFETCH_EVERY`], [`RETRY_AFTER_FAILURE`] after a
+    /// failure).
+    async fn key_for(&self, kid: Option<&str>) -> Result<DecodingKey, &'static str> {
+        const UNKNOWN: &str = "the token was signed with a key the issuer does not publish";
+        if let Some(key) = self.held(kid) {
             return Ok(key);
         }
-        let due = keys
-            .as_ref()
-            .is_none_or(|(_, fetched)| fetched.elapsed() >= REFETCH_EVERY);
-        if !due {
-            return Err("the token was signed with a key the issuer does not publish");
+        let mut fetched = self.fetched.lock().await;
+        // Another request may have fetched while this one waited.
+        if let Some(key) = self.held(kid) {
+            return Ok(key);
         }
-        match self.fetch_keys().await {
+        match *fetched {
+            Some((at, false)) if at.elapsed() < REFETCH_EVERY => return Err(UNKNOWN),
+            Some((at, true)) if at.elapsed() < RETRY_AFTER_FAILURE => {
+                return Err("the issuer's signing keys could not be fetched");
+            }
+            _ => {}
+        }
+        let outcome = self.fetch_keys().await;
+        *fetched = Some((Instant::now(), outcome.is_err()));
+        match outcome {
             Ok(set) => {
-                let found = find(&set);
-                *keys = Some((set, Instant::now()));
-                found.ok_or("the token was signed with a key the issuer does not publish")
+                let decoded = set
+                    .keys
+                    .iter()
+                    .filter_map(|jwk| {
+                        let key = DecodingKey::from_jwk(jwk).ok()?;
+                        Some((jwk.common.key_id.clone(), key))
+                    })
+                    .collect();
+                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(decoded);
+                self.held(kid).ok_or(UNKNOWN)
             }
             Err(error) => {
-                tracing::warn!(%error, "could not fetch the --oauth-issuer's signing keys");
+                tracing::warn!(error = %crate::printable::one_line(&error), "could not fetch the --oauth-issuer's signing keys");
                 Err("the issuer's signing keys could not be fetched")
             }
+        }
+    }
+
+    /// The held key `kid` names, or the only key when the token names none.
+    fn held(&self, kid: Option<&str>) -> Option<DecodingKey> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match kid {
+            Some(kid) => keys
+                .iter()
+                .find(|(id, _)| id.as_deref() == Some(kid))
+                .map(|(_, key)| key.clone()),
+            None if keys.len() == 1 => keys.first().map(|(_, key)| key.clone()),
+            None => None,
         }
     }
 
@@ -167,13 +222,13 @@ impl Issuer {
         if !asymmetric {
             return Err("the token's signature algorithm is not accepted");
         }
-        let jwk = self.key_for(header.kid.as_deref()).await?;
-        let key = DecodingKey::from_jwk(&jwk).map_err(|_| "the issuer's key is not usable")?;
+        let key = self.key_for(header.kid.as_deref()).await?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(audiences);
         validation.leeway = LEEWAY_SECS;
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        // `sub` too: sessions are bound to it, and tokens without one would share them.
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
@@ -184,7 +239,79 @@ impl Issuer {
                 _ => "the token is not valid",
             }
         })?;
-        let subject = data.claims.sub.unwrap_or_default();
-        Ok((Subject(subject), data.claims.scope))
+        if data.claims.sub.is_empty() {
+            return Err("the token names no subject (an empty sub)");
+        }
+        Ok((Subject(data.claims.sub), data.claims.scope))
+    }
+}
+
+/// Where the issuer's metadata is: OpenID Connect discovery (the issuer, then
+/// `/.well-known/openid-configuration`), then RFC 8414 (the well-known segment between the
+/// host and the issuer's path).
+fn discovery_urls(issuer: &str) -> Result<[String; 2], String> {
+    let url = reqwest::Url::parse(issuer)
+        .map_err(|_| format!("--oauth-issuer {issuer:?} is not a URL"))?;
+    let origin = url.origin().ascii_serialization();
+    let path = url.path().trim_end_matches('/');
+    Ok([
+        format!("{origin}{path}/.well-known/openid-configuration"),
+        format!("{origin}/.well-known/oauth-authorization-server{path}"),
+    ])
+}
+
+/// Whether the keys may be fetched from `url`: https, or plain http on a loopback host (an
+/// issuer on this machine), like the issuer itself.
+fn https_or_loopback(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|url| match url.scheme() {
+        "https" => true,
+        "http" => super::clients::is_loopback(&url),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_urls_keep_the_issuers_path_and_drop_a_trailing_slash() {
+        assert_eq!(
+            discovery_urls("https://login.example.com/realms/staff/").unwrap(),
+            [
+                "https://login.example.com/realms/staff/.well-known/openid-configuration",
+                "https://login.example.com/.well-known/oauth-authorization-server/realms/staff",
+            ]
+        );
+        assert_eq!(
+            discovery_urls("https://tenant.auth0.com/").unwrap(),
+            [
+                "https://tenant.auth0.com/.well-known/openid-configuration",
+                "https://tenant.auth0.com/.well-known/oauth-authorization-server",
+            ]
+        );
+    }
+
+    #[test]
+    fn scopes_come_as_a_string_a_list_or_scp() {
+        let scope = |json: &str| serde_json::from_str::<Claims>(json).unwrap().scope;
+        assert_eq!(
+            scope(r#"{"sub":"a","scope":"x y"}"#).as_deref(),
+            Some("x y")
+        );
+        assert_eq!(
+            scope(r#"{"sub":"a","scp":["x","y"]}"#).as_deref(),
+            Some("x y")
+        );
+        assert_eq!(scope(r#"{"sub":"a","scope":7}"#), None);
+        assert_eq!(scope(r#"{"sub":"a"}"#), None);
+    }
+
+    #[test]
+    fn keys_come_from_https_or_this_machine_only() {
+        assert!(https_or_loopback("https://login.example.com/keys"));
+        assert!(https_or_loopback("http://127.0.0.1:8080/keys"));
+        assert!(!https_or_loopback("http://login.example.com/keys"));
+        assert!(!https_or_loopback("file:///etc/keys"));
     }
 }

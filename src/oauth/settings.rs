@@ -120,10 +120,11 @@ impl OAuthArgs {
         let issuer = match self.oauth_issuer {
             Some(raw) => {
                 let trimmed = raw.trim().to_owned();
-                check_public_url(trimmed.trim_end_matches('/')).map_err(|e| {
-                    e.replace("--public-url", "--oauth-issuer")
-                        .replace("without /mcp (e.g. https://mcp.example.com)", "(its iss)")
-                })?;
+                check_url(
+                    "--oauth-issuer",
+                    "give the issuer's https URL, exactly as its tokens' iss claim names it",
+                    trimmed.trim_end_matches('/'),
+                )?;
                 Some(trimmed)
             }
             None => None,
@@ -185,18 +186,25 @@ impl OAuthArgs {
 
 /// The public URL without a trailing slash, and its `host[:port]`.
 fn check_public_url(raw: &str) -> Result<(String, String), String> {
-    let bad = |why: &str| {
-        format!(
-            "--public-url {raw:?} {why}: give the https URL clients reach this server by, \
-             without /mcp (e.g. https://mcp.example.com)"
-        )
-    };
+    const HINT: &str = "give the https URL clients reach this server by, without /mcp \
+                        (e.g. https://mcp.example.com)";
+    let checked = check_url("--public-url", HINT, raw)?;
+    if checked.0.ends_with("/mcp") {
+        return Err(format!("--public-url {raw:?} ends in /mcp: {HINT}"));
+    }
+    Ok(checked)
+}
+
+/// A URL given to `flag`: https (plain http only on a loopback host), no credentials, query
+/// or fragment. It without a trailing slash, and its `host[:port]`; `hint` says what to
+/// give instead.
+fn check_url(flag: &str, hint: &str, raw: &str) -> Result<(String, String), String> {
+    let bad = |why: &str| format!("{flag} {raw:?} {why}: {hint}");
     let url = reqwest::Url::parse(raw.trim()).map_err(|_| bad("is not a URL"))?;
     let host = url.host_str().ok_or_else(|| bad("has no host"))?;
-    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
     match url.scheme() {
         "https" => {}
-        "http" if loopback => {}
+        "http" if super::clients::is_loopback(&url) => {}
         _ => return Err(bad("is not https (plain http only on a loopback host)")),
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -206,9 +214,6 @@ fn check_public_url(raw: &str) -> Result<(String, String), String> {
         return Err(bad("has a query or fragment"));
     }
     let path = url.path().trim_end_matches('/');
-    if path.ends_with("/mcp") {
-        return Err(bad("ends in /mcp"));
-    }
     let authority = match url.port() {
         Some(port) => format!("{host}:{port}"),
         None => host.to_owned(),

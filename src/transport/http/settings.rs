@@ -235,13 +235,25 @@ impl HttpArgs {
         let mut oauth = self.oauth.clone().validate()?;
         if let Some(oauth) = &mut oauth {
             oauth.cors_origins = crate::oauth::cors::origins(&self.allowed_origins);
+            let flag = if oauth.issuer.is_some() {
+                "--oauth-issuer"
+            } else {
+                "--oauth"
+            };
             if self.auth_token.is_some() || self.insecure_no_auth {
-                return Err(
-                    "--oauth is how clients authenticate: drop --auth-token and \
-                            --insecure-no-auth (HANDINGER_MCP_AUTH_TOKEN / \
-                            HANDINGER_MCP_INSECURE_NO_AUTH)"
-                        .into(),
-                );
+                return Err(format!(
+                    "{flag} is how clients authenticate: drop --auth-token and \
+                     --insecure-no-auth (HANDINGER_MCP_AUTH_TOKEN / \
+                     HANDINGER_MCP_INSECURE_NO_AUTH)"
+                ));
+            }
+            // The key was not read when keys come from requests, so this cannot be mended
+            // here: with --oauth-issuer every call runs on the server's key.
+            if oauth.issuer.is_some() && self.key_from_request {
+                return Err("--oauth-issuer runs every call on the server's key \
+                            (HANDINGER_API_KEY): drop --key-from-request \
+                            (HANDINGER_MCP_KEY_FROM_REQUEST)"
+                    .into());
             }
             // Calls run on each signed-in user's key (with --oauth-issuer, on the server's),
             // and the public host is this server's.
