@@ -149,3 +149,24 @@ async fn the_store_secret_is_checked_where_it_comes_from() {
     let output = run_to_completion(from_file).await;
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+/// `--oauth-issuer` runs calls on the server's key; asking for keys from requests too left
+/// a server with no key at all, failing every call. It is refused with what to drop.
+#[tokio::test]
+async fn an_issuer_with_keys_from_requests_is_refused_with_what_to_drop() {
+    let cmd = command(
+        NOWHERE,
+        &[
+            "http",
+            "--oauth-issuer",
+            "https://login.example.com",
+            "--public-url",
+            "https://mcp.example.com",
+            "--key-from-request",
+        ],
+    );
+    let output = run_to_completion(cmd).await;
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("drop --key-from-request"), "{text}");
+}
