@@ -177,8 +177,14 @@ impl HandingerClient {
     ///
     /// Resent only when Handinger certainly did not take it and asked for, or will accept, a
     /// second try (see [`ApiError::post_may_be_resent`]): a blind resend with the same task id
-    /// would add a second turn.
-    pub async fn create_task(&self, request: &TaskRequest) -> Result<WorkerAnswer, ApiError> {
+    /// would add a second turn. And only while `still_ours()` holds: with a shared store, the
+    /// pause before a resend can outlast the turn's claim, and the replica that took it over
+    /// may have posted it meanwhile.
+    pub async fn create_task(
+        &self,
+        request: &TaskRequest,
+        still_ours: &(dyn Fn() -> bool + Sync),
+    ) -> Result<WorkerAnswer, ApiError> {
         let _turn = TurnInFlight::new(&*self.observer);
         let http = self.connection().await?;
         let mut resends = 0;
@@ -198,6 +204,10 @@ impl HandingerClient {
                     resends += 1;
                     tracing::info!(task_id = %request.task_id, %error, ?pause, "request not taken by Handinger; resending");
                     tokio::time::sleep(pause).await;
+                    if !still_ours() {
+                        tracing::warn!(task_id = %request.task_id, "not resending: the turn's claim in the shared store was lost during the pause");
+                        return Err(error);
+                    }
                 }
                 other => {
                     return other.map(|mut answer: WorkerAnswer| {

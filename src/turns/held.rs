@@ -143,7 +143,14 @@ impl HeldTurns {
         let running = turn.clone();
         let registry = self.clone();
         tokio::spawn(async move {
-            let outcome = run_turn(&api, &running.task_id, &request, &registry.answer_files).await;
+            let outcome = run_turn(
+                &api,
+                &running.task_id,
+                &request,
+                &registry.answer_files,
+                &|| true,
+            )
+            .await;
             // The input goes with the request, here, whatever the outcome.
             drop(request);
             registry.finish(key, &running, outcome);
@@ -413,8 +420,9 @@ pub(super) async fn run_turn(
     task_id: &TaskId,
     request: &TaskRequest,
     answer_files: &Arc<AnswerFileOptions>,
+    still_ours: &(dyn Fn() -> bool + Sync),
 ) -> TurnOutcome {
-    let error = match api.create_task(request).await {
+    let error = match api.create_task(request, still_ours).await {
         Ok(answer) => {
             // Started here, once per turn, so files land in --download-dir even when the
             // caller stopped waiting; in the background, so the answer is published now.

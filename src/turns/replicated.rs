@@ -273,7 +273,15 @@ async fn run_claimed(
     let outcome = match confirm_claim(&store, &ident, &meta, at).await {
         Err(withheld) => withheld,
         Ok(()) => {
-            let post = run_turn(&api, &running.task_id, &request, here.answer_files());
+            let claim = ClaimWatch::new(store.lease());
+            let still_ours = || claim.held();
+            let post = run_turn(
+                &api,
+                &running.task_id,
+                &request,
+                here.answer_files(),
+                &still_ours,
+            );
             tokio::pin!(post);
             let mut renew = tokio::time::interval(store.lease() / 3);
             renew.reset();
@@ -281,11 +289,14 @@ async fn run_claimed(
                 tokio::select! {
                     outcome = &mut post => break outcome,
                     _ = renew.tick() => {
-                        // A failed renewal never stops the POST: at worst another
-                        // replica starts following the task on Handinger.
+                        // A failed renewal never stops a POST on its way: at worst another
+                        // replica starts following the task on Handinger. It stops a resend.
                         match store.renew(&ident, &meta).await {
-                            Ok(true) => {}
-                            Ok(false) => tracing::warn!("the turn's claim was taken over while its POST ran; its answer is kept here and on Handinger"),
+                            Ok(true) => claim.renewed(),
+                            Ok(false) => {
+                                claim.lost();
+                                tracing::warn!("the turn's claim was taken over while its POST ran; its answer is kept here and on Handinger");
+                            }
                             Err(error) => tracing::warn!(%error, "could not renew the turn's claim"),
                         }
                     }
@@ -317,6 +328,44 @@ async fn run_claimed(
                 tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
             }
         }
+    }
+}
+
+/// Whether a running turn's claim is still this replica's, as far as its renewals show:
+/// not taken over, and renewed within a lease (a replica paused or cut off from the store
+/// for longer may have been taken over without hearing of it).
+struct ClaimWatch {
+    lease: Duration,
+    lost: std::sync::atomic::AtomicBool,
+    renewed: std::sync::Mutex<Instant>,
+}
+
+impl ClaimWatch {
+    /// Just after the claim was made or confirmed.
+    fn new(lease: Duration) -> Self {
+        Self {
+            lease,
+            lost: Default::default(),
+            renewed: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    fn renewed(&self) {
+        *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn lost(&self) {
+        self.lost.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn held(&self) -> bool {
+        !self.lost.load(std::sync::atomic::Ordering::Relaxed)
+            && self
+                .renewed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed()
+                < self.lease
     }
 }
 

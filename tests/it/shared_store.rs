@@ -798,3 +798,61 @@ async fn store_names_are_keyed_with_the_deployment_secret() {
         "{stderr}"
     );
 }
+
+/// Handinger refuses a turn's POST on A with Retry-After, and A stalls through the pause
+/// for longer than its lease (SIGSTOP): B, asked the same call meanwhile, finds the claim
+/// orphaned and no turn on Handinger, and on the caller's next try takes it over and posts
+/// it. A, woken, must not send
+/// its refused POST again: Handinger would run the turn twice.
+#[tokio::test]
+async fn a_refused_post_is_not_resent_once_its_claim_may_have_been_taken_over() {
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &["--store-lease", "3", "--max-wait", "1"]).await;
+    let b = replica(&fake, &redis, &["--store-lease", "3"]).await;
+    fake.push_fault(Fault::Status {
+        status: 429,
+        message: "slow down".into(),
+        retry_after: Some(6),
+    });
+    let ask = json!({"input": "refused first", "taskId": "tsk_refused_then_stalled"});
+    let started = call(&a.client, "create_task", ask.clone()).await;
+    assert_eq!(
+        structured(&started)["status"],
+        "running",
+        "{}",
+        text(&started)
+    );
+    signal(a.pid, "STOP");
+    // B follows A's claim until its lease lapses, finds no turn on Handinger and says so;
+    // the caller sends the call again, and B takes the turn over and posts it.
+    let told = call(&b.client, "create_task", ask.clone()).await;
+    assert!(text(&told).contains("again is safe"), "{}", text(&told));
+    let taken_over = answered(&b, ask).await;
+    assert_eq!(
+        structured(&taken_over)["outputText"],
+        "answer to: refused first (turn 1)",
+        "{}",
+        text(&taken_over)
+    );
+    signal(a.pid, "CONT");
+    // A's pause ends a few seconds after B's answer: it decides then.
+    common::poll::until(
+        "A decides about its refused POST",
+        std::time::Duration::from_millis(100),
+        || async {
+            let log = a.stderr.lock().unwrap().clone();
+            if log.contains("not resending") || fake.posts().len() > 2 {
+                Ok(())
+            } else {
+                Err(format!("{} POSTs", fake.posts().len()))
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        fake.turns("tsk_refused_then_stalled").len(),
+        1,
+        "the refused POST was sent again after B posted the turn"
+    );
+}
