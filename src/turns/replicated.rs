@@ -191,8 +191,12 @@ impl Replicated {
                 return Err(StartRefused::Store(error));
             }
         };
-        if asked.request.worker_id.is_none() && !asked.explicit_worker {
-            asked.request.worker_id = worker;
+        // The store's worker is the task's latest turn's, wherever it ran; what this replica
+        // remembers (copied in by `admit`) may be older. A worker the caller named wins.
+        if !asked.explicit_worker
+            && let Some(worker) = worker
+        {
+            asked.request.worker_id = Some(worker);
         }
         let turn = here.insert(&asked, meta.created_at.clone());
         let claimed = Claimed {

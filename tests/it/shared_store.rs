@@ -856,3 +856,25 @@ async fn a_refused_post_is_not_resent_once_its_claim_may_have_been_taken_over() 
         "the refused POST was sent again after B posted the turn"
     );
 }
+
+/// A follow-up without a worker goes to the worker of the task's latest turn, wherever
+/// that turn ran: turn 2 ran on B with another worker, so turn 3 on A uses it, not the
+/// worker A remembers from turn 1.
+#[tokio::test]
+async fn a_follow_up_uses_the_latest_turns_worker_from_the_store() {
+    let redis = Redis::start().await;
+    let fake = FakeHandinger::start().await;
+    let a = replica(&fake, &redis, &[]).await;
+    let b = replica(&fake, &redis, &[]).await;
+    let task = "tsk_worker_moved";
+    answered(&a, json!({"input": "first", "taskId": task})).await;
+    answered(
+        &b,
+        json!({"input": "second", "taskId": task, "workerId": "wrk_second"}),
+    )
+    .await;
+    answered(&a, json!({"input": "third", "taskId": task})).await;
+    let posts = fake.posts();
+    assert_eq!(posts.len(), 3);
+    assert_eq!(posts[2].body["workerId"], "wrk_second", "{}", posts[2].body);
+}
