@@ -157,7 +157,7 @@ impl HandingerServer {
                 .await
                 .unwrap_or_else(|e| {
                     Err(format!(
-                        "checking the attached files failed ({e}); nothing was sent to Handinger, so calling create_task again is safe"
+                        "checking the attached files failed ({e}); nothing was sent to Handinger, so calling {tool} again is safe"
                     ))
                 })
         } else {
@@ -183,7 +183,7 @@ impl HandingerServer {
             // The caller has gone (it cancelled, or its connection closed while this call
             // waited to run): a turn posted now would be one nobody asked for any more.
             return error_result(format!(
-                "The call was cancelled before anything was sent to Handinger for task {task_id}; calling create_task again is safe."
+                "The call was cancelled before anything was sent to Handinger for task {task_id}; calling {tool} again is safe."
             ))
             .into();
         }
@@ -215,7 +215,7 @@ impl HandingerServer {
             }
             Err(StartRefused::Full { limit, per_key }) => {
                 return error_result(format!(
-                    "{}. Wait for one to finish (collect running ones with get_task), then call create_task again.",
+                    "{}. Wait for one to finish (collect running ones with get_task), then call {tool} again.",
                     bound_full(limit, per_key)
                 ))
                 .into();
