@@ -35,11 +35,22 @@ struct Running {
 }
 
 async fn running_on_a(input: &str) -> Running {
+    running_on_a_with(&[], json!({"input": input})).await
+}
+
+/// [`running_on_a`] for the create_task arguments `ask`, after the replicas named in
+/// `warm_up` ran a turn each, in order, as replicas in service have (the first marks the
+/// store).
+async fn running_on_a_with(warm_up: &[char], ask: serde_json::Value) -> Running {
     let redis = Redis::start().await;
     let fake = FakeHandinger::start().await;
     let a = replica(&fake, &redis, &["--max-wait", "1"]).await;
     let b = replica(&fake, &redis, &[]).await;
-    let started = call(&a.client, "create_task", json!({"input": input})).await;
+    for name in warm_up {
+        let bridge = if *name == 'a' { &a } else { &b };
+        answered(bridge, json!({"input": format!("warm up {name}")})).await;
+    }
+    let started = call(&a.client, "create_task", ask).await;
     assert_eq!(
         structured(&started)["status"],
         "running",
@@ -660,76 +671,44 @@ async fn the_first_call_after_redis_restarts_is_not_refused() {
     assert_eq!(fake.posts().len(), 2);
 }
 
-/// Two replicas on one store, and a turn of `input` on task `task_id` started on A (whose
-/// caller stops waiting after a second) and still running: where Redis then loses its data.
-struct InFlight {
-    redis: Redis,
-    fake: FakeHandinger,
-    a: Bridge,
-    b: Bridge,
-    ask: serde_json::Value,
-}
-
-impl InFlight {
-    /// `warm_up` names the replicas that claim a turn first, in order, as replicas in service
-    /// have: the first of them marks the store.
-    async fn start(warm_up: &[char], input: &str, task_id: &str) -> Self {
-        let redis = Redis::start().await;
-        let fake = FakeHandinger::start().await;
-        let a = replica(&fake, &redis, &["--max-wait", "1"]).await;
-        let b = replica(&fake, &redis, &[]).await;
-        for name in warm_up {
-            let bridge = if *name == 'a' { &a } else { &b };
-            answered(bridge, json!({"input": format!("warm up {name}")})).await;
-        }
-        let ask = json!({"input": input, "taskId": task_id});
-        let started = call(&a.client, "create_task", ask.clone()).await;
-        assert_eq!(
-            structured(&started)["status"],
-            "running",
-            "{}",
-            text(&started)
-        );
-        InFlight {
-            redis,
-            fake,
-            a,
-            b,
-            ask,
-        }
-    }
-
-    /// The call sent again on B is answered with the turn A posted, which Handinger holds
-    /// once.
-    async fn retry_on_b_follows_the_turn(&self) {
-        let retried = answered(&self.b, self.ask.clone()).await;
-        assert_eq!(
-            structured(&retried)["status"],
-            "completed",
-            "{}",
-            text(&retried)
-        );
-        assert_eq!(
-            structured(&retried)["outputText"],
-            format!(
-                "answer to: {} (turn 1)",
-                self.ask["input"].as_str().unwrap()
-            ),
-            "{}",
-            text(&retried)
-        );
-        let task_id = self.ask["taskId"].as_str().unwrap();
-        assert_eq!(self.fake.turns(task_id).len(), 1, "posted twice");
-    }
+/// The call of [`running_on_a_with`] sent again on B, while A's turn still runs on
+/// Handinger: answered with the turn A posted, which Handinger holds once.
+async fn retry_on_b_follows_the_turn(run: &Running, input: &str) {
+    // Were the turn over, B could answer from its record (--repeat-window) and this would
+    // not test following a running turn.
+    assert_eq!(
+        run.fake.turns(&run.task_id)[0].status,
+        "running",
+        "the turn ended before the retry: give it a longer sleep="
+    );
+    let retried = answered(&run.b, json!({"input": input, "taskId": run.task_id})).await;
+    assert_eq!(
+        structured(&retried)["status"],
+        "completed",
+        "{}",
+        text(&retried)
+    );
+    assert_eq!(
+        structured(&retried)["outputText"],
+        format!("answer to: {input} (turn 1)"),
+        "{}",
+        text(&retried)
+    );
+    assert_eq!(run.fake.turns(&run.task_id).len(), 1, "posted twice");
 }
 
 /// Redis restarts without its data while a turn runs on A: the retry on B must not post the
 /// turn a second time (the store no longer knows it runs), but follow it on Handinger.
 #[tokio::test]
 async fn a_turn_running_when_the_store_lost_its_data_is_not_posted_again() {
-    let mut run = InFlight::start(&['b'], "in flight sleep=2500", "tsk_store_amnesia").await;
+    let input = "in flight sleep=6000";
+    let mut run = running_on_a_with(
+        &['b'],
+        json!({"input": input, "taskId": "tsk_store_amnesia"}),
+    )
+    .await;
     run.redis.restart(false);
-    run.retry_on_b_follows_the_turn().await;
+    retry_on_b_follows_the_turn(&run, input).await;
 }
 
 /// As above, but the replica that marked the store before the loss is also the first to
@@ -737,16 +716,16 @@ async fn a_turn_running_when_the_store_lost_its_data_is_not_posted_again() {
 /// old one for B, which then follows the running turn instead of posting it again.
 #[tokio::test]
 async fn a_loss_is_seen_when_the_replica_that_marked_the_store_marks_it_again() {
-    let mut run = InFlight::start(
+    let input = "in flight sleep=6000";
+    let mut run = running_on_a_with(
         &['a', 'b'],
-        "in flight sleep=3000",
-        "tsk_store_marked_again",
+        json!({"input": input, "taskId": "tsk_store_marked_again"}),
     )
     .await;
     run.redis.restart(false);
     // A claims first after the loss, and marks the emptied store again.
     answered(&run.a, json!({"input": "first after the loss"})).await;
-    run.retry_on_b_follows_the_turn().await;
+    retry_on_b_follows_the_turn(&run, input).await;
 }
 
 /// The store's names are keyed with the deployment's secret: a digest of the API key alone
