@@ -264,6 +264,15 @@ async fn task_view_in_chromium_follows_the_task_renders_it_safely_and_sends_one_
     } else {
         Path::new(env!("CARGO_TARGET_TMPDIR")).join("app-view")
     };
+    let shots: Vec<_> = ["failed", "running", "completed", "follow-up"]
+        .into_iter()
+        .flat_map(|state| ["light", "dark"].map(|theme| format!("task-view-{state}-{theme}.png")))
+        .map(|name| screenshots.join(name))
+        .collect();
+    // Gone before the run, so the check below sees this run's screenshots, not a past one's.
+    for shot in &shots {
+        let _ = std::fs::remove_file(shot);
+    }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/app_view.py");
     let mut cmd = tokio::process::Command::new(python);
     cmd.arg(&script)
@@ -320,10 +329,7 @@ async fn task_view_in_chromium_follows_the_task_renders_it_safely_and_sends_one_
         .map(|w| w.path)
         .collect();
     assert_eq!(archived, [format!("/api/tasks/{task_id}")]);
-    for state in ["failed", "running", "completed", "follow-up"] {
-        for theme in ["light", "dark"] {
-            let shot = screenshots.join(format!("task-view-{state}-{theme}.png"));
-            assert!(shot.exists(), "no screenshot {}", shot.display());
-        }
+    for shot in &shots {
+        assert!(shot.exists(), "no screenshot {}", shot.display());
     }
 }

@@ -127,7 +127,8 @@ async def listing(client: Client) -> tuple[str, dict[str, Any]]:
     for name in ("create_task", "get_task", "ask_checker"):
         meta = tools[name].meta or {}
         check(meta.get("ui", {}).get("resourceUri") == VIEW, f"{name} is not linked to the view: {meta}")
-    check(not (tools["create_worker"].meta or {}).get("ui") if "create_worker" in tools else True, "a worker tool is linked")
+    for name in ("archive_task", "delete_worker"):
+        check(not (tools[name].meta or {}).get("ui"), f"{name} is linked to the view")
     resources = (await client.list_resources()).resources
     check([r.uri for r in resources] == [VIEW], f"resources/list: {resources}")
     check(resources[0].mime_type == MIME, f"listed type {resources[0].mime_type}")

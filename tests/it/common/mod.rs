@@ -169,7 +169,6 @@ pub async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResu
     client.call_tool(params).await.expect("tools/call answered")
 }
 
-/// All text blocks of a result, joined.
 /// A whole number from the environment variable `name`, or `default`: how a longer soak or
 /// chaos run is sized without editing the test.
 pub fn env_number(name: &str, default: u64) -> u64 {
@@ -179,6 +178,7 @@ pub fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// All text blocks of a result, joined.
 pub fn text(result: &CallToolResult) -> String {
     result
         .content
