@@ -126,8 +126,11 @@ async fn a_task_result_labels_the_worker_page_as_the_workers_and_the_task_page_a
 /// The server's gap after a tick makes that rare, not impossible: a client, or a server,
 /// held up for longer than the gap on a loaded machine still sends or reads both at once.
 /// So a run may see one unknown token in 64 calls outside the stalls Node notices in itself;
-/// without the gap every run saw between 2 and 18.
+/// without the gap every run saw between 2 and 18. Beside seven other tests on two cores
+/// it saw 2 even with the gap, so it runs alone: `.ci/test` runs it after the others
+/// (`cargo test --test it -- --ignored`).
 #[tokio::test]
+#[ignore = "timing-sensitive: .ci/test runs it alone, after the other tests"]
 async fn no_progress_tick_follows_its_answer_for_the_typescript_sdk() {
     // Before the fix about one call in ten over legacy SSE saw a tick after its answer
     // (the 2 of 20); sixty-four calls there, sixteen at a time, caught it in every
